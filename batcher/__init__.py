@@ -1,0 +1,5 @@
+"""The write batcher: buffers applied score events and writes them to the history in bulk.
+
+Owns buffering, flush timing, retries and draining. May import `store` (events,
+the `ScoreHistory` protocol, its errors) and the standard library; nothing above it.
+"""

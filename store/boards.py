@@ -1,0 +1,112 @@
+"""Boards and their reset periods: which period is live now, and which period ids are valid."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+
+class ResetPeriod(enum.Enum):
+    """How often a board starts over; periods are computed in UTC."""
+
+    NEVER = "never"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+FOREVER = "all"
+
+_PERIOD_PATTERNS = {
+    ResetPeriod.NEVER: re.compile(r"all"),
+    ResetPeriod.DAILY: re.compile(r"(\d{4})-(\d{2})-(\d{2})"),
+    ResetPeriod.WEEKLY: re.compile(r"(\d{4})-W(\d{2})"),
+    ResetPeriod.MONTHLY: re.compile(r"(\d{4})-(\d{2})"),
+}
+
+BOARD_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """A leaderboard: an id and how often it resets."""
+
+    id: str
+    reset: ResetPeriod
+
+    def period_at(self, moment: datetime) -> str:
+        """The id of the period that contains `moment` (converted to UTC)."""
+        moment = moment.astimezone(UTC)
+        match self.reset:
+            case ResetPeriod.NEVER:
+                return FOREVER
+            case ResetPeriod.DAILY:
+                return moment.strftime("%Y-%m-%d")
+            case ResetPeriod.WEEKLY:
+                year, week, _ = moment.isocalendar()
+                return f"{year:04d}-W{week:02d}"
+            case ResetPeriod.MONTHLY:
+                return moment.strftime("%Y-%m")
+
+    def current_period(self) -> str:
+        """The id of the period that is live now."""
+        return self.period_at(datetime.now(UTC))
+
+    def is_valid_period(self, period: str) -> bool:
+        """Whether `period` is a well-formed id of a real period of this board."""
+        return period_end(self.reset, period) is not None or (
+            self.reset is ResetPeriod.NEVER and period == FOREVER
+        )
+
+
+def period_end(reset: ResetPeriod, period: str) -> datetime | None:
+    """The UTC instant a period ends (None for NEVER, or when the id is malformed)."""
+    match = _PERIOD_PATTERNS[reset].fullmatch(period)
+    if match is None or reset is ResetPeriod.NEVER:
+        return None
+    numbers = [int(group) for group in match.groups()]
+    try:
+        match reset:
+            case ResetPeriod.DAILY:
+                start = date(numbers[0], numbers[1], numbers[2])
+                end = start + timedelta(days=1)
+            case ResetPeriod.WEEKLY:
+                start = date.fromisocalendar(numbers[0], numbers[1], 1)
+                end = start + timedelta(weeks=1)
+            case ResetPeriod.MONTHLY:
+                year, month = numbers
+                start = date(year, month, 1)
+                end = date(year + month // 12, month % 12 + 1, 1)
+    except ValueError:
+        return None
+    return datetime(end.year, end.month, end.day, tzinfo=UTC)
+
+
+def parse_boards(spec: str) -> tuple[Board, ...]:
+    """Parse `id:reset` pairs separated by commas, e.g. `global:monthly,alltime:never`.
+
+    The `global` monthly board always exists; it is added when the spec leaves it out.
+    """
+    boards: dict[str, Board] = {}
+    for raw_item in spec.split(","):
+        item = raw_item.strip()
+        if not item:
+            continue
+        board_id, separator, reset_name = item.partition(":")
+        board_id = board_id.strip()
+        if not separator:
+            raise ValueError(f"board {item!r} needs a reset period, e.g. {board_id}:monthly")
+        if not BOARD_ID_PATTERN.fullmatch(board_id):
+            raise ValueError(f"board id {board_id!r} must be 1..64 of letters, digits, '_', '-', '.'")
+        try:
+            reset = ResetPeriod(reset_name.strip().lower())
+        except ValueError:
+            choices = ", ".join(member.value for member in ResetPeriod)
+            raise ValueError(f"board {board_id!r}: reset must be one of {choices}") from None
+        if board_id in boards:
+            raise ValueError(f"board {board_id!r} is configured twice")
+        boards[board_id] = Board(board_id, reset)
+    boards.setdefault("global", Board("global", ResetPeriod.MONTHLY))
+    return tuple(boards.values())

@@ -1,0 +1,33 @@
+"""Fixtures shared by every test: the real Redis and MariaDB of this machine, isolated per test."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.shared_services import delete_prefix, mysql_url, private_database, require_redis
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix no other test uses on the shared Redis; its keys are deleted afterwards."""
+    await require_redis()
+    prefix = f"lbtest-{secrets.token_hex(6)}"
+    yield prefix
+    await delete_prefix(prefix)
+
+
+@pytest.fixture
+async def mysql_database_url() -> AsyncIterator[str]:
+    """A `databases` URL of a fresh database on the shared MariaDB, dropped afterwards."""
+    async with private_database() as name:
+        yield mysql_url(name)
+
+
+@pytest.fixture
+def sqlite_database_url(tmp_path: Path) -> str:
+    """A `databases` URL of a fresh SQLite file."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'leaderboard.db'}"
