@@ -50,6 +50,10 @@ class Board:
             case ResetPeriod.MONTHLY:
                 return moment.strftime("%Y-%m")
 
+    def period_at_timestamp(self, timestamp: float) -> str:
+        """The id of the period that contains a Unix timestamp."""
+        return self.period_at(datetime.fromtimestamp(timestamp, UTC))
+
     def current_period(self) -> str:
         """The id of the period that is live now."""
         return self.period_at(datetime.now(UTC))

@@ -1,0 +1,33 @@
+"""The errors a client can see, each with the `extensions.code` the contract names."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    """The contract's error codes."""
+
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    NOT_FOUND = "NOT_FOUND"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+class ApiError(Exception):
+    """A request the service refuses; nothing was changed by it."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def bad_input(message: str) -> ApiError:
+    """An invalid argument."""
+    return ApiError(ErrorCode.BAD_USER_INPUT, message)
+
+
+def unavailable(message: str) -> ApiError:
+    """Storage down or the write buffer full: nothing was applied, retry later."""
+    return ApiError(ErrorCode.UNAVAILABLE, message)

@@ -1,0 +1,184 @@
+"""The leaderboard service: what every resolver calls. Validates, then reads or writes the stores."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from batcher import WriteBatcher, WriteRefused
+from resolvers import validation
+from resolvers.errors import ApiError, ErrorCode, bad_input, unavailable
+from store.boards import Board
+from store.errors import RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
+from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement
+from store.ranking import RankingStore
+from store.recovery import RankingRecovery
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A store call can meet several lost rankings in a row (one per period it touches).
+_RECOVERY_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class IncrementRequest:
+    """One increment as a client asked for it, before validation."""
+
+    username: str
+    delta: int
+    board: str
+    event_id: str | None
+
+
+class LeaderboardService:
+    """Reads and writes of the leaderboards, with the contract's rules and error codes."""
+
+    def __init__(
+        self,
+        *,
+        ranking: RankingStore,
+        batcher: WriteBatcher,
+        recovery: RankingRecovery,
+        boards: Sequence[Board],
+        max_delta: int,
+        max_batch_increments: int,
+        persisted_ack: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ranking = ranking
+        self._batcher = batcher
+        self._recovery = recovery
+        self._boards = {board.id: board for board in boards}
+        self._max_delta = max_delta
+        self._max_batch_increments = max_batch_increments
+        self._persisted_ack = persisted_ack
+        self._clock = clock
+
+    @property
+    def boards(self) -> list[Board]:
+        """The configured boards."""
+        return list(self._boards.values())
+
+    def board(self, board_id: str) -> Board:
+        """A configured board, or NOT_FOUND."""
+        board = self._boards.get(board_id)
+        if board is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"unknown board {board_id!r}")
+        return board
+
+    def period(self, board_id: str, period: str | None) -> tuple[Board, str]:
+        """A board and a valid period of it (the current one by default)."""
+        board = self.board(board_id)
+        return board, validation.period(board, period)
+
+    def subscribable_player(self, board_id: str, username: str) -> None:
+        """Check the arguments of a player subscription."""
+        self.board(board_id)
+        validation.username(username)
+
+    def subscribable_top(self, board_id: str, limit: int) -> None:
+        """Check the arguments of a top-list subscription."""
+        self.board(board_id)
+        validation.limit(limit)
+
+    # Writes
+
+    async def increment(self, requests: Sequence[IncrementRequest]) -> list[IncrementOutcome]:
+        """Validate every increment, then apply all in order, or none."""
+        validation.batch_size(len(requests), self._max_batch_increments)
+        increments = [self._validated(request) for request in requests]
+        try:
+            with self._batcher.reserve(len(increments)) as reservation:
+                outcomes = await self._recovering(lambda: self._ranking.increment(increments))
+                now_ms = int(self._clock() * 1000)
+                persisted = reservation.commit(
+                    [_event(outcome.increment, now_ms) for outcome in outcomes if outcome.applied]
+                )
+        except WriteRefused as error:
+            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
+        except ScoreOutOfRange as error:
+            raise bad_input(str(error)) from None
+        if self._persisted_ack:
+            await persisted
+        return outcomes
+
+    def _validated(self, request: IncrementRequest) -> ScoreIncrement:
+        board = self.board(request.board)
+        client_event_id = validation.event_id(request.event_id)
+        return ScoreIncrement(
+            board=board.id,
+            period=board.period_at_timestamp(self._clock()),
+            username=validation.username(request.username),
+            delta=validation.delta(request.delta, self._max_delta),
+            # '~' is outside the client alphabet, so a generated id never meets a client's.
+            event_id=client_event_id or f"~{uuid.uuid4().hex}",
+            client_event_id=client_event_id is not None,
+        )
+
+    # Reads
+
+    async def top(
+        self, board_id: str, period: str | None, limit: int, offset: int = 0
+    ) -> list[RankedPlayer]:
+        """The best players of a period, from rank offset+1."""
+        board, period_id = self.period(board_id, period)
+        validation.limit(limit)
+        validation.offset(offset)
+        return await self._recovering(
+            lambda: self._ranking.top(board.id, period_id, limit, offset)
+        )
+
+    async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
+        """One player's standing, or None without a score."""
+        board, period_id = self.period(board_id, period)
+        validation.username(username)
+        return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
+
+    async def neighborhood(
+        self, board_id: str, period: str | None, username: str, radius: int
+    ) -> list[RankedPlayer]:
+        """The player and up to `radius` players above and below."""
+        board, period_id = self.period(board_id, period)
+        validation.username(username)
+        validation.radius(radius)
+        return await self._recovering(
+            lambda: self._ranking.neighborhood(board.id, period_id, username, radius)
+        )
+
+    async def player_count(self, board_id: str, period: str | None) -> int:
+        """How many players scored in the period."""
+        board, period_id = self.period(board_id, period)
+        return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
+
+    async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a store operation, rebuilding any period it finds not loaded, then retrying."""
+        for _ in range(_RECOVERY_ATTEMPTS):
+            try:
+                return await operation()
+            except RankingNotLoaded as missing:
+                try:
+                    await self._recovery.ensure_loaded(missing.board, missing.period)
+                except StoreUnavailable as error:
+                    raise unavailable(str(error)) from None
+            except StoreUnavailable as error:
+                logger.warning("store unavailable: %s", error)
+                raise unavailable("storage is unavailable; nothing was applied, retry later") from None
+        raise unavailable("the ranking is being rebuilt; retry later")
+
+
+def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
+    return ScoreEvent(
+        board=increment.board,
+        period=increment.period,
+        username=increment.username,
+        delta=increment.delta,
+        event_id=increment.event_id,
+        client_event_id=increment.client_event_id,
+        created_at_ms=created_at_ms,
+    )

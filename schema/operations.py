@@ -1,0 +1,171 @@
+"""Query, Mutation and Subscription: thin resolvers that call the service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from resolvers.errors import ApiError, ErrorCode
+from resolvers.service import IncrementRequest
+from schema.context import ApiContext
+from schema.scalars import Long
+from schema.types import RankChange, RankedPlayer, ResetPeriod, ScoreIncrement, ScoreUpdate
+from store.boards import Board
+
+Info = strawberry.Info[ApiContext, None]
+GLOBAL = strawberry.ID("global")
+
+
+@strawberry.type
+class Leaderboard:
+    id: strawberry.ID
+    reset: ResetPeriod
+    current_period: str = strawberry.field(description="Id of the period that is live now.")
+
+    @strawberry.field(description="Players with a score in the period (default: the current one).")
+    async def player_count(self, info: Info, period: str | None = None) -> int:
+        return await info.context.service.player_count(self.id, period)
+
+    @classmethod
+    def of(cls, board: Board) -> Leaderboard:
+        """The GraphQL view of a board."""
+        return cls(
+            id=strawberry.ID(board.id),
+            reset=ResetPeriod.of(board.reset),
+            current_period=board.current_period(),
+        )
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description=(
+            "The boards this service serves (configured at start-up; `global`, MONTHLY, always exists)."
+        )
+    )
+    def leaderboards(self, info: Info) -> list[Leaderboard]:
+        return [Leaderboard.of(board) for board in info.context.service.boards]
+
+    @strawberry.field(description="Best players first. limit 1..100, offset >= 0.")
+    async def top_players(
+        self,
+        info: Info,
+        board: strawberry.ID = GLOBAL,
+        limit: int = 10,
+        offset: int = 0,
+        period: str | None = None,
+    ) -> list[RankedPlayer]:
+        players = await info.context.service.top(board, period, limit, offset)
+        return [RankedPlayer.of(player) for player in players]
+
+    @strawberry.field(
+        description="One player's standing; null when the player has no score in the period."
+    )
+    async def player(
+        self,
+        info: Info,
+        username: str,
+        board: strawberry.ID = GLOBAL,
+        period: str | None = None,
+    ) -> RankedPlayer | None:
+        player = await info.context.service.player(board, period, username)
+        return None if player is None else RankedPlayer.of(player)
+
+    @strawberry.field(
+        description=(
+            "The player and up to `radius` players ranked directly above and below,\n"
+            "best first (radius 0..50). Empty when the player has no score in the period."
+        )
+    )
+    async def neighborhood(
+        self,
+        info: Info,
+        username: str,
+        radius: int = 5,
+        board: strawberry.ID = GLOBAL,
+        period: str | None = None,
+    ) -> list[RankedPlayer]:
+        players = await info.context.service.neighborhood(board, period, username, radius)
+        return [RankedPlayer.of(player) for player in players]
+
+
+def _require_write_token(info: Info) -> None:
+    if not info.context.authorized:
+        raise ApiError(
+            ErrorCode.UNAUTHENTICATED,
+            "a valid write token is needed (header X-Internal-Token, or Authorization: Bearer)",
+        )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description=(
+            "Add delta to the player's score in the board's current period.\n"
+            "Needs the write token (header X-Internal-Token, or Authorization: Bearer)."
+        )
+    )
+    async def increment_score(
+        self,
+        info: Info,
+        username: str,
+        delta: int = 1,
+        board: strawberry.ID = GLOBAL,
+        event_id: str | None = None,
+    ) -> ScoreUpdate:
+        _require_write_token(info)
+        request = IncrementRequest(username=username, delta=delta, board=board, event_id=event_id)
+        (outcome,) = await info.context.service.increment([request])
+        return ScoreUpdate.of(outcome)
+
+    @strawberry.mutation(
+        description=(
+            "Many increments in one call (1..1000), in order; all are validated before any is applied."
+        )
+    )
+    async def increment_scores(
+        self, info: Info, increments: list[ScoreIncrement]
+    ) -> list[ScoreUpdate]:
+        _require_write_token(info)
+        requests = [
+            IncrementRequest(
+                username=item.username, delta=item.delta, board=item.board, event_id=item.event_id
+            )
+            for item in increments
+        ]
+        outcomes = await info.context.service.increment(requests)
+        return [ScoreUpdate.of(outcome) for outcome in outcomes]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "The player's standing now (when the player has a score), then every change\n"
+            "of it: when the player scores, and when others pass the player or fall below."
+        )
+    )
+    async def rank_changed(
+        self, info: Info, username: str, board: strawberry.ID = GLOBAL
+    ) -> AsyncGenerator[RankChange, None]:
+        info.context.service.subscribable_player(board, username)
+        async for update in info.context.live.watch_player(board, username):
+            yield RankChange(
+                username=update.username,
+                board=strawberry.ID(update.board),
+                period=update.period,
+                score=Long(update.score),
+                rank=update.rank,
+                previous_rank=update.previous_rank,
+            )
+
+    @strawberry.subscription(
+        description="The top `limit` (1..100) now, then the new list each time it changes."
+    )
+    async def top_players_changed(
+        self, info: Info, board: strawberry.ID = GLOBAL, limit: int = 10
+    ) -> AsyncGenerator[list[RankedPlayer], None]:
+        info.context.service.subscribable_top(board, limit)
+        async for players in info.context.live.watch_top(board, limit):
+            yield [RankedPlayer.of(player) for player in players]

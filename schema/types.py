@@ -1,0 +1,94 @@
+"""The object, input and enum types of the contract."""
+
+from __future__ import annotations
+
+import enum
+
+import strawberry
+
+from schema.scalars import Long
+from store import boards as board_values
+from store.models import IncrementOutcome, RankedPlayer as RankedPlayerValue
+
+
+@strawberry.enum(description="How often a board starts over. Periods are computed in UTC.")
+class ResetPeriod(enum.Enum):
+    NEVER = strawberry.enum_value("never", description="one period forever; its id is `all`")
+    DAILY = strawberry.enum_value("daily", description="id like `2026-11-23`")
+    WEEKLY = strawberry.enum_value("weekly", description="ISO week, id like `2026-W48`")
+    MONTHLY = strawberry.enum_value(
+        "monthly", description="id like `2026-11` (the default board resets monthly)"
+    )
+
+    @classmethod
+    def of(cls, reset: board_values.ResetPeriod) -> ResetPeriod:
+        """The GraphQL value of a board's reset period."""
+        return cls(reset.value)
+
+
+@strawberry.type(
+    description=(
+        "One player's standing. Ranks are 1-based standard competition ranks: players\n"
+        "with equal scores share a rank and the next rank skips (1, 2, 2, 4).\n"
+        "Within equal scores, lists order players by username ascending."
+    )
+)
+class RankedPlayer:
+    username: str
+    score: Long
+    rank: int
+
+    @classmethod
+    def of(cls, player: RankedPlayerValue) -> RankedPlayer:
+        """The GraphQL view of a standing."""
+        return cls(username=player.username, score=Long(player.score), rank=player.rank)
+
+
+@strawberry.type(description="What an increment did.")
+class ScoreUpdate:
+    username: str
+    board: strawberry.ID
+    period: str
+    score: Long = strawberry.field(description="Total in the period after this increment.")
+    rank: int
+    applied: bool = strawberry.field(
+        description="False when eventId was seen before: nothing changed, score and rank are current."
+    )
+
+    @classmethod
+    def of(cls, outcome: IncrementOutcome) -> ScoreUpdate:
+        """The GraphQL view of an increment's outcome."""
+        increment = outcome.increment
+        return cls(
+            username=increment.username,
+            board=strawberry.ID(increment.board),
+            period=increment.period,
+            score=Long(outcome.score),
+            rank=outcome.rank,
+            applied=outcome.applied,
+        )
+
+
+@strawberry.input
+class ScoreIncrement:
+    username: str
+    delta: int
+    board: strawberry.ID = strawberry.ID("global")
+    event_id: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Idempotency key: an increment whose eventId was already applied is not applied again."
+        ),
+    )
+
+
+@strawberry.type(description="A change in one player's standing.")
+class RankChange:
+    username: str
+    board: strawberry.ID
+    period: str
+    score: Long
+    rank: int
+    previous_rank: int | None = strawberry.field(
+        description="Null when the player had no rank before (first score in the period)."
+    )

@@ -1,0 +1,163 @@
+"""The ASGI application: /graphql (GraphiQL, HTTP, WebSocket), /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from resolvers.auth import token_from_headers
+from schema.build import build_schema
+from schema.context import ApiContext
+from server import resources as lifecycle
+from server.resources import Resources
+from server.settings import Settings
+
+
+class GraphQLApp(GraphQL[ApiContext, None]):
+    """Strawberry's ASGI GraphQL app, with our context and a fast JSON encoder."""
+
+    def __init__(self, resources: Resources, **options: Any) -> None:
+        settings = resources.settings
+        schema = build_schema(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_query_tokens,
+            introspection=settings.introspection,
+            extra_extensions=[resources.metrics.extension()],
+        )
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.introspection else None,
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=20,
+            **options,
+        )
+        self.resources = resources
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> ApiContext:
+        presented = token_from_headers(
+            request.headers.get("x-internal-token"), request.headers.get("authorization")
+        )
+        return ApiContext(
+            service=self.resources.service,
+            live=self.resources.live,
+            authorized=self.resources.tokens.accepts(presented),
+        )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over a bound with 413, before they are buffered in full."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(max_bytes: int) -> Response:
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": f"request body larger than {max_bytes} bytes",
+                    "extensions": {"code": "BAD_USER_INPUT"},
+                }
+            ]
+        },
+        status_code=413,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The service as an ASGI app; every resource is opened and closed by its lifespan."""
+    settings = settings or Settings()
+    resources = lifecycle.build_resources(settings)
+    graphql = GraphQLApp(resources)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await lifecycle.start(resources)
+        try:
+            yield
+        finally:
+            await lifecycle.stop(resources)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        is_ready, checks = await lifecycle.ready(resources)
+        return JSONResponse(checks, status_code=200 if is_ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Content-Type", "Authorization", "X-Internal-Token"],
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.resources = resources
+    return app

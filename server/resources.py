@@ -1,0 +1,156 @@
+"""Opening and closing everything the service runs on, in order, from the settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from batcher import WriteBatcher
+from resolvers.auth import WriteTokens
+from resolvers.live import LiveRankings
+from resolvers.service import LeaderboardService
+from server.metrics import Metrics
+from server.settings import AckMode, Settings
+from store.embedded_ranking import EmbeddedRankingStore
+from store.errors import StoreUnavailable
+from store.ranking import RankingStore
+from store.recovery import RankingRecovery
+from store.redis_ranking import RedisRankingStore
+from store.sql_history import SqlScoreHistory
+
+logger = logging.getLogger(__name__)
+
+_STARTUP_RETRY_SECONDS = 1.0
+
+
+@dataclass
+class Resources:
+    """The running components of one service process."""
+
+    settings: Settings
+    ranking: RankingStore
+    history: SqlScoreHistory
+    batcher: WriteBatcher
+    recovery: RankingRecovery
+    service: LeaderboardService
+    live: LiveRankings
+    tokens: WriteTokens
+    metrics: Metrics = field(default_factory=Metrics)
+    started: bool = False
+
+
+def open_ranking(settings: Settings) -> RankingStore:
+    """The live ranking store the settings name: Redis, or the embedded one."""
+    if settings.redis_url:
+        return RedisRankingStore.from_url(
+            settings.redis_url,
+            key_prefix=settings.key_prefix,
+            boards=settings.boards,
+            retention=settings.retention,
+        )
+    return EmbeddedRankingStore(boards=settings.boards)
+
+
+def open_history(settings: Settings) -> SqlScoreHistory:
+    """The score history the settings name: MySQL, or the embedded SQLite file."""
+    return SqlScoreHistory(settings.history_url)
+
+
+def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resources:
+    """Wire the components together (nothing is connected yet)."""
+    metrics = metrics or Metrics()
+    ranking = open_ranking(settings)
+    history = open_history(settings)
+    batcher = WriteBatcher(
+        history,
+        flush_interval=settings.flush_interval,
+        flush_max_events=settings.flush_max_events,
+        max_buffered_events=settings.max_buffered_events,
+        observer=metrics,
+    )
+    recovery = RankingRecovery(
+        ranking,
+        history,
+        claim_seconds=settings.rebuild_claim_seconds,
+        wait_seconds=settings.rebuild_wait_seconds,
+        settle_seconds=settings.rebuild_settle_seconds,
+    )
+    service = LeaderboardService(
+        ranking=ranking,
+        batcher=batcher,
+        recovery=recovery,
+        boards=settings.boards,
+        max_delta=settings.max_delta,
+        max_batch_increments=settings.max_batch_increments,
+        persisted_ack=settings.ack is AckMode.PERSISTED,
+    )
+    live = LiveRankings(
+        ranking, service, settings.boards, resync_interval=settings.resync_interval_seconds
+    )
+    metrics.track(
+        batcher_depth=lambda: batcher.depth,
+        subscriptions=lambda: live.subscriber_count,
+        rebuilds=lambda: recovery.rebuilds,
+    )
+    return Resources(
+        settings=settings,
+        ranking=ranking,
+        history=history,
+        batcher=batcher,
+        recovery=recovery,
+        service=service,
+        live=live,
+        tokens=WriteTokens(settings.write_tokens),
+        metrics=metrics,
+    )
+
+
+async def start(resources: Resources, timeout: float = 60.0) -> None:
+    """Connect, migrate, rebuild the current periods, start the batcher and the live feed.
+
+    Retries while the stores are unreachable, up to `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await resources.history.connect()
+            await resources.history.migrate()
+            await resources.ranking.ping()
+            break
+        except StoreUnavailable as error:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("waiting for the stores: %s", error)
+            await resources.history.close()
+            await asyncio.sleep(_STARTUP_RETRY_SECONDS)
+    await resources.batcher.start()
+    for board in resources.settings.boards:
+        await resources.recovery.ensure_loaded(board.id, board.current_period())
+    await resources.live.start()
+    resources.started = True
+
+
+async def stop(resources: Resources) -> None:
+    """Stop taking work, drain the write buffer to the history, close connections."""
+    resources.started = False
+    await resources.live.close()
+    lost = await resources.batcher.close(resources.settings.drain_timeout_seconds)
+    if lost:
+        logger.error("%d acknowledged events could not be written to the history", lost)
+    await resources.history.close()
+    await resources.ranking.close()
+
+
+async def ready(resources: Resources) -> tuple[bool, dict[str, str]]:
+    """Whether the process may take traffic, and each dependency's state."""
+    checks: dict[str, str] = {"startup": "done" if resources.started else "pending"}
+    for name, ping in (("ranking", resources.ranking.ping), ("history", resources.history.ping)):
+        try:
+            await asyncio.wait_for(ping(), timeout=2.0)
+            checks[name] = "ok"
+        except (StoreUnavailable, TimeoutError) as error:
+            checks[name] = f"unavailable: {error}"
+    checks["batcher"] = "ok" if resources.batcher.healthy else "refusing writes"
+    return all(value in ("ok", "done") for value in checks.values()), checks

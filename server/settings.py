@@ -1,0 +1,123 @@
+"""Every setting of the service, read from the environment (and `.env`) once, in one typed object."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import timedelta
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from store.boards import Board, parse_boards
+
+EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///leaderboard.db"
+
+
+class AckMode(enum.Enum):
+    """When a mutation answers: once Redis has applied it, or once MySQL has committed it too."""
+
+    BUFFERED = "buffered"
+    PERSISTED = "persisted"
+
+
+class LogFormat(enum.Enum):
+    """How log lines are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """The service's configuration: `LEADERBOARD_*` environment variables, or a `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADERBOARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    redis_url: str = ""
+    """Empty: the embedded in-process ranking store."""
+    database_url: str = ""
+    """A `databases` URL; empty: SQLite at ./leaderboard.db."""
+    write_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Comma-separated tokens accepted for mutations (several for rotation); empty: one is generated."""
+    boards_spec: str = Field("global:monthly", validation_alias="LEADERBOARD_BOARDS")
+    flush_interval_ms: int = Field(100, ge=1, le=60_000)
+    flush_max_events: int = Field(500, ge=1, le=10_000)
+    max_buffered_events: int = Field(100_000, ge=1)
+    max_delta: int = Field(1_000_000, ge=1, le=2**53 - 1)
+    key_prefix: str = Field("lb", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    retention_days: int = Field(35, ge=0)
+    """How long a finished period stays in Redis; older ones are read back from the history."""
+    rebuild_claim_seconds: float = Field(60.0, gt=0)
+    """Expiry of a rebuild claim, so a crashed rebuilder does not block the others forever."""
+    rebuild_wait_seconds: float = Field(30.0, gt=0)
+    """How long a request waits for another instance's rebuild before answering UNAVAILABLE."""
+    rebuild_settle_seconds: float = Field(0.5, ge=0)
+    """Pause before a rebuild reads the history, so other instances' buffers reach it first."""
+    drain_timeout_seconds: float = Field(30.0, gt=0)
+    ack: AckMode = AckMode.BUFFERED
+    resync_interval_seconds: float = Field(5.0, gt=0)
+    max_query_depth: int = Field(8, ge=2)
+    max_aliases: int = Field(30, ge=1)
+    max_query_tokens: int = Field(2_000, ge=50)
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    max_batch_increments: int = Field(1000, ge=1, le=10_000)
+    introspection: bool = True
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: str = "INFO"
+
+    @field_validator("write_token", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(token.strip() for token in value.split(",") if token.strip())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("boards_spec")
+    @classmethod
+    def _check_boards(cls, value: str) -> str:
+        parse_boards(value)
+        return value
+
+    @cached_property
+    def boards(self) -> tuple[Board, ...]:
+        """The configured boards; `global` (monthly) always among them."""
+        return parse_boards(self.boards_spec)
+
+    @cached_property
+    def write_tokens(self) -> tuple[str, ...]:
+        """Tokens accepted for mutations; a random one when none is configured."""
+        if self.write_token:
+            return tuple(token.get_secret_value() for token in self.write_token)
+        return (secrets.token_urlsafe(32),)
+
+    @property
+    def token_was_generated(self) -> bool:
+        """Whether the write token was made up at start (and must be shown to the operator)."""
+        return not self.write_token
+
+    @property
+    def history_url(self) -> str:
+        """The history database URL, the embedded SQLite file when unset."""
+        return self.database_url or EMBEDDED_DATABASE_URL
+
+    @property
+    def flush_interval(self) -> float:
+        """Seconds between flushes of the write buffer."""
+        return self.flush_interval_ms / 1000
+
+    @property
+    def retention(self) -> timedelta:
+        """How long a finished period stays in the live store."""
+        return timedelta(days=self.retention_days)
