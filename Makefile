@@ -1,0 +1,35 @@
+# The project's commands. Each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test check format bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run the service (embedded default unless LEADERBOARD_REDIS_URL / LEADERBOARD_DATABASE_URL are set).
+serve: $(STAMP)
+	$(BIN)/leaderboard serve $(ARGS)
+
+## Run the whole test suite against the real Redis and MariaDB of this machine.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+## Formatting, lint and types: the one check command (CI runs it too).
+check: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Benchmarks, on demand (never in CI).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
