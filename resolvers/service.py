@@ -1,4 +1,4 @@
-"""The leaderboard service: what every resolver calls. Validates, then reads or writes the stores."""
+"""The leaderboard service: what every resolver calls. Validates, then reads or writes."""
 
 from __future__ import annotations
 
@@ -130,9 +130,7 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.limit(limit)
         validation.offset(offset)
-        return await self._recovering(
-            lambda: self._ranking.top(board.id, period_id, limit, offset)
-        )
+        return await self._recovering(lambda: self._ranking.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
         """One player's standing, or None without a score."""
@@ -168,7 +166,9 @@ class LeaderboardService:
                     raise unavailable(str(error)) from None
             except StoreUnavailable as error:
                 logger.warning("store unavailable: %s", error)
-                raise unavailable("storage is unavailable; nothing was applied, retry later") from None
+                raise unavailable(
+                    "storage is unavailable; nothing was applied, retry later"
+                ) from None
         raise unavailable("the ranking is being rebuilt; retry later")
 
 

@@ -52,7 +52,12 @@ def period(board: Board, value: str | None) -> str:
     if value is None:
         return board.current_period()
     if not board.is_valid_period(value):
-        examples = {"never": "all", "daily": "2026-11-23", "weekly": "2026-W48", "monthly": "2026-11"}
+        examples = {
+            "never": "all",
+            "daily": "2026-11-23",
+            "weekly": "2026-W48",
+            "monthly": "2026-11",
+        }
         raise bad_input(
             f"period {value!r} is not a period of board {board.id!r} "
             f"({board.reset.value}, e.g. {examples[board.reset.value]!r})"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -86,5 +85,3 @@ def write_sdl(path: Path = SDL_PATH) -> Path:
     """Write the SDL file and return its path."""
     path.write_text(export_sdl())
     return path
-
-

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resolvers.live import LiveRankings
+
     from resolvers.service import LeaderboardService
 
 

@@ -25,7 +25,9 @@ def assign_codes(errors: Sequence[GraphQLError]) -> None:
             # Raised before execution: syntax, validation, variable coercion, request limits.
             code = ErrorCode.BAD_USER_INPUT
         else:
-            logger.error("unexpected error in %s", ".".join(map(str, error.path)), exc_info=original)
+            logger.error(
+                "unexpected error in %s", ".".join(map(str, error.path)), exc_info=original
+            )
             error.message = INTERNAL_MESSAGE
             code = ErrorCode.UNAVAILABLE
         error.extensions = {**(error.extensions or {}), "code": code.value}

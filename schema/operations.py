@@ -41,7 +41,8 @@ class Leaderboard:
 class Query:
     @strawberry.field(
         description=(
-            "The boards this service serves (configured at start-up; `global`, MONTHLY, always exists)."
+            "The boards this service serves (configured at start-up; "
+            "`global`, MONTHLY, always exists)."
         )
     )
     def leaderboards(self, info: Info) -> list[Leaderboard]:
@@ -121,7 +122,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Many increments in one call (1..1000), in order; all are validated before any is applied."
+            "Many increments in one call (1..1000), in order; "
+            "all are validated before any is applied."
         )
     )
     async def increment_scores(

@@ -8,7 +8,8 @@ import strawberry
 
 from schema.scalars import Long
 from store import boards as board_values
-from store.models import IncrementOutcome, RankedPlayer as RankedPlayerValue
+from store.models import IncrementOutcome
+from store.models import RankedPlayer as RankedPlayerValue
 
 
 @strawberry.enum(description="How often a board starts over. Periods are computed in UTC.")
@@ -52,7 +53,9 @@ class ScoreUpdate:
     score: Long = strawberry.field(description="Total in the period after this increment.")
     rank: int
     applied: bool = strawberry.field(
-        description="False when eventId was seen before: nothing changed, score and rank are current."
+        description=(
+            "False when eventId was seen before: nothing changed, score and rank are current."
+        )
     )
 
     @classmethod

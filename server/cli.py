@@ -61,8 +61,10 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     print(f"leaderboard: serving on http://{host}:{port}/graphql ({where} + {history})")
     print(f"leaderboard: GraphiQL at http://{host}:{port}/graphql in a browser")
     if settings.token_was_generated:
-        print(f"leaderboard: write token (generated; set LEADERBOARD_WRITE_TOKEN to fix it): "
-              f"{settings.write_tokens[0]}")
+        print(
+            f"leaderboard: write token (generated; set LEADERBOARD_WRITE_TOKEN to fix it): "
+            f"{settings.write_tokens[0]}"
+        )
     sys.stdout.flush()
     uvicorn.run(
         "server.app:create_app",
@@ -101,12 +103,17 @@ async def rebuild(settings: Settings, board_id: str, period: str | None) -> int:
         return 2
     period = period or board.current_period()
     if not board.is_valid_period(period):
-        print(f"error: {period!r} is not a period of {board_id!r} ({board.reset.value})",
-              file=sys.stderr)
+        print(
+            f"error: {period!r} is not a period of {board_id!r} ({board.reset.value})",
+            file=sys.stderr,
+        )
         return 2
     if not settings.redis_url:
-        print("error: rebuild needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at every "
-              "start", file=sys.stderr)
+        print(
+            "error: rebuild needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at every "
+            "start",
+            file=sys.stderr,
+        )
         return 2
     ranking = open_ranking(settings)
     history = open_history(settings)

@@ -1,4 +1,4 @@
-"""Every setting of the service, read from the environment (and `.env`) once, in one typed object."""
+"""Every setting of the service, read once from the environment (and `.env`), in one object."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     """A `databases` URL; empty: SQLite at ./leaderboard.db."""
     write_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    """Comma-separated tokens accepted for mutations (several for rotation); empty: one is generated."""
+    """Comma-separated tokens accepted for mutations (several, to rotate); empty: one is made."""
     boards_spec: str = Field("global:monthly", validation_alias="LEADERBOARD_BOARDS")
     flush_interval_ms: int = Field(100, ge=1, le=60_000)
     flush_max_events: int = Field(500, ge=1, le=10_000)

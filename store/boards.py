@@ -103,7 +103,9 @@ def parse_boards(spec: str) -> tuple[Board, ...]:
         if not separator:
             raise ValueError(f"board {item!r} needs a reset period, e.g. {board_id}:monthly")
         if not BOARD_ID_PATTERN.fullmatch(board_id):
-            raise ValueError(f"board id {board_id!r} must be 1..64 of letters, digits, '_', '-', '.'")
+            raise ValueError(
+                f"board id {board_id!r} must be 1..64 of letters, digits, '_', '-', '.'"
+            )
         try:
             reset = ResetPeriod(reset_name.strip().lower())
         except ValueError:

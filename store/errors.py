@@ -28,6 +28,8 @@ class ScoreOutOfRange(StoreError):
     """An increment would take a total outside the exactly representable range; nothing applied."""
 
     def __init__(self, username: str, board: str) -> None:
-        super().__init__(f"the score of {username!r} on {board!r} would leave the range +-(2^53 - 1)")
+        super().__init__(
+            f"the score of {username!r} on {board!r} would leave the range +-(2^53 - 1)"
+        )
         self.username = username
         self.board = board

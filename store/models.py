@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_EXACT_SCORE = 2**53 - 1
-"""Largest absolute total a score may reach: doubles (Redis scores, JSON numbers) are exact up to here."""
+"""Largest absolute total: doubles (Redis scores, JSON numbers) are exact up to here."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,14 +50,16 @@ class RankingRecovery:
         key = (board, period)
         task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.create_task(self._recover(board, period), name=f"recover {board}/{period}")
+            task = asyncio.create_task(
+                self._recover(board, period), name=f"recover {board}/{period}"
+            )
             self._in_flight[key] = task
             task.add_done_callback(lambda _: self._in_flight.pop(key, None))
         # Shielded: one cancelled request must not cancel the recovery the others wait for.
         await asyncio.shield(task)
 
     async def rebuild(self, board: str, period: str) -> int:
-        """Rebuild a period now, even when it is loaded (operator command); return players loaded."""
+        """Rebuild a period now, even when loaded (operator command); return players loaded."""
         deadline = time.monotonic() + self._wait_seconds
         while True:
             token = await self._ranking.claim_rebuild(board, period, self._claim_seconds)

@@ -52,9 +52,7 @@ async def delete_prefix(prefix: str) -> None:
 
 
 @asynccontextmanager
-async def private_database(
-    host: str = MYSQL_HOST, port: int = MYSQL_PORT
-) -> AsyncIterator[str]:
+async def private_database(host: str = MYSQL_HOST, port: int = MYSQL_PORT) -> AsyncIterator[str]:
     """Create a throw-away database on MariaDB, yield its name, drop it afterwards."""
     name = f"lbtest_{secrets.token_hex(6)}"
     try:

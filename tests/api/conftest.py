@@ -1,0 +1,79 @@
+"""The ASGI app on each backend (embedded, Redis + MariaDB), with HTTP and WebSocket clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_ws.transport import ASGIWebSocketTransport
+from starlette.applications import Starlette
+
+from server.app import create_app
+from server.settings import Settings
+from tests.support.graphql_client import GraphQLHttp
+from tests.support.shared_services import REDIS_URL
+
+TOKEN = "test-write-token"
+BOARDS = "global:monthly,daily-race:daily,alltime:never"
+
+
+def make_settings(
+    backend: str, *, redis_prefix: str, mysql_url: str, sqlite_url: str, **overrides: Any
+) -> Settings:
+    """Settings for a test app on one backend, fast timings, explicit token."""
+    values: dict[str, Any] = {
+        "write_token": TOKEN,
+        "LEADERBOARD_BOARDS": BOARDS,
+        "flush_interval_ms": 20,
+        "rebuild_settle_seconds": 0.05,
+        "resync_interval_seconds": 0.5,
+    }
+    if backend == "redis-mysql":
+        values |= {"redis_url": REDIS_URL, "key_prefix": redis_prefix, "database_url": mysql_url}
+    else:
+        values |= {"database_url": sqlite_url}
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+
+@pytest.fixture(params=["embedded", "redis-mysql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which stores the app runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(
+    backend: str, redis_prefix: str, mysql_database_url: str, sqlite_database_url: str
+) -> Settings:
+    """The app's settings on the backend under test."""
+    return make_settings(
+        backend,
+        redis_prefix=redis_prefix,
+        mysql_url=mysql_database_url,
+        sqlite_url=sqlite_database_url,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    """The running app: its lifespan has started every resource and stops them after."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP (and WebSocket) client talking to the app in-process."""
+    async with httpx.AsyncClient(
+        transport=ASGIWebSocketTransport(app), base_url="http://testserver"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient) -> GraphQLHttp:
+    """A GraphQL client that presents the write token."""
+    return GraphQLHttp(http, token=TOKEN)
