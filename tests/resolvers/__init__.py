@@ -1,0 +1,1 @@
+"""Tests of the application logic between the schema and the stores."""
