@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import strawberry
@@ -25,6 +25,8 @@ from strawberry.utils.str_converters import to_camel_case
 from schema.errors import assign_codes
 from schema.operations import Mutation, Query, Subscription
 from schema.scalars import LONG, Long
+
+ExtensionFactory = Callable[[], SchemaExtension] | type[SchemaExtension]
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 """The live schema, exported; a test fails when it drifts from the code."""
@@ -53,20 +55,21 @@ def build_schema(
     max_aliases: int = 30,
     max_tokens: int = 2_000,
     introspection: bool = True,
-    extra_extensions: Sequence[SchemaExtension | type[SchemaExtension]] = (),
+    extra_extensions: Sequence[ExtensionFactory] = (),
 ) -> LeaderboardSchema:
     """The schema with its abuse limits: document size, depth and aliases are bounded before
     anything runs; parsed and validated documents are cached."""
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        MaxTokensLimiter(max_token_count=max_tokens),
-        ParserCache(maxsize=1024),
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        ValidationCache(maxsize=1024),
+    # Factories, not instances: Strawberry builds fresh extensions for every request.
+    extensions: list[ExtensionFactory] = [
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        lambda: ParserCache(maxsize=1024),
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: ValidationCache(maxsize=1024),
         *extra_extensions,
     ]
     if not introspection:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return LeaderboardSchema(
         query=Query,
         mutation=Mutation,

@@ -60,8 +60,9 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             authorized=self.resources.tokens.accepts(presented),
         )
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket clients expect text frames for GraphQL messages.
+        return orjson.dumps(data).decode()
 
 
 class BodySizeLimit:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from httpx_ws import aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 from starlette.applications import Starlette
 
 from server.app import create_app
 from server.settings import Settings
-from tests.support.graphql_client import GraphQLHttp
+from tests.support.graphql_client import GraphQLHttp, Subscription
 from tests.support.shared_services import REDIS_URL
 
 TOKEN = "test-write-token"
@@ -66,11 +68,29 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 @pytest.fixture
 async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP (and WebSocket) client talking to the app in-process."""
+    """An HTTP client talking to the app in-process."""
     async with httpx.AsyncClient(
-        transport=ASGIWebSocketTransport(app), base_url="http://testserver"
+        transport=httpx.ASGITransport(app), base_url="http://testserver"
     ) as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def subscription_to(app: Starlette, protocol: str) -> AsyncIterator[Subscription]:
+    """A GraphQL WebSocket connection to the app in one protocol, initialised.
+
+    A context manager, not a fixture: its task group must be left in the task that entered it.
+    """
+    async with (
+        httpx.AsyncClient(
+            transport=ASGIWebSocketTransport(app), base_url="http://testserver"
+        ) as client,
+        aconnect_ws("/graphql", client, subprotocols=[protocol]) as socket,
+    ):
+        assert socket.subprotocol == protocol
+        connection = Subscription(socket, protocol)
+        await connection.init()
+        yield connection
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import httpx
 import pytest
-from httpx_ws import aconnect_ws
+from starlette.applications import Starlette
 
+from tests.api.conftest import subscription_to
 from tests.api.test_operations import score
-from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
 
 RANK_CHANGED = """
 subscription($username: String!, $board: ID! = "global") {
@@ -22,75 +20,72 @@ subscription($limit: Int! = 3, $board: ID! = "global") {
 
 
 @pytest.fixture(params=[TRANSPORT_WS, LEGACY_WS])
-async def subscription(
-    request: pytest.FixtureRequest, http: httpx.AsyncClient
-) -> AsyncIterator[Subscription]:
-    """A GraphQL WebSocket connection in one of the two protocols, initialised."""
-    protocol = str(request.param)
-    async with aconnect_ws("/graphql", http, subprotocols=[protocol]) as socket:
-        assert socket.subprotocol == protocol
-        connection = Subscription(socket, protocol)
-        await connection.init()
-        yield connection
+def protocol(request: pytest.FixtureRequest) -> str:
+    """The WebSocket subprotocol under test."""
+    return str(request.param)
 
 
 async def test_rank_changed_reports_standing_then_changes(
-    gql: GraphQLHttp, subscription: Subscription
+    gql: GraphQLHttp, app: Starlette, protocol: str
 ) -> None:
     await score(gql, "ana", 10)
-    await subscription.start(RANK_CHANGED, {"username": "ana"})
-    first = (await subscription.next())["data"]["rankChanged"]
-    assert (first["username"], first["score"], first["rank"], first["previousRank"]) == (
-        "ana",
-        10,
-        1,
-        None,
-    )
-    await score(gql, "bo", 5)  # below ana: no change for ana
-    await score(gql, "bo", 10)  # ties ana: a tie does not pass
-    await subscription.nothing_within(0.3)
-    await score(gql, "bo", 1)  # passes ana
-    passed = (await subscription.next())["data"]["rankChanged"]
-    assert (passed["score"], passed["rank"], passed["previousRank"]) == (10, 2, 1)
-    await score(gql, "ana", 5)  # ana scores and leads again
-    own = (await subscription.next())["data"]["rankChanged"]
-    assert (own["score"], own["rank"], own["previousRank"]) == (15, 1, 2)
-    await score(gql, "bo", -20)  # bo was below ana already
-    await subscription.nothing_within(0.3)
+    async with subscription_to(app, protocol) as subscription:
+        await subscription.start(RANK_CHANGED, {"username": "ana"})
+        first = (await subscription.next())["data"]["rankChanged"]
+        assert (first["username"], first["score"], first["rank"], first["previousRank"]) == (
+            "ana",
+            10,
+            1,
+            None,
+        )
+        await score(gql, "bo", 5)  # below ana: no change for ana
+        await score(gql, "bo", 5)  # ties ana: a tie does not pass
+        await subscription.nothing_within(0.3)
+        await score(gql, "bo", 1)  # passes ana
+        passed = (await subscription.next())["data"]["rankChanged"]
+        assert (passed["score"], passed["rank"], passed["previousRank"]) == (10, 2, 1)
+        await score(gql, "ana", 5)  # ana scores and leads again
+        own = (await subscription.next())["data"]["rankChanged"]
+        assert (own["score"], own["rank"], own["previousRank"]) == (15, 1, 2)
+        await score(gql, "bo", -20)  # bo was below ana already
+        await subscription.nothing_within(0.3)
 
 
 async def test_rank_changed_waits_for_a_first_score(
-    gql: GraphQLHttp, subscription: Subscription
+    gql: GraphQLHttp, app: Starlette, protocol: str
 ) -> None:
     await score(gql, "bo", 50)
-    await subscription.start(RANK_CHANGED, {"username": "newbie"})
-    await subscription.nothing_within(0.3)
-    await score(gql, "newbie", 1)
-    first = (await subscription.next())["data"]["rankChanged"]
-    assert (first["score"], first["rank"], first["previousRank"]) == (1, 2, None)
+    async with subscription_to(app, protocol) as subscription:
+        await subscription.start(RANK_CHANGED, {"username": "newbie"})
+        await subscription.nothing_within(0.3)
+        await score(gql, "newbie", 1)
+        first = (await subscription.next())["data"]["rankChanged"]
+        assert (first["score"], first["rank"], first["previousRank"]) == (1, 2, None)
 
 
 async def test_top_players_changed_sends_top_then_changes(
-    gql: GraphQLHttp, subscription: Subscription
+    gql: GraphQLHttp, app: Starlette, protocol: str
 ) -> None:
     await score(gql, "ana", 10)
-    await subscription.start(TOP_CHANGED, {"limit": 2})
-    initial = (await subscription.next())["data"]["topPlayersChanged"]
-    assert [(row["username"], row["rank"]) for row in initial] == [("ana", 1)]
-    await score(gql, "bo", 20)
-    changed = (await subscription.next())["data"]["topPlayersChanged"]
-    assert [(row["username"], row["score"], row["rank"]) for row in changed] == [
-        ("bo", 20, 1),
-        ("ana", 10, 2),
-    ]
-    await score(gql, "cy", 1)  # below a full top two: no new list
-    await subscription.nothing_within(0.3)
+    async with subscription_to(app, protocol) as subscription:
+        await subscription.start(TOP_CHANGED, {"limit": 2})
+        initial = (await subscription.next())["data"]["topPlayersChanged"]
+        assert [(row["username"], row["rank"]) for row in initial] == [("ana", 1)]
+        await score(gql, "bo", 20)
+        changed = (await subscription.next())["data"]["topPlayersChanged"]
+        assert [(row["username"], row["score"], row["rank"]) for row in changed] == [
+            ("bo", 20, 1),
+            ("ana", 10, 2),
+        ]
+        await score(gql, "cy", 1)  # below a full top two: no new list
+        await subscription.nothing_within(0.3)
 
 
-async def test_subscription_arguments_are_validated(subscription: Subscription) -> None:
-    await subscription.start(TOP_CHANGED, {"limit": 0})
-    result = await subscription.next()
-    assert [error["extensions"]["code"] for error in result["errors"]] == ["BAD_USER_INPUT"]
-    await subscription.start(RANK_CHANGED, {"username": "ana", "board": "nope"})
-    result = await subscription.next()
-    assert [error["extensions"]["code"] for error in result["errors"]] == ["NOT_FOUND"]
+async def test_subscription_arguments_are_validated(app: Starlette, protocol: str) -> None:
+    async with subscription_to(app, protocol) as subscription:
+        await subscription.start(TOP_CHANGED, {"limit": 0})
+        result = await subscription.next()
+        assert [error["extensions"]["code"] for error in result["errors"]] == ["BAD_USER_INPUT"]
+        await subscription.start(RANK_CHANGED, {"username": "ana", "board": "nope"})
+        result = await subscription.next()
+        assert [error["extensions"]["code"] for error in result["errors"]] == ["NOT_FOUND"]

@@ -70,6 +70,8 @@ class Subscription:
         self.socket = socket
         self.protocol = protocol
         self._next_id = 0
+        self.completed: set[str] = set()
+        """Ids of the subscriptions the server completed."""
 
     async def init(self, payload: Json | None = None) -> None:
         """Open the GraphQL connection and wait for the server's ack."""
@@ -107,6 +109,9 @@ class Subscription:
             if kind == "error":
                 errors = message["payload"]
                 return {"errors": errors if isinstance(errors, list) else [errors]}
+            if kind == "complete":
+                self.completed.add(message["id"])
+                continue
             if kind in ("ka", "ping", "pong"):
                 if kind == "ping":
                     await self._send({"type": "pong"})
