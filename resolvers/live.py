@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 # A feed that keeps failing is retried at most this far apart.
 _MAX_RESTART_BACKOFF = 10.0
+_CLOSE_WAIT_SECONDS = 2.0
 
 
 class ChangeFeed(Protocol):
@@ -324,7 +325,13 @@ class LiveRankings:
                     player_watcher.mailbox.close()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        # Bounded: a driver that swallows a cancellation must not hold up shutdown (the
+        # write buffer still has to be drained after this); closing the store ends it.
+        _, pending = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_SECONDS)
+        if pending:
+            logger.warning("%d live feed tasks did not stop in time; continuing", len(pending))
 
     def watch_player(self, board: str, username: str) -> AsyncIterator[RankUpdate]:
         """The player's standing now (when the player has a score), then every change of it.
@@ -438,7 +445,7 @@ class LiveRankings:
     async def _consume(self, feed: _Feed) -> None:
         """Consume the board's change feed for ever, resubscribing after a failure."""
         backoff = self._restart_backoff
-        while True:
+        while not self._closed:
             changes: AsyncIterator[ScoreChange] | None = None
             try:
                 changes = self._ranking.changes(feed.board.id)
@@ -458,6 +465,8 @@ class LiveRankings:
                 )
             finally:
                 await _close_iterator(changes)
+            if self._closed:
+                return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max(self._restart_backoff, _MAX_RESTART_BACKOFF))
             # Whatever was published while unsubscribed is lost: re-read everything now.
