@@ -78,9 +78,14 @@ class ServiceProcess:
         """Everything the process printed."""
         return self.log_path.read_text(errors="replace")
 
-    async def terminate(self, timeout: float = 60.0) -> int:
-        """SIGTERM (a graceful stop that drains), then wait for the exit code."""
-        return await self._signal(signal.SIGTERM, timeout)
+    async def terminate(self, timeout: float = 60.0) -> bool:
+        """SIGTERM (a graceful stop that drains); whether the process exited cleanly.
+
+        uvicorn re-raises the signal it caught once its graceful shutdown is done, so a
+        clean stop ends with -SIGTERM as well as 0; a crash or a timeout does not.
+        """
+        code = await self._signal(signal.SIGTERM, timeout)
+        return code in (0, -signal.SIGTERM)
 
     async def kill(self) -> int:
         """SIGKILL: no drain."""
