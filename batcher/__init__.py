@@ -3,3 +3,7 @@
 Owns buffering, flush timing, retries and draining. May import `store` (events,
 the `ScoreHistory` protocol, its errors) and the standard library; nothing above it.
 """
+
+from batcher.batcher import FlushObserver, Reservation, WriteBatcher, WriteRefused
+
+__all__ = ["FlushObserver", "Reservation", "WriteBatcher", "WriteRefused"]

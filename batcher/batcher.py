@@ -1,0 +1,370 @@
+"""`WriteBatcher`: a bounded buffer of applied score events, flushed to the history in bulk.
+
+Callers reserve room *before* they apply increments to the live ranking, and commit
+the applied events into the reserved room afterwards::
+
+    with batcher.reserve(len(increments)) as reservation:
+        outcomes = await ranking.increment(increments)
+        persisted = reservation.commit(events_of(outcomes))
+
+so an increment applied to Redis always has a place in the buffer, and while the
+history is down new increments are refused before Redis is touched.
+
+One task flushes: as soon as `flush_max_events` are buffered, or once the oldest
+buffered event has waited `flush_interval`, it writes up to `flush_max_events` of the
+oldest events with one `ScoreHistory.append` call, and goes again at once while that
+many are pending. A failed write keeps its events at the head of the buffer (order
+preserved), marks the batcher unhealthy (reservations refused) and is retried with
+exponential backoff; the first write that succeeds makes it healthy again. The history
+skips events it already stored, so a retried write never counts an event twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Final, Literal, NamedTuple, Protocol
+
+from store.errors import StoreUnavailable
+from store.history import ScoreHistory
+from store.models import ScoreEvent
+
+logger = logging.getLogger(__name__)
+
+RefusalReason = Literal["buffer full", "history unavailable", "closing"]
+
+BUFFER_FULL: Final = "buffer full"
+HISTORY_UNAVAILABLE: Final = "history unavailable"
+CLOSING: Final = "closing"
+
+
+class WriteRefused(Exception):
+    """No room for new increments: retry later. `reason` says why."""
+
+    def __init__(self, reason: RefusalReason) -> None:
+        super().__init__(reason)
+        self.reason: RefusalReason = reason
+
+
+class FlushObserver(Protocol):
+    """Told about every flush (for metrics)."""
+
+    def flushed(self, events: int, seconds: float) -> None:
+        """A flush of `events` events succeeded after `seconds`."""
+        ...
+
+    def flush_failed(self, events: int, seconds: float) -> None:
+        """A flush of `events` events failed after `seconds`; it will be retried."""
+        ...
+
+
+class _Pending(NamedTuple):
+    """One buffered event. The last event of a commit carries the commit's future."""
+
+    event: ScoreEvent
+    buffered_at: float
+    persisted: asyncio.Future[None] | None
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    # Marks a failure as seen, so a future nobody awaits never logs
+    # "exception was never retrieved"; awaiting it still raises.
+    if not future.cancelled():
+        future.exception()
+
+
+class Reservation:
+    """Room for up to `count` events in the buffer, held until committed or cancelled.
+
+    A context manager: leaving the block without `commit` cancels the reservation
+    (also when the block raises), which frees the room.
+    """
+
+    def __init__(self, batcher: WriteBatcher, count: int) -> None:
+        self._batcher = batcher
+        self._count = count
+        self._open = True
+
+    @property
+    def count(self) -> int:
+        """How many events the reservation holds room for."""
+        return self._count
+
+    def commit(self, events: Sequence[ScoreEvent]) -> asyncio.Future[None]:
+        """Move `events` (at most `count`) into the buffer; unused room is freed.
+
+        The future resolves once every one of them is committed to the history, or
+        fails with `StoreUnavailable` when the batcher closes before it could write
+        them. Ignoring it is fine: it never logs an unretrieved exception.
+        """
+        if not self._open:
+            raise RuntimeError("this reservation was already committed or cancelled")
+        if len(events) > self._count:
+            raise ValueError(f"{len(events)} events committed into room for {self._count}")
+        self._open = False
+        return self._batcher._commit(self._count, events)
+
+    def cancel(self) -> None:
+        """Give the room back (nothing when already committed or cancelled)."""
+        if self._open:
+            self._open = False
+            self._batcher._release(self._count)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cancel()
+
+
+class WriteBatcher:
+    """Buffers applied score events and writes them to the history in bulk (see module doc)."""
+
+    def __init__(
+        self,
+        history: ScoreHistory,
+        *,
+        flush_interval: float = 0.1,
+        flush_max_events: int = 500,
+        max_buffered_events: int = 100_000,
+        retry_initial: float = 0.05,
+        retry_max: float = 2.0,
+        observer: FlushObserver | None = None,
+    ) -> None:
+        if flush_interval <= 0 or retry_initial <= 0 or retry_max < retry_initial:
+            raise ValueError("flush_interval and retry_initial > 0, retry_max >= retry_initial")
+        if not 1 <= flush_max_events <= max_buffered_events:
+            raise ValueError("need 1 <= flush_max_events <= max_buffered_events")
+        self._history = history
+        self._flush_interval = flush_interval
+        self._flush_max_events = flush_max_events
+        self._max_buffered_events = max_buffered_events
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._observer = observer
+
+        self._buffer: deque[_Pending] = deque()
+        self._reserved = 0
+        self._healthy = True
+        self._closing = False
+        self._closed = False
+        self._closer: asyncio.Task[int] | None = None
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # State
+
+    @property
+    def depth(self) -> int:
+        """Events buffered and not yet persisted (including a write in progress)."""
+        return len(self._buffer)
+
+    @property
+    def reserved(self) -> int:
+        """Room held by open reservations."""
+        return self._reserved
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed write until the next successful one (reservations refused)."""
+        return self._healthy
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Start the flushing task (once)."""
+        if self._closing:
+            raise RuntimeError("the batcher is closed")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="write batcher")
+
+    async def close(self, timeout: float) -> int:
+        """Refuse new reservations, write everything buffered (retrying), stop.
+
+        Open reservations may still commit while the drain runs. Returns how many
+        buffered events could not be written within `timeout` seconds: 0 normally
+        (logged as an error otherwise). Their commit futures fail with
+        `StoreUnavailable`. A write cancelled at the deadline counts as not written,
+        though the database may have committed it just before.
+        """
+        if self._closer is None:
+            self._closing = True
+            self._wakeup.set()
+            self._closer = asyncio.create_task(self._drain(timeout), name="write batcher close")
+        return await asyncio.shield(self._closer)
+
+    async def _drain(self, timeout: float) -> int:
+        if self._task is None:  # never started: drain anyway
+            self._task = asyncio.create_task(self._run(), name="write batcher drain")
+        task = self._task
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception:
+            logger.exception("the write batcher's flushing task failed")
+        lost = self._abandon_buffer()
+        if self._reserved:
+            logger.warning(
+                "write batcher closed with %d events still reserved and not committed",
+                self._reserved,
+            )
+        self._closed = True
+        return lost
+
+    # Reservations
+
+    def reserve(self, count: int) -> Reservation:
+        """Room for `count` events, or `WriteRefused` (closing, history down, buffer full)."""
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        if self._closing:
+            raise WriteRefused(CLOSING)
+        if not self._healthy:
+            raise WriteRefused(HISTORY_UNAVAILABLE)
+        if len(self._buffer) + self._reserved + count > self._max_buffered_events:
+            raise WriteRefused(BUFFER_FULL)
+        self._reserved += count
+        return Reservation(self, count)
+
+    def _release(self, count: int) -> None:
+        self._reserved -= count
+        if self._closing:
+            self._wakeup.set()
+
+    def _commit(self, reserved: int, events: Sequence[ScoreEvent]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._reserved -= reserved
+        if not events:
+            future.set_result(None)
+            if self._closing:
+                self._wakeup.set()
+            return future
+        if self._closed:
+            logger.error(
+                "%d events committed after the write batcher closed: not written", len(events)
+            )
+            future.set_exception(StoreUnavailable("the write batcher is closed"))
+            return future
+        was_empty = not self._buffer
+        now = time.monotonic()
+        last = len(events) - 1
+        self._buffer.extend(
+            _Pending(event, now, future if index == last else None)
+            for index, event in enumerate(events)
+        )
+        # Wake the flusher only when its schedule changes (not on every commit).
+        if was_empty or self._closing or len(self._buffer) >= self._flush_max_events:
+            self._wakeup.set()
+        return future
+
+    # Flushing
+
+    async def _run(self) -> None:
+        delay = self._retry_initial
+        while True:
+            if not await self._wait_until_due():
+                return
+            if await self._flush():
+                delay = self._retry_initial
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+
+    async def _wait_until_due(self) -> bool:
+        """Wait until a flush is due; False once closing with nothing left to write."""
+        while True:
+            self._wakeup.clear()
+            timeout: float | None = None
+            if self._buffer:
+                if self._closing or not self._healthy:
+                    return True
+                if len(self._buffer) >= self._flush_max_events:
+                    return True
+                timeout = self._buffer[0].buffered_at + self._flush_interval - time.monotonic()
+                if timeout <= 0:
+                    return True
+            elif self._closing and self._reserved == 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+
+    async def _flush(self) -> bool:
+        """Write the oldest events with one append; True when it succeeded."""
+        batch = list(itertools.islice(self._buffer, self._flush_max_events))
+        started = time.monotonic()
+        try:
+            await self._history.append([pending.event for pending in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # Log the text, not the exception: a retained log record would keep its
+            # traceback, and with it this batch (and its futures), alive.
+            reason = f"{type(error).__name__}: {error}"
+            seconds = time.monotonic() - started
+            self._notify(failed=True, events=len(batch), seconds=seconds)
+            if self._healthy:
+                self._healthy = False
+                logger.error(
+                    "writing %d events to the history failed, refusing writes until it "
+                    "works again (%d buffered): %s",
+                    len(batch),
+                    len(self._buffer),
+                    reason,
+                    exc_info=not isinstance(error, StoreUnavailable),
+                )
+            else:
+                logger.warning("history write retry failed (%d buffered): %s", self.depth, reason)
+            return False
+        seconds = time.monotonic() - started
+        for _ in batch:
+            persisted = self._buffer.popleft().persisted
+            if persisted is not None and not persisted.done():
+                persisted.set_result(None)
+        if not self._healthy:
+            self._healthy = True
+            logger.warning("history writes work again; accepting writes (%d buffered)", self.depth)
+        self._notify(failed=False, events=len(batch), seconds=seconds)
+        return True
+
+    def _notify(self, *, failed: bool, events: int, seconds: float) -> None:
+        if self._observer is None:
+            return
+        try:
+            if failed:
+                self._observer.flush_failed(events, seconds)
+            else:
+                self._observer.flushed(events, seconds)
+        except Exception:
+            logger.exception("flush observer failed")
+
+    def _abandon_buffer(self) -> int:
+        """Fail whatever is still buffered after close; return how many events."""
+        lost = len(self._buffer)
+        if lost:
+            logger.error(
+                "write batcher closed with %d events NOT written to the history "
+                "(they are in the live ranking only)",
+                lost,
+            )
+        error = StoreUnavailable(f"closed before {lost} buffered events could be written")
+        while self._buffer:
+            persisted = self._buffer.popleft().persisted
+            if persisted is not None and not persisted.done():
+                persisted.set_exception(error)
+        return lost

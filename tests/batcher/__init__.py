@@ -1,0 +1,1 @@
+"""Tests of the write batcher against real history databases."""

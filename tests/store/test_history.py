@@ -1,0 +1,302 @@
+"""`SqlScoreHistory` on the real shared MariaDB (a fresh database per test) and on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import aiomysql
+import pytest
+
+from store.errors import StoreUnavailable
+from store.models import ScoreEvent
+from store.sql_history import SCHEMA_VERSION, SqlScoreHistory
+from tests.support.service_process import free_port
+from tests.support.shared_services import mysql_url
+
+BOARD = "global"
+PERIOD = "2026-11"
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def history_url(request: pytest.FixtureRequest) -> str:
+    """A URL of an empty history database, on each backend."""
+    fixture = "mysql_database_url" if request.param == "mysql" else "sqlite_database_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def history(history_url: str) -> AsyncIterator[SqlScoreHistory]:
+    """A connected, migrated history."""
+    store = SqlScoreHistory(history_url)
+    await store.connect()
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+async def query(url: str, statement: str) -> list[tuple[object, ...]]:
+    """Run a statement on the history database behind the store's back."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split(":///", 1)[1])
+        try:
+            return list(connection.execute(statement).fetchall())
+        finally:
+            connection.close()
+    parts = urlsplit(url)
+    mysql = await aiomysql.connect(
+        host=parts.hostname,
+        port=parts.port,
+        user=parts.username,
+        db=parts.path.lstrip("/"),
+        autocommit=True,
+    )
+    try:
+        async with mysql.cursor() as cursor:
+            await cursor.execute(statement)
+            return list(await cursor.fetchall())
+    finally:
+        mysql.close()
+
+
+async def row_count(url: str) -> int:
+    """How many events are stored."""
+    ((count,),) = await query(url, "SELECT COUNT(*) FROM score_events")
+    assert isinstance(count, int)
+    return count
+
+
+def event(
+    username: str,
+    delta: int,
+    event_id: str,
+    *,
+    board: str = BOARD,
+    period: str = PERIOD,
+    client: bool = False,
+) -> ScoreEvent:
+    """A score event with a fixed timestamp."""
+    return ScoreEvent(board, period, username, delta, event_id, client, 1_790_000_000_000)
+
+
+async def test_migrate_twice_and_concurrently(history_url: str) -> None:
+    # Four processes starting at once each migrate on their own connections.
+    stores = [SqlScoreHistory(history_url) for _ in range(4)]
+    for store in stores:
+        await store.connect()
+    try:
+        await asyncio.gather(*(store.migrate() for store in stores))
+        await stores[0].migrate()
+        await stores[0].append([event("ann", 5, "e1")])
+        await stores[1].migrate()
+        assert await stores[2].totals(BOARD, PERIOD) == [("ann", 5)]
+    finally:
+        for store in stores:
+            await store.close()
+    assert await query(history_url, "SELECT id, version FROM schema_version") == [
+        (1, SCHEMA_VERSION)
+    ]
+
+
+async def test_sqlite_history_uses_wal(sqlite_database_url: str) -> None:
+    store = SqlScoreHistory(sqlite_database_url)
+    await store.connect()
+    await store.migrate()
+    await store.close()
+    assert await query(sqlite_database_url, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_mysql_schema(mysql_database_url: str) -> None:
+    store = SqlScoreHistory(mysql_database_url)
+    await store.connect()
+    await store.migrate()
+    await store.close()
+    database = urlsplit(mysql_database_url).path.lstrip("/")
+    columns = await query(
+        mysql_database_url,
+        "SELECT column_name, column_type, character_set_name, collation_name "
+        f"FROM information_schema.columns WHERE table_schema = '{database}' "
+        "AND table_name = 'score_events' ORDER BY ordinal_position",
+    )
+    assert columns == [
+        ("id", "bigint(20)", None, None),
+        ("board", "varchar(64)", "ascii", "ascii_bin"),
+        ("period", "varchar(16)", "ascii", "ascii_bin"),
+        ("username", "varchar(64)", "utf8mb4", "utf8mb4_bin"),
+        ("delta", "bigint(20)", None, None),
+        ("event_id", "varchar(128)", "ascii", "ascii_bin"),
+        ("client_event_id", "tinyint(1)", None, None),
+        ("created_at_ms", "bigint(20)", None, None),
+    ]
+    indexes = await query(
+        mysql_database_url,
+        "SELECT index_name, non_unique, GROUP_CONCAT(column_name ORDER BY seq_in_index) "
+        f"FROM information_schema.statistics WHERE table_schema = '{database}' "
+        "AND table_name = 'score_events' GROUP BY index_name, non_unique ORDER BY index_name",
+    )
+    assert indexes == [
+        ("PRIMARY", 0, "id"),
+        ("score_events_event", 0, "board,period,event_id"),
+        ("score_events_totals", 1, "board,period,username,delta"),
+    ]
+    # The recovery aggregate reads the covering index only.
+    plan = await query(
+        mysql_database_url,
+        "EXPLAIN SELECT username, SUM(delta) FROM score_events "
+        "WHERE board = 'global' AND period = '2026-11' GROUP BY username",
+    )
+    assert plan[0][5] == "score_events_totals", plan
+    assert "Using index" in str(plan[0][9]), plan
+
+
+async def test_append_and_totals(history: SqlScoreHistory) -> None:
+    await history.append(
+        [
+            event("ann", 10, "e1"),
+            event("bob", 7, "e2"),
+            event("ann", -3, "e3"),
+            event("ann", 100, "e4", period="2026-10"),
+            event("bob", 1000, "e5", board="daily"),
+        ]
+    )
+    await history.append([event("cid", 2**53 - 1, "e6"), event("dan", -(2**53 - 1), "e7")])
+    assert sorted(await history.totals(BOARD, PERIOD)) == [
+        ("ann", 7),
+        ("bob", 7),
+        ("cid", 2**53 - 1),
+        ("dan", -(2**53 - 1)),
+    ]
+    assert await history.totals(BOARD, "2026-10") == [("ann", 100)]
+    assert await history.totals("daily", PERIOD) == [("bob", 1000)]
+    assert await history.totals(BOARD, "2026-09") == []
+    await history.append([])
+
+
+async def test_replayed_batch_is_skipped(history: SqlScoreHistory, history_url: str) -> None:
+    batch = [event("ann", 10, "e1"), event("bob", 5, "e2"), event("ann", 1, "e3")]
+    await history.append(batch)
+    await history.append(batch)
+    # Half replayed, half new; the same id in another period or board is another event.
+    await history.append(
+        [
+            event("ann", 1, "e3"),
+            event("bob", 2, "e4"),
+            event("ann", 50, "e1", period="2026-10"),
+            event("ann", 60, "e1", board="daily"),
+        ]
+    )
+    assert sorted(await history.totals(BOARD, PERIOD)) == [("ann", 11), ("bob", 7)]
+    assert await history.totals(BOARD, "2026-10") == [("ann", 50)]
+    assert await history.totals("daily", PERIOD) == [("ann", 60)]
+    assert await row_count(history_url) == 6
+
+
+async def test_client_event_ids(history: SqlScoreHistory) -> None:
+    await history.append(
+        [
+            event("ann", 1, "client-1", client=True),
+            event("ann", 1, "~generated", client=False),
+            event("bob", 1, "client:2", client=True),
+            event("bob", 1, "client-3", client=True, period="2026-10"),
+            event("bob", 1, "client-4", client=True, board="daily"),
+        ]
+    )
+    assert sorted(await history.client_event_ids(BOARD, PERIOD)) == ["client-1", "client:2"]
+    assert await history.client_event_ids(BOARD, "2026-10") == ["client-3"]
+    assert await history.client_event_ids(BOARD, "2026-09") == []
+
+
+async def test_usernames_are_case_sensitive_and_unicode(history: SqlScoreHistory) -> None:
+    names = [
+        "alice",
+        "Alice",
+        "ALICE",
+        "ålice",
+        "Ålice",
+        "alice\u0301",  # combining accent: other bytes, another player
+        "\uff41lice",  # fullwidth a
+        "\U0001d49clice",  # script capital A, outside the BMP: needs utf8mb4
+        "李小龙",
+        "a" * 64,
+    ]
+    await history.append([event(name, index + 1, f"e{index}") for index, name in enumerate(names)])
+    assert sorted(await history.totals(BOARD, PERIOD)) == sorted(
+        (name, index + 1) for index, name in enumerate(names)
+    )
+
+
+async def test_large_append(history: SqlScoreHistory, history_url: str) -> None:
+    events = [event(f"player{number % 700}", number % 13, f"e{number}") for number in range(5000)]
+    await history.append(events)
+    expected: Counter[str] = Counter()
+    for item in events:
+        expected[item.username] += item.delta
+    assert dict(await history.totals(BOARD, PERIOD)) == dict(expected)
+    assert await row_count(history_url) == 5000
+
+
+async def test_mysql_statement_split_when_over_the_packet_limit(
+    mysql_database_url: str,
+) -> None:
+    # White box: pretend max_allowed_packet is tiny, so one batch needs many statements.
+    store = SqlScoreHistory(mysql_database_url)
+    await store.connect()
+    await store.migrate()
+    try:
+        store._max_statement_bytes = 4_000
+        events = [event(f"player{number}", 1, f"e{number}") for number in range(1000)]
+        await store.append(events)
+        await store.append(events)
+        assert len(await store.totals(BOARD, PERIOD)) == 1000
+    finally:
+        await store.close()
+    assert await row_count(mysql_database_url) == 1000
+
+
+async def test_mysql_unreachable_is_store_unavailable() -> None:
+    store = SqlScoreHistory(mysql_url("nothing", port=free_port()), timeout=5)
+    with pytest.raises(StoreUnavailable):
+        await store.connect()
+    with pytest.raises(StoreUnavailable):
+        await store.append([event("ann", 1, "e1")])
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    await store.close()
+
+
+async def test_sqlite_unreachable_is_store_unavailable() -> None:
+    store = SqlScoreHistory("sqlite+aiosqlite:////nonexistent-directory/leaderboard.db")
+    await store.connect()
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.migrate()
+    await store.close()
+    # aiosqlite stops the worker thread of a failed connect without waiting for it;
+    # let it finish before the test's event loop closes under it.
+    for _ in range(500):
+        if not any(
+            thread.name.endswith("(_connection_worker_thread)") for thread in threading.enumerate()
+        ):
+            break
+        await asyncio.sleep(0.01)
+
+
+async def test_close_and_connect_again(history: SqlScoreHistory) -> None:
+    await history.append([event("ann", 1, "e1")])
+    await history.close()
+    await history.close()
+    with pytest.raises(StoreUnavailable):
+        await history.totals(BOARD, PERIOD)
+    await history.connect()
+    await history.ping()
+    assert await history.totals(BOARD, PERIOD) == [("ann", 1)]
+
+
+def test_unknown_scheme() -> None:
+    with pytest.raises(ValueError, match="postgresql"):
+        SqlScoreHistory("postgresql://localhost/leaderboard")

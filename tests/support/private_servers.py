@@ -1,0 +1,324 @@
+"""Private MariaDB and Redis servers for fault tests: stop, kill and restart them at will.
+
+Each server lives in its own temporary directory on a free port and never touches the
+shared servers of the machine. A server keeps its directory and port across
+`stop()`/`kill()` and `start()`, so a restarted MariaDB serves the same data at the
+same URL. `cleanup()` (the fixtures and `async with` call it, also when a test fails,
+and an atexit hook as a last resort) kills the process and deletes the directory.
+
+    async def test_outage(private_mariadb: PrivateMariaDB) -> None:
+        await private_mariadb.create_database("lb")
+        url = private_mariadb.url("lb")
+        await private_mariadb.stop()     # clean shutdown
+        await private_mariadb.start()    # same datadir, same port
+        await private_mariadb.kill()     # SIGKILL: crash recovery on the next start
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiomysql
+import pytest
+import redis.asyncio as redis_asyncio
+
+from tests.support.service_process import free_port
+from tests.support.shared_services import MYSQL_USER, mysql_url
+
+MARIADBD = os.environ.get("LEADERBOARD_TEST_MARIADBD", "/usr/sbin/mariadbd")
+MARIADB_INSTALL_DB = os.environ.get("LEADERBOARD_TEST_MARIADB_INSTALL_DB", "mariadb-install-db")
+REDIS_SERVER = os.environ.get("LEADERBOARD_TEST_REDIS_SERVER", "redis-server")
+
+# Small and quick: these servers hold a few thousand rows at most.
+_MARIADB_TUNING = (
+    "--innodb-buffer-pool-size=16M",
+    "--innodb-log-file-size=4M",
+    "--skip-log-bin",
+    "--skip-name-resolve",
+    "--performance-schema=OFF",
+    "--max-connections=64",
+)
+
+_running: weakref.WeakSet[_PrivateServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_running):
+        server.cleanup()
+
+
+class _PrivateServer:
+    """A server process of ours, in a private directory, on a fixed free port."""
+
+    name = "server"
+
+    def __init__(self) -> None:
+        # Short path: a Unix socket path must stay under ~100 characters.
+        self.directory = Path(tempfile.mkdtemp(prefix=f"lb-{self.name}-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start_seconds: float | None = None
+        """How long the last `start()` took until the server accepted connections."""
+
+    @property
+    def log_path(self) -> Path:
+        """Where the server writes its log."""
+        return self.directory / f"{self.name}.log"
+
+    @property
+    def running(self) -> bool:
+        """Whether our process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def log(self, last_lines: int = 40) -> str:
+        """The end of the server's log (for failure messages)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(lines[-last_lines:])
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    async def _prepare(self) -> None:
+        """Anything to do once before the first start."""
+
+    async def _answers(self) -> bool:
+        """Whether the server accepts a client right now."""
+        raise NotImplementedError
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start the process (same directory and port as before) and wait until it answers."""
+        if self.running:
+            raise RuntimeError(f"private {self.name} is already running")
+        started = time.monotonic()
+        await self._prepare()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.directory
+            )
+        _running.add(self)
+        deadline = started + timeout
+        while True:
+            if not self.running:
+                raise RuntimeError(f"private {self.name} exited at start:\n{self.log()}")
+            if await self._answers():
+                break
+            if time.monotonic() > deadline:
+                self.kill_now()
+                raise RuntimeError(f"private {self.name} did not answer in {timeout} s")
+            await asyncio.sleep(0.02)
+        self.start_seconds = time.monotonic() - started
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Clean shutdown (SIGTERM), waiting for the process to exit."""
+        await self._signal(signal.SIGTERM, timeout)
+
+    async def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash."""
+        await self._signal(signal.SIGKILL, 10.0)
+
+    async def _signal(self, signum: int, timeout: float) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signum)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill_now()
+                raise RuntimeError(f"private {self.name} did not stop in {timeout} s")
+            await asyncio.sleep(0.02)
+
+    def kill_now(self) -> None:
+        """SIGKILL and reap, synchronously (for cleanup paths)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def cleanup(self) -> None:
+        """Kill the process if it runs and delete the directory."""
+        self.kill_now()
+        _running.discard(self)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+class PrivateMariaDB(_PrivateServer):
+    """A MariaDB server of our own: root without password on 127.0.0.1:`port`."""
+
+    name = "mariadb"
+
+    @property
+    def datadir(self) -> Path:
+        """The server's data directory."""
+        return self.directory / "data"
+
+    @property
+    def socket_path(self) -> Path:
+        """The server's Unix socket."""
+        return self.directory / "mariadb.sock"
+
+    def url(self, database: str) -> str:
+        """A `databases` URL of a database on this server."""
+        return mysql_url(database, host="127.0.0.1", port=self.port)
+
+    async def _prepare(self) -> None:
+        if self.datadir.exists():
+            return
+        # 'normal': root@localhost and root@127.0.0.1 log in without a password.
+        command = [
+            MARIADB_INSTALL_DB,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *self._user_option(),
+            *_MARIADB_TUNING,
+        ]
+        with (self.directory / "install.log").open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *command, stdout=log, stderr=subprocess.STDOUT
+            )
+            code = await process.wait()
+        if code != 0:
+            output = (self.directory / "install.log").read_text(errors="replace")
+            raise RuntimeError(f"mariadb-install-db failed ({code}):\n{output}")
+
+    @staticmethod
+    def _user_option() -> list[str]:
+        # mariadbd refuses to run as root unless told to.
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def _command(self) -> list[str]:
+        return [
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            *self._user_option(),
+            "--skip-networking=0",
+            "--bind-address=127.0.0.1",
+            f"--port={self.port}",
+            f"--socket={self.socket_path}",
+            f"--pid-file={self.directory / 'mariadb.pid'}",
+            f"--log-error={self.log_path}",
+            f"--tmpdir={self.directory}",
+            *_MARIADB_TUNING,
+        ]
+
+    async def _answers(self) -> bool:
+        try:
+            connection = await aiomysql.connect(
+                host="127.0.0.1", port=self.port, user=MYSQL_USER, connect_timeout=2
+            )
+        except (aiomysql.Error, OSError):
+            return False
+        connection.close()
+        return True
+
+    async def execute(self, statement: str, *arguments: object) -> list[tuple[object, ...]]:
+        """Run one statement as root on a fresh connection; return its rows."""
+        connection = await aiomysql.connect(
+            host="127.0.0.1", port=self.port, user=MYSQL_USER, autocommit=True
+        )
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(statement, arguments or None)
+                return list(await cursor.fetchall())
+        finally:
+            connection.close()
+
+    async def create_database(self, name: str) -> str:
+        """Create a database and return its `databases` URL."""
+        await self.execute(f"CREATE DATABASE `{name}`")
+        return self.url(name)
+
+
+class PrivateRedis(_PrivateServer):
+    """A Redis server of our own, without persistence."""
+
+    name = "redis"
+
+    def url(self, db: int = 0) -> str:
+        """A redis:// URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def _command(self) -> list[str]:
+        return [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.log_path),
+            "--daemonize",
+            "no",
+        ]
+
+    async def _answers(self) -> bool:
+        client = redis_asyncio.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2)
+        try:
+            return bool(await client.ping())
+        except (redis_asyncio.RedisError, OSError):
+            return False
+        finally:
+            await client.aclose()
+
+
+@pytest.fixture
+async def private_mariadb() -> AsyncIterator[PrivateMariaDB]:
+    """A running private MariaDB, killed and deleted after the test."""
+    server = PrivateMariaDB()
+    try:
+        await server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[PrivateRedis]:
+    """A running private Redis, killed and deleted after the test."""
+    server = PrivateRedis()
+    try:
+        await server.start()
+        yield server
+    finally:
+        server.cleanup()
