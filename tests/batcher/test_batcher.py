@@ -24,11 +24,10 @@ from store.errors import StoreUnavailable
 from store.history import ScoreHistory
 from store.models import ScoreEvent
 from store.sql_history import SqlScoreHistory
-from tests.support.private_servers import PrivateMariaDB, private_mariadb
+from tests.support.private_servers import PrivateMariaDB
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
 
-__all__ = ["private_mariadb"]  # the fixture, imported for the tests below
 
 BOARD = "global"
 PERIOD = "2026-11"

@@ -1,5 +1,5 @@
-"""MySQL stopped under write load: refused writes change nothing, acknowledged ones are kept,
-and writes succeed again once it is back, without a restart."""
+"""Outages under write load: refused writes change nothing, acknowledged ones are kept, and
+the service recovers by itself once the failed server is back."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import httpx
 from tests.api.test_operations import INCREMENT, TOP
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.support.graphql_client import GraphQLHttp
-from tests.support.private_servers import PrivateMariaDB, private_mariadb
+from tests.integration.test_serve import mysql_totals
+from tests.support.private_servers import PrivateMariaDB, PrivateRedis
 from tests.support.shared_services import REDIS_URL
-
-__all__ = ["private_mariadb"]
 
 PLAYERS = [f"p{index}" for index in range(5)]
 
@@ -75,7 +74,9 @@ async def served_totals(gql: GraphQLHttp) -> dict[str, int]:
 
 
 async def history_totals(server: PrivateMariaDB, database: str) -> dict[str, int]:
-    connection = await aiomysql.connect(host="127.0.0.1", port=server.port, user="root", db=database)
+    connection = await aiomysql.connect(
+        host="127.0.0.1", port=server.port, user="root", db=database
+    )
     try:
         async with connection.cursor() as cursor:
             await cursor.execute("SELECT username, SUM(delta) FROM score_events GROUP BY username")
@@ -122,3 +123,41 @@ async def test_mysql_outage_refuses_writes_then_recovers(
         assert await served_totals(gql) == dict(writer.acknowledged)
     assert await process.terminate()
     assert await history_totals(private_mariadb, database) == dict(writer.acknowledged)
+
+
+async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
+    service_process: ProcessFactory, private_redis: PrivateRedis, mysql_database_url: str
+) -> None:
+    process = service_process(
+        {
+            "LEADERBOARD_REDIS_URL": private_redis.url(),
+            "LEADERBOARD_DATABASE_URL": mysql_database_url,
+            "LEADERBOARD_WRITE_TOKEN": TOKEN,
+            "LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.2",
+        }
+    )
+    await process.start()
+    async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
+        gql = GraphQLHttp(client, token=TOKEN)
+        writer = Writer(gql)
+        writing = asyncio.create_task(writer.run())
+        try:
+            await writer.wait_for("accepted")
+            await asyncio.sleep(0.3)
+            await private_redis.kill()  # no persistence: it comes back empty
+            await writer.wait_for("refused")
+            assert (await client.get("/readyz")).status_code == 503
+            await asyncio.sleep(0.3)
+            await private_redis.start()
+            await writer.wait_for("accepted")
+            await asyncio.sleep(0.3)
+        finally:
+            writer.stop()
+            await writing
+        assert writer.other_errors == []
+        assert writer.refused > 0
+        # Rebuilt from MySQL on first use, and kept current by the writes since.
+        assert await served_totals(gql) == dict(writer.acknowledged)
+        assert (await client.get("/readyz")).status_code == 200
+    assert await process.terminate()
+    assert await mysql_totals(mysql_database_url) == dict(writer.acknowledged)

@@ -1,0 +1,534 @@
+"""The `RankingStore` contract, run against both implementations: Redis and embedded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from datetime import timedelta
+from typing import cast
+
+import pytest
+
+from store.boards import Board, ResetPeriod
+from store.embedded_ranking import EmbeddedRankingStore
+from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
+from store.ranking import RankingStore
+from store.redis_ranking import RedisRankingStore
+from tests.support.shared_services import REDIS_URL
+
+BOARDS = (
+    Board("global", ResetPeriod.MONTHLY),
+    Board("daily", ResetPeriod.DAILY),
+    Board("alltime", ResetPeriod.NEVER),
+)
+GLOBAL = "global"
+PERIOD = "2026-05"
+PROBE_PERIOD = "2026-04"
+"""A period of its own for the increments that check a change feed is live."""
+
+SIX_PLAYERS = {"alice": 30, "bob": 20, "carol": 20, "dave": 10, "erin": 10, "frank": 5}
+"""Competition ranks 1, 2, 2, 4, 4, 6."""
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[RankingStore]:
+    """Each implementation in turn; the Redis one under the test's private key prefix."""
+    ranking: RankingStore
+    if request.param == "redis":
+        ranking = RedisRankingStore.from_url(
+            REDIS_URL, key_prefix=redis_prefix, boards=BOARDS, retention=timedelta(days=35)
+        )
+    else:
+        ranking = EmbeddedRankingStore(boards=BOARDS)
+    yield ranking
+    await ranking.close()
+
+
+def inc(
+    username: str,
+    delta: int,
+    event_id: str | None = None,
+    *,
+    board: str = GLOBAL,
+    period: str = PERIOD,
+) -> ScoreIncrement:
+    """An increment; without `event_id` it carries a generated one, as the service makes."""
+    return ScoreIncrement(
+        board=board,
+        period=period,
+        username=username,
+        delta=delta,
+        event_id=event_id or f"~{uuid.uuid4().hex}",
+        client_event_id=event_id is not None,
+    )
+
+
+async def load(
+    store: RankingStore,
+    totals: dict[str, int],
+    event_ids: tuple[str, ...] = (),
+    *,
+    board: str = GLOBAL,
+    period: str = PERIOD,
+) -> None:
+    """Load a period with these totals and client event ids."""
+    await store.load(board, period, totals.items(), event_ids)
+
+
+def standings(players: list[RankedPlayer]) -> list[tuple[str, int, int]]:
+    """(username, score, rank) of each player, for compact comparisons."""
+    return [(player.username, player.score, player.rank) for player in players]
+
+
+class ChangeFeed:
+    """Collects a store's change feed of a board on a background task."""
+
+    def __init__(self, store: RankingStore, board: str = GLOBAL) -> None:
+        self._store = store
+        self._board = board
+        self._iterator = store.changes(board)
+        self._received: asyncio.Queue[ScoreChange] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        async for change in self._iterator:
+            self._received.put_nowait(change)
+
+    async def ready(self, timeout: float = 10.0) -> None:
+        """Return once the feed delivers: the subscription starts asynchronously."""
+        await self._store.load(self._board, PROBE_PERIOD, [], [])
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            await self._store.increment([inc("probe", 1, board=self._board, period=PROBE_PERIOD)])
+            try:
+                await asyncio.wait_for(self._received.get(), 0.1)
+                return
+            except TimeoutError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+
+    async def next(self, timeout: float = 5.0) -> ScoreChange:
+        """The next change outside the probe period."""
+        async with asyncio.timeout(timeout):
+            while True:
+                change = await self._received.get()
+                if change.period != PROBE_PERIOD:
+                    return change
+
+    async def close(self) -> None:
+        """Stop collecting and close the iterator (which unsubscribes)."""
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+        await cast(AsyncGenerator[ScoreChange, None], self._iterator).aclose()
+
+
+# Not loaded
+
+NOT_LOADED_OPERATIONS: dict[str, Callable[[RankingStore], Awaitable[object]]] = {
+    "increment": lambda store: store.increment([inc("alice", 1)]),
+    "top": lambda store: store.top(GLOBAL, PERIOD, 10, 0),
+    "player": lambda store: store.player(GLOBAL, PERIOD, "alice"),
+    "neighborhood": lambda store: store.neighborhood(GLOBAL, PERIOD, "alice", 2),
+    "player_count": lambda store: store.player_count(GLOBAL, PERIOD),
+    "totals": lambda store: store.totals(GLOBAL, PERIOD),
+}
+
+
+@pytest.mark.parametrize("operation", NOT_LOADED_OPERATIONS)
+async def test_every_operation_refuses_a_period_not_loaded(
+    store: RankingStore, operation: str
+) -> None:
+    await load(store, {"alice": 1}, period=PROBE_PERIOD)  # another period does not count
+    assert not await store.is_loaded(GLOBAL, PERIOD)
+    with pytest.raises(RankingNotLoaded) as raised:
+        await NOT_LOADED_OPERATIONS[operation](store)
+    assert (raised.value.board, raised.value.period) == (GLOBAL, PERIOD)
+
+
+async def test_increment_names_the_first_period_not_loaded_and_applies_nothing(
+    store: RankingStore,
+) -> None:
+    await load(store, {})
+    batch = [
+        inc("alice", 1, "e1"),
+        inc("bob", 1, board="daily", period="2026-05-01"),
+        inc("carol", 1, board="alltime", period="all"),
+    ]
+    with pytest.raises(RankingNotLoaded) as raised:
+        await store.increment(batch)
+    assert (raised.value.board, raised.value.period) == ("daily", "2026-05-01")
+    assert await store.totals(GLOBAL, PERIOD) == {}
+    # The event id was not recorded either.
+    [outcome] = await store.increment([inc("alice", 1, "e1")])
+    assert outcome.applied
+
+
+# Reads
+
+
+async def test_load_then_read(store: RankingStore) -> None:
+    await load(store, {"dave": 10, "carol": 20, "bob": 20, "alice": 30, "zero": 0})
+    assert await store.is_loaded(GLOBAL, PERIOD)
+    assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
+        ("alice", 30, 1),
+        ("bob", 20, 2),
+        ("carol", 20, 2),
+        ("dave", 10, 4),
+        ("zero", 0, 5),  # a total of 0 is still a score in the period
+    ]
+    assert await store.player(GLOBAL, PERIOD, "carol") == RankedPlayer("carol", 20, 2)
+    assert await store.player(GLOBAL, PERIOD, "zero") == RankedPlayer("zero", 0, 5)
+    assert await store.player_count(GLOBAL, PERIOD) == 5
+    assert await store.totals(GLOBAL, PERIOD) == {
+        "dave": 10,
+        "carol": 20,
+        "bob": 20,
+        "alice": 30,
+        "zero": 0,
+    }
+
+
+async def test_player_without_a_score_is_none(store: RankingStore) -> None:
+    await load(store, {"alice": 3})
+    assert await store.player(GLOBAL, PERIOD, "nobody") is None
+
+
+async def test_ties_list_by_username_in_code_point_order(store: RankingStore) -> None:
+    await load(store, {"zed": 5, "Émile": 5, "amy": 5, "Zed": 5, "lead": 9, "last": 1})
+    assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
+        ("lead", 9, 1),
+        ("Zed", 5, 2),
+        ("amy", 5, 2),
+        ("zed", 5, 2),
+        ("Émile", 5, 2),
+        ("last", 1, 6),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "expected"),
+    [
+        (2, 0, [("alice", 30, 1), ("bob", 20, 2)]),
+        (2, 2, [("carol", 20, 2), ("dave", 10, 4)]),  # first entry ties the page before
+        (2, 4, [("erin", 10, 4), ("frank", 5, 6)]),
+        (1, 1, [("bob", 20, 2)]),
+        (10, 5, [("frank", 5, 6)]),
+        (10, 6, []),
+        (0, 0, []),
+    ],
+)
+async def test_top_pages(
+    store: RankingStore, limit: int, offset: int, expected: list[tuple[str, int, int]]
+) -> None:
+    await load(store, SIX_PLAYERS)
+    assert standings(await store.top(GLOBAL, PERIOD, limit, offset)) == expected
+
+
+@pytest.mark.parametrize(
+    ("username", "radius", "expected"),
+    [
+        ("alice", 2, [("alice", 30, 1), ("bob", 20, 2), ("carol", 20, 2)]),
+        ("frank", 2, [("dave", 10, 4), ("erin", 10, 4), ("frank", 5, 6)]),
+        ("carol", 1, [("bob", 20, 2), ("carol", 20, 2), ("dave", 10, 4)]),
+        ("erin", 0, [("erin", 10, 4)]),
+        ("dave", 50, [(name, score, rank) for name, score, rank in zip(
+            SIX_PLAYERS, SIX_PLAYERS.values(), [1, 2, 2, 4, 4, 6], strict=True
+        )]),
+        ("nobody", 3, []),
+    ],
+)  # fmt: skip
+async def test_neighborhood(
+    store: RankingStore, username: str, radius: int, expected: list[tuple[str, int, int]]
+) -> None:
+    await load(store, SIX_PLAYERS)
+    assert standings(await store.neighborhood(GLOBAL, PERIOD, username, radius)) == expected
+
+
+async def test_scores_near_two_to_the_53_stay_exact(store: RankingStore) -> None:
+    big = 10**15
+    await load(
+        store,
+        {"a": big + 3, "b": big + 2, "c": big + 2, "d": big + 1, "max": MAX_EXACT_SCORE - 1},
+        ("e1",),
+    )
+    await load(store, {"min": -MAX_EXACT_SCORE}, board="alltime", period="all")
+    assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
+        ("max", MAX_EXACT_SCORE - 1, 1),
+        ("a", big + 3, 2),
+        ("b", big + 2, 3),
+        ("c", big + 2, 3),
+        ("d", big + 1, 5),
+    ]
+    [up] = await store.increment([inc("max", 1)])
+    assert (up.score, up.rank) == (MAX_EXACT_SCORE, 1)
+    [passing] = await store.increment([inc("d", 1)])
+    assert (passing.score, passing.rank, passing.previous_score, passing.previous_rank) == (
+        big + 2,
+        3,
+        big + 1,
+        5,
+    )
+    assert await store.player(GLOBAL, PERIOD, "c") == RankedPlayer("c", big + 2, 3)
+    assert standings(await store.neighborhood(GLOBAL, PERIOD, "b", 1)) == [
+        ("a", big + 3, 2),
+        ("b", big + 2, 3),
+        ("c", big + 2, 3),
+    ]
+    assert await store.totals(GLOBAL, PERIOD) == {
+        "max": MAX_EXACT_SCORE,
+        "a": big + 3,
+        "b": big + 2,
+        "c": big + 2,
+        "d": big + 2,
+    }
+    [down] = await store.increment([inc("min", 1, board="alltime", period="all")])
+    assert down.score == -MAX_EXACT_SCORE + 1
+
+
+# Increments
+
+
+async def test_a_batch_applies_in_order(store: RankingStore) -> None:
+    await load(store, {})
+    outcomes = await store.increment(
+        [inc("alice", 10, "e1"), inc("bob", 5), inc("alice", 3), inc("bob", 20, "e2")]
+    )
+    assert [
+        (o.increment.username, o.applied, o.score, o.rank, o.previous_score, o.previous_rank)
+        for o in outcomes
+    ] == [
+        ("alice", True, 10, 1, None, None),
+        ("bob", True, 5, 2, None, None),
+        ("alice", True, 13, 1, 10, 1),
+        ("bob", True, 25, 1, 5, 2),  # passes alice
+    ]
+    assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [("bob", 25, 1), ("alice", 13, 2)]
+
+
+async def test_a_batch_spans_boards_and_periods(store: RankingStore) -> None:
+    await load(store, {"alice": 1})
+    await load(store, {}, board="daily", period="2026-05-01")
+    await load(store, {"alice": 100}, board="alltime", period="all")
+    outcomes = await store.increment(
+        [
+            inc("alice", 1, "same-id"),
+            inc("alice", 2, "same-id", board="daily", period="2026-05-01"),
+            inc("alice", 3, "same-id", board="alltime", period="all"),
+        ]
+    )
+    assert [(o.applied, o.score) for o in outcomes] == [(True, 2), (True, 2), (True, 103)]
+    assert await store.totals("daily", "2026-05-01") == {"alice": 2}
+
+
+async def test_a_tie_is_not_a_pass(store: RankingStore) -> None:
+    await load(store, {"alice": 10, "bob": 5})
+    [outcome] = await store.increment([inc("bob", 5)])
+    assert (outcome.score, outcome.rank, outcome.previous_rank) == (10, 1, 2)
+    assert await store.player(GLOBAL, PERIOD, "alice") == RankedPlayer("alice", 10, 1)
+
+
+async def test_negative_deltas(store: RankingStore) -> None:
+    await load(store, {"alice": 5, "bob": 0})
+    [down] = await store.increment([inc("alice", -8)])
+    assert (down.score, down.rank, down.previous_score, down.previous_rank) == (-3, 2, 5, 1)
+    [new] = await store.increment([inc("carol", -1)])
+    assert (new.score, new.rank, new.previous_score, new.previous_rank) == (-1, 2, None, None)
+    assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
+        ("bob", 0, 1),
+        ("carol", -1, 2),
+        ("alice", -3, 3),
+    ]
+    [back_to_zero] = await store.increment([inc("carol", 1)])
+    assert (back_to_zero.score, back_to_zero.rank) == (0, 1)
+    assert await store.totals(GLOBAL, PERIOD) == {"alice": -3, "bob": 0, "carol": 0}
+
+
+async def test_a_client_event_id_applies_once(store: RankingStore) -> None:
+    await load(store, {"zoe": 1})
+    [first] = await store.increment([inc("alice", 5, "e1")])
+    [again] = await store.increment([inc("alice", 7, "e1")])
+    assert first.applied
+    assert (again.applied, again.score, again.rank) == (False, 5, 1)
+    assert (again.previous_score, again.previous_rank) == (5, 1)
+    in_batch = await store.increment([inc("bob", 1, "e2"), inc("bob", 1, "e2")])
+    assert [(o.applied, o.score, o.rank) for o in in_batch] == [(True, 1, 2), (False, 1, 2)]
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 1, "alice": 5, "bob": 1}
+
+
+async def test_a_seen_event_id_for_a_player_without_a_score(store: RankingStore) -> None:
+    await load(store, {"alice": 5, "bob": -1}, ("e1",))
+    [outcome] = await store.increment([inc("carol", 3, "e1")])
+    # Nothing applied: carol stands where a score of 0 would, without a previous standing.
+    assert (outcome.applied, outcome.score, outcome.rank) == (False, 0, 2)
+    assert (outcome.previous_score, outcome.previous_rank) == (None, None)
+    assert await store.player(GLOBAL, PERIOD, "carol") is None
+
+
+async def test_event_ids_are_per_period(store: RankingStore) -> None:
+    await load(store, {}, ("e1",))
+    await load(store, {}, period=PROBE_PERIOD)
+    [other_period] = await store.increment([inc("alice", 1, "e1", period=PROBE_PERIOD)])
+    assert other_period.applied
+
+
+async def test_generated_event_ids_are_never_deduplicated(store: RankingStore) -> None:
+    await load(store, {})
+    twice = ScoreIncrement(GLOBAL, PERIOD, "alice", 1, "~generated", client_event_id=False)
+    outcomes = await store.increment([twice, twice])
+    outcomes += await store.increment([twice])
+    assert [o.applied for o in outcomes] == [True, True, True]
+    assert await store.totals(GLOBAL, PERIOD) == {"alice": 3}
+
+
+async def test_out_of_range_applies_nothing(store: RankingStore) -> None:
+    await load(store, {"alice": MAX_EXACT_SCORE - 1, "bob": 0, "carol": -MAX_EXACT_SCORE + 1})
+    before = await store.totals(GLOBAL, PERIOD)
+    for batch in (
+        [inc("bob", 5, "e9"), inc("alice", 1), inc("alice", 1)],
+        [inc("bob", 5, "e9"), inc("carol", -2)],
+        [inc("bob", 5, "e9"), inc("bob", MAX_EXACT_SCORE + 1)],
+    ):
+        with pytest.raises(ScoreOutOfRange) as raised:
+            await store.increment(batch)
+        assert (raised.value.username, raised.value.board) == (batch[-1].username, GLOBAL)
+        assert await store.totals(GLOBAL, PERIOD) == before
+    # e9 was not recorded.
+    [outcome] = await store.increment([inc("bob", 5, "e9")])
+    assert (outcome.applied, outcome.score) == (True, 5)
+
+
+async def test_player_count(store: RankingStore) -> None:
+    await load(store, {"alice": 1, "bob": 0})
+    assert await store.player_count(GLOBAL, PERIOD) == 2
+    await store.increment([inc("carol", 1), inc("alice", 1)])
+    assert await store.player_count(GLOBAL, PERIOD) == 3
+
+
+async def test_a_batch_of_a_thousand(store: RankingStore) -> None:
+    await load(store, {})
+    batch = [inc(f"player{i % 97}", i % 13 - 4, f"event{i}") for i in range(1000)]
+    outcomes = await store.increment(batch)
+    expected: dict[str, int] = {}
+    for increment in batch:
+        expected[increment.username] = expected.get(increment.username, 0) + increment.delta
+    assert all(outcome.applied for outcome in outcomes)
+    assert await store.totals(GLOBAL, PERIOD) == expected
+    for player in await store.top(GLOBAL, PERIOD, 100, 0):
+        assert player.rank == 1 + sum(score > player.score for score in expected.values())
+    replayed = await store.increment(batch)
+    assert not any(outcome.applied for outcome in replayed)
+
+
+# Loading
+
+
+async def test_load_replaces_the_previous_state(store: RankingStore) -> None:
+    await load(store, {"alice": 1, "bob": 2}, ("e1",))
+    await store.increment([inc("carol", 3, "e3")])
+    await load(store, {"dave": 4}, ("e2",))
+    assert await store.totals(GLOBAL, PERIOD) == {"dave": 4}
+    outcomes = await store.increment([inc("erin", 1, "e1"), inc("erin", 1, "e2")])
+    assert [o.applied for o in outcomes] == [True, False]
+
+
+async def test_an_empty_load(store: RankingStore) -> None:
+    await load(store, {"alice": 1}, ("e1",))
+    await load(store, {})
+    assert await store.is_loaded(GLOBAL, PERIOD)
+    assert await store.totals(GLOBAL, PERIOD) == {}
+    assert await store.top(GLOBAL, PERIOD, 10, 0) == []
+    assert await store.player_count(GLOBAL, PERIOD) == 0
+    [outcome] = await store.increment([inc("alice", 2, "e1")])
+    assert (outcome.applied, outcome.score, outcome.rank) == (True, 2, 1)
+
+
+async def test_a_load_bigger_than_one_write_chunk(store: RankingStore) -> None:
+    players = 25_001
+    totals = ((f"p{i:05d}", i) for i in range(players))  # a generator: read once
+    event_ids = (f"event{i}" for i in range(12_345))
+    await store.load(GLOBAL, PERIOD, totals, event_ids)
+    assert await store.player_count(GLOBAL, PERIOD) == players
+    assert standings(await store.top(GLOBAL, PERIOD, 1, 0)) == [("p25000", 25_000, 1)]
+    assert standings(await store.top(GLOBAL, PERIOD, 1, players - 1)) == [("p00000", 0, players)]
+    outcomes = await store.increment([inc("x", 1, "event0"), inc("x", 1, "event12344")])
+    assert [o.applied for o in outcomes] == [False, False]
+
+
+# Rebuild claims
+
+
+async def test_one_claim_at_a_time(store: RankingStore) -> None:
+    token = await store.claim_rebuild(GLOBAL, PERIOD, 30)
+    assert token is not None
+    assert await store.claim_rebuild(GLOBAL, PERIOD, 30) is None
+    assert await store.claim_rebuild(GLOBAL, PROBE_PERIOD, 30) is not None  # per period
+    await store.release_rebuild(GLOBAL, PERIOD, "someone-else")
+    assert await store.claim_rebuild(GLOBAL, PERIOD, 30) is None
+    await store.release_rebuild(GLOBAL, PERIOD, token)
+    assert await store.claim_rebuild(GLOBAL, PERIOD, 30) not in (None, token)
+
+
+async def test_an_expired_claim_can_be_taken_over(store: RankingStore) -> None:
+    stale = await store.claim_rebuild(GLOBAL, PERIOD, 0.05)
+    assert stale is not None
+    await asyncio.sleep(0.15)
+    fresh = await store.claim_rebuild(GLOBAL, PERIOD, 30)
+    assert fresh is not None
+    await store.release_rebuild(GLOBAL, PERIOD, stale)  # too late: the claim is not ours
+    assert await store.claim_rebuild(GLOBAL, PERIOD, 30) is None
+
+
+# Change feed
+
+
+async def test_changes_report_applied_increments_of_the_board(store: RankingStore) -> None:
+    await load(store, {"alice": 10})
+    await load(store, {}, board="alltime", period="all")
+    feed = ChangeFeed(store)
+    try:
+        await feed.ready()
+        await store.increment([inc("bob", 15, "e1")])
+        assert await feed.next() == ScoreChange(GLOBAL, PERIOD, "bob", None, 15, None, 1)
+        await store.increment([inc("bob", 5, "e1")])  # a duplicate: no change
+        await store.increment([inc("bob", 1, board="alltime", period="all")])  # another board
+        await store.increment([inc("alice", 1), inc("alice", 5)])
+        assert await feed.next() == ScoreChange(GLOBAL, PERIOD, "alice", 10, 11, 2, 2)
+        assert await feed.next() == ScoreChange(GLOBAL, PERIOD, "alice", 11, 16, 2, 1)
+    finally:
+        await feed.close()
+
+
+async def test_every_feed_gets_every_change(store: RankingStore) -> None:
+    await load(store, {})
+    feeds = [ChangeFeed(store), ChangeFeed(store)]
+    try:
+        for feed in feeds:
+            await feed.ready()
+        await store.increment([inc("alice", 1)])
+        for feed in feeds:
+            assert (await feed.next()).username == "alice"
+    finally:
+        for feed in feeds:
+            await feed.close()
+
+
+def test_the_suite_covers_every_store_method() -> None:
+    methods = {name for name in vars(RankingStore) if not name.startswith("_")}
+    exercised = set(NOT_LOADED_OPERATIONS) | {
+        "is_loaded",
+        "load",
+        "claim_rebuild",
+        "release_rebuild",
+        "changes",
+        "ping",
+        "close",
+    }
+    assert methods == exercised, "a new RankingStore method needs contract tests"
+
+
+async def test_ping(store: RankingStore) -> None:
+    await store.ping()

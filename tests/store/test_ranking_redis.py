@@ -1,0 +1,309 @@
+"""What only the Redis store has: its key layout, expiry, lost data, outages, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+import redis.asyncio as redis_asyncio
+from redis import exceptions as redis_errors
+
+from store.errors import RankingNotLoaded, StoreUnavailable
+from store.models import ScoreChange
+from store.redis_ranking import RedisRankingStore
+from tests.store.test_ranking_contract import (
+    BOARDS,
+    GLOBAL,
+    NOT_LOADED_OPERATIONS,
+    PERIOD,
+    ChangeFeed,
+    inc,
+)
+from tests.support.shared_services import REDIS_URL, delete_prefix
+
+RETENTION = timedelta(days=35)
+
+
+@pytest.fixture
+async def store(redis_prefix: str) -> AsyncIterator[RedisRankingStore]:
+    """A Redis store under the test's private key prefix."""
+    ranking = RedisRankingStore.from_url(
+        REDIS_URL, key_prefix=redis_prefix, boards=BOARDS, retention=RETENTION
+    )
+    yield ranking
+    await ranking.close()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[redis_asyncio.Redis]:
+    """A plain client on the same Redis, to look at the keys."""
+    client = redis_asyncio.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def key(prefix: str, board: str, period: str, kind: str) -> str:
+    """The documented key layout."""
+    return f"{prefix}:{{{board}|{period}}}:{kind}"
+
+
+def unix_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch."""
+    return int(moment.timestamp() * 1000)
+
+
+async def test_lost_keys_mean_not_loaded(store: RedisRankingStore, redis_prefix: str) -> None:
+    await store.load(GLOBAL, PERIOD, [("alice", 1)], [])
+    assert await store.top(GLOBAL, PERIOD, 10, 0) != []
+    await delete_prefix(redis_prefix)  # what a FLUSHALL or a restart without persistence does
+    assert not await store.is_loaded(GLOBAL, PERIOD)
+    for operation in NOT_LOADED_OPERATIONS.values():
+        with pytest.raises(RankingNotLoaded):
+            await operation(store)
+
+
+async def test_only_the_marker_makes_a_period_loaded(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    await store.load(GLOBAL, PERIOD, [("alice", 1)], [])
+    await raw.delete(key(redis_prefix, GLOBAL, PERIOD, "loaded"))
+    with pytest.raises(RankingNotLoaded):
+        await store.top(GLOBAL, PERIOD, 10, 0)
+
+
+async def test_layout_and_scores_stored_negated(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    await store.load(GLOBAL, PERIOD, [("alice", 2), ("bob", 7)], ["e1"])
+    await store.increment([inc("carol", 3, "e2"), inc("alice", 1)])
+    ranking = key(redis_prefix, GLOBAL, PERIOD, "ranking")
+    assert await raw.zrange(ranking, 0, -1, withscores=True) == [
+        ("bob", -7.0),
+        ("alice", -3.0),
+        ("carol", -3.0),
+    ]
+    assert await raw.smembers(key(redis_prefix, GLOBAL, PERIOD, "events")) == {"e1", "e2"}
+    # Only these keys: the load's temporary keys are gone, generated event ids not stored.
+    assert sorted([name async for name in raw.scan_iter(match=f"{redis_prefix}:*")]) == sorted(
+        key(redis_prefix, GLOBAL, PERIOD, kind) for kind in ("ranking", "events", "loaded")
+    )
+
+
+async def test_a_period_expires_its_retention_after_it_ends(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    period = "2999-01"
+    await store.load(GLOBAL, period, [("alice", 1)], ["e1"])
+    expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
+    for kind in ("ranking", "events", "loaded"):
+        assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
+
+
+async def test_keys_an_increment_creates_expire_too(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    period = "2999-01"
+    await store.load(GLOBAL, period, [], [])  # no ranking, no event set yet
+    await store.increment([inc("alice", 1, "e1", period=period)])
+    expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
+    for kind in ("ranking", "events"):
+        assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
+
+
+async def test_a_long_past_period_is_kept_an_hour(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    await store.load("daily", "2020-01-01", [("alice", 1)], [])
+    ttl = await raw.pttl(key(redis_prefix, "daily", "2020-01-01", "ranking"))
+    assert 3_590_000 < ttl <= 3_600_000
+
+
+async def test_a_board_that_never_resets_never_expires(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    await store.load("alltime", "all", [("alice", 1)], ["e1"])
+    await store.increment([inc("bob", 1, "e2", board="alltime", period="all")])
+    for kind in ("ranking", "events", "loaded"):
+        assert await raw.ttl(key(redis_prefix, "alltime", "all", kind)) == -1
+
+
+async def test_a_malformed_message_is_skipped(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    await store.load(GLOBAL, PERIOD, [], [])
+    feed = ChangeFeed(store)
+    try:
+        await feed.ready()
+        await raw.publish(f"{redis_prefix}:changes:{GLOBAL}", b"not json")
+        await raw.publish(f"{redis_prefix}:changes:{GLOBAL}", b'{"board": "global"}')
+        await store.increment([inc("alice", 1)])
+        assert (await feed.next()).username == "alice"
+    finally:
+        await feed.close()
+
+
+async def test_closing_the_feed_unsubscribes(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    channel = f"{redis_prefix}:changes:{GLOBAL}"
+    feed = ChangeFeed(store)
+    await feed.ready()
+    assert await raw.pubsub_numsub(channel) == [(channel, 1)]
+    await feed.close()
+    # Redis notices the closed connection soon after.
+    for _ in range(500):
+        if await raw.pubsub_numsub(channel) == [(channel, 0)]:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("still subscribed")
+
+
+async def test_an_unreachable_redis_is_unavailable() -> None:
+    store = RedisRankingStore.from_url(
+        "redis://127.0.0.1:1/0", key_prefix="lbtest", boards=BOARDS, retention=RETENTION
+    )
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        with pytest.raises(StoreUnavailable):
+            await store.is_loaded(GLOBAL, PERIOD)
+        with pytest.raises(StoreUnavailable):
+            await store.claim_rebuild(GLOBAL, PERIOD, 1)
+        with pytest.raises(StoreUnavailable):
+            await store.load(GLOBAL, PERIOD, [("alice", 1)], [])
+        for operation in NOT_LOADED_OPERATIONS.values():
+            with pytest.raises(StoreUnavailable):
+                await operation(store)
+    finally:
+        await store.close()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, on a free port, that the test may stop and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        """Start the server (empty: no persistence) and wait until it answers."""
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self._directory)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis_asyncio.Redis.from_url(self.url)
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        await client.ping()
+                        return
+                    except redis_errors.ConnectionError:
+                        await asyncio.sleep(0.02)
+        finally:
+            await client.aclose()
+
+    def stop(self) -> None:
+        """Stop the server; its data is gone."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A private Redis server, stopped after the test."""
+    server = PrivateRedis(tmp_path)
+    try:
+        await server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_restart_is_survived(private_redis: PrivateRedis) -> None:
+    store = RedisRankingStore.from_url(
+        private_redis.url, key_prefix="lbtest", boards=BOARDS, retention=RETENTION
+    )
+    feed = ChangeFeed(store)
+    try:
+        await store.load(GLOBAL, PERIOD, [("alice", 1)], [])
+        await feed.ready()
+
+        private_redis.stop()
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        with pytest.raises(StoreUnavailable):
+            await store.increment([inc("alice", 1)])
+
+        await private_redis.start()
+        # The data and the cached scripts are gone.
+        with pytest.raises(RankingNotLoaded):
+            await store.increment([inc("alice", 1)])
+        await store.load(GLOBAL, PERIOD, [("alice", 1)], [])
+        await feed.ready()  # the same iterator resubscribed on its own
+        [outcome] = await store.increment([inc("bob", 5, "e1")])
+        assert (outcome.score, outcome.rank) == (5, 1)
+        change = await feed.next()
+        assert (change.username, change.score, change.rank) == ("bob", 5, 1)
+    finally:
+        await feed.close()
+        await store.close()
+
+
+CANCEL_DELAYS = [step / 10_000 for step in range(30)]
+"""0 to 3 ms, so that some cancellations land while redis-py connects and sends."""
+
+
+def fresh_store(prefix: str) -> RedisRankingStore:
+    """A store on a client not connected yet."""
+    return RedisRankingStore.from_url(
+        REDIS_URL, key_prefix=prefix, boards=BOARDS, retention=RETENTION
+    )
+
+
+async def test_a_cancelled_call_ends_cancelled(store: RedisRankingStore, redis_prefix: str) -> None:
+    await store.load(GLOBAL, PERIOD, [("alice", 1)], [])
+    for delay in CANCEL_DELAYS:
+        fresh = fresh_store(redis_prefix)
+        call = asyncio.create_task(fresh.player_count(GLOBAL, PERIOD))
+        await asyncio.sleep(delay)
+        if call.cancel():
+            await asyncio.gather(call, return_exceptions=True)
+            assert call.cancelled(), f"the cancellation after {delay * 1000} ms was lost"
+        await fresh.close()
+
+
+async def test_a_cancelled_feed_ends_at_once(redis_prefix: str) -> None:
+    for delay in CANCEL_DELAYS:
+        fresh = fresh_store(redis_prefix)
+        feed = cast(AsyncGenerator[ScoreChange, None], fresh.changes(GLOBAL))
+
+        async def first_change() -> ScoreChange:
+            return await anext(feed)  # noqa: B023 - awaited within this iteration
+
+        consumer = asyncio.create_task(first_change())
+        await asyncio.sleep(delay)
+        consumer.cancel()
+        async with asyncio.timeout(2):
+            await asyncio.gather(consumer, return_exceptions=True)
+        assert consumer.cancelled(), f"the cancellation after {delay * 1000} ms was lost"
+        await feed.aclose()
+        await fresh.close()
