@@ -13,8 +13,8 @@ import httpx
 
 from tests.api.test_operations import INCREMENT, TOP
 from tests.integration.conftest import TOKEN, ProcessFactory
-from tests.support.graphql_client import GraphQLHttp
 from tests.integration.test_serve import mysql_totals
+from tests.support.graphql_client import GraphQLHttp
 from tests.support.private_servers import PrivateMariaDB, PrivateRedis
 from tests.support.shared_services import REDIS_URL
 
