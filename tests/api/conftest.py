@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_ws import aconnect_ws
+from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 from starlette.applications import Starlette
 
@@ -36,7 +36,7 @@ def make_settings(
         values |= {"redis_url": REDIS_URL, "key_prefix": redis_prefix, "database_url": mysql_url}
     else:
         values |= {"database_url": sqlite_url}
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+    return Settings(_env_file=None, **(values | overrides))
 
 
 @pytest.fixture(params=["embedded", "redis-mysql"])
@@ -81,16 +81,16 @@ async def subscription_to(app: Starlette, protocol: str) -> AsyncIterator[Subscr
 
     A context manager, not a fixture: its task group must be left in the task that entered it.
     """
-    async with (
-        httpx.AsyncClient(
-            transport=ASGIWebSocketTransport(app), base_url="http://testserver"
-        ) as client,
-        aconnect_ws("/graphql", client, subprotocols=[protocol]) as socket,
-    ):
-        assert socket.subprotocol == protocol
-        connection = Subscription(socket, protocol)
-        await connection.init()
-        yield connection
+    transport = ASGIWebSocketTransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        connecting: contextlib.AbstractAsyncContextManager[AsyncWebSocketSession] = aconnect_ws(
+            "/graphql", client, subprotocols=[protocol]
+        )
+        async with connecting as socket:
+            assert socket.subprotocol == protocol
+            connection = Subscription(socket, protocol)
+            await connection.init()
+            yield connection
 
 
 @pytest.fixture

@@ -115,12 +115,11 @@ async def test_sigterm_drains_the_write_buffer(
     async with httpx.AsyncClient(base_url=process.url) as client:
         gql = GraphQLHttp(client, token=TOKEN)
         for round_number in range(20):
-            increments = [
-                {"username": f"p{index}", "delta": round_number + index + 1} for index in range(25)
-            ]
+            deltas = {f"p{index}": round_number + index + 1 for index in range(25)}
+            increments = [{"username": name, "delta": delta} for name, delta in deltas.items()]
             await gql.data(INCREMENTS, {"increments": increments})
-            for item in increments:
-                expected[item["username"]] = expected.get(item["username"], 0) + item["delta"]
+            for name, delta in deltas.items():
+                expected[name] = expected.get(name, 0) + delta
     assert await mysql_totals(environment["LEADERBOARD_DATABASE_URL"]) == {}
     assert await process.terminate()
     assert await mysql_totals(environment["LEADERBOARD_DATABASE_URL"]) == expected
