@@ -30,7 +30,14 @@ PROBE_PERIOD = "2026-04"
 """A period of its own for the increments that check a change feed is live."""
 
 SIX_PLAYERS = {"alice": 30, "bob": 20, "carol": 20, "dave": 10, "erin": 10, "frank": 5}
-"""Competition ranks 1, 2, 2, 4, 4, 6."""
+SIX_STANDINGS = [
+    ("alice", 30, 1),
+    ("bob", 20, 2),
+    ("carol", 20, 2),
+    ("dave", 10, 4),
+    ("erin", 10, 4),
+    ("frank", 5, 6),
+]
 
 
 @pytest.fixture(params=["redis", "embedded"])
@@ -212,9 +219,10 @@ async def test_ties_list_by_username_in_code_point_order(store: RankingStore) ->
 @pytest.mark.parametrize(
     ("limit", "offset", "expected"),
     [
-        (2, 0, [("alice", 30, 1), ("bob", 20, 2)]),
-        (2, 2, [("carol", 20, 2), ("dave", 10, 4)]),  # first entry ties the page before
-        (2, 4, [("erin", 10, 4), ("frank", 5, 6)]),
+        (10, 0, SIX_STANDINGS),
+        (2, 0, SIX_STANDINGS[0:2]),
+        (2, 2, SIX_STANDINGS[2:4]),  # carol ties bob on the page before: rank 2
+        (2, 4, SIX_STANDINGS[4:6]),
         (1, 1, [("bob", 20, 2)]),
         (10, 5, [("frank", 5, 6)]),
         (10, 6, []),
@@ -235,12 +243,10 @@ async def test_top_pages(
         ("frank", 2, [("dave", 10, 4), ("erin", 10, 4), ("frank", 5, 6)]),
         ("carol", 1, [("bob", 20, 2), ("carol", 20, 2), ("dave", 10, 4)]),
         ("erin", 0, [("erin", 10, 4)]),
-        ("dave", 50, [(name, score, rank) for name, score, rank in zip(
-            SIX_PLAYERS, SIX_PLAYERS.values(), [1, 2, 2, 4, 4, 6], strict=True
-        )]),
+        ("dave", 50, SIX_STANDINGS),
         ("nobody", 3, []),
     ],
-)  # fmt: skip
+)
 async def test_neighborhood(
     store: RankingStore, username: str, radius: int, expected: list[tuple[str, int, int]]
 ) -> None:

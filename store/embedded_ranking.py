@@ -1,0 +1,279 @@
+"""Live rankings in this process: the single-instance (embedded) `RankingStore`.
+
+Same semantics as the Redis store, without a server: per board period, a dict of
+scores and a sorted list of (-score, username), so that list order is the
+leaderboard order (score descending, ties by username ascending). Every method
+runs without awaiting in the middle, so each one is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+
+from sortedcontainers import SortedList
+
+from store.boards import Board
+from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.models import (
+    MAX_EXACT_SCORE,
+    IncrementOutcome,
+    RankedPlayer,
+    ScoreChange,
+    ScoreIncrement,
+)
+
+DEFAULT_CHANGE_BUFFER = 1024
+"""Changes a slow subscriber may fall behind by before the oldest are dropped."""
+
+
+class _Ranking:
+    """One loaded board period."""
+
+    __slots__ = ("events", "order", "scores")
+
+    def __init__(self, totals: dict[str, int], events: set[str]) -> None:
+        self.scores = totals
+        self.order = SortedList((-score, username) for username, score in totals.items())
+        self.events = events
+
+    def rank(self, score: int) -> int:
+        """1 + the number of players with a strictly higher score."""
+        # "" sorts before every username, so this counts the entries above `score`.
+        return 1 + int(self.order.bisect_left((-score, "")))
+
+    def page(self, start: int, stop: int) -> list[RankedPlayer]:
+        """The players at positions start .. stop - 1 with their competition ranks."""
+        players: list[RankedPlayer] = []
+        rank = 0
+        for position, (stored, username) in enumerate(self.order.islice(start, stop), start):
+            score = -stored
+            if not players:
+                rank = self.rank(score)
+            elif score != players[-1].score:
+                rank = position + 1
+            players.append(RankedPlayer(username=username, score=score, rank=rank))
+        return players
+
+    def set_score(self, username: str, score: int) -> None:
+        """Give a player a new total, keeping the order in step."""
+        old = self.scores.get(username)
+        if old is not None:
+            self.order.remove((-old, username))
+        self.scores[username] = score
+        self.order.add((-score, username))
+
+
+@dataclass(slots=True)
+class _Claim:
+    token: str
+    expires_at: float
+
+
+class EmbeddedRankingStore:
+    """`RankingStore` in process memory, for a single instance with no Redis."""
+
+    def __init__(
+        self, *, boards: Sequence[Board], change_buffer: int = DEFAULT_CHANGE_BUFFER
+    ) -> None:
+        self._boards = {board.id: board for board in boards}
+        self._change_buffer = change_buffer
+        self._rankings: dict[tuple[str, str], _Ranking] = {}
+        self._claims: dict[tuple[str, str], _Claim] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[ScoreChange]]] = {}
+
+    # Writes
+
+    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+        """Apply increments in order, all or none; publish each applied one."""
+        for increment in increments:
+            if abs(increment.delta) > MAX_EXACT_SCORE:
+                raise ScoreOutOfRange(increment.username, increment.board)
+            self._check_period(increment.board, increment.period)
+        rankings: dict[tuple[str, str], _Ranking] = {}
+        for increment in increments:
+            key = (increment.board, increment.period)
+            if key not in rankings:
+                rankings[key] = self._loaded(*key)
+
+        # Pass 1 simulates the batch, so that nothing changes when a total would overflow.
+        duplicate: list[bool] = []
+        scores: dict[tuple[str, str, str], int | None] = {}
+        seen: set[tuple[str, str, str]] = set()
+        for increment in increments:
+            ranking = rankings[(increment.board, increment.period)]
+            event = (increment.board, increment.period, increment.event_id)
+            if increment.client_event_id and (
+                event in seen or increment.event_id in ranking.events
+            ):
+                duplicate.append(True)
+                continue
+            duplicate.append(False)
+            if increment.client_event_id:
+                seen.add(event)
+            player = (increment.board, increment.period, increment.username)
+            old = scores[player] if player in scores else ranking.scores.get(increment.username)
+            new = (old or 0) + increment.delta
+            if abs(new) > MAX_EXACT_SCORE:
+                raise ScoreOutOfRange(increment.username, increment.board)
+            scores[player] = new
+
+        # Pass 2 applies.
+        outcomes: list[IncrementOutcome] = []
+        changes: list[ScoreChange] = []
+        for increment, is_duplicate in zip(increments, duplicate, strict=True):
+            ranking = rankings[(increment.board, increment.period)]
+            old = ranking.scores.get(increment.username)
+            previous_rank = None if old is None else ranking.rank(old)
+            if is_duplicate:
+                # Nothing changes; a player without a score stands where a score of 0 would.
+                rank = ranking.rank(old or 0)
+                outcomes.append(
+                    IncrementOutcome(increment, old or 0, rank, False, old, previous_rank)
+                )
+                continue
+            new = (old or 0) + increment.delta
+            ranking.set_score(increment.username, new)
+            if increment.client_event_id:
+                ranking.events.add(increment.event_id)
+            rank = ranking.rank(new)
+            outcomes.append(IncrementOutcome(increment, new, rank, True, old, previous_rank))
+            changes.append(
+                ScoreChange(
+                    board=increment.board,
+                    period=increment.period,
+                    username=increment.username,
+                    previous_score=old,
+                    score=new,
+                    previous_rank=previous_rank,
+                    rank=rank,
+                )
+            )
+        for change in changes:
+            self._publish(change)
+        return outcomes
+
+    async def load(
+        self,
+        board: str,
+        period: str,
+        totals: Iterable[tuple[str, int]],
+        client_event_ids: Iterable[str],
+    ) -> None:
+        """Replace the period's ranking and event ids, then mark it loaded, atomically."""
+        self._check_period(board, period)
+        scores = dict(totals)
+        for username, total in scores.items():
+            if abs(total) > MAX_EXACT_SCORE:
+                raise ScoreOutOfRange(username, board)
+        self._rankings[(board, period)] = _Ranking(scores, set(client_event_ids))
+
+    # Reads
+
+    async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
+        """Players ranked offset+1 .. offset+limit, best first."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        return self._loaded(board, period).page(offset, offset + limit)
+
+    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
+        """One player's standing, or None without a score in the period."""
+        ranking = self._loaded(board, period)
+        score = ranking.scores.get(username)
+        if score is None:
+            return None
+        return RankedPlayer(username=username, score=score, rank=ranking.rank(score))
+
+    async def neighborhood(
+        self, board: str, period: str, username: str, radius: int
+    ) -> list[RankedPlayer]:
+        """The player and up to `radius` players directly above and below, best first."""
+        if radius < 0:
+            raise ValueError("radius must not be negative")
+        ranking = self._loaded(board, period)
+        score = ranking.scores.get(username)
+        if score is None:
+            return []
+        position = int(ranking.order.index((-score, username)))
+        return ranking.page(max(0, position - radius), position + radius + 1)
+
+    async def player_count(self, board: str, period: str) -> int:
+        """How many players have a score in the period."""
+        return len(self._loaded(board, period).scores)
+
+    async def totals(self, board: str, period: str) -> dict[str, int]:
+        """Every player's total in the period."""
+        return dict(self._loaded(board, period).scores)
+
+    async def is_loaded(self, board: str, period: str) -> bool:
+        """Whether the period was loaded since this store started."""
+        return (board, period) in self._rankings
+
+    # Rebuild claims: only this process competes, but the semantics match Redis.
+
+    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
+        """Claim a period's rebuild for `ttl_seconds`; the token, or None when claimed."""
+        now = time.monotonic()
+        claim = self._claims.get((board, period))
+        if claim is not None and claim.expires_at > now:
+            return None
+        token = secrets.token_hex(16)
+        self._claims[(board, period)] = _Claim(token, now + ttl_seconds)
+        return token
+
+    async def release_rebuild(self, board: str, period: str, token: str) -> None:
+        """Give up a claim, only when it is still ours."""
+        claim = self._claims.get((board, period))
+        if claim is not None and claim.token == token:
+            del self._claims[(board, period)]
+
+    # Live changes
+
+    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+        """Applied increments of the board, from the first `__anext__` on.
+
+        A subscriber more than `change_buffer` changes behind loses the oldest ones.
+        """
+        return self._changes(board)
+
+    async def _changes(self, board: str) -> AsyncIterator[ScoreChange]:
+        queue: asyncio.Queue[ScoreChange] = asyncio.Queue(maxsize=self._change_buffer)
+        subscribers = self._subscribers.setdefault(board, set())
+        subscribers.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            subscribers.discard(queue)
+
+    def _publish(self, change: ScoreChange) -> None:
+        for queue in self._subscribers.get(change.board, ()):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(change)
+
+    # Connection
+
+    async def ping(self) -> None:
+        """Always answers: there is no server."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    # Helpers
+
+    def _loaded(self, board: str, period: str) -> _Ranking:
+        ranking = self._rankings.get((board, period))
+        if ranking is None:
+            raise RankingNotLoaded(board, period)
+        return ranking
+
+    def _check_period(self, board_id: str, period: str) -> None:
+        board = self._boards.get(board_id)
+        if board is None:
+            raise ValueError(f"unknown board {board_id!r}")
+        if not board.is_valid_period(period):
+            raise ValueError(f"{period!r} is not a period of board {board_id!r}")

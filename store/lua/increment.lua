@@ -1,0 +1,156 @@
+-- Applies a batch of increments, in order, all or none; publishes each applied one.
+--
+-- KEYS: per period g = 1..G of the batch, in order of first use:
+--   KEYS[3g-2] ranking, KEYS[3g-1] client event ids, KEYS[3g] loaded marker.
+-- ARGV[1] = G, then per period 4 values: channel, board, period,
+--   expire-at in Unix milliseconds ('0' = never);
+-- then per increment 5 values: period g, username, delta, '1' when the event id is the
+--   client's ('0' when generated, never stored), event id.
+--
+-- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
+-- total beyond +-(2^53 - 1) (nothing applied either way), else
+-- {0, then per increment: applied, score, rank, had score, previous score, previous rank}.
+
+local MAX_EXACT = 9007199254740991
+
+local periods = {}
+local count = tonumber(ARGV[1])
+local at = 2
+for g = 1, count do
+  periods[g] = {
+    ranking = KEYS[3 * g - 2],
+    events = KEYS[3 * g - 1],
+    loaded = KEYS[3 * g],
+    channel = ARGV[at],
+    board = ARGV[at + 1],
+    period = ARGV[at + 2],
+    expire_at = ARGV[at + 3],
+    scores = {},
+    seen = {},
+  }
+  at = at + 4
+end
+
+for g = 1, count do
+  if redis.call('EXISTS', periods[g].loaded) == 0 then
+    return {1, g}
+  end
+end
+
+local increments = {}
+for a = at, #ARGV, 5 do
+  increments[#increments + 1] = {
+    period = periods[tonumber(ARGV[a])],
+    username = ARGV[a + 1],
+    delta = tonumber(ARGV[a + 2]),
+    client = ARGV[a + 3] == '1',
+    event_id = ARGV[a + 4],
+  }
+end
+
+local function stored_score(p, username)
+  local stored = redis.call('ZSCORE', p.ranking, username)
+  if stored then
+    return score_of(stored)
+  end
+  return nil
+end
+
+-- Pass 1 simulates the batch, so that nothing is written when any total would leave
+-- the exact range. Scores are tracked per period; false = no score yet.
+local duplicate = {}
+for i, inc in ipairs(increments) do
+  local p = inc.period
+  if inc.client and (p.seen[inc.event_id]
+      or redis.call('SISMEMBER', p.events, inc.event_id) == 1) then
+    duplicate[i] = true
+  else
+    if inc.client then
+      p.seen[inc.event_id] = true
+    end
+    local old = p.scores[inc.username]
+    if old == nil then
+      old = stored_score(p, inc.username) or false
+    end
+    local new = (old or 0) + inc.delta
+    if math.abs(new) > MAX_EXACT then
+      return {2, i}
+    end
+    p.scores[inc.username] = new
+  end
+end
+
+-- Pass 2 applies, reading the live state as it goes.
+local out = {0}
+local function append(applied, score, rank, old, previous_rank)
+  out[#out + 1] = applied
+  out[#out + 1] = score
+  out[#out + 1] = rank
+  if old == nil then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = 1
+    out[#out + 1] = old
+    out[#out + 1] = previous_rank
+  end
+end
+
+local function json_number(number)
+  if number == nil then
+    return 'null'
+  end
+  return fmt(number)
+end
+
+for i, inc in ipairs(increments) do
+  local p = inc.period
+  local old = stored_score(p, inc.username)
+  if duplicate[i] then
+    -- Nothing changes; a player without a score stands where a score of 0 would.
+    local rank = rank_of(p.ranking, old or 0)
+    append(0, old or 0, rank, old, rank)
+  else
+    local previous_rank = nil
+    if old ~= nil then
+      previous_rank = rank_of(p.ranking, old)
+    end
+    local new = (old or 0) + inc.delta
+    local stored = -new
+    if stored == 0 then
+      stored = 0
+    end
+    redis.call('ZADD', p.ranking, fmt(stored), inc.username)
+    p.ranking_written = true
+    if inc.client then
+      redis.call('SADD', p.events, inc.event_id)
+      p.events_written = true
+    end
+    local rank = rank_of(p.ranking, new)
+    append(1, new, rank, old, previous_rank)
+    -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
+    redis.call('PUBLISH', p.channel, '{"board":' .. cjson.encode(p.board)
+      .. ',"period":' .. cjson.encode(p.period)
+      .. ',"username":' .. cjson.encode(inc.username)
+      .. ',"previous_score":' .. json_number(old)
+      .. ',"score":' .. fmt(new)
+      .. ',"previous_rank":' .. json_number(previous_rank)
+      .. ',"rank":' .. fmt(rank) .. '}')
+  end
+end
+
+-- A ranking or event set created here (after an empty load) must expire with the period.
+for g = 1, count do
+  local p = periods[g]
+  if p.expire_at ~= '0' then
+    if p.ranking_written and redis.call('PTTL', p.ranking) == -1 then
+      redis.call('PEXPIREAT', p.ranking, p.expire_at)
+    end
+    if p.events_written and redis.call('PTTL', p.events) == -1 then
+      redis.call('PEXPIREAT', p.events, p.expire_at)
+    end
+  end
+end
+
+return out
