@@ -16,6 +16,8 @@ import uvicorn
 from schema.build import SDL_PATH, write_sdl
 from server.resources import open_history, open_ranking
 from server.settings import LogFormat, Settings
+from store.history import ScoreHistory
+from store.ranking import RankingStore
 from store.recovery import RankingRecovery
 
 
@@ -119,19 +121,62 @@ async def rebuild(settings: Settings, board_id: str, period: str | None) -> int:
     history = open_history(settings)
     await history.connect()
     try:
-        recovery = RankingRecovery(
-            ranking,
-            history,
-            claim_seconds=settings.rebuild_claim_seconds,
-            wait_seconds=settings.rebuild_wait_seconds,
-            settle_seconds=settings.rebuild_settle_seconds,
-        )
-        players = await recovery.rebuild(board.id, period)
+        players = await _recovery(settings, ranking, history).rebuild(board.id, period)
     finally:
         await history.close()
         await ranking.close()
     print(f"leaderboard: rebuilt {board.id}/{period} from the history: {players} players")
     return 0
+
+
+async def reconcile(settings: Settings, board_ids: Sequence[str], period: str | None) -> int:
+    """Repair drift between the live rankings and the history (history wins); print it."""
+    if not settings.redis_url:
+        print(
+            "error: reconcile needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at "
+            "every start",
+            file=sys.stderr,
+        )
+        return 2
+    boards = [board for board in settings.boards if not board_ids or board.id in board_ids]
+    unknown = set(board_ids) - {board.id for board in boards}
+    if unknown:
+        print(f"error: unknown board(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    ranking = open_ranking(settings)
+    history = open_history(settings)
+    await history.connect()
+    try:
+        recovery = _recovery(settings, ranking, history)
+        corrected = 0
+        for board in boards:
+            board_period = period or board.current_period()
+            if not board.is_valid_period(board_period):
+                print(f"error: {board_period!r} is not a period of {board.id!r}", file=sys.stderr)
+                return 2
+            drifts = await recovery.reconcile(board.id, board_period)
+            for drift in drifts:
+                print(
+                    f"{board.id}/{board_period}: {drift.username}: live {drift.live} "
+                    f"-> history {drift.history}"
+                )
+            print(f"leaderboard: {board.id}/{board_period}: {len(drifts)} players corrected")
+            corrected += len(drifts)
+    finally:
+        await history.close()
+        await ranking.close()
+    print(f"leaderboard: reconcile done, {corrected} players corrected")
+    return 0
+
+
+def _recovery(settings: Settings, ranking: RankingStore, history: ScoreHistory) -> RankingRecovery:
+    return RankingRecovery(
+        ranking,
+        history,
+        claim_seconds=settings.rebuild_claim_seconds,
+        wait_seconds=settings.rebuild_wait_seconds,
+        settle_seconds=settings.rebuild_settle_seconds,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -152,6 +197,14 @@ def parser() -> argparse.ArgumentParser:
     )
     rebuild_command.add_argument("--board", required=True)
     rebuild_command.add_argument("--period", default=None, help="default: the current period")
+    reconcile_command = commands.add_parser(
+        "reconcile",
+        help="find drift between Redis and the history (after a crash) and repair Redis",
+    )
+    reconcile_command.add_argument(
+        "--board", action="append", default=[], help="repeatable; default: every board"
+    )
+    reconcile_command.add_argument("--period", default=None, help="default: the current period")
     export_command = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export_command.add_argument("--output", default=str(SDL_PATH))
     return main
@@ -169,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(migrate(settings))
         case "rebuild":
             return asyncio.run(rebuild(settings, arguments.board, arguments.period))
+        case "reconcile":
+            return asyncio.run(reconcile(settings, arguments.board, arguments.period))
         case "export-schema":
             print(f"leaderboard: wrote {write_sdl(Path(arguments.output))}")
             return 0

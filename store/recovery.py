@@ -13,12 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
-from store.errors import StoreUnavailable
+from store.errors import RankingNotLoaded, StoreUnavailable
 from store.history import ScoreHistory
 from store.ranking import RankingStore
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A player whose live total differs from the history's (None: absent on that side)."""
+
+    username: str
+    live: int | None
+    history: int | None
+
 
 _POLL_SECONDS = 0.05
 
@@ -71,6 +82,27 @@ class RankingRecovery:
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"another instance holds the rebuild of {board}/{period}")
             await asyncio.sleep(_POLL_SECONDS)
+
+    async def reconcile(self, board: str, period: str) -> list[Drift]:
+        """Compare the live ranking with the history and, when they differ, rebuild it.
+
+        Meant for after a crash (SIGKILL loses the unflushed buffer: Redis has events MySQL
+        never got) or a Redis failover that lost writes. Run it while the board is quiet:
+        an event acknowledged but not yet flushed while it runs counts as drift.
+        """
+        history = dict(await self._history.totals(board, period))
+        try:
+            live = await self._ranking.totals(board, period)
+        except RankingNotLoaded:
+            live = {}
+        drifts = [
+            Drift(username, live.get(username), history.get(username))
+            for username in sorted(history.keys() | live.keys())
+            if live.get(username) != history.get(username)
+        ]
+        if drifts or not await self._ranking.is_loaded(board, period):
+            await self.rebuild(board, period)
+        return drifts
 
     async def _recover(self, board: str, period: str) -> None:
         deadline = time.monotonic() + self._wait_seconds

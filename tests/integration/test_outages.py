@@ -4,68 +4,17 @@ the service recovers by itself once the failed server is back."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
-from collections import Counter
 
 import aiomysql
 import httpx
 
-from tests.api.test_operations import INCREMENT, TOP
+from tests.api.test_operations import TOP
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.integration.test_serve import mysql_totals
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.private_servers import PrivateMariaDB, PrivateRedis
 from tests.support.shared_services import REDIS_URL
-
-PLAYERS = [f"p{index}" for index in range(5)]
-
-
-class Writer:
-    """Sends increments one after another, recording what was acknowledged and refused."""
-
-    def __init__(self, gql: GraphQLHttp) -> None:
-        self.gql = gql
-        self.acknowledged: Counter[str] = Counter()
-        self.refused = 0
-        self.other_errors: list[object] = []
-        self._sequence = itertools.count()
-        self._stopped = asyncio.Event()
-
-    async def run(self) -> None:
-        while not self._stopped.is_set():
-            number = next(self._sequence)
-            username = PLAYERS[number % len(PLAYERS)]
-            delta = number % 3 + 1
-            body = await self.gql.execute(
-                INCREMENT, {"username": username, "delta": delta, "eventId": f"w{number}"}
-            )
-            if "errors" in body:
-                codes = [error["extensions"]["code"] for error in body["errors"]]
-                if codes == ["UNAVAILABLE"]:
-                    self.refused += 1
-                else:
-                    self.other_errors.append(body)
-            else:
-                assert body["data"]["incrementScore"]["applied"] is True
-                self.acknowledged[username] += delta
-            await asyncio.sleep(0.005)
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    async def wait_for(self, condition: str, timeout: float = 30.0) -> None:
-        """Wait until writes are refused ('refused') or accepted ('accepted') again."""
-        deadline = time.monotonic() + timeout
-        start_refused = self.refused
-        start_total = sum(self.acknowledged.values())
-        while time.monotonic() < deadline:
-            if condition == "refused" and self.refused > start_refused:
-                return
-            if condition == "accepted" and sum(self.acknowledged.values()) > start_total:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"writes were not {condition} within {timeout} s")
+from tests.support.writer import Writer
 
 
 async def served_totals(gql: GraphQLHttp) -> dict[str, int]:
@@ -103,7 +52,7 @@ async def test_mysql_outage_refuses_writes_then_recovers(
     async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
         gql = GraphQLHttp(client, token=TOKEN)
         writer = Writer(gql)
-        writing = asyncio.create_task(writer.run())
+        writer.start()
         try:
             await writer.wait_for("accepted")
             await asyncio.sleep(0.3)
@@ -116,8 +65,7 @@ async def test_mysql_outage_refuses_writes_then_recovers(
             await writer.wait_for("accepted")
             await asyncio.sleep(0.3)
         finally:
-            writer.stop()
-            await writing
+            await writer.stop()
         assert writer.other_errors == []
         assert writer.refused > 0
         assert await served_totals(gql) == dict(writer.acknowledged)
@@ -140,7 +88,7 @@ async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
     async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
         gql = GraphQLHttp(client, token=TOKEN)
         writer = Writer(gql)
-        writing = asyncio.create_task(writer.run())
+        writer.start()
         try:
             await writer.wait_for("accepted")
             await asyncio.sleep(0.3)
@@ -152,8 +100,7 @@ async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
             await writer.wait_for("accepted")
             await asyncio.sleep(0.3)
         finally:
-            writer.stop()
-            await writing
+            await writer.stop()
         assert writer.other_errors == []
         assert writer.refused > 0
         # Rebuilt from MySQL on first use, and kept current by the writes since.
