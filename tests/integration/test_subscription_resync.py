@@ -1,0 +1,54 @@
+"""Pub/sub drops messages when a subscriber connection dies: subscriptions resync."""
+
+from __future__ import annotations
+
+import httpx
+import redis.asyncio as redis_asyncio
+from websockets.asyncio.client import connect
+
+from tests.api.test_operations import INCREMENT, PLAYER
+from tests.api.test_subscriptions import RANK_CHANGED
+from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.private_servers import PrivateRedis
+
+
+async def test_killed_subscriber_connection_is_healed_by_resync(
+    service_process: ProcessFactory, private_redis: PrivateRedis, mysql_database_url: str
+) -> None:
+    process = service_process(
+        {
+            "LEADERBOARD_REDIS_URL": private_redis.url(),
+            "LEADERBOARD_DATABASE_URL": mysql_database_url,
+            "LEADERBOARD_WRITE_TOKEN": TOKEN,
+            "LEADERBOARD_RESYNC_INTERVAL_SECONDS": "0.5",
+        }
+    )
+    await process.start()
+    ws_url = process.url.replace("http", "ws") + "/graphql"
+    admin = redis_asyncio.Redis.from_url(private_redis.url())
+    async with (
+        httpx.AsyncClient(base_url=process.url) as client,
+        connect(ws_url, subprotocols=[TRANSPORT_WS]) as socket,  # type: ignore[list-item]
+    ):
+        gql = GraphQLHttp(client, token=TOKEN)
+        await gql.data(INCREMENT, {"username": "watched", "delta": 10})
+        subscription = Subscription(WebSocketText(socket), TRANSPORT_WS)
+        await subscription.init()
+        await subscription.start(RANK_CHANGED, {"username": "watched"})
+        assert (await subscription.next())["data"]["rankChanged"]["rank"] == 1
+
+        # Kill the service's pub/sub connection, then pass the watched player at once:
+        # the event is published while nobody listens and is lost.
+        killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        assert killed >= 1
+        await gql.data(INCREMENT, {"username": "rival", "delta": 20})
+        healed = (await subscription.next(timeout=5.0))["data"]["rankChanged"]
+        assert (healed["rank"], healed["score"]) == (2, 10)
+        assert (await gql.data(PLAYER, {"username": "watched"}))["player"]["rank"] == 2
+
+        # And the feed is live again: the next change arrives as an event.
+        await gql.data(INCREMENT, {"username": "watched", "delta": 15})
+        own = (await subscription.next(timeout=5.0))["data"]["rankChanged"]
+        assert (own["rank"], own["score"], own["previousRank"]) == (1, 25, 2)
+    await admin.aclose()
