@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resolvers.live import LiveRankings
-
     from resolvers.service import LeaderboardService
 
 

@@ -7,19 +7,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from resolvers.live import LiveRankings
-from store.embedded_ranking import EmbeddedRankingStore
-from store.redis_ranking import RedisRankingStore
-from store.sql_history import SqlScoreHistory
-
 from batcher import WriteBatcher
 from resolvers.auth import WriteTokens
+from resolvers.live import LiveRankings
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
 from server.settings import AckMode, Settings
+from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery
+from store.redis_ranking import RedisRankingStore
+from store.sql_history import SqlScoreHistory
 
 logger = logging.getLogger(__name__)
 
