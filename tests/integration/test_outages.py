@@ -7,10 +7,11 @@ import asyncio
 
 import aiomysql
 import httpx
+import pytest
 
 from tests.api.test_operations import TOP
 from tests.integration.conftest import TOKEN, ProcessFactory
-from tests.integration.test_serve import mysql_totals
+from tests.integration.test_serve import metric_value, mysql_totals
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.private_servers import PrivateMariaDB, PrivateRedis
 from tests.support.shared_services import REDIS_URL
@@ -34,8 +35,15 @@ async def history_totals(server: PrivateMariaDB, database: str) -> dict[str, int
         connection.close()
 
 
+@pytest.mark.parametrize(
+    ("outage", "downtime"), [("stop", 0.5), ("kill", 20.0)], ids=["stopped", "killed-20s"]
+)
 async def test_mysql_outage_refuses_writes_then_recovers(
-    service_process: ProcessFactory, private_mariadb: PrivateMariaDB, redis_prefix: str
+    service_process: ProcessFactory,
+    private_mariadb: PrivateMariaDB,
+    redis_prefix: str,
+    outage: str,
+    downtime: float,
 ) -> None:
     database = "leaderboard"
     database_url = await private_mariadb.create_database(database)
@@ -56,9 +64,14 @@ async def test_mysql_outage_refuses_writes_then_recovers(
         try:
             await writer.wait_for("accepted")
             await asyncio.sleep(0.3)
-            await private_mariadb.stop()
+            await (private_mariadb.kill() if outage == "kill" else private_mariadb.stop())
             await writer.wait_for("refused")
-            await asyncio.sleep(0.5)
+            deepest = 0.0
+            for _ in range(int(downtime / 0.25)):
+                await asyncio.sleep(0.25)
+                metrics = (await client.get("/metrics")).text
+                deepest = max(deepest, float(metric_value(metrics, "leaderboard_batcher_depth")))
+            assert 0 < deepest <= 2000  # held for the retry, within the bound
             # Refused writes changed nothing: Redis holds exactly what was acknowledged.
             assert await served_totals(gql) == dict(writer.acknowledged)
             await private_mariadb.start()
