@@ -14,7 +14,7 @@ from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
 from tests.integration.test_cli import leaderboard
 from tests.integration.test_serve import mysql_totals
 from tests.support.graphql_client import GraphQLHttp
-from tests.support.shared_services import MYSQL_HOST, MYSQL_PORT, REDIS_URL
+from tests.support.shared_services import MYSQL_HOST, MYSQL_PORT, REDIS_URL, delete_prefix
 from tests.support.writer import Writer
 
 
@@ -119,3 +119,25 @@ async def test_persisted_acknowledgement_survives_sigkill(
     assert len(writer.acknowledged_ids) > 20
     stored_ids = await history_event_ids(environment["LEADERBOARD_DATABASE_URL"])
     assert writer.acknowledged_ids <= stored_ids
+
+
+async def test_instances_starting_on_empty_redis_while_others_write(
+    service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
+) -> None:
+    environment = redis_mysql_environment | {"LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.5"}
+    writers_process = service_process(environment)
+    await writers_process.start()
+    writer = await run_load(writers_process.url, seconds=0.5, concurrency=4)
+    # Redis loses everything while the writing instance keeps going, and four more
+    # instances start at that moment: one rebuild, no double counting, no lost write.
+    await delete_prefix(environment["LEADERBOARD_KEY_PREFIX"])
+    newcomers = [service_process(environment) for _ in range(4)]
+    await asyncio.gather(*(instance.start() for instance in newcomers))
+    await asyncio.sleep(0.5)
+    await writer.stop()
+    await writer.gql.client.aclose()
+    assert writer.other_errors == []
+    for instance in [writers_process, *newcomers]:
+        assert await instance.terminate()
+    assert await live_totals(environment["LEADERBOARD_KEY_PREFIX"]) == dict(writer.acknowledged)
+    assert await mysql_totals(environment["LEADERBOARD_DATABASE_URL"]) == dict(writer.acknowledged)
