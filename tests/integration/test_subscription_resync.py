@@ -40,7 +40,7 @@ async def test_killed_subscriber_connection_is_healed_by_resync(
 
         # Kill the service's pub/sub connection, then pass the watched player at once:
         # the event is published while nobody listens and is lost.
-        killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        killed = await admin.client_kill_filter(_type="pubsub")
         assert killed >= 1
         await gql.data(INCREMENT, {"username": "rival", "delta": 20})
         healed = (await subscription.next(timeout=5.0))["data"]["rankChanged"]
