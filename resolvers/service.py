@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -59,6 +60,8 @@ class LeaderboardService:
         self._max_batch_increments = max_batch_increments
         self._persisted_ack = persisted_ack
         self._clock = clock
+        self._event_id_prefix = secrets.token_hex(8)
+        self._event_counter = itertools.count()
 
     @property
     def boards(self) -> list[Board]:
@@ -92,7 +95,10 @@ class LeaderboardService:
     async def increment(self, requests: Sequence[IncrementRequest]) -> list[IncrementOutcome]:
         """Validate every increment, then apply all in order, or none."""
         validation.batch_size(len(requests), self._max_batch_increments)
-        increments = [self._validated(request) for request in requests]
+        # One instant for the whole call: a batch never straddles a period boundary.
+        now = self._clock()
+        periods: dict[str, str] = {}
+        increments = [self._validated(request, now, periods) for request in requests]
         try:
             with self._batcher.reserve(len(increments)) as reservation:
                 outcomes = await self._recovering(lambda: self._ranking.increment(increments))
@@ -108,18 +114,28 @@ class LeaderboardService:
             await persisted
         return outcomes
 
-    def _validated(self, request: IncrementRequest) -> ScoreIncrement:
+    def _validated(
+        self, request: IncrementRequest, now: float, periods: dict[str, str]
+    ) -> ScoreIncrement:
         board = self.board(request.board)
+        period = periods.get(board.id)
+        if period is None:
+            period = periods[board.id] = board.period_at_timestamp(now)
         client_event_id = validation.event_id(request.event_id)
         return ScoreIncrement(
             board=board.id,
-            period=board.period_at_timestamp(self._clock()),
+            period=period,
             username=validation.username(request.username),
             delta=validation.delta(request.delta, self._max_delta),
-            # '~' is outside the client alphabet, so a generated id never meets a client's.
-            event_id=client_event_id or f"~{uuid.uuid4().hex}",
+            event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
+
+    def _generated_event_id(self) -> str:
+        # '~' is outside the client alphabet, so a generated id never meets a client's; a
+        # random instance prefix and a counter are unique across instances and restarts,
+        # and cheaper than a uuid4 per event.
+        return f"~{self._event_id_prefix}{next(self._event_counter):x}"
 
     # Reads
 

@@ -66,6 +66,7 @@ _LOAD_TEMP_TTL_MS = 3_600_000
 _MIN_EXPIRY = timedelta(hours=1)
 """A past period loaded again (to be read) stays at least this long."""
 
+_MAX_CONNECTIONS = 128
 _RESUBSCRIBE_MIN_SECONDS = 0.1
 _RESUBSCRIBE_MAX_SECONDS = 5.0
 _SUBSCRIPTION_IDLE_SECONDS = 30.0
@@ -120,8 +121,12 @@ class RedisRankingStore:
         retention: timedelta,
     ) -> RedisRankingStore:
         """A store on a new client for a `redis://` or `rediss://` URL (nothing connects yet)."""
-        client = redis_asyncio.Redis.from_url(
+        # A spike waits for a pooled connection (up to the socket timeout) instead of
+        # failing at once when every connection is busy.
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=5.0,
             socket_timeout=5.0,
             socket_connect_timeout=5.0,
             socket_keepalive=True,
@@ -129,6 +134,7 @@ class RedisRankingStore:
             # an increment twice. Callers get StoreUnavailable and retry themselves.
             retry=Retry(NoBackoff(), 0),
         )
+        client = redis_asyncio.Redis.from_pool(pool)
         return cls(client, key_prefix=key_prefix, boards=boards, retention=retention)
 
     # Writes
@@ -360,8 +366,7 @@ class RedisRankingStore:
                     if message["type"] == "subscribe":
                         delay = _RESUBSCRIBE_MIN_SECONDS
                     elif message["type"] == "message":
-                        change = _decode_change(message["data"])
-                        if change is not None:
+                        for change in _decode_changes(message["data"]):
                             yield change
             except _UNAVAILABLE_ERRORS as error:
                 if self._closed:
@@ -470,21 +475,26 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _decode_change(data: bytes | str) -> ScoreChange | None:
+def _decode_changes(data: bytes | str) -> list[ScoreChange]:
+    """The changes of one message: an array (one script call) or a single object."""
     try:
-        fields = orjson.loads(data)
-        return ScoreChange(
-            board=str(fields["board"]),
-            period=str(fields["period"]),
-            username=str(fields["username"]),
-            previous_score=_optional_int(fields["previous_score"]),
-            score=int(fields["score"]),
-            previous_rank=_optional_int(fields["previous_rank"]),
-            rank=int(fields["rank"]),
-        )
+        decoded = orjson.loads(data)
+        items = decoded if isinstance(decoded, list) else [decoded]
+        return [
+            ScoreChange(
+                board=str(fields["board"]),
+                period=str(fields["period"]),
+                username=str(fields["username"]),
+                previous_score=_optional_int(fields["previous_score"]),
+                score=int(fields["score"]),
+                previous_rank=_optional_int(fields["previous_rank"]),
+                rank=int(fields["rank"]),
+            )
+            for fields in items
+        ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         logger.warning("ignoring a malformed change message: %r", data)
-        return None
+        return []
 
 
 def _optional_int(value: Any) -> int | None:

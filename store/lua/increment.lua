@@ -104,6 +104,8 @@ local function json_number(number)
   return fmt(number)
 end
 
+local messages = {}
+local channels = {}
 for i, inc in ipairs(increments) do
   local p = inc.period
   local old = stored_score(p, inc.username)
@@ -130,14 +132,27 @@ for i, inc in ipairs(increments) do
     local rank = rank_of(p.ranking, new)
     append(1, new, rank, old, previous_rank)
     -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
-    redis.call('PUBLISH', p.channel, '{"board":' .. cjson.encode(p.board)
+    local message = '{"board":' .. cjson.encode(p.board)
       .. ',"period":' .. cjson.encode(p.period)
       .. ',"username":' .. cjson.encode(inc.username)
       .. ',"previous_score":' .. json_number(old)
       .. ',"score":' .. fmt(new)
       .. ',"previous_rank":' .. json_number(previous_rank)
-      .. ',"rank":' .. fmt(rank) .. '}')
+      .. ',"rank":' .. fmt(rank) .. '}'
+    local pending = messages[p.channel]
+    if pending == nil then
+      pending = {}
+      messages[p.channel] = pending
+      channels[#channels + 1] = p.channel
+    end
+    pending[#pending + 1] = message
   end
+end
+
+-- One message per board and call, a JSON array in application order: a batch of 500
+-- increments costs subscribers one message to receive and decode, not 500.
+for _, channel in ipairs(channels) do
+  redis.call('PUBLISH', channel, '[' .. table.concat(messages[channel], ',') .. ']')
 end
 
 -- A ranking or event set created here (after an empty load) must expire with the period.

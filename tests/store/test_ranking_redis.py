@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
+import orjson
 import pytest
 import redis.asyncio as redis_asyncio
 from redis import exceptions as redis_errors
@@ -146,6 +147,28 @@ async def test_a_malformed_message_is_skipped(
         assert (await feed.next()).username == "alice"
     finally:
         await feed.close()
+
+
+async def test_a_batch_is_published_as_one_message_per_board(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    await store.load(GLOBAL, PERIOD, [], [])
+    listener = raw.pubsub()
+    await listener.subscribe(f"{redis_prefix}:changes:{GLOBAL}")
+    try:
+        assert (await listener.get_message(timeout=2.0))["type"] == "subscribe"
+        await store.increment([inc("alice", 1), inc("bob", 2), inc("alice", 3)])
+        message = await listener.get_message(timeout=2.0)
+        assert message is not None
+        changes = orjson.loads(message["data"])
+        assert [(c["username"], c["score"]) for c in changes] == [
+            ("alice", 1),
+            ("bob", 2),
+            ("alice", 4),
+        ]
+        assert await listener.get_message(timeout=0.2) is None
+    finally:
+        await listener.aclose()  # type: ignore[no-untyped-call]
 
 
 async def test_closing_the_feed_unsubscribes(
