@@ -78,7 +78,7 @@ class LeaderboardService:
     def period(self, board_id: str, period: str | None) -> tuple[Board, str]:
         """A board and a valid period of it (the current one by default)."""
         board = self.board(board_id)
-        return board, validation.period(board, period)
+        return board, validation.period(board, period, self._clock())
 
     def subscribable_player(self, board_id: str, username: str) -> None:
         """Check the arguments of a player subscription."""

@@ -47,10 +47,10 @@ def event_id(value: str | None) -> str | None:
     return value
 
 
-def period(board: Board, value: str | None) -> str:
-    """The period asked for, or the board's current one when none is."""
+def period(board: Board, value: str | None, now: float) -> str:
+    """The period asked for, or the one that contains `now` (a Unix time) when none is."""
     if value is None:
-        return board.current_period()
+        return board.period_at_timestamp(now)
     if not board.is_valid_period(value):
         examples = {
             "never": "all",
