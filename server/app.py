@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +19,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from resolvers.auth import token_from_headers
 from schema.build import build_schema
@@ -27,8 +36,41 @@ from server.resources import Resources
 from server.settings import Settings
 
 
+def _coded(errors: object) -> object:
+    """Errors Strawberry makes itself (a subscription over the limit...) with the code they
+    lack; the schema's own errors already carry theirs."""
+    if isinstance(errors, list):
+        return [_coded(error) for error in errors]
+    if isinstance(errors, dict) and "message" in errors:
+        extensions = errors.get("extensions") or {}
+        if "code" not in extensions:
+            return {**errors, "extensions": {**extensions, "code": "BAD_USER_INPUT"}}
+    return errors
+
+
+class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
+    """graphql-transport-ws, every error message with its code."""
+
+    async def send_message(self, message: TransportMessage) -> None:
+        if message["type"] == "error":
+            message = cast(TransportMessage, {**message, "payload": _coded(message["payload"])})
+        await super().send_message(message)
+
+
+class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
+    """Legacy graphql-ws, every error message with its code."""
+
+    async def send_message(self, message: OperationMessage) -> None:
+        if message["type"] == "error":
+            message = cast(OperationMessage, {**message, "payload": _coded(message["payload"])})
+        await super().send_message(message)
+
+
 class GraphQLApp(GraphQL[ApiContext, None]):
     """Strawberry's ASGI GraphQL app, with our context and a fast JSON encoder."""
+
+    graphql_transport_ws_handler_class = CodedTransportWSHandler
+    graphql_ws_handler_class = CodedWSHandler
 
     def __init__(self, resources: Resources, **options: Any) -> None:
         settings = resources.settings
@@ -42,11 +84,15 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.introspection else None,
-            connection_init_wait_timeout=timedelta(seconds=10),
-            max_subscriptions_per_connection=20,
+            connection_init_wait_timeout=timedelta(seconds=settings.websocket_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            # Browsers on the origins allowed to call over HTTP may subscribe too.
+            allowed_origins=settings.cors_origins,
             **options,
         )
         self.resources = resources
+        self.websockets = 0
+        """WebSocket connections open now."""
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -63,6 +109,42 @@ class GraphQLApp(GraphQL[ApiContext, None]):
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames for GraphQL messages.
         return orjson.dumps(data).decode()
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # Strawberry takes any JSON body for an object (a bare string or number was a 500).
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "the request body must be a JSON object")
+        return parsed
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses nesting deeper than 1024 with a JSONDecodeError (a 400); the standard
+        # library recursed until RecursionError, which left the app as a 500.
+        return orjson.loads(data)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if self.websockets >= self.resources.settings.max_websocket_connections:
+                # 1013 "try again later", before the handshake is accepted.
+                await receive()
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            self.websockets += 1
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self.websockets -= 1
+            return
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # Strawberry answers a request it cannot run (malformed JSON, a batch, a mutation over
+        # GET, no query...) in plain text; clients get a GraphQL error with its code instead.
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as error:
+            response = graphql_error_response(error.reason, error.status_code)
+        await response(scope, receive, send)
 
 
 class BodySizeLimit:
@@ -102,16 +184,14 @@ class _BodyTooLarge(Exception):
 
 
 def _too_large(max_bytes: int) -> Response:
+    return graphql_error_response(f"request body larger than {max_bytes} bytes", 413)
+
+
+def graphql_error_response(message: str, status_code: int) -> Response:
+    """A request refused before any GraphQL ran, as a GraphQL error (code BAD_USER_INPUT)."""
     return JSONResponse(
-        {
-            "errors": [
-                {
-                    "message": f"request body larger than {max_bytes} bytes",
-                    "extensions": {"code": "BAD_USER_INPUT"},
-                }
-            ]
-        },
-        status_code=413,
+        {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]},
+        status_code=status_code,
     )
 
 

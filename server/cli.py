@@ -80,6 +80,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=5,
+        # A WebSocket message is a GraphQL document too: the same bound as an HTTP body.
+        ws_max_size=settings.max_body_bytes,
     )
     return 0
 

@@ -99,7 +99,8 @@ class Metrics:
                 started = time.perf_counter()
                 yield
                 context = self.execution_context
-                kind = context.operation_type.value if context.operation_type else "invalid"
+                # operation_type raises without a parsed document (a syntax error).
+                kind = context.operation_type.value if context.graphql_document else "invalid"
                 field = _root_field(context.graphql_document)
                 result = context.result
                 codes = {

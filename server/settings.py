@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(2_000, ge=50)
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     max_batch_increments: int = Field(1000, ge=1, le=10_000)
+    max_websocket_connections: int = Field(5_000, ge=1)
+    """WebSocket connections one instance accepts; more are refused until some close."""
+    max_subscriptions_per_connection: int = Field(20, ge=1)
+    websocket_init_timeout_seconds: float = Field(10.0, gt=0)
+    """How long a WebSocket may stay open without its GraphQL connection_init."""
     introspection: bool = True
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_format: LogFormat = LogFormat.TEXT

@@ -83,7 +83,7 @@ def period_end(reset: ResetPeriod, period: str) -> datetime | None:
                 year, month = numbers
                 start = date(year, month, 1)
                 end = date(year + month // 12, month % 12 + 1, 1)
-    except ValueError:
+    except (ValueError, OverflowError):  # no such date, or one past year 9999
         return None
     return datetime(end.year, end.month, end.day, tzinfo=UTC)
 

@@ -416,7 +416,8 @@ class RedisRankingStore:
         end = period_end(board.reset, period)
         if end is None:
             return 0
-        end_ms = int((end + self._retention).timestamp() * 1000)
+        # In milliseconds: a datetime past year 9999 overflows.
+        end_ms = int(end.timestamp() * 1000) + int(self._retention.total_seconds() * 1000)
         return max(end_ms, int((time.time() + _MIN_EXPIRY.total_seconds()) * 1000))
 
     async def _call(
