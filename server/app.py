@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, cast
@@ -31,6 +32,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from resolvers.auth import token_from_headers
 from schema.build import build_schema
 from schema.context import ApiContext
+from schema.fast_path import FastPath
 from server import resources as lifecycle
 from server.resources import Resources
 from server.settings import Settings
@@ -91,6 +93,9 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             **options,
         )
         self.resources = resources
+        self.fast_path = FastPath(
+            schema._schema, resources.service, max_tokens=settings.max_query_tokens
+        )
         self.websockets = 0
         """WebSocket connections open now."""
 
@@ -138,13 +143,59 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive=receive)
+        if request.method == "POST":
+            fast = await self._fast_answer(request)
+            if fast is not None:
+                await fast(scope, receive, send)
+                return
         # Strawberry answers a request it cannot run (malformed JSON, a batch, a mutation over
         # GET, no query...) in plain text; clients get a GraphQL error with its code instead.
         try:
-            response = await self.run(Request(scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as error:
             response = graphql_error_response(error.reason, error.status_code)
         await response(scope, receive, send)
+
+    async def _fast_answer(self, request: Request) -> Response | None:
+        """The hot operations' shortcut (schema/fast_path.py); None: take the normal path.
+
+        The body read here stays cached on the request for the normal path.
+        """
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        query = payload.get("query")
+        variables = payload.get("variables") or {}
+        operation_name = payload.get("operationName")
+        if not (
+            isinstance(query, str)
+            and isinstance(variables, dict)
+            and (operation_name is None or isinstance(operation_name, str))
+        ):
+            return None
+        plan = self.fast_path.plan(query, operation_name)
+        if plan is None:
+            return None
+        started = time.perf_counter()
+        presented = token_from_headers(
+            request.headers.get("x-internal-token"), request.headers.get("authorization")
+        )
+        answered = await self.fast_path.answer(
+            plan, variables, self.resources.tokens.accepts(presented)
+        )
+        if answered is None:
+            return None
+        body, code = answered
+        self.resources.metrics.fast_operation(
+            plan.field.kind.value, plan.name, code, time.perf_counter() - started
+        )
+        return Response(body, media_type="application/json")
 
 
 class BodySizeLimit:
@@ -241,4 +292,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.resources = resources
+    app.state.graphql = graphql
     return app

@@ -90,6 +90,11 @@ class Metrics:
         self.flushes.labels("failed").inc()
         self.flush_seconds.observe(seconds)
 
+    def fast_operation(self, kind: str, field: str, code: str, seconds: float) -> None:
+        """Record an operation answered by the shortcut (schema/fast_path.py)."""
+        self.operations.labels(kind, field, code).inc()
+        self.operation_seconds.labels(kind, field).observe(seconds)
+
     def extension(self) -> type[SchemaExtension]:
         """A Strawberry extension counting and timing operations."""
         metrics = self

@@ -1,0 +1,361 @@
+"""A shortcut for the hot operations: one root field, plain selections, no fragments.
+
+Game servers and frontends send the same few documents thousands of times a second
+(`incrementScore`, `topPlayers`, `player`, `neighborhood`). Strawberry's execution of
+them costs several times what the service call does, so a document of that simple shape
+is planned once (parsed and validated against the schema) and then answered by calling
+the service directly and writing the JSON with orjson. The answer, errors included, is
+the one Strawberry gives; anything else (fragments, directives, several fields, a
+variable of an unexpected type...) returns None and takes the normal path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    BooleanValueNode,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    IntValueNode,
+    ListTypeNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    TypeNode,
+    ValueNode,
+    VariableNode,
+    parse,
+    validate,
+)
+
+from resolvers.errors import ApiError, ErrorCode
+from resolvers.service import IncrementRequest, LeaderboardService
+from schema.errors import INTERNAL_MESSAGE
+from store.models import IncrementOutcome, RankedPlayer
+
+logger = logging.getLogger(__name__)
+
+_INT32 = range(-(2**31), 2**31)
+_PLAN_CACHE_SIZE = 512
+
+Arguments = dict[str, Any]
+Execute = Callable[[LeaderboardService, Arguments], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A root field the shortcut knows: its arguments (type, default), how to run it."""
+
+    kind: OperationType
+    arguments: Mapping[str, tuple[str, Any]]
+    subfields: frozenset[str]
+    nullable: bool
+    execute: Execute
+
+
+async def _top(service: LeaderboardService, args: Arguments) -> Any:
+    return await service.top(args["board"], args["period"], args["limit"], args["offset"])
+
+
+async def _player(service: LeaderboardService, args: Arguments) -> Any:
+    return await service.player(args["board"], args["period"], args["username"])
+
+
+async def _neighborhood(service: LeaderboardService, args: Arguments) -> Any:
+    return await service.neighborhood(
+        args["board"], args["period"], args["username"], args["radius"]
+    )
+
+
+async def _increment(service: LeaderboardService, args: Arguments) -> Any:
+    request = IncrementRequest(
+        username=args["username"],
+        delta=args["delta"],
+        board=args["board"],
+        event_id=args["eventId"],
+    )
+    (outcome,) = await service.increment([request])
+    return outcome
+
+
+_PLAYER_FIELDS = frozenset({"username", "score", "rank"})
+_UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "applied"})
+_FIELDS: dict[str, _Field] = {
+    "topPlayers": _Field(
+        OperationType.QUERY,
+        {
+            "board": ("ID!", "global"),
+            "limit": ("Int!", 10),
+            "offset": ("Int!", 0),
+            "period": ("String", None),
+        },
+        _PLAYER_FIELDS,
+        False,
+        _top,
+    ),
+    "player": _Field(
+        OperationType.QUERY,
+        {"username": ("String!", None), "board": ("ID!", "global"), "period": ("String", None)},
+        _PLAYER_FIELDS,
+        True,
+        _player,
+    ),
+    "neighborhood": _Field(
+        OperationType.QUERY,
+        {
+            "username": ("String!", None),
+            "radius": ("Int!", 5),
+            "board": ("ID!", "global"),
+            "period": ("String", None),
+        },
+        _PLAYER_FIELDS,
+        False,
+        _neighborhood,
+    ),
+    "incrementScore": _Field(
+        OperationType.MUTATION,
+        {
+            "username": ("String!", None),
+            "delta": ("Int!", 1),
+            "board": ("ID!", "global"),
+            "eventId": ("String", None),
+        },
+        _UPDATE_FIELDS,
+        False,
+        _increment,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A validated simple document: which field, its arguments, what to select."""
+
+    name: str
+    field: _Field
+    response_key: str
+    arguments: dict[str, ValueNode]
+    variable_types: dict[str, str]
+    variable_defaults: dict[str, Any]
+    selections: tuple[str, ...]
+    location: dict[str, int]
+
+
+class FastPath:
+    """Plans simple documents once and answers them without Strawberry's execution."""
+
+    def __init__(self, schema: GraphQLSchema, service: LeaderboardService, max_tokens: int) -> None:
+        self._schema = schema
+        self._service = service
+        self._max_tokens = max_tokens
+        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+
+    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+        """The plan of a document, None when it must take the normal path (cached both ways)."""
+        key = (query, operation_name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        plan = self._make_plan(query, operation_name)
+        self._plans[key] = plan
+        if len(self._plans) > _PLAN_CACHE_SIZE:
+            self._plans.popitem(last=False)
+        return plan
+
+    async def answer(
+        self, plan: Plan, variables: Mapping[str, Any], authorized: bool
+    ) -> tuple[bytes, str] | None:
+        """The JSON response and its outcome code ('OK' or an error code), or None when the
+        variables are not plainly of the declared types (the normal path reports that)."""
+        arguments = self._arguments(plan, variables)
+        if arguments is None:
+            return None
+        try:
+            if plan.field.kind is OperationType.MUTATION and not authorized:
+                raise ApiError(
+                    ErrorCode.UNAUTHENTICATED,
+                    "a valid write token is needed (header X-Internal-Token, "
+                    "or Authorization: Bearer)",
+                )
+            result = await plan.field.execute(self._service, arguments)
+        except ApiError as error:
+            return self._error(plan, error.message, error.code.value), error.code.value
+        except Exception:
+            logger.exception("unexpected error in %s", plan.name)
+            return self._error(plan, INTERNAL_MESSAGE, ErrorCode.UNAVAILABLE.value), "UNAVAILABLE"
+        data = {plan.response_key: _encode(result, plan.selections)}
+        return orjson.dumps({"data": data}), "OK"
+
+    def _error(self, plan: Plan, message: str, code: str) -> bytes:
+        error = {
+            "message": message,
+            "locations": [plan.location],
+            "path": [plan.response_key],
+            "extensions": {"code": code},
+        }
+        data = {plan.response_key: None} if plan.field.nullable else None
+        return orjson.dumps({"data": data, "errors": [error]})
+
+    def _arguments(self, plan: Plan, variables: Mapping[str, Any]) -> Arguments | None:
+        arguments: Arguments = {}
+        for name, (type_name, default) in plan.field.arguments.items():
+            node = plan.arguments.get(name)
+            if node is None:
+                value = default
+            elif isinstance(node, VariableNode):
+                variable = node.name.value
+                if variable in variables:
+                    value = variables[variable]
+                elif variable in plan.variable_defaults:
+                    value = plan.variable_defaults[variable]
+                elif plan.variable_types[variable].endswith("!"):
+                    return None  # a required variable left out: the normal path says so
+                else:
+                    value = default
+                if not _plainly(value, plan.variable_types[variable]):
+                    return None
+            else:
+                value = _literal(node)
+            if not _plainly(value, type_name):
+                return None
+            arguments[name] = value
+        return arguments
+
+    def _make_plan(self, query: str, operation_name: str | None) -> Plan | None:
+        try:
+            document = parse(query, max_tokens=self._max_tokens)
+        except GraphQLError:
+            return None
+        definitions = document.definitions
+        if len(definitions) != 1 or not isinstance(definitions[0], OperationDefinitionNode):
+            return None
+        operation = definitions[0]
+        if operation_name is not None and (
+            operation.name is None or operation.name.value != operation_name
+        ):
+            return None
+        selections = operation.selection_set.selections
+        if operation.directives or len(selections) != 1 or not isinstance(selections[0], FieldNode):
+            return None
+        root = selections[0]
+        field = _FIELDS.get(root.name.value)
+        if field is None or field.kind is not operation.operation or root.directives:
+            return None
+        subfields = _plain_subfields(root, field.subfields)
+        if subfields is None or not _valid(self._schema, document):
+            return None
+        variable_types: dict[str, str] = {}
+        variable_defaults: dict[str, Any] = {}
+        for definition in operation.variable_definitions or ():
+            if definition.directives:
+                return None
+            variable_types[definition.variable.name.value] = _type_name(definition.type)
+            if definition.default_value is not None:
+                variable_defaults[definition.variable.name.value] = _literal(
+                    definition.default_value
+                )
+        location = root.loc.source.get_location(root.loc.start) if root.loc else None
+        if location is None:
+            return None
+        return Plan(
+            name=root.name.value,
+            field=field,
+            response_key=(root.alias or root.name).value,
+            arguments={argument.name.value: argument.value for argument in root.arguments or ()},
+            variable_types=variable_types,
+            variable_defaults=variable_defaults,
+            selections=subfields,
+            location={"line": location.line, "column": location.column},
+        )
+
+
+def _valid(schema: GraphQLSchema, document: DocumentNode) -> bool:
+    return not validate(schema, document)
+
+
+def _plain_subfields(root: FieldNode, allowed: frozenset[str]) -> tuple[str, ...] | None:
+    if root.selection_set is None:
+        return None
+    names: list[str] = []
+    for selection in root.selection_set.selections:
+        if (
+            not isinstance(selection, FieldNode)
+            or selection.alias is not None
+            or selection.directives
+            or selection.arguments
+            or selection.selection_set is not None
+            or selection.name.value not in allowed
+        ):
+            return None
+        if selection.name.value in names:
+            return None  # repeats are bounded by the normal path's limits
+        names.append(selection.name.value)
+    return tuple(names)
+
+
+def _type_name(node: TypeNode) -> str:
+    if isinstance(node, NonNullTypeNode):
+        return _type_name(node.type) + "!"
+    if isinstance(node, ListTypeNode):
+        return "[" + _type_name(node.type) + "]"
+    assert isinstance(node, NamedTypeNode)
+    return node.name.value
+
+
+def _literal(node: ValueNode) -> Any:
+    if isinstance(node, IntValueNode):
+        return int(node.value)
+    if isinstance(node, StringValueNode):
+        return node.value
+    if isinstance(node, NullValueNode):
+        return None
+    if isinstance(node, BooleanValueNode):
+        return node.value
+    return _NOT_PLAIN
+
+
+_NOT_PLAIN = object()
+
+
+def _plainly(value: Any, type_name: str) -> bool:
+    """Whether a value is of a type exactly as GraphQL would take it, with no coercion."""
+    if value is None:
+        return not type_name.endswith("!")
+    base = type_name.rstrip("!")
+    if base == "Int":
+        return isinstance(value, int) and not isinstance(value, bool) and value in _INT32
+    if base in ("String", "ID"):
+        return isinstance(value, str)
+    return False
+
+
+def _encode(result: Any, selections: tuple[str, ...]) -> Any:
+    if result is None:
+        return None
+    if isinstance(result, list):
+        return [_encode(item, selections) for item in result]
+    if isinstance(result, RankedPlayer):
+        values = {"username": result.username, "score": result.score, "rank": result.rank}
+    else:
+        assert isinstance(result, IncrementOutcome)
+        increment = result.increment
+        values = {
+            "username": increment.username,
+            "board": increment.board,
+            "period": increment.period,
+            "score": result.score,
+            "rank": result.rank,
+            "applied": result.applied,
+        }
+    return {name: values[name] for name in selections}
