@@ -80,6 +80,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_query_tokens,
+            max_repeats=settings.max_field_repeats,
             introspection=settings.introspection,
             extra_extensions=[resources.metrics.extension()],
         )

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(8, ge=2)
     max_aliases: int = Field(30, ge=1)
     max_query_tokens: int = Field(2_000, ge=50)
+    max_field_repeats: int = Field(10, ge=1)
+    """How often one response name may be selected in one selection set (validation of
+    repeats is quadratic: 495 repeats cost 0.85 s of CPU)."""
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     max_batch_increments: int = Field(1000, ge=1, le=10_000)
     max_websocket_connections: int = Field(5_000, ge=1)

@@ -285,6 +285,15 @@ async def test_a_field_repeated_many_times_is_refused_before_validation(running:
     assert len(data["leaderboards"]) == 3
 
 
+async def test_the_repeat_bound_is_a_setting(start: AppFactory) -> None:
+    async with start(max_field_repeats=3) as running:
+        assert codes(await running.gql.execute("{ " + "leaderboards { id } " * 4 + "}")) == [
+            "BAD_USER_INPUT"
+        ]
+        data = await running.gql.data("{ " + "leaderboards { id } " * 3 + "}")
+        assert len(data["leaderboards"]) == 3
+
+
 async def test_deeply_nested_documents_and_json_are_refused(running: Started) -> None:
     nested_selection = "{" + "a{" * 900 + "b" + "}" * 901
     nested_list = "{ topPlayers(board: " + "[" * 1500 + "1" + "]" * 1500 + ") { rank } }"
