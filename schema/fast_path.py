@@ -47,6 +47,8 @@ from store.models import IncrementOutcome, RankedPlayer
 logger = logging.getLogger(__name__)
 
 _INT32 = range(-(2**31), 2**31)
+_INCREMENT_LIST = "[ScoreIncrement!]!"
+_INCREMENT_KEYS = frozenset({"username", "delta", "board", "eventId"})
 _PLAN_CACHE_SIZE = 512
 
 Arguments = dict[str, Any]
@@ -87,6 +89,19 @@ async def _increment(service: LeaderboardService, args: Arguments) -> Any:
     )
     (outcome,) = await service.increment([request])
     return outcome
+
+
+async def _increments(service: LeaderboardService, args: Arguments) -> Any:
+    requests = [
+        IncrementRequest(
+            username=item["username"],
+            delta=item["delta"],
+            board=item.get("board", "global"),
+            event_id=item.get("eventId"),
+        )
+        for item in args["increments"]
+    ]
+    return await service.increment(requests)
 
 
 _PLAYER_FIELDS = frozenset({"username", "score", "rank"})
@@ -134,6 +149,13 @@ _FIELDS: dict[str, _Field] = {
         _UPDATE_FIELDS,
         False,
         _increment,
+    ),
+    "incrementScores": _Field(
+        OperationType.MUTATION,
+        {"increments": (_INCREMENT_LIST, None)},
+        _UPDATE_FIELDS,
+        False,
+        _increments,
     ),
 }
 
@@ -333,11 +355,26 @@ def _plainly(value: Any, type_name: str) -> bool:
     if value is None:
         return not type_name.endswith("!")
     base = type_name.rstrip("!")
+    if base == "[ScoreIncrement!]":
+        return isinstance(value, list) and all(_plain_increment(item) for item in value)
     if base == "Int":
         return isinstance(value, int) and not isinstance(value, bool) and value in _INT32
     if base in ("String", "ID"):
         return isinstance(value, str)
     return False
+
+
+def _plain_increment(item: Any) -> bool:
+    """A ScoreIncrement input exactly as GraphQL would take it: no coercion, no nulls where
+    a value is required (the normal path reports those)."""
+    return (
+        isinstance(item, dict)
+        and item.keys() <= _INCREMENT_KEYS
+        and _plainly(item.get("username"), "String!")
+        and _plainly(item.get("delta"), "Int!")
+        and ("board" not in item or _plainly(item["board"], "ID!"))
+        and _plainly(item.get("eventId"), "String")
+    )
 
 
 def _encode(result: Any, selections: tuple[str, ...]) -> Any:

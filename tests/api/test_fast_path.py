@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from schema.fast_path import FastPath, Plan
 from tests.api.conftest import TOKEN
-from tests.api.test_operations import INCREMENT, NEIGHBORHOOD, PLAYER, TOP, score
+from tests.api.test_operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER, TOP, score
 from tests.support.graphql_client import GraphQLHttp
 
 Case = tuple[str, dict[str, Any], str | None]
@@ -53,6 +53,28 @@ WRITES: list[Case] = [
     (INCREMENT, {"username": "ana", "delta": 1, "eventId": "a b"}, TOKEN),
     (INCREMENT, {"username": "ana"}, TOKEN),
     (INCREMENT, {"username": "ana", "delta": 1.5}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 5, "eventId": "seen"}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 5, "eventId": "seen"}]}, None),
+    (INCREMENTS, {"increments": []}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 0}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1, "board": "nope"}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1, "board": None}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana"}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1, "extra": 1}]}, TOKEN),
+    (INCREMENTS, {"increments": {"username": "ana", "delta": 1, "eventId": "seen"}}, TOKEN),
+    (INCREMENTS, {"increments": None}, TOKEN),
+    (INCREMENTS, {}, TOKEN),
+    (
+        'mutation { incrementScores(increments: [{username: "ana", delta: 1, eventId: "seen"}])'
+        " { score applied } }",
+        {},
+        TOKEN,
+    ),
+    (
+        INCREMENTS,
+        {"increments": [{"username": f"p{index}", "delta": 1} for index in range(1001)]},
+        TOKEN,
+    ),
 ]
 
 
@@ -87,7 +109,7 @@ async def test_shortcut_answers_as_strawberry_does(
 
 def test_simple_documents_take_the_shortcut(app: Starlette) -> None:
     fast_path: FastPath = app.state.graphql.fast_path
-    for document in (TOP, PLAYER, NEIGHBORHOOD, INCREMENT):
+    for document in (TOP, PLAYER, NEIGHBORHOOD, INCREMENT, INCREMENTS):
         assert isinstance(fast_path.plan(document, None), Plan), document
 
 
@@ -103,7 +125,6 @@ def test_simple_documents_take_the_shortcut(app: Starlette) -> None:
         "{ leaderboards { id } }",
         "{ topPlayers { nope } }",
         "{ topPlayers(",
-        "mutation { incrementScores(increments: []) { score } }",
         "subscription { topPlayersChanged { rank } }",
         'query A { player(username: "a") { rank } } query B { player(username: "b") { rank } }',
     ],
