@@ -10,13 +10,10 @@ import asyncio
 import gc
 import itertools
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from urllib.parse import urlsplit
 
-import aiomysql
 import pytest
 
 from batcher import WriteBatcher, WriteRefused
@@ -24,6 +21,7 @@ from store.errors import StoreUnavailable
 from store.history import ScoreHistory
 from store.models import ScoreEvent
 from store.sql_history import SqlScoreHistory
+from tests.support.history_database import query_history
 from tests.support.private_servers import PrivateMariaDB
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
@@ -100,27 +98,8 @@ async def wait_for(
 
 async def row_count(url: str) -> int:
     """Rows in the history's score_events table, counted behind its back."""
-    if url.startswith("sqlite"):
-        connection = sqlite3.connect(url.split(":///", 1)[1])
-        try:
-            return int(connection.execute("SELECT COUNT(*) FROM score_events").fetchone()[0])
-        finally:
-            connection.close()
-    parts = urlsplit(url)
-    mysql = await aiomysql.connect(
-        host=parts.hostname,
-        port=parts.port,
-        user=parts.username,
-        db=parts.path.lstrip("/"),
-        autocommit=True,
-    )
-    try:
-        async with mysql.cursor() as cursor:
-            await cursor.execute("SELECT COUNT(*) FROM score_events")
-            (count,) = await cursor.fetchone()
-            return int(count)
-    finally:
-        mysql.close()
+    ((count,),) = await query_history(url, "SELECT COUNT(*) FROM score_events")
+    return int(str(count))
 
 
 def events(first: int, count: int, username: str = "ann") -> list[ScoreEvent]:

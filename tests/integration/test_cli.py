@@ -13,8 +13,8 @@ from schema.build import SDL_PATH
 from store.boards import parse_boards
 from store.redis_ranking import RedisRankingStore
 from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
-from tests.integration.test_serve import mysql_totals
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.history_database import history_totals
 from tests.support.service_process import LEADERBOARD
 from tests.support.shared_services import REDIS_URL, delete_prefix
 
@@ -49,7 +49,7 @@ async def test_migrate_creates_the_history_and_is_idempotent(mysql_database_url:
     for _ in range(2):
         code, output = await leaderboard(environment, "migrate")
         assert code == 0, output
-    assert await mysql_totals(mysql_database_url) == {}
+    assert await history_totals(mysql_database_url) == {}
 
 
 async def test_rebuild_restores_a_board_from_mysql(

@@ -5,29 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import aiomysql
 import httpx
 
 from store.boards import parse_boards
 from store.redis_ranking import RedisRankingStore
 from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
 from tests.integration.test_cli import leaderboard
-from tests.integration.test_serve import mysql_totals
 from tests.support.graphql_client import GraphQLHttp
-from tests.support.shared_services import MYSQL_HOST, MYSQL_PORT, REDIS_URL, delete_prefix
+from tests.support.history_database import history_event_ids, history_totals
+from tests.support.shared_services import REDIS_URL, delete_prefix
 from tests.support.writer import Writer
-
-
-async def history_event_ids(database_url: str) -> set[str]:
-    """Every event id the history holds."""
-    database = database_url.rsplit("/", 1)[1]
-    connection = await aiomysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", db=database)
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute("SELECT event_id FROM score_events")
-            return {event_id for (event_id,) in await cursor.fetchall()}
-    finally:
-        connection.close()
 
 
 async def live_totals(prefix: str) -> dict[str, int]:
@@ -65,7 +52,7 @@ async def test_sigterm_under_load_loses_nothing_acknowledged(
     assert writer.other_errors == []
     assert writer.total > 0
     database_url = redis_mysql_environment["LEADERBOARD_DATABASE_URL"]
-    assert await mysql_totals(database_url) == dict(writer.acknowledged)
+    assert await history_totals(database_url) == dict(writer.acknowledged)
 
 
 async def test_sigkill_loses_at_most_the_buffer_and_reconcile_repairs(
@@ -83,7 +70,7 @@ async def test_sigkill_loses_at_most_the_buffer_and_reconcile_repairs(
 
     database_url = environment["LEADERBOARD_DATABASE_URL"]
     prefix = environment["LEADERBOARD_KEY_PREFIX"]
-    history = await mysql_totals(database_url)
+    history = await history_totals(database_url)
     stored_ids = await history_event_ids(database_url)
     # Nothing invented, and what is missing is exactly acknowledged events never flushed.
     assert stored_ids <= writer.acknowledged_ids
@@ -140,4 +127,6 @@ async def test_instances_starting_on_empty_redis_while_others_write(
     for instance in [writers_process, *newcomers]:
         assert await instance.terminate()
     assert await live_totals(environment["LEADERBOARD_KEY_PREFIX"]) == dict(writer.acknowledged)
-    assert await mysql_totals(environment["LEADERBOARD_DATABASE_URL"]) == dict(writer.acknowledged)
+    assert await history_totals(environment["LEADERBOARD_DATABASE_URL"]) == dict(
+        writer.acknowledged
+    )

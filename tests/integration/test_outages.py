@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-import aiomysql
 import httpx
 import pytest
 
 from tests.api.test_operations import TOP
 from tests.integration.conftest import TOKEN, ProcessFactory
-from tests.integration.test_serve import metric_value, mysql_totals
+from tests.integration.test_serve import metric_value
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.history_database import history_totals
 from tests.support.private_servers import PrivateMariaDB, PrivateRedis
 from tests.support.shared_services import REDIS_URL
 from tests.support.writer import Writer
@@ -21,18 +21,6 @@ from tests.support.writer import Writer
 async def served_totals(gql: GraphQLHttp) -> dict[str, int]:
     data = await gql.data(TOP, {"limit": 100})
     return {row["username"]: row["score"] for row in data["topPlayers"]}
-
-
-async def history_totals(server: PrivateMariaDB, database: str) -> dict[str, int]:
-    connection = await aiomysql.connect(
-        host="127.0.0.1", port=server.port, user="root", db=database
-    )
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute("SELECT username, SUM(delta) FROM score_events GROUP BY username")
-            return {username: int(total) for username, total in await cursor.fetchall()}
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize(
@@ -83,7 +71,7 @@ async def test_mysql_outage_refuses_writes_then_recovers(
         assert writer.refused > 0
         assert await served_totals(gql) == dict(writer.acknowledged)
     assert await process.terminate()
-    assert await history_totals(private_mariadb, database) == dict(writer.acknowledged)
+    assert await history_totals(database_url) == dict(writer.acknowledged)
 
 
 async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
@@ -120,4 +108,4 @@ async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
         assert await served_totals(gql) == dict(writer.acknowledged)
         assert (await client.get("/readyz")).status_code == 200
     assert await process.terminate()
-    assert await mysql_totals(mysql_database_url) == dict(writer.acknowledged)
+    assert await history_totals(mysql_database_url) == dict(writer.acknowledged)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiomysql
 import httpx
 import pytest
 from websockets.asyncio.client import connect
@@ -14,19 +13,8 @@ from tests.api.test_operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYE
 from tests.api.test_subscriptions import RANK_CHANGED, TOP_CHANGED
 from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Subscription
-from tests.support.shared_services import MYSQL_HOST, MYSQL_PORT, delete_prefix
-
-
-async def mysql_totals(database_url: str) -> dict[str, int]:
-    """Per-player sums of the history, read straight from MariaDB."""
-    database = database_url.rsplit("/", 1)[1]
-    connection = await aiomysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", db=database)
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute("SELECT username, SUM(delta) FROM score_events GROUP BY username")
-            return {username: int(total) for username, total in await cursor.fetchall()}
-    finally:
-        connection.close()
+from tests.support.history_database import history_totals
+from tests.support.shared_services import delete_prefix
 
 
 async def top_totals(gql: GraphQLHttp) -> dict[str, int]:
@@ -120,9 +108,9 @@ async def test_sigterm_drains_the_write_buffer(
             await gql.data(INCREMENTS, {"increments": increments})
             for name, delta in deltas.items():
                 expected[name] = expected.get(name, 0) + delta
-    assert await mysql_totals(environment["LEADERBOARD_DATABASE_URL"]) == {}
+    assert await history_totals(environment["LEADERBOARD_DATABASE_URL"]) == {}
     assert await process.terminate()
-    assert await mysql_totals(environment["LEADERBOARD_DATABASE_URL"]) == expected
+    assert await history_totals(environment["LEADERBOARD_DATABASE_URL"]) == expected
 
 
 async def test_lost_redis_is_rebuilt_from_mysql(
@@ -146,7 +134,7 @@ async def test_lost_redis_is_rebuilt_from_mysql(
         assert replay["incrementScore"]["applied"] is False
         assert await top_totals(gql) == before
     assert await process.terminate()
-    assert await mysql_totals(redis_mysql_environment["LEADERBOARD_DATABASE_URL"]) == before
+    assert await history_totals(redis_mysql_environment["LEADERBOARD_DATABASE_URL"]) == before
 
 
 async def test_restart_on_empty_redis_recovers_from_mysql(
@@ -185,7 +173,7 @@ async def test_four_instances_starting_together_rebuild_once(
                 },
             )
     assert await seed.terminate()
-    expected = await mysql_totals(redis_mysql_environment["LEADERBOARD_DATABASE_URL"])
+    expected = await history_totals(redis_mysql_environment["LEADERBOARD_DATABASE_URL"])
     best = sorted(expected.items(), key=lambda item: (-item[1], item[0]))[:100]
     await delete_prefix(redis_mysql_environment["LEADERBOARD_KEY_PREFIX"])
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import aiomysql
 import pytest
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
 from store.sql_history import SCHEMA_VERSION, SqlScoreHistory
+from tests.support.history_database import query_history
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
 
@@ -39,33 +38,9 @@ async def history(history_url: str) -> AsyncIterator[SqlScoreHistory]:
     await store.close()
 
 
-async def query(url: str, statement: str) -> list[tuple[object, ...]]:
-    """Run a statement on the history database behind the store's back."""
-    if url.startswith("sqlite"):
-        connection = sqlite3.connect(url.split(":///", 1)[1])
-        try:
-            return list(connection.execute(statement).fetchall())
-        finally:
-            connection.close()
-    parts = urlsplit(url)
-    mysql = await aiomysql.connect(
-        host=parts.hostname,
-        port=parts.port,
-        user=parts.username,
-        db=parts.path.lstrip("/"),
-        autocommit=True,
-    )
-    try:
-        async with mysql.cursor() as cursor:
-            await cursor.execute(statement)
-            return list(await cursor.fetchall())
-    finally:
-        mysql.close()
-
-
 async def row_count(url: str) -> int:
     """How many events are stored."""
-    ((count,),) = await query(url, "SELECT COUNT(*) FROM score_events")
+    ((count,),) = await query_history(url, "SELECT COUNT(*) FROM score_events")
     assert isinstance(count, int)
     return count
 
@@ -97,7 +72,7 @@ async def test_migrate_twice_and_concurrently(history_url: str) -> None:
     finally:
         for store in stores:
             await store.close()
-    assert await query(history_url, "SELECT id, version FROM schema_version") == [
+    assert await query_history(history_url, "SELECT id, version FROM schema_version") == [
         (1, SCHEMA_VERSION)
     ]
 
@@ -107,7 +82,7 @@ async def test_sqlite_history_uses_wal(sqlite_database_url: str) -> None:
     await store.connect()
     await store.migrate()
     await store.close()
-    assert await query(sqlite_database_url, "PRAGMA journal_mode") == [("wal",)]
+    assert await query_history(sqlite_database_url, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_mysql_schema(mysql_database_url: str) -> None:
@@ -116,7 +91,7 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
     await store.migrate()
     await store.close()
     database = urlsplit(mysql_database_url).path.lstrip("/")
-    columns = await query(
+    columns = await query_history(
         mysql_database_url,
         "SELECT column_name, column_type, character_set_name, collation_name "
         f"FROM information_schema.columns WHERE table_schema = '{database}' "
@@ -132,7 +107,7 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
         ("client_event_id", "tinyint(1)", None, None),
         ("created_at_ms", "bigint(20)", None, None),
     ]
-    indexes = await query(
+    indexes = await query_history(
         mysql_database_url,
         "SELECT index_name, non_unique, GROUP_CONCAT(column_name ORDER BY seq_in_index) "
         f"FROM information_schema.statistics WHERE table_schema = '{database}' "
@@ -144,7 +119,7 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
         ("score_events_totals", 1, "board,period,username,delta"),
     ]
     # The recovery aggregate reads the covering index only.
-    plan = await query(
+    plan = await query_history(
         mysql_database_url,
         "EXPLAIN SELECT username, SUM(delta) FROM score_events "
         "WHERE board = 'global' AND period = '2026-11' GROUP BY username",
