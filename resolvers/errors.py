@@ -28,6 +28,14 @@ def bad_input(message: str) -> ApiError:
     return ApiError(ErrorCode.BAD_USER_INPUT, message)
 
 
+def unauthenticated() -> ApiError:
+    """A mutation without a valid write token."""
+    return ApiError(
+        ErrorCode.UNAUTHENTICATED,
+        "a valid write token is needed (header X-Internal-Token, or Authorization: Bearer)",
+    )
+
+
 def unavailable(message: str) -> ApiError:
     """Storage down or the write buffer full: nothing was applied, retry later."""
     return ApiError(ErrorCode.UNAVAILABLE, message)

@@ -39,7 +39,7 @@ from graphql import (
     validate,
 )
 
-from resolvers.errors import ApiError, ErrorCode
+from resolvers.errors import ApiError, ErrorCode, unauthenticated
 from resolvers.service import IncrementRequest, LeaderboardService
 from schema.errors import INTERNAL_MESSAGE
 from store.models import IncrementOutcome, RankedPlayer
@@ -205,11 +205,7 @@ class FastPath:
             return None
         try:
             if plan.field.kind is OperationType.MUTATION and not authorized:
-                raise ApiError(
-                    ErrorCode.UNAUTHENTICATED,
-                    "a valid write token is needed (header X-Internal-Token, "
-                    "or Authorization: Bearer)",
-                )
+                raise unauthenticated()
             result = await plan.field.execute(self._service, arguments)
         except ApiError as error:
             return self._error(plan, error.message, error.code.value), error.code.value

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from resolvers.errors import ApiError, ErrorCode
+from resolvers.errors import unauthenticated
 from resolvers.service import IncrementRequest
 from schema.context import ApiContext
 from schema.scalars import Long
@@ -93,10 +93,7 @@ class Query:
 
 def _require_write_token(info: Info) -> None:
     if not info.context.authorized:
-        raise ApiError(
-            ErrorCode.UNAUTHENTICATED,
-            "a valid write token is needed (header X-Internal-Token, or Authorization: Bearer)",
-        )
+        raise unauthenticated()
 
 
 @strawberry.type

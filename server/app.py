@@ -103,14 +103,18 @@ class GraphQLApp(GraphQL[ApiContext, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> ApiContext:
-        presented = token_from_headers(
-            request.headers.get("x-internal-token"), request.headers.get("authorization")
-        )
         return ApiContext(
             service=self.resources.service,
             live=self.resources.live,
-            authorized=self.resources.tokens.accepts(presented),
+            authorized=self._authorized(request),
         )
+
+    def _authorized(self, request: Request | WebSocket) -> bool:
+        """Whether the request presents a valid write token."""
+        presented = token_from_headers(
+            request.headers.get("x-internal-token"), request.headers.get("authorization")
+        )
+        return self.resources.tokens.accepts(presented)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames for GraphQL messages.
@@ -184,12 +188,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         if plan is None:
             return None
         started = time.perf_counter()
-        presented = token_from_headers(
-            request.headers.get("x-internal-token"), request.headers.get("authorization")
-        )
-        answered = await self.fast_path.answer(
-            plan, variables, self.resources.tokens.accepts(presented)
-        )
+        answered = await self.fast_path.answer(plan, variables, self._authorized(request))
         if answered is None:
             return None
         body, code = answered

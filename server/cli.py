@@ -14,11 +14,8 @@ import orjson
 import uvicorn
 
 from schema.build import SDL_PATH, write_sdl
-from server.resources import open_history, open_ranking
+from server.resources import open_history, open_recovery
 from server.settings import LogFormat, Settings
-from store.history import ScoreHistory
-from store.ranking import RankingStore
-from store.recovery import RankingRecovery
 
 
 class JsonFormatter(logging.Formatter):
@@ -100,85 +97,68 @@ async def migrate(settings: Settings) -> int:
 
 async def rebuild(settings: Settings, board_id: str, period: str | None) -> int:
     """Rebuild one board period's live ranking from the history."""
-    board = next((board for board in settings.boards if board.id == board_id), None)
-    if board is None:
-        known = ", ".join(board.id for board in settings.boards)
-        print(f"error: unknown board {board_id!r} (configured: {known})", file=sys.stderr)
+    periods = _board_periods(settings, [board_id], period, "rebuild")
+    if periods is None:
         return 2
-    period = period or board.current_period()
-    if not board.is_valid_period(period):
-        print(
-            f"error: {period!r} is not a period of {board_id!r} ({board.reset.value})",
-            file=sys.stderr,
-        )
-        return 2
-    if not settings.redis_url:
-        print(
-            "error: rebuild needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at every "
-            "start",
-            file=sys.stderr,
-        )
-        return 2
-    ranking = open_ranking(settings)
-    history = open_history(settings)
-    await history.connect()
-    try:
-        players = await _recovery(settings, ranking, history).rebuild(board.id, period)
-    finally:
-        await history.close()
-        await ranking.close()
-    print(f"leaderboard: rebuilt {board.id}/{period} from the history: {players} players")
+    ((board, board_period),) = periods
+    async with open_recovery(settings) as recovery:
+        players = await recovery.rebuild(board, board_period)
+    print(f"leaderboard: rebuilt {board}/{board_period} from the history: {players} players")
     return 0
 
 
 async def reconcile(settings: Settings, board_ids: Sequence[str], period: str | None) -> int:
     """Repair drift between the live rankings and the history (history wins); print it."""
-    if not settings.redis_url:
-        print(
-            "error: reconcile needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at "
-            "every start",
-            file=sys.stderr,
-        )
+    periods = _board_periods(settings, board_ids, period, "reconcile")
+    if periods is None:
         return 2
-    boards = [board for board in settings.boards if not board_ids or board.id in board_ids]
-    unknown = set(board_ids) - {board.id for board in boards}
-    if unknown:
-        print(f"error: unknown board(s): {', '.join(sorted(unknown))}", file=sys.stderr)
-        return 2
-    ranking = open_ranking(settings)
-    history = open_history(settings)
-    await history.connect()
-    try:
-        recovery = _recovery(settings, ranking, history)
-        corrected = 0
-        for board in boards:
-            board_period = period or board.current_period()
-            if not board.is_valid_period(board_period):
-                print(f"error: {board_period!r} is not a period of {board.id!r}", file=sys.stderr)
-                return 2
-            drifts = await recovery.reconcile(board.id, board_period)
+    corrected = 0
+    async with open_recovery(settings) as recovery:
+        for board, board_period in periods:
+            drifts = await recovery.reconcile(board, board_period)
             for drift in drifts:
                 print(
-                    f"{board.id}/{board_period}: {drift.username}: live {drift.live} "
+                    f"{board}/{board_period}: {drift.username}: live {drift.live} "
                     f"-> history {drift.history}"
                 )
-            print(f"leaderboard: {board.id}/{board_period}: {len(drifts)} players corrected")
+            print(f"leaderboard: {board}/{board_period}: {len(drifts)} players corrected")
             corrected += len(drifts)
-    finally:
-        await history.close()
-        await ranking.close()
     print(f"leaderboard: reconcile done, {corrected} players corrected")
     return 0
 
 
-def _recovery(settings: Settings, ranking: RankingStore, history: ScoreHistory) -> RankingRecovery:
-    return RankingRecovery(
-        ranking,
-        history,
-        claim_seconds=settings.rebuild_claim_seconds,
-        wait_seconds=settings.rebuild_wait_seconds,
-        settle_seconds=settings.rebuild_settle_seconds,
-    )
+def _board_periods(
+    settings: Settings, board_ids: Sequence[str], period: str | None, command: str
+) -> list[tuple[str, str]] | None:
+    """The (board, period) pairs a repair command works on (no board ids: every board), or
+    None after printing why the arguments cannot be served."""
+    if not settings.redis_url:
+        print(
+            f"error: {command} needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at "
+            "every start",
+            file=sys.stderr,
+        )
+        return None
+    boards = [board for board in settings.boards if not board_ids or board.id in board_ids]
+    unknown = set(board_ids) - {board.id for board in boards}
+    if unknown:
+        known = ", ".join(board.id for board in settings.boards)
+        print(
+            f"error: unknown board {', '.join(sorted(unknown))} (configured: {known})",
+            file=sys.stderr,
+        )
+        return None
+    pairs = []
+    for board in boards:
+        board_period = period or board.current_period()
+        if not board.is_valid_period(board_period):
+            print(
+                f"error: {board_period!r} is not a period of {board.id!r} ({board.reset.value})",
+                file=sys.stderr,
+            )
+            return None
+        pairs.append((board.id, board_period))
+    return pairs
 
 
 def parser() -> argparse.ArgumentParser:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from batcher import WriteBatcher
@@ -15,6 +17,7 @@ from server.metrics import Metrics
 from server.settings import AckMode, Settings
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
+from store.history import ScoreHistory
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery
 from store.redis_ranking import RedisRankingStore
@@ -58,6 +61,32 @@ def open_history(settings: Settings) -> SqlScoreHistory:
     return SqlScoreHistory(settings.history_url)
 
 
+def make_recovery(
+    settings: Settings, ranking: RankingStore, history: ScoreHistory
+) -> RankingRecovery:
+    """Recovery of the live rankings from the history, with the configured timings."""
+    return RankingRecovery(
+        ranking,
+        history,
+        claim_seconds=settings.rebuild_claim_seconds,
+        wait_seconds=settings.rebuild_wait_seconds,
+        settle_seconds=settings.rebuild_settle_seconds,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
+    """Both stores connected and a recovery over them, for the repair commands."""
+    ranking = open_ranking(settings)
+    history = open_history(settings)
+    try:
+        await history.connect()
+        yield make_recovery(settings, ranking, history)
+    finally:
+        await history.close()
+        await ranking.close()
+
+
 def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resources:
     """Wire the components together (nothing is connected yet)."""
     metrics = metrics or Metrics()
@@ -70,13 +99,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
-    recovery = RankingRecovery(
-        ranking,
-        history,
-        claim_seconds=settings.rebuild_claim_seconds,
-        wait_seconds=settings.rebuild_wait_seconds,
-        settle_seconds=settings.rebuild_settle_seconds,
-    )
+    recovery = make_recovery(settings, ranking, history)
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
