@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import redis.asyncio as redis_asyncio
 from websockets.asyncio.client import connect
 
+from store.boards import parse_boards
+from store.redis_ranking import RedisRankingStore
 from tests.api.test_operations import INCREMENT, PLAYER
 from tests.api.test_subscriptions import RANK_CHANGED
 from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
@@ -26,8 +30,8 @@ async def test_killed_subscriber_connection_is_healed_by_resync(
     )
     await process.start()
     ws_url = process.url.replace("http", "ws") + "/graphql"
-    admin = redis_asyncio.Redis.from_url(private_redis.url())
     async with (
+        redis_asyncio.Redis.from_url(private_redis.url()) as admin,
         httpx.AsyncClient(base_url=process.url) as client,
         connect(ws_url, subprotocols=[TRANSPORT_WS]) as socket,  # type: ignore[list-item]
     ):
@@ -38,11 +42,18 @@ async def test_killed_subscriber_connection_is_healed_by_resync(
         await subscription.start(RANK_CHANGED, {"username": "watched"})
         assert (await subscription.next())["data"]["rankChanged"]["rank"] == 1
 
-        # Kill the service's pub/sub connection, then pass the watched player at once:
-        # the event is published while nobody listens and is lost.
+        # Kill the service's pub/sub connection, and pass the watched player without any
+        # message at all (a rebuild writes no events): only a resync can tell the subscriber.
         killed = await admin.client_kill_filter(_type="pubsub")
         assert killed >= 1
-        await gql.data(INCREMENT, {"username": "rival", "delta": 20})
+        board = parse_boards("global:monthly")[0]
+        store = RedisRankingStore.from_url(
+            private_redis.url(), key_prefix="lb", boards=[board], retention=timedelta(days=1)
+        )
+        try:
+            await store.load("global", board.current_period(), [("watched", 10), ("rival", 20)], [])
+        finally:
+            await store.close()
         healed = (await subscription.next(timeout=5.0))["data"]["rankChanged"]
         assert (healed["rank"], healed["score"]) == (2, 10)
         assert (await gql.data(PLAYER, {"username": "watched"}))["player"]["rank"] == 2
@@ -51,4 +62,3 @@ async def test_killed_subscriber_connection_is_healed_by_resync(
         await gql.data(INCREMENT, {"username": "watched", "delta": 15})
         own = (await subscription.next(timeout=5.0))["data"]["rankChanged"]
         assert (own["rank"], own["score"], own["previousRank"]) == (1, 25, 2)
-    await admin.aclose()
