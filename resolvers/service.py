@@ -14,7 +14,7 @@ from batcher import WriteBatcher, WriteRefused
 from resolvers import validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, unavailable
 from store.boards import Board
-from store.errors import RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
+from store.errors import PartiallyApplied, RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
 from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery
@@ -101,7 +101,20 @@ class LeaderboardService:
         increments = [self._validated(request, now, periods) for request in requests]
         try:
             with self._batcher.reserve(len(increments)) as reservation:
-                outcomes = await self._recovering(lambda: self._ranking.increment(increments))
+                try:
+                    outcomes = await self._recovering(lambda: self._ranking.increment(increments))
+                except PartiallyApplied as partial:
+                    # What reached Redis must reach the history too; the client retries
+                    # the batch, and its eventIds keep the applied part from counting twice.
+                    now_ms = int(self._clock() * 1000)
+                    reservation.commit(
+                        [_event(o.increment, now_ms) for o in partial.outcomes if o.applied]
+                    )
+                    logger.warning("a batch was applied in part: %s", partial)
+                    raise unavailable(
+                        "storage failed part-way: only some of the increments were applied; "
+                        "retry with the same eventIds"
+                    ) from None
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
                     [_event(outcome.increment, now_ms) for outcome in outcomes if outcome.applied]

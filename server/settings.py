@@ -39,8 +39,12 @@ class Settings(BaseSettings):
 
     redis_url: str = ""
     """Empty: the embedded in-process ranking store."""
+    redis_cluster: bool = False
+    """Treat `redis_url` as the seed of a Redis Cluster (any one node; the rest is discovered)."""
     database_url: str = ""
     """A `databases` URL; empty: SQLite at ./leaderboard.db."""
+    database_read_url: str = ""
+    """A read replica for history reads (recovery, reconcile); empty: `database_url`."""
     write_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     """Comma-separated tokens accepted for mutations (several, to rotate); empty: one is made."""
     boards_spec: str = Field("global:monthly", validation_alias="LEADERBOARD_BOARDS")
@@ -60,6 +64,9 @@ class Settings(BaseSettings):
     drain_timeout_seconds: float = Field(30.0, gt=0)
     ack: AckMode = AckMode.BUFFERED
     resync_interval_seconds: float = Field(5.0, gt=0)
+    top_cache_staleness_ms: int = Field(100, ge=0, le=60_000)
+    """topPlayers answers may be served from a per-instance snapshot at most this old
+    (refreshed early by change events and this instance's own writes); 0: no cache."""
     max_query_depth: int = Field(8, ge=2)
     max_aliases: int = Field(30, ge=1)
     max_query_tokens: int = Field(2_000, ge=50)

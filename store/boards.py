@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -29,12 +30,24 @@ _PERIOD_PATTERNS = {
 BOARD_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
+MAX_SHARDS = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Board:
-    """A leaderboard: an id and how often it resets."""
+    """A leaderboard: an id, how often it resets, and over how many sorted sets it is spread."""
 
     id: str
     reset: ResetPeriod
+    shards: int = 1
+    """1: one sorted set per period. More: each player lives in one of `shards` sorted sets
+    (by a hash of the username), so one board can outgrow one Redis Cluster node."""
+
+    def shard_of(self, username: str) -> int:
+        """The shard holding `username`: stable across processes and versions (CRC-32)."""
+        if self.shards == 1:
+            return 0
+        return zlib.crc32(username.encode("utf-8")) % self.shards
 
     def period_at(self, moment: datetime) -> str:
         """The id of the period that contains `moment` (converted to UTC)."""
@@ -89,7 +102,8 @@ def period_end(reset: ResetPeriod, period: str) -> datetime | None:
 
 
 def parse_boards(spec: str) -> tuple[Board, ...]:
-    """Parse `id:reset` pairs separated by commas, e.g. `global:monthly,alltime:never`.
+    """Parse `id:reset[:shards=N]` items separated by commas, e.g.
+    `global:monthly:shards=8,alltime:never`.
 
     The `global` monthly board always exists; it is added when the spec leaves it out.
     """
@@ -98,8 +112,9 @@ def parse_boards(spec: str) -> tuple[Board, ...]:
         item = raw_item.strip()
         if not item:
             continue
-        board_id, separator, reset_name = item.partition(":")
+        board_id, separator, rest = item.partition(":")
         board_id = board_id.strip()
+        reset_name, _, options = rest.partition(":")
         if not separator:
             raise ValueError(f"board {item!r} needs a reset period, e.g. {board_id}:monthly")
         if not BOARD_ID_PATTERN.fullmatch(board_id):
@@ -113,6 +128,19 @@ def parse_boards(spec: str) -> tuple[Board, ...]:
             raise ValueError(f"board {board_id!r}: reset must be one of {choices}") from None
         if board_id in boards:
             raise ValueError(f"board {board_id!r} is configured twice")
-        boards[board_id] = Board(board_id, reset)
+        boards[board_id] = Board(board_id, reset, _parse_shards(board_id, options))
     boards.setdefault("global", Board("global", ResetPeriod.MONTHLY))
     return tuple(boards.values())
+
+
+def _parse_shards(board_id: str, options: str) -> int:
+    options = options.strip()
+    if not options:
+        return 1
+    name, _, value = options.partition("=")
+    if name.strip().lower() != "shards" or not value.strip().isdigit():
+        raise ValueError(f"board {board_id!r}: the only option is shards=N, got {options!r}")
+    shards = int(value)
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"board {board_id!r}: shards must be 1..{MAX_SHARDS}")
+    return shards

@@ -161,7 +161,7 @@ class EmbeddedRankingStore:
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_event_ids: Iterable[str],
+        client_events: Iterable[tuple[str, str]],
     ) -> None:
         """Replace the period's ranking and event ids, then mark it loaded, atomically."""
         self._check_period(board, period)
@@ -169,7 +169,9 @@ class EmbeddedRankingStore:
         for username, total in scores.items():
             if abs(total) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(username, board)
-        self._rankings[(board, period)] = _Ranking(scores, set(client_event_ids))
+        self._rankings[(board, period)] = _Ranking(
+            scores, {event_id for _, event_id in client_events}
+        )
 
     # Reads
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from store.models import IncrementOutcome
+
 
 class StoreError(Exception):
     """Base class of every error raised by the stores."""
@@ -33,3 +38,13 @@ class ScoreOutOfRange(StoreError):
         )
         self.username = username
         self.board = board
+
+
+class PartiallyApplied(StoreError):
+    """A batch spread over several Redis Cluster slots failed part-way (a node failed or
+    lost its data between the check and the writes): `outcomes` were applied, the rest not."""
+
+    def __init__(self, outcomes: list[IncrementOutcome], cause: StoreError) -> None:
+        super().__init__(f"{len(outcomes)} increments applied before: {cause}")
+        self.outcomes = outcomes
+        self.cause = cause

@@ -35,8 +35,9 @@ class ScoreHistory(Protocol):
         """Every player's summed delta in the period."""
         ...
 
-    async def client_event_ids(self, board: str, period: str) -> list[str]:
-        """The client-supplied event ids stored for the period (to restore idempotency)."""
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
+        """(username, event id) of the client-supplied event ids stored for the period
+        (to restore idempotency; the username says which shard of a board holds it)."""
         ...
 
     async def ping(self) -> None:

@@ -72,9 +72,10 @@ class RankingStore(Protocol):
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_event_ids: Iterable[str],
+        client_events: Iterable[tuple[str, str]],
     ) -> None:
-        """Replace the period's ranking and seen event ids, then mark it loaded, atomically.
+        """Replace the period's ranking and seen client events (username, event id), then
+        mark it loaded, atomically.
 
         Readers and writers see either the old state (not loaded) or the whole new one.
         """

@@ -2,20 +2,22 @@
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
 --   KEYS[3g-2] ranking, KEYS[3g-1] client event ids, KEYS[3g] loaded marker.
--- ARGV[1] = G, then per period 4 values: channel, board, period,
+-- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
+--   4 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never);
 -- then per increment 5 values: period g, username, delta, '1' when the event id is the
 --   client's ('0' when generated, never stored), event id.
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
--- total beyond +-(2^53 - 1) (nothing applied either way), else
+-- total beyond +-(2^53 - 1) (nothing applied either way), {0} after a dry run, else
 -- {0, then per increment: applied, score, rank, had score, previous score, previous rank}.
 
 local MAX_EXACT = 9007199254740991
 
 local periods = {}
 local count = tonumber(ARGV[1])
-local at = 2
+local dry_run = ARGV[2] == '1'
+local at = 3
 for g = 1, count do
   periods[g] = {
     ranking = KEYS[3 * g - 2],
@@ -80,6 +82,10 @@ for i, inc in ipairs(increments) do
   end
 end
 
+if dry_run then
+  return {0}
+end
+
 -- Pass 2 applies, reading the live state as it goes.
 local out = {0}
 local function append(applied, score, rank, old, previous_rank)
@@ -131,21 +137,23 @@ for i, inc in ipairs(increments) do
     end
     local rank = rank_of(p.ranking, new)
     append(1, new, rank, old, previous_rank)
-    -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
-    local message = '{"board":' .. cjson.encode(p.board)
-      .. ',"period":' .. cjson.encode(p.period)
-      .. ',"username":' .. cjson.encode(inc.username)
-      .. ',"previous_score":' .. json_number(old)
-      .. ',"score":' .. fmt(new)
-      .. ',"previous_rank":' .. json_number(previous_rank)
-      .. ',"rank":' .. fmt(rank) .. '}'
-    local pending = messages[p.channel]
-    if pending == nil then
-      pending = {}
-      messages[p.channel] = pending
-      channels[#channels + 1] = p.channel
+    if p.channel ~= '' then
+      -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
+      local message = '{"board":' .. cjson.encode(p.board)
+        .. ',"period":' .. cjson.encode(p.period)
+        .. ',"username":' .. cjson.encode(inc.username)
+        .. ',"previous_score":' .. json_number(old)
+        .. ',"score":' .. fmt(new)
+        .. ',"previous_rank":' .. json_number(previous_rank)
+        .. ',"rank":' .. fmt(rank) .. '}'
+      local pending = messages[p.channel]
+      if pending == nil then
+        pending = {}
+        messages[p.channel] = pending
+        channels[#channels + 1] = p.channel
+      end
+      pending[#pending + 1] = message
     end
-    pending[#pending + 1] = message
   end
 end
 

@@ -73,8 +73,8 @@ class RecordingHistory:
     async def totals(self, board: str, period: str) -> list[tuple[str, int]]:
         return await self.inner.totals(board, period)
 
-    async def client_event_ids(self, board: str, period: str) -> list[str]:
-        return await self.inner.client_event_ids(board, period)
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
+        return await self.inner.client_events(board, period)
 
     async def ping(self) -> None:
         await self.inner.ping()

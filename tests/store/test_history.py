@@ -170,7 +170,7 @@ async def test_replayed_batch_is_skipped(history: SqlScoreHistory, history_url: 
     assert await row_count(history_url) == 6
 
 
-async def test_client_event_ids(history: SqlScoreHistory) -> None:
+async def test_client_events(history: SqlScoreHistory) -> None:
     await history.append(
         [
             event("ann", 1, "client-1", client=True),
@@ -180,9 +180,12 @@ async def test_client_event_ids(history: SqlScoreHistory) -> None:
             event("bob", 1, "client-4", client=True, board="daily"),
         ]
     )
-    assert sorted(await history.client_event_ids(BOARD, PERIOD)) == ["client-1", "client:2"]
-    assert await history.client_event_ids(BOARD, "2026-10") == ["client-3"]
-    assert await history.client_event_ids(BOARD, "2026-09") == []
+    assert sorted(await history.client_events(BOARD, PERIOD)) == [
+        ("ann", "client-1"),
+        ("bob", "client:2"),
+    ]
+    assert await history.client_events(BOARD, "2026-10") == [("bob", "client-3")]
+    assert await history.client_events(BOARD, "2026-09") == []
 
 
 async def test_usernames_are_case_sensitive_and_unicode(history: SqlScoreHistory) -> None:

@@ -40,13 +40,18 @@ SIX_STANDINGS = [
 ]
 
 
-@pytest.fixture(params=["redis", "embedded"])
+SHARDED_BOARDS = tuple(Board(board.id, board.reset, shards=4) for board in BOARDS)
+"""The same boards, each spread over four sorted sets: the results must not change."""
+
+
+@pytest.fixture(params=["redis", "redis-sharded", "embedded"])
 async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[RankingStore]:
     """Each implementation in turn; the Redis one under the test's private key prefix."""
     ranking: RankingStore
-    if request.param == "redis":
+    if request.param.startswith("redis"):
+        boards = SHARDED_BOARDS if request.param == "redis-sharded" else BOARDS
         ranking = RedisRankingStore.from_url(
-            REDIS_URL, key_prefix=redis_prefix, boards=BOARDS, retention=timedelta(days=35)
+            REDIS_URL, key_prefix=redis_prefix, boards=boards, retention=timedelta(days=35)
         )
     else:
         ranking = EmbeddedRankingStore(boards=BOARDS)
@@ -76,13 +81,13 @@ def inc(
 async def load(
     store: RankingStore,
     totals: dict[str, int],
-    event_ids: tuple[str, ...] = (),
+    client_events: tuple[tuple[str, str], ...] = (),
     *,
     board: str = GLOBAL,
     period: str = PERIOD,
 ) -> None:
-    """Load a period with these totals and client event ids."""
-    await store.load(board, period, totals.items(), event_ids)
+    """Load a period with these totals and client events (username, event id)."""
+    await store.load(board, period, totals.items(), client_events)
 
 
 def standings(players: list[RankedPlayer]) -> list[tuple[str, int, int]]:
@@ -366,7 +371,7 @@ async def test_a_client_event_id_applies_once(store: RankingStore) -> None:
 
 
 async def test_a_seen_event_id_for_a_player_without_a_score(store: RankingStore) -> None:
-    await load(store, {"alice": 5, "bob": -1}, ("e1",))
+    await load(store, {"alice": 5, "bob": -1}, (("carol", "e1"),))
     [outcome] = await store.increment([inc("carol", 3, "e1")])
     # Nothing applied: carol stands where a score of 0 would, without a previous standing.
     assert (outcome.applied, outcome.score, outcome.rank) == (False, 0, 2)
@@ -375,7 +380,7 @@ async def test_a_seen_event_id_for_a_player_without_a_score(store: RankingStore)
 
 
 async def test_event_ids_are_per_period(store: RankingStore) -> None:
-    await load(store, {}, ("e1",))
+    await load(store, {}, (("alice", "e1"),))
     await load(store, {}, period=PROBE_PERIOD)
     [other_period] = await store.increment([inc("alice", 1, "e1", period=PROBE_PERIOD)])
     assert other_period.applied
@@ -433,16 +438,16 @@ async def test_a_batch_of_a_thousand(store: RankingStore) -> None:
 
 
 async def test_load_replaces_the_previous_state(store: RankingStore) -> None:
-    await load(store, {"alice": 1, "bob": 2}, ("e1",))
+    await load(store, {"alice": 1, "bob": 2}, (("erin", "e1"),))
     await store.increment([inc("carol", 3, "e3")])
-    await load(store, {"dave": 4}, ("e2",))
+    await load(store, {"dave": 4}, (("erin", "e2"),))
     assert await store.totals(GLOBAL, PERIOD) == {"dave": 4}
     outcomes = await store.increment([inc("erin", 1, "e1"), inc("erin", 1, "e2")])
     assert [o.applied for o in outcomes] == [True, False]
 
 
 async def test_an_empty_load(store: RankingStore) -> None:
-    await load(store, {"alice": 1}, ("e1",))
+    await load(store, {"alice": 1}, (("alice", "e1"),))
     await load(store, {})
     assert await store.is_loaded(GLOBAL, PERIOD)
     assert await store.totals(GLOBAL, PERIOD) == {}
@@ -455,12 +460,13 @@ async def test_an_empty_load(store: RankingStore) -> None:
 async def test_a_load_bigger_than_one_write_chunk(store: RankingStore) -> None:
     players = 25_001
     totals = ((f"p{i:05d}", i) for i in range(players))  # a generator: read once
-    event_ids = (f"event{i}" for i in range(12_345))
-    await store.load(GLOBAL, PERIOD, totals, event_ids)
+    client_events = ((f"p{i:05d}", f"event{i}") for i in range(12_345))
+    await store.load(GLOBAL, PERIOD, totals, client_events)
     assert await store.player_count(GLOBAL, PERIOD) == players
     assert standings(await store.top(GLOBAL, PERIOD, 1, 0)) == [("p25000", 25_000, 1)]
     assert standings(await store.top(GLOBAL, PERIOD, 1, players - 1)) == [("p00000", 0, players)]
-    outcomes = await store.increment([inc("x", 1, "event0"), inc("x", 1, "event12344")])
+    # The same players: a sharded board keeps a player's event ids in that player's shard.
+    outcomes = await store.increment([inc("p00000", 1, "event0"), inc("p12344", 1, "event12344")])
     assert [o.applied for o in outcomes] == [False, False]
 
 

@@ -81,7 +81,7 @@ async def test_only_the_marker_makes_a_period_loaded(
 async def test_layout_and_scores_stored_negated(
     store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
 ) -> None:
-    await store.load(GLOBAL, PERIOD, [("alice", 2), ("bob", 7)], ["e1"])
+    await store.load(GLOBAL, PERIOD, [("alice", 2), ("bob", 7)], [("alice", "e1")])
     await store.increment([inc("carol", 3, "e2"), inc("alice", 1)])
     ranking = key(redis_prefix, GLOBAL, PERIOD, "ranking")
     assert await raw.zrange(ranking, 0, -1, withscores=True) == [
@@ -100,7 +100,7 @@ async def test_a_period_expires_its_retention_after_it_ends(
     store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
 ) -> None:
     period = "2999-01"
-    await store.load(GLOBAL, period, [("alice", 1)], ["e1"])
+    await store.load(GLOBAL, period, [("alice", 1)], [("alice", "e1")])
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
     for kind in ("ranking", "events", "loaded"):
         assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
@@ -128,7 +128,7 @@ async def test_a_long_past_period_is_kept_an_hour(
 async def test_a_board_that_never_resets_never_expires(
     store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
 ) -> None:
-    await store.load("alltime", "all", [("alice", 1)], ["e1"])
+    await store.load("alltime", "all", [("alice", 1)], [("alice", "e1")])
     await store.increment([inc("bob", 1, "e2", board="alltime", period="all")])
     for kind in ("ranking", "events", "loaded"):
         assert await raw.ttl(key(redis_prefix, "alltime", "all", kind)) == -1

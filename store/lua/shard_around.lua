@@ -1,0 +1,71 @@
+-- The players of one shard just before and just after a place in the leaderboard order
+-- (score descending, username ascending), for a neighbourhood merged across shards.
+-- The place is (score, username); the username itself, when it is in this shard, is
+-- neither before nor after.
+-- KEYS: ranking, loaded marker. ARGV: score, username, how many before, how many after.
+-- Returns {0} when not loaded, else {1, players before the place in this shard,
+--   number of players returned before, then username, score pairs: the `before` ones
+--   (best first), then the `after` ones}.
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return {0}
+end
+local ranking = KEYS[1]
+local stored = -tonumber(ARGV[1])
+local username = ARGV[2]
+local want_before, want_after = tonumber(ARGV[3]), tonumber(ARGV[4])
+
+-- Byte order, as Redis orders members (Lua's `<` follows the server's locale).
+local function bytes_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+-- Position of the place: members with a lower stored score, plus those tied with it
+-- whose username sorts first (binary search over the tie group, by index).
+local position
+local own_rank = redis.call('ZRANK', ranking, username)
+local next_position
+if own_rank then
+  position = own_rank
+  next_position = own_rank + 1
+else
+  local first_tie = redis.call('ZCOUNT', ranking, '-inf', '(' .. fmt(stored))
+  local ties = redis.call('ZCOUNT', ranking, fmt(stored), fmt(stored))
+  local low, high = 0, ties
+  while low < high do
+    local middle = math.floor((low + high) / 2)
+    local member = redis.call('ZRANGE', ranking, first_tie + middle, first_tie + middle)[1]
+    if bytes_less(member, username) then
+      low = middle + 1
+    else
+      high = middle
+    end
+  end
+  position = first_tie + low
+  next_position = position
+end
+
+local out = {1, position, 0}
+local start = math.max(0, position - want_before)
+if want_before > 0 and position > 0 then
+  local entries = redis.call('ZRANGE', ranking, start, position - 1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    out[#out + 1] = entries[i]
+    out[#out + 1] = score_of(entries[i + 1])
+  end
+  out[3] = #entries / 2
+end
+if want_after > 0 then
+  local entries = redis.call(
+    'ZRANGE', ranking, next_position, next_position + want_after - 1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    out[#out + 1] = entries[i]
+    out[#out + 1] = score_of(entries[i + 1])
+  end
+end
+return out
