@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.private_servers import private_mariadb, private_redis
+from tests.support.redis_cluster import redis_cluster
 from tests.support.shared_services import delete_prefix, mysql_url, private_database, require_redis
 
-__all__ = ["private_mariadb", "private_redis"]
+__all__ = ["private_mariadb", "private_redis", "redis_cluster"]
 
 
 @pytest.fixture

@@ -44,14 +44,24 @@ SHARDED_BOARDS = tuple(Board(board.id, board.reset, shards=4) for board in BOARD
 """The same boards, each spread over four sorted sets: the results must not change."""
 
 
-@pytest.fixture(params=["redis", "redis-sharded", "embedded"])
+@pytest.fixture(
+    params=["redis", "redis-sharded", "redis-cluster", "redis-cluster-sharded", "embedded"]
+)
 async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[RankingStore]:
-    """Each implementation in turn; the Redis one under the test's private key prefix."""
+    """Each implementation in turn; the Redis ones under the test's private key prefix.
+
+    The cluster is a private one of three masters (started once per session).
+    """
     ranking: RankingStore
     if request.param.startswith("redis"):
-        boards = SHARDED_BOARDS if request.param == "redis-sharded" else BOARDS
+        cluster = "cluster" in request.param
+        url = request.getfixturevalue("redis_cluster").url() if cluster else REDIS_URL
         ranking = RedisRankingStore.from_url(
-            REDIS_URL, key_prefix=redis_prefix, boards=boards, retention=timedelta(days=35)
+            url,
+            key_prefix=redis_prefix,
+            boards=SHARDED_BOARDS if request.param.endswith("sharded") else BOARDS,
+            retention=timedelta(days=35),
+            cluster=cluster,
         )
     else:
         ranking = EmbeddedRankingStore(boards=BOARDS)

@@ -1,0 +1,145 @@
+"""Scale-out on real engines: instances behind nginx, on a Redis Cluster with replicas,
+a sharded board, and a master killed mid-load."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+from store.boards import parse_boards
+from store.redis_ranking import RedisRankingStore
+from tests.api.test_operations import INCREMENT, TOP
+from tests.api.test_subscriptions import RANK_CHANGED
+from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
+from tests.integration.test_cli import leaderboard
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.history_database import history_totals
+from tests.support.nginx import NginxProxy
+from tests.support.redis_cluster import PrivateRedisCluster
+from tests.support.writer import PLAYERS, Writer
+
+BOARDS = "global:monthly:shards=4,alltime:never"
+
+
+async def cluster_totals(cluster: PrivateRedisCluster, prefix: str) -> dict[str, int]:
+    """The global board's live totals, read from the cluster through the store."""
+    boards = parse_boards(BOARDS)
+    store = RedisRankingStore.from_url(
+        cluster.url(),
+        key_prefix=prefix,
+        boards=boards,
+        retention=timedelta(days=1),
+        cluster=True,
+    )
+    try:
+        return await store.totals("global", boards[0].current_period())
+    finally:
+        await store.close()
+
+
+async def test_instances_behind_nginx_on_a_cluster_survive_a_master_failover(
+    service_process: ProcessFactory,
+    redis_mysql_environment: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    cluster = PrivateRedisCluster(masters=3, replicas=1)
+    try:
+        await asyncio.to_thread(cluster.start)
+        await asyncio.to_thread(cluster.wait_for_replication)
+        environment = redis_mysql_environment | {
+            "LEADERBOARD_REDIS_URL": cluster.url(),
+            "LEADERBOARD_REDIS_CLUSTER": "true",
+            "LEADERBOARD_BOARDS": BOARDS,
+            "LEADERBOARD_RESYNC_INTERVAL_SECONDS": "1",
+        }
+        first, second = service_process(environment), service_process(environment)
+        await asyncio.gather(first.start(), second.start())
+        async with (
+            NginxProxy(
+                [first.url.removeprefix("http://"), second.url.removeprefix("http://")],
+                tmp_path / "nginx",
+            ) as proxy,
+            httpx.AsyncClient(base_url=proxy.url, timeout=30) as through_nginx,
+            httpx.AsyncClient(base_url=second.url, timeout=30) as on_second,
+            connect(
+                first.url.replace("http", "ws") + "/graphql",
+                subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+            ) as socket,
+        ):
+            await cross_instance_writes_reads_and_subscriptions(
+                GraphQLHttp(through_nginx, token=TOKEN),
+                GraphQLHttp(on_second, token=TOKEN),
+                Subscription(WebSocketText(socket), TRANSPORT_WS),
+            )
+            await writes_through_a_master_failover(
+                cluster, environment, GraphQLHttp(through_nginx, token=TOKEN)
+            )
+    finally:
+        await asyncio.to_thread(cluster.cleanup)
+
+
+async def cross_instance_writes_reads_and_subscriptions(
+    through_nginx: GraphQLHttp, on_second: GraphQLHttp, on_first: Subscription
+) -> None:
+    """A subscriber on the first instance sees a write made on the second (SSUBSCRIBE);
+    nginx spreads reads and writes over both, which agree."""
+    await through_nginx.data(INCREMENT, {"username": "watched", "delta": 10})
+    await on_first.init()
+    await on_first.start(RANK_CHANGED, {"username": "watched"})
+    assert (await on_first.next())["data"]["rankChanged"]["rank"] == 1
+    await on_second.data(INCREMENT, {"username": "rival", "delta": 25})
+    passed = (await on_first.next(timeout=10))["data"]["rankChanged"]
+    assert (passed["previousRank"], passed["rank"]) == (1, 2)
+
+    for index in range(20):
+        await through_nginx.data(INCREMENT, {"username": f"spread{index}", "delta": index + 1})
+    tops = [await through_nginx.data(TOP, {"limit": 5}) for _ in range(4)]
+    expected = [
+        ("rival", 25, 1),
+        ("spread19", 20, 2),
+        ("spread18", 19, 3),
+        ("spread17", 18, 4),
+        ("spread16", 17, 5),
+    ]
+    for top in tops:
+        assert [(p["username"], p["score"], p["rank"]) for p in top["topPlayers"]] == expected
+
+
+async def writes_through_a_master_failover(
+    cluster: PrivateRedisCluster, environment: dict[str, str], gql: GraphQLHttp
+) -> None:
+    """Kill the master of one shard under load: writes are refused, never lost, come back
+    once its replica is promoted; reconcile makes Redis equal MySQL again."""
+    writer = Writer(gql, concurrency=2)
+    writer.start()
+    await writer.wait_for("accepted")
+    prefix = environment["LEADERBOARD_KEY_PREFIX"]
+    period = parse_boards(BOARDS)[0].current_period()
+    victim_board_shard = parse_boards(BOARDS)[0].shard_of(PLAYERS[0])
+    victim = await asyncio.to_thread(
+        cluster.master_of, f"{prefix}:{{global|{period}|{victim_board_shard}}}:ranking"
+    )
+    victim.kill()
+    await writer.wait_for("refused", timeout=30)
+    await asyncio.to_thread(cluster.wait_until_healthy, 60)
+    await writer.wait_for("accepted", timeout=60)
+    accepted_after_failover = writer.total
+    await writer.wait_for("accepted", timeout=30)
+    await writer.stop()
+    assert writer.total > accepted_after_failover
+    assert writer.other_errors == []
+
+    database_url = environment["LEADERBOARD_DATABASE_URL"]
+    await asyncio.sleep(0.5)  # two flush intervals: the buffers reach MySQL
+    history = await history_totals(database_url)
+    acknowledged = {name: total for name, total in writer.acknowledged.items()}
+    assert {name: history.get(name, 0) for name in acknowledged} == acknowledged
+
+    code, output = await leaderboard(environment, "reconcile", "--board", "global")
+    assert code == 0, output
+    live = await cluster_totals(cluster, prefix)
+    assert {name: live.get(name) for name in history} == history
