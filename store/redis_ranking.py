@@ -259,10 +259,16 @@ class RedisRankingStore:
         async def run(batch: list[ScoreIncrement], dry_run: bool) -> list[IncrementOutcome]:
             keys, args, groups = self._increment_call(batch, publish=False, dry_run=dry_run)
             reply = await self._call(self._increment, keys, args)
-            return [] if dry_run else _increment_outcomes(batch, groups, reply)
+            return _increment_outcomes(batch, groups, reply)
 
         if len(slots) > 1:
-            await asyncio.gather(*(run(batch, dry_run=True) for batch in slots))
+            checks = await asyncio.gather(
+                *(run(batch, dry_run=True) for batch in slots), return_exceptions=True
+            )
+            # The first refusal in batch order, as one script call would name it.
+            for check in checks:
+                if isinstance(check, BaseException):
+                    raise check
         results = await asyncio.gather(
             *(run(batch, dry_run=False) for batch in slots), return_exceptions=True
         )
@@ -593,7 +599,7 @@ class RedisRankingStore:
             after += entries[count_before:]
         before.sort(key=_order)
         after.sort(key=_order)
-        shown_before = before[len(before) - radius :] if radius else []
+        shown_before = before[max(0, len(before) - radius) :] if radius else []
         window = [*shown_before, (username, score), *after[:radius]]
         first_position = position - len(shown_before)
         first_rank = first_position + 1
@@ -794,6 +800,8 @@ def _increment_outcomes(
     if status == 2:
         failed = increments[int(reply[1]) - 1]
         raise ScoreOutOfRange(failed.username, failed.board)
+    if len(reply) == 1:  # a dry run
+        return []
     outcomes = []
     for index, increment in enumerate(increments):
         applied, score, rank, had_score, previous_score, previous_rank = reply[
