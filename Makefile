@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_CLIENT := tests/clients/node
+NODE_STAMP := $(NODE_CLIENT)/node_modules/.package-lock.json
 
 .PHONY: serve test check format bench
 
@@ -16,8 +18,11 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/leaderboard serve $(ARGS)
 
+$(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
+	npm ci --prefix $(NODE_CLIENT)
+
 ## Run the whole test suite against the real Redis and MariaDB of this machine.
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Formatting, lint and types: the one check command (CI runs it too).
