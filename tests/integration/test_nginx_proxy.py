@@ -1,0 +1,111 @@
+"""Two `leaderboard serve` processes behind nginx, configured from docker/nginx's template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+
+from tests.api.test_operations import INCREMENT, TOP
+from tests.api.test_subscriptions import RANK_CHANGED
+from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.nginx import NginxProxy
+from tests.support.service_process import ServiceProcess
+
+
+async def metric(instance: ServiceProcess, name: str, **labels: str) -> float:
+    """Sum of one metric's samples on one instance (scraped directly, not through nginx)."""
+    async with httpx.AsyncClient(base_url=instance.url) as client:
+        response = await client.get("/metrics")
+    response.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def mutations_served(instance: ServiceProcess) -> float:
+    return await metric(instance, "leaderboard_graphql_operations_total", type="mutation")
+
+
+async def top_totals(gql: GraphQLHttp) -> dict[str, int]:
+    data = await gql.data(TOP, {"limit": 100})
+    return {row["username"]: row["score"] for row in data["topPlayers"]}
+
+
+async def test_two_instances_behind_nginx_share_writes_reads_and_subscriptions(
+    service_process: ProcessFactory, redis_mysql_environment: dict[str, str], tmp_path: Path
+) -> None:
+    # One Redis prefix and one MariaDB database: the two instances share their state.
+    instances = [service_process(redis_mysql_environment) for _ in range(2)]
+    for instance in instances:
+        await instance.start()
+    upstreams = [f"127.0.0.1:{instance.port}" for instance in instances]
+    async with (
+        NginxProxy(upstreams, tmp_path / "nginx") as proxy,
+        httpx.AsyncClient(base_url=proxy.url) as client,
+    ):
+        health = await client.get("/healthz")
+        assert (health.status_code, health.text) == (200, "ok"), proxy.log()
+        assert (await client.get("/readyz")).status_code == 200
+        # Metrics are scraped per instance, never through the public port.
+        assert (await client.get("/metrics")).status_code == 404
+
+        gql = GraphQLHttp(client, token=TOKEN)
+        for number in range(6):
+            await gql.data(INCREMENT, {"username": f"p{number % 3}", "delta": number + 1})
+        served = [await mutations_served(instance) for instance in instances]
+        assert sum(served) == 6
+        assert all(count > 0 for count in served), f"nginx used one instance only: {served}"
+        # Reads in turn on both instances: each sees every write, whoever took it.
+        for _ in instances:
+            assert await top_totals(gql) == {"p0": 5, "p1": 7, "p2": 9}
+
+        # The token check happens behind the proxy too: the header passes through nginx.
+        assert await gql.error_codes(INCREMENT, {"username": "p0", "delta": 1}, token="") == [
+            "UNAUTHENTICATED"
+        ]
+
+        websocket_url = proxy.url.replace("http://", "ws://", 1) + "/graphql"
+        async with connect(websocket_url, subprotocols=[TRANSPORT_WS]) as socket:  # type: ignore[list-item]
+            assert socket.subprotocol == TRANSPORT_WS
+            subscription = Subscription(WebSocketText(socket), TRANSPORT_WS)
+            await subscription.init()
+            await subscription.start(RANK_CHANGED, {"username": "p2"})
+            now = (await subscription.next())["data"]["rankChanged"]
+            assert (now["score"], now["rank"]) == (9, 1)
+
+            holding = [
+                await metric(instance, "leaderboard_subscriptions") for instance in instances
+            ]
+            assert sorted(holding) == [0, 1], holding
+            other = instances[holding.index(0)]
+            before = await mutations_served(other)
+            # least_conn sends this write to the instance without the WebSocket: the event
+            # has to cross instances (Redis pub/sub) to reach the subscriber.
+            await gql.data(INCREMENT, {"username": "p0", "delta": 10})
+            assert await mutations_served(other) == before + 1
+
+            passed = (await subscription.next())["data"]["rankChanged"]
+            assert (
+                passed["username"],
+                passed["score"],
+                passed["rank"],
+                passed["previousRank"],
+            ) == ("p2", 9, 2, 1)
+
+
+async def test_nginx_answers_unknown_paths_itself(tmp_path: Path) -> None:
+    # No instance at all behind it: nothing but the proxied paths may reach one.
+    async with (
+        NginxProxy(["127.0.0.1:9"], tmp_path / "nginx") as proxy,
+        httpx.AsyncClient(base_url=proxy.url) as client,
+    ):
+        assert (await client.get("/")).status_code == 404
+        assert (await client.get("/graphql-websocket")).status_code == 404
+        assert (await client.get("/healthz")).status_code == 502
