@@ -8,6 +8,8 @@ machine's server settings) on free ports, `leaderboard serve`, and the naive bas
 runs redis-benchmark; then the scenarios. Prints one table and writes raw JSON and an HTML
 report to benchmarks/results/<timestamp>/ (and results/latest.{json,html,md}).
 Ctrl-C stops every process it started and deletes what it created.
+
+Scenario load with Locust (HTML and JSON reports) is `python -m benchmarks.locust_run`.
 """
 
 from __future__ import annotations
