@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_CLIENT := tests/clients/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: serve test check format bench
+.PHONY: serve test check format bench bench-locust
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,7 @@ format: $(STAMP)
 ## Benchmarks, on demand (never in CI).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+## Locust scenario load tests, on demand (e.g. ARGS="--scenario spike --minutes 2").
+bench-locust: $(STAMP)
+	$(BIN)/python -m benchmarks.locust_run $(ARGS)

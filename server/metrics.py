@@ -1,17 +1,31 @@
-"""Prometheus metrics: one registry per app, exposed at /metrics."""
+"""Prometheus metrics: one registry per app, exposed at /metrics (docs/observability.md).
+
+`Metrics` is also the observer the components report to without importing the server:
+the batcher's `FlushObserver`, the history's and the Redis store's timing observer
+(`observe_store`) and the recovery's `RebuildObserver`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 
 from graphql import FieldNode, OperationDefinitionNode
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from strawberry.extensions import SchemaExtension
 
 from schema.build import ROOT_FIELDS
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# A store call is usually well under a millisecond; the top buckets catch the timeouts.
+_STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5)
+_FLUSH_EVENTS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+_REBUILD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_REBUILD_PLAYERS_BUCKETS = (0, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+
+OK = "ok"
+FAILED = "failed"
 
 
 class Metrics:
@@ -19,76 +33,197 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        registry = self.registry
+        ProcessCollector(registry=registry)
+
+        # GraphQL
         self.operations = Counter(
             "leaderboard_graphql_operations",
             "GraphQL operations by type, root field and outcome code ('OK' when no error).",
             ["type", "field", "code"],
-            registry=self.registry,
+            registry=registry,
         )
         self.operation_seconds = Histogram(
             "leaderboard_graphql_operation_seconds",
             "Time to execute a GraphQL query or mutation.",
             ["type", "field"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
+
+        # The write buffer
         self.flushes = Counter(
             "leaderboard_batcher_flushes",
             "Flushes of the write buffer to the history, by result.",
             ["result"],
-            registry=self.registry,
+            registry=registry,
         )
         self.flush_events = Histogram(
             "leaderboard_batcher_flush_events",
-            "Events written by one flush (one multi-row INSERT).",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
-            registry=self.registry,
+            "Events written by one successful flush (one multi-row INSERT).",
+            buckets=_FLUSH_EVENTS_BUCKETS,
+            registry=registry,
         )
         self.flush_seconds = Histogram(
             "leaderboard_batcher_flush_seconds",
-            "Time of one flush of the write buffer.",
+            "Time of one flush of the write buffer, by result.",
+            ["result"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
+        )
+        self.flush_retries = Counter(
+            "leaderboard_batcher_flush_retries",
+            "Flushes that retried a failed one (same events, after a backoff).",
+            registry=registry,
+        )
+        self.refusing_writes = Gauge(
+            "leaderboard_batcher_refusing_writes",
+            "1 while the last flush failed: writes get UNAVAILABLE until a retry succeeds.",
+            registry=registry,
         )
         self.batcher_depth = Gauge(
             "leaderboard_batcher_depth",
             "Events acknowledged but not yet written to the history.",
-            registry=self.registry,
+            registry=registry,
+        )
+
+        # The stores
+        self.store_seconds = Histogram(
+            "leaderboard_store_seconds",
+            "Time of one call to a store (redis: the live rankings; history: MySQL/SQLite), "
+            "failed calls included.",
+            ["store", "operation"],
+            buckets=_STORE_BUCKETS,
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "leaderboard_store_errors",
+            "Store calls that failed (unreachable, timed out, refused).",
+            ["store", "operation"],
+            registry=registry,
+        )
+
+        # Live updates
+        self.websocket_connections = Gauge(
+            "leaderboard_websocket_connections",
+            "WebSocket connections open on this instance.",
+            registry=registry,
+        )
+        self.websocket_refused = Counter(
+            "leaderboard_websocket_refused",
+            "WebSocket connections refused (1013) at LEADERBOARD_MAX_WEBSOCKET_CONNECTIONS.",
+            registry=registry,
         )
         self.subscriptions = Gauge(
             "leaderboard_subscriptions",
             "Live GraphQL subscriptions on this instance.",
-            registry=self.registry,
+            registry=registry,
         )
-        self.rebuilds = Gauge(
+
+        # Recovery
+        self.rebuilds = Counter(
             "leaderboard_rebuilds",
-            "Rankings this instance rebuilt from the history since it started.",
-            registry=self.registry,
+            "Rankings this instance rebuilt from the history (Redis had lost them), by result.",
+            ["result"],
+            registry=registry,
         )
+        self.rebuild_seconds = Histogram(
+            "leaderboard_rebuild_seconds",
+            "Time of one rebuild: reading the history and loading the ranking.",
+            buckets=_REBUILD_BUCKETS,
+            registry=registry,
+        )
+        self.rebuild_players = Histogram(
+            "leaderboard_rebuild_players",
+            "Players loaded by one successful rebuild.",
+            buckets=_REBUILD_PLAYERS_BUCKETS,
+            registry=registry,
+        )
+
+        # Export the outcomes at 0 before they first happen, so rate() and alerts see them.
+        for result in (OK, FAILED):
+            self.flushes.labels(result)
+            self.rebuilds.labels(result)
+        self._flush_failing = False
 
     def track(
         self,
         *,
         batcher_depth: Callable[[], float],
         subscriptions: Callable[[], float],
-        rebuilds: Callable[[], float],
     ) -> None:
         """Read gauges from the running components at scrape time."""
         self.batcher_depth.set_function(batcher_depth)
         self.subscriptions.set_function(subscriptions)
-        self.rebuilds.set_function(rebuilds)
 
-    # The batcher's FlushObserver.
+    def track_websockets(self, connections: Callable[[], float]) -> None:
+        """Read the number of open WebSocket connections at scrape time."""
+        self.websocket_connections.set_function(connections)
+
+    # The batcher's FlushObserver. A failed flush is always retried (its events stay at
+    # the head of the buffer), so every flush that follows a failed one is a retry.
+
     def flushed(self, events: int, seconds: float) -> None:
         """Record a successful flush."""
-        self.flushes.labels("ok").inc()
+        self._flush_attempted(failed=False)
+        self.flushes.labels(OK).inc()
         self.flush_events.observe(events)
-        self.flush_seconds.observe(seconds)
+        self.flush_seconds.labels(OK).observe(seconds)
 
     def flush_failed(self, events: int, seconds: float) -> None:
         """Record a failed flush (it will be retried)."""
-        self.flushes.labels("failed").inc()
-        self.flush_seconds.observe(seconds)
+        self._flush_attempted(failed=True)
+        self.flushes.labels(FAILED).inc()
+        self.flush_seconds.labels(FAILED).observe(seconds)
+
+    def _flush_attempted(self, *, failed: bool) -> None:
+        if self._flush_failing:
+            self.flush_retries.inc()
+        self._flush_failing = failed
+        self.refusing_writes.set(1 if failed else 0)
+
+    # The stores' timing observer.
+
+    def observe_store(
+        self, store: str, operation: str, seconds: float, *, failed: bool = False
+    ) -> None:
+        """Record one store call: `store` is `redis` or `history`, `operation` its method."""
+        self.store_seconds.labels(store, operation).observe(seconds)
+        if failed:
+            self.store_errors.labels(store, operation).inc()
+
+    @contextlib.contextmanager
+    def time_store(self, store: str, operation: str) -> Iterator[None]:
+        """Time the block as one call to a store; an exception counts it as failed.
+
+        A cancelled call (the client went away) is not recorded at all.
+        """
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:
+            self.observe_store(store, operation, time.perf_counter() - started, failed=True)
+            raise
+        self.observe_store(store, operation, time.perf_counter() - started)
+
+    # The recovery's RebuildObserver.
+
+    def rebuilt(self, players: int, seconds: float) -> None:
+        """Record a rebuild that loaded `players` players."""
+        self.rebuilds.labels(OK).inc()
+        self.rebuild_seconds.observe(seconds)
+        self.rebuild_players.observe(players)
+
+    def rebuild_failed(self, seconds: float) -> None:
+        """Record a rebuild that failed (a store was unavailable)."""
+        self.rebuilds.labels(FAILED).inc()
+        self.rebuild_seconds.observe(seconds)
+
+    # WebSocket admission (server/app.py).
+
+    def websocket_was_refused(self) -> None:
+        """Record a WebSocket connection refused at the connection limit."""
+        self.websocket_refused.inc()
 
     def fast_operation(self, kind: str, field: str, code: str, seconds: float) -> None:
         """Record an operation answered by the shortcut (schema/fast_path.py)."""

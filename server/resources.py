@@ -19,9 +19,9 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.history import ScoreHistory
 from store.ranking import RankingStore
-from store.recovery import RankingRecovery
+from store.recovery import RankingRecovery, RebuildObserver
 from store.redis_ranking import RedisRankingStore
-from store.sql_history import SqlScoreHistory
+from store.sql_history import HistoryObserver, SqlScoreHistory
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +52,21 @@ def open_ranking(settings: Settings) -> RankingStore:
             key_prefix=settings.key_prefix,
             boards=settings.boards,
             retention=settings.retention,
+            cluster=settings.redis_cluster,
         )
     return EmbeddedRankingStore(boards=settings.boards)
 
 
-def open_history(settings: Settings) -> SqlScoreHistory:
+def open_history(settings: Settings, observer: HistoryObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
-    return SqlScoreHistory(settings.history_url)
+    return SqlScoreHistory(settings.history_url, observer=observer)
 
 
 def make_recovery(
-    settings: Settings, ranking: RankingStore, history: ScoreHistory
+    settings: Settings,
+    ranking: RankingStore,
+    history: ScoreHistory,
+    observer: RebuildObserver | None = None,
 ) -> RankingRecovery:
     """Recovery of the live rankings from the history, with the configured timings."""
     return RankingRecovery(
@@ -71,6 +75,7 @@ def make_recovery(
         claim_seconds=settings.rebuild_claim_seconds,
         wait_seconds=settings.rebuild_wait_seconds,
         settle_seconds=settings.rebuild_settle_seconds,
+        observer=observer,
     )
 
 
@@ -91,7 +96,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     """Wire the components together (nothing is connected yet)."""
     metrics = metrics or Metrics()
     ranking = open_ranking(settings)
-    history = open_history(settings)
+    history = open_history(settings, observer=metrics)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -99,7 +104,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
-    recovery = make_recovery(settings, ranking, history)
+    recovery = make_recovery(settings, ranking, history, observer=metrics)
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
@@ -115,7 +120,6 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     metrics.track(
         batcher_depth=lambda: batcher.depth,
         subscriptions=lambda: live.subscriber_count,
-        rebuilds=lambda: recovery.rebuilds,
     )
     return Resources(
         settings=settings,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.history import ScoreHistory
@@ -33,6 +35,27 @@ class Drift:
 
 _POLL_SECONDS = 0.05
 
+RepairProgress = Callable[[str, int, int], None]
+"""Told as an operator repair advances: what it does now, steps done, steps in all."""
+
+_REBUILD_STEPS = 4
+
+
+class RebuildObserver(Protocol):
+    """Told about every rebuild this instance runs (for metrics)."""
+
+    def rebuilt(self, players: int, seconds: float) -> None:
+        """A rebuild loaded `players` players in `seconds`."""
+        ...
+
+    def rebuild_failed(self, seconds: float) -> None:
+        """A rebuild failed after `seconds` (a store was unavailable)."""
+        ...
+
+
+def _no_progress(what: str, done: int, total: int) -> None:
+    pass
+
 
 class RankingRecovery:
     """Makes sure a board's period is loaded in the live store before it is used."""
@@ -45,16 +68,16 @@ class RankingRecovery:
         claim_seconds: float,
         wait_seconds: float,
         settle_seconds: float,
+        observer: RebuildObserver | None = None,
     ) -> None:
         self._ranking = ranking
         self._history = history
         self._claim_seconds = claim_seconds
         self._wait_seconds = wait_seconds
         self._settle_seconds = settle_seconds
+        self._observer = observer
         # Concurrent requests of this instance share one recovery per period.
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.rebuilds = 0
-        """How many rebuilds this instance ran (the rest it waited for)."""
 
     async def ensure_loaded(self, board: str, period: str) -> None:
         """Return once the period is loaded: rebuilt here, or by another instance."""
@@ -69,28 +92,35 @@ class RankingRecovery:
         # Shielded: one cancelled request must not cancel the recovery the others wait for.
         await asyncio.shield(task)
 
-    async def rebuild(self, board: str, period: str) -> int:
+    async def rebuild(
+        self, board: str, period: str, progress: RepairProgress = _no_progress
+    ) -> int:
         """Rebuild a period now, even when loaded (operator command); return players loaded."""
         deadline = time.monotonic() + self._wait_seconds
+        progress("claiming the rebuild", 0, _REBUILD_STEPS)
         while True:
             token = await self._ranking.claim_rebuild(board, period, self._claim_seconds)
             if token is not None:
                 try:
-                    return await self._load_from_history(board, period)
+                    return await self._load_from_history(board, period, progress)
                 finally:
                     await self._ranking.release_rebuild(board, period, token)
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"another instance holds the rebuild of {board}/{period}")
             await asyncio.sleep(_POLL_SECONDS)
 
-    async def reconcile(self, board: str, period: str) -> list[Drift]:
+    async def reconcile(
+        self, board: str, period: str, progress: RepairProgress = _no_progress
+    ) -> list[Drift]:
         """Compare the live ranking with the history and, when they differ, rebuild it.
 
         Meant for after a crash (SIGKILL loses the unflushed buffer: Redis has events MySQL
         never got) or a Redis failover that lost writes. Run it while the board is quiet:
         an event acknowledged but not yet flushed while it runs counts as drift.
         """
+        progress("reading the history", 0, 2)
         history = dict(await self._history.totals(board, period))
+        progress("reading the live ranking", 1, 2)
         try:
             live = await self._ranking.totals(board, period)
         except RankingNotLoaded:
@@ -101,7 +131,14 @@ class RankingRecovery:
             if live.get(username) != history.get(username)
         ]
         if drifts or not await self._ranking.is_loaded(board, period):
-            await self.rebuild(board, period)
+            # The rebuild's steps follow the two reads above.
+            await self.rebuild(
+                board,
+                period,
+                lambda what, done, total: progress(what, 2 + done, 2 + total),
+            )
+        else:
+            progress("in sync", 2, 2)
         return drifts
 
     async def _recover(self, board: str, period: str) -> None:
@@ -122,12 +159,24 @@ class RankingRecovery:
                 )
             await asyncio.sleep(_POLL_SECONDS)
 
-    async def _load_from_history(self, board: str, period: str) -> int:
+    async def _load_from_history(
+        self, board: str, period: str, progress: RepairProgress = _no_progress
+    ) -> int:
         started = time.monotonic()
-        totals = await self._history.totals(board, period)
-        event_ids = await self._history.client_event_ids(board, period)
-        await self._ranking.load(board, period, totals, event_ids)
-        self.rebuilds += 1
+        try:
+            progress("reading the history", 1, _REBUILD_STEPS)
+            totals = await self._history.totals(board, period)
+            progress("reading the event ids", 2, _REBUILD_STEPS)
+            client_events = await self._history.client_events(board, period)
+            progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
+            await self._ranking.load(board, period, totals, client_events)
+        except StoreUnavailable:
+            if self._observer is not None:
+                self._observer.rebuild_failed(time.monotonic() - started)
+            raise
+        if self._observer is not None:
+            self._observer.rebuilt(len(totals), time.monotonic() - started)
+        progress(f"{len(totals)} players loaded", 4, _REBUILD_STEPS)
         if totals:
             logger.info(
                 "rebuilt %s/%s from the history: %d players in %.2f s",

@@ -116,6 +116,7 @@ class RedisRankingStore:
     ) -> None:
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
+        self._in_flight = asyncio.Semaphore(_MAX_CONNECTIONS) if self._cluster else None
         self._prefix = key_prefix
         self._boards = {board.id: board for board in boards}
         self._retention = retention
@@ -315,11 +316,9 @@ class RedisRankingStore:
 
     async def _higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
         """For each score, how many players of the period have a strictly higher one."""
-        replies = await asyncio.gather(
-            *(
-                self._call(self._count_above, [keys.ranking, keys.loaded], scores)
-                for keys in self._all_shard_keys(board, period)
-            )
+        replies = await self._fan_out(
+            self._count_above,
+            [([keys.ranking, keys.loaded], scores) for keys in self._all_shard_keys(board, period)],
         )
         totals = dict.fromkeys(scores, 0)
         for reply in replies:
@@ -488,11 +487,9 @@ class RedisRankingStore:
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
-        replies = await asyncio.gather(
-            *(
-                self._call(self._player_count, [keys.ranking, keys.loaded], [])
-                for keys in self._all_shard_keys(board, period)
-            )
+        replies = await self._fan_out(
+            self._player_count,
+            [([keys.ranking, keys.loaded], []) for keys in self._all_shard_keys(board, period)],
         )
         for reply in replies:
             _check_loaded(board, period, reply)
@@ -551,11 +548,12 @@ class RedisRankingStore:
         if limit == 0:
             await self.player_count(board, period)  # still refuses an unloaded period
             return []
-        replies = await asyncio.gather(
-            *(
-                self._call(self._shard_top, [keys.ranking, keys.loaded], [offset + limit])
+        replies = await self._fan_out(
+            self._shard_top,
+            [
+                ([keys.ranking, keys.loaded], [offset + limit])
                 for keys in self._all_shard_keys(board, period)
-            )
+            ],
         )
         merged = _merge_shards(board, period, replies)
         return _rank_by_position(merged, offset, limit, first_rank=None)
@@ -574,15 +572,12 @@ class RedisRankingStore:
             return []
         score = int(reply[1])
         # One extra player above, to tell whether the first one shown ties with it.
-        replies = await asyncio.gather(
-            *(
-                self._call(
-                    self._shard_around,
-                    [shard.ranking, shard.loaded],
-                    [score, username, radius + 1, radius],
-                )
+        replies = await self._fan_out(
+            self._shard_around,
+            [
+                ([shard.ranking, shard.loaded], [score, username, radius + 1, radius])
                 for shard in self._all_shard_keys(board, period)
-            )
+            ],
         )
         position = 0
         before: list[tuple[str, int]] = []
@@ -761,11 +756,36 @@ class RedisRankingStore:
         end_ms = int(end.timestamp() * 1000) + int(self._retention.total_seconds() * 1000)
         return max(end_ms, int((time.time() + _MIN_EXPIRY.total_seconds()) * 1000))
 
+    async def _fan_out(
+        self, script: AsyncScript, calls: Sequence[tuple[list[str], Sequence[str | int]]]
+    ) -> list[Any]:
+        """One script run per shard, replies in order: one round trip.
+
+        One Redis: a pipeline (cheaper on the client than separate calls). A cluster
+        refuses scripts in pipelines: concurrent calls, one per shard.
+        """
+        if len(calls) == 1 or self._cluster:
+            return list(
+                await asyncio.gather(*(self._call(script, keys, args) for keys, args in calls))
+            )
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            # redis-py types `client` as a client, yet queues on a pipeline as documented.
+            await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+        with _unavailable_on_failure():
+            return list(await pipe.execute())
+
     async def _call(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
     ) -> Any:
-        with _unavailable_on_failure():
-            return await script(keys=keys, args=args)
+        if self._in_flight is None:
+            with _unavailable_on_failure():
+                return await script(keys=keys, args=args)
+        # The cluster client's per-node pools fail at once when full; wait instead, as the
+        # blocking pool of a single Redis does (a sharded read fans out to every shard).
+        async with self._in_flight:
+            with _unavailable_on_failure():
+                return await script(keys=keys, args=args)
 
 
 @contextmanager

@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import aiomysql
 from databases import Database
@@ -104,9 +105,20 @@ _TOTALS: Final = (
     "SELECT username, SUM(delta) FROM score_events "
     "WHERE board = {p} AND period = {p} GROUP BY username"
 )
-_CLIENT_EVENT_IDS: Final = (
-    "SELECT event_id FROM score_events WHERE board = {p} AND period = {p} AND client_event_id"
+_CLIENT_EVENTS: Final = (
+    "SELECT username, event_id FROM score_events "
+    "WHERE board = {p} AND period = {p} AND client_event_id"
 )
+
+
+class HistoryObserver(Protocol):
+    """Told how long each history operation took (for metrics)."""
+
+    def observe_store(
+        self, store: str, operation: str, seconds: float, *, failed: bool = False
+    ) -> None:
+        """One call of `operation` on `store` ("history") took `seconds`."""
+        ...
 
 
 def _sqlite_variable_limit() -> int:
@@ -140,10 +152,13 @@ class SqlScoreHistory:
     """`ScoreHistory` on MySQL/MariaDB or SQLite, chosen by the URL scheme.
 
     `timeout` bounds every operation (connecting included): a database that hangs
-    counts as unavailable instead of stalling the write batcher for ever.
+    counts as unavailable instead of stalling the write batcher for ever. `observer`
+    is told the time of every operation (waiting for a pooled connection included).
     """
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, observer: HistoryObserver | None = None
+    ) -> None:
         scheme = url.partition("://")[0].lower()
         if scheme in MYSQL_SCHEMES:
             self._mysql = True
@@ -156,6 +171,7 @@ class SqlScoreHistory:
             )
         self._url = url
         self._timeout = timeout
+        self._observer = observer
         self._database: Database | None = None
         self._max_statement_bytes: int | None = None
         self._sqlite_rows_per_statement = max(1, _sqlite_variable_limit() // _COLUMN_COUNT)
@@ -388,15 +404,15 @@ class SqlScoreHistory:
 
         return await self._run("totals", query)
 
-    async def client_event_ids(self, board: str, period: str) -> list[str]:
-        """The client-supplied event ids stored for the period."""
-        statement = _CLIENT_EVENT_IDS.format(p=self._placeholder)
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
+        """(username, event id) of each client-supplied event id stored for the period."""
+        statement = _CLIENT_EVENTS.format(p=self._placeholder)
 
-        async def query(connection: Any) -> list[str]:
+        async def query(connection: Any) -> list[tuple[str, str]]:
             rows = await self._fetch(connection, statement, (board, period))
-            return [str(event_id) for (event_id,) in rows]
+            return [(str(username), str(event_id)) for username, event_id in rows]
 
-        return await self._run("client_event_ids", query)
+        return await self._run("client_events", query)
 
     # Plumbing
 
@@ -416,14 +432,25 @@ class SqlScoreHistory:
         if database is None:
             raise StoreUnavailable(f"history {what}: not connected")
         limit = self._timeout if bounded else None
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(limit):
                 async with database.connection() as connection:
-                    return await operation(connection.raw_connection)
+                    result = await operation(connection.raw_connection)
         except TimeoutError as error:
+            self._observe(what, started, failed=True)
             raise StoreUnavailable(f"history {what}: no answer within {self._timeout} s") from error
         except _DRIVER_ERRORS as error:
+            self._observe(what, started, failed=True)
             raise StoreUnavailable(f"history {what} failed: {error}") from error
+        self._observe(what, started, failed=False)
+        return result
+
+    def _observe(self, what: str, started: float, *, failed: bool) -> None:
+        if self._observer is not None:
+            self._observer.observe_store(
+                "history", what, time.perf_counter() - started, failed=failed
+            )
 
     async def _fetch(
         self, connection: Any, statement: str, parameters: Sequence[Any]

@@ -185,7 +185,7 @@ async def test_four_instances_starting_together_rebuild_once(
             data = await GraphQLHttp(client).data(TOP, {"limit": 100})
             assert [(row["username"], row["score"]) for row in data["topPlayers"]] == best
             metrics = (await client.get("/metrics")).text
-            rebuilds += int(float(metric_value(metrics, "leaderboard_rebuilds")))
+            rebuilds += int(float(metric_value(metrics, 'leaderboard_rebuilds_total{result="ok"}')))
     # One rebuild per board (global and alltime), whichever instance won each claim.
     assert rebuilds == 2
 

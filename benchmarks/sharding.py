@@ -1,0 +1,167 @@
+"""Sharded vs unsharded boards, on one Redis and on a Redis Cluster: store-level rates.
+
+    .venv/bin/python -m benchmarks.sharding [--players 100000] [--shards 8] [--seconds 5]
+        [--concurrency 64]
+
+Starts its own Redis and a 3-master Redis Cluster (private ports, temp directories),
+loads the same players into a board with 1 and with `--shards` sorted sets on each,
+then drives `RedisRankingStore` directly from `--concurrency` tasks per operation:
+single increments, topPlayers(10), player, neighborhood(5). Prints operations/s and
+latency percentiles, with the ratio of each sharded figure to the unsharded one on the
+same backend. Store-level: no HTTP or GraphQL, so the figures show what sharding costs
+in round trips and Redis work, not the service's request ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from store.boards import Board, ResetPeriod
+from store.models import ScoreIncrement
+from store.redis_ranking import RedisRankingStore
+from tests.support.redis_cluster import PrivateRedisCluster
+from tests.support.service_process import free_port
+
+PERIOD = "2026-05"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--players", type=int, default=100_000)
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    return parser.parse_args()
+
+
+async def drive(
+    operation: Callable[[int], Awaitable[object]], seconds: float, concurrency: int
+) -> tuple[float, list[float]]:
+    """Run `operation` from `concurrency` loops for `seconds`: (ops/s, latencies in ms)."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def loop(worker: int) -> None:
+        count = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await operation(worker * 1_000_003 + count)
+            latencies.append((time.perf_counter() - started) * 1000)
+            count += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(worker) for worker in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def measure(
+    name: str, store: RedisRankingStore, players: int, options: argparse.Namespace
+) -> dict[str, tuple[float, float, float]]:
+    """Load the players, then each operation in turn: {operation: (ops/s, p50, p99)}."""
+    rng = random.Random(7)
+    totals = [(f"player{index:07d}", rng.randrange(0, 1_000_000)) for index in range(players)]
+    await store.load("board", PERIOD, totals, [])
+    usernames = [username for username, _ in totals]
+
+    def pick(seed: int) -> str:
+        return usernames[(seed * 7919) % len(usernames)]
+
+    async def increment(seed: int) -> object:
+        return await store.increment(
+            [ScoreIncrement("board", PERIOD, pick(seed), 3, f"~{uuid.uuid4().hex}", False)]
+        )
+
+    operations: dict[str, Callable[[int], Awaitable[object]]] = {
+        "incrementScore": increment,
+        "topPlayers(10)": lambda seed: store.top("board", PERIOD, 10, 0),
+        "player": lambda seed: store.player("board", PERIOD, pick(seed)),
+        "neighborhood(5)": lambda seed: store.neighborhood("board", PERIOD, pick(seed), 5),
+    }
+    results = {}
+    for operation_name, operation in operations.items():
+        rate, latencies = await drive(operation, options.seconds, options.concurrency)
+        results[operation_name] = (
+            rate,
+            statistics.median(latencies),
+            percentile(latencies, 0.99),
+        )
+        print(f"  {name:<26} {operation_name:<16} {rate:>9,.0f}/s", flush=True)
+    return results
+
+
+def main() -> None:
+    """Start the servers, measure, print the table, stop the servers."""
+    options = arguments()
+    redis_port = free_port()
+    single = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    cluster = PrivateRedisCluster(masters=3)
+    try:
+        cluster.start()
+        asyncio.run(measure_all(options, f"redis://127.0.0.1:{redis_port}/0", cluster.url()))
+    finally:
+        cluster.cleanup()
+        single.kill()
+        single.wait()
+
+
+async def measure_all(options: argparse.Namespace, redis_url: str, cluster_url: str) -> None:
+    """Every backend, unsharded then sharded."""
+    backends = {
+        "one Redis": (redis_url, False),
+        "cluster, 3 masters": (cluster_url, True),
+    }
+    table: list[tuple[str, str, str, tuple[float, float, float], float]] = []
+    for backend, (url, is_cluster) in backends.items():
+        baseline: dict[str, tuple[float, float, float]] = {}
+        for shards in (1, options.shards):
+            store = RedisRankingStore.from_url(
+                url,
+                key_prefix=f"bench{shards}",
+                boards=[Board("board", ResetPeriod.MONTHLY, shards=shards)],
+                retention=timedelta(days=1),
+                cluster=is_cluster,
+            )
+            label = f"{backend}, {shards} shard{'s' if shards > 1 else ''}"
+            try:
+                results = await measure(label, store, options.players, options)
+            finally:
+                await store.close()
+            for operation, figures in results.items():
+                ratio = figures[0] / baseline[operation][0] if baseline else 1.0
+                table.append((backend, f"{shards}", operation, figures, ratio))
+            if not baseline:
+                baseline = results
+    print()
+    print(
+        f"{options.players:,} players, {options.concurrency} concurrent tasks, "
+        f"{options.seconds:.0f} s per operation"
+    )
+    print(
+        "| backend | shards | operation | ops/s | p50 ms | p99 ms | vs 1 shard |\n"
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |"
+    )
+    for backend, shards, operation, (rate, p50, p99), ratio in table:
+        print(
+            f"| {backend} | {shards} | {operation} | {rate:,.0f} | {p50:.2f} | {p99:.2f} "
+            f"| {ratio:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
