@@ -1,4 +1,5 @@
-"""The ASGI application: /graphql (GraphiQL, HTTP, WebSocket), /healthz, /readyz, /metrics."""
+"""The ASGI application: /graphql (GraphiQL, HTTP, WebSocket), /healthz, /readyz, /metrics,
+and the live overlay (/overlay/{board}) with its static files (/static)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ from resolvers.auth import token_from_headers
 from schema.build import build_schema
 from schema.context import ApiContext
 from schema.fast_path import FastPath
+from server import overlay
 from server import resources as lifecycle
+from server.graphiql import graphiql_response
+from server.request_id import RequestId
 from server.resources import Resources
 from server.settings import Settings
 
@@ -99,6 +103,11 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         )
         self.websockets = 0
         """WebSocket connections open now."""
+        resources.metrics.track_websockets(lambda: self.websockets)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our GraphiQL: vendored files instead of a CDN, and the API's examples in tabs.
+        return graphiql_response()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -136,6 +145,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         if scope["type"] == "websocket":
             if self.websockets >= self.resources.settings.max_websocket_connections:
                 # 1013 "try again later", before the handshake is accepted.
+                self.resources.metrics.websocket_was_refused()
                 await receive()
                 await send({"type": "websocket.close", "code": 1013})
                 return
@@ -270,7 +280,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    # Outermost: a request refused by the inner ones (413...) still gets its id.
+    middleware = [
+        Middleware(RequestId),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -287,6 +301,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *overlay.routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -80,6 +80,10 @@ def _announce(settings: Settings, host: str, port: int) -> None:
             f"leaderboard: serving on http://{host}:{port}/graphql ({where} + {history})",
         ),
         (logging.INFO, f"leaderboard: GraphiQL at http://{host}:{port}/graphql in a browser"),
+        (
+            logging.INFO,
+            f"leaderboard: live overlay at http://{host}:{port}/overlay/global in a browser",
+        ),
     ]
     if settings.token_was_generated:
         # A warning: it must show at any log level, and a fixed token belongs in production.

@@ -18,10 +18,11 @@ from server.settings import AckMode, Settings
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.history import ScoreHistory
+from store.observer import StoreObserver
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery, RebuildObserver
 from store.redis_ranking import RedisRankingStore
-from store.sql_history import HistoryObserver, SqlScoreHistory
+from store.sql_history import SqlScoreHistory
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Resources:
     started: bool = False
 
 
-def open_ranking(settings: Settings) -> RankingStore:
+def open_ranking(settings: Settings, observer: StoreObserver | None = None) -> RankingStore:
     """The live ranking store the settings name: Redis, or the embedded one."""
     if settings.redis_url:
         return RedisRankingStore.from_url(
@@ -53,11 +54,12 @@ def open_ranking(settings: Settings) -> RankingStore:
             boards=settings.boards,
             retention=settings.retention,
             cluster=settings.redis_cluster,
+            observer=observer,
         )
     return EmbeddedRankingStore(boards=settings.boards)
 
 
-def open_history(settings: Settings, observer: HistoryObserver | None = None) -> SqlScoreHistory:
+def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(settings.history_url, observer=observer)
 
@@ -95,7 +97,7 @@ async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
 def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resources:
     """Wire the components together (nothing is connected yet)."""
     metrics = metrics or Metrics()
-    ranking = open_ranking(settings)
+    ranking = open_ranking(settings, observer=metrics)
     history = open_history(settings, observer=metrics)
     batcher = WriteBatcher(
         history,

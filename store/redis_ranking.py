@@ -52,6 +52,7 @@ from store.models import (
     ScoreChange,
     ScoreIncrement,
 )
+from store.observer import StoreObserver
 
 logger = logging.getLogger(__name__)
 
@@ -113,24 +114,32 @@ class RedisRankingStore:
         key_prefix: str,
         boards: Sequence[Board],
         retention: timedelta,
+        observer: StoreObserver | None = None,
     ) -> None:
         self._client = client
+        self._observer = observer
         self._cluster = isinstance(client, RedisCluster)
         self._in_flight = asyncio.Semaphore(_MAX_CONNECTIONS) if self._cluster else None
         self._prefix = key_prefix
         self._boards = {board.id: board for board in boards}
         self._retention = retention
         self._closed = False
-        self._increment = client.register_script(_lua("increment.lua"))
-        self._top = client.register_script(_lua("top.lua"))
-        self._player = client.register_script(_lua("player.lua"))
-        self._neighborhood = client.register_script(_lua("neighborhood.lua"))
-        self._player_count = client.register_script(_lua("player_count.lua"))
-        self._load = client.register_script(_lua("load.lua"))
-        self._release = client.register_script(_lua("release.lua"))
-        self._count_above = client.register_script(_lua("count_above.lua"))
-        self._shard_top = client.register_script(_lua("shard_top.lua"))
-        self._shard_around = client.register_script(_lua("shard_around.lua"))
+        self._script_names: dict[str, str] = {}
+        self._increment = self._register("increment")
+        self._top = self._register("top")
+        self._player = self._register("player")
+        self._neighborhood = self._register("neighborhood")
+        self._player_count = self._register("player_count")
+        self._load = self._register("load")
+        self._release = self._register("release")
+        self._count_above = self._register("count_above")
+        self._shard_top = self._register("shard_top")
+        self._shard_around = self._register("shard_around")
+
+    def _register(self, name: str) -> AsyncScript:
+        script = self._client.register_script(_lua(f"{name}.lua"))
+        self._script_names[script.sha] = name
+        return script
 
     @classmethod
     def from_url(
@@ -141,6 +150,7 @@ class RedisRankingStore:
         boards: Sequence[Board],
         retention: timedelta,
         cluster: bool = False,
+        observer: StoreObserver | None = None,
     ) -> RedisRankingStore:
         """A store on a new client for a `redis://` or `rediss://` URL (nothing connects yet).
 
@@ -159,7 +169,13 @@ class RedisRankingStore:
                 # slot map is refreshed, so the next call finds a promoted replica.
                 retry=Retry(NoBackoff(), 0),
             )
-            return cls(cluster_client, key_prefix=key_prefix, boards=boards, retention=retention)
+            return cls(
+                cluster_client,
+                key_prefix=key_prefix,
+                boards=boards,
+                retention=retention,
+                observer=observer,
+            )
         # A spike waits for a pooled connection (up to the socket timeout) instead of
         # failing at once when every connection is busy.
         pool = redis_asyncio.BlockingConnectionPool.from_url(
@@ -174,7 +190,9 @@ class RedisRankingStore:
             retry=Retry(NoBackoff(), 0),
         )
         client = redis_asyncio.Redis.from_pool(pool)
-        return cls(client, key_prefix=key_prefix, boards=boards, retention=retention)
+        return cls(
+            client, key_prefix=key_prefix, boards=boards, retention=retention, observer=observer
+        )
 
     # Writes
 
@@ -778,14 +796,28 @@ class RedisRankingStore:
     async def _call(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
     ) -> Any:
-        if self._in_flight is None:
-            with _unavailable_on_failure():
-                return await script(keys=keys, args=args)
-        # The cluster client's per-node pools fail at once when full; wait instead, as the
-        # blocking pool of a single Redis does (a sharded read fans out to every shard).
-        async with self._in_flight:
-            with _unavailable_on_failure():
-                return await script(keys=keys, args=args)
+        started = time.perf_counter()
+        failed = True
+        try:
+            if self._in_flight is None:
+                with _unavailable_on_failure():
+                    reply = await script(keys=keys, args=args)
+            else:
+                # The cluster client's per-node pools fail at once when full; wait instead,
+                # as the blocking pool of a single Redis does (sharded reads fan out).
+                async with self._in_flight:
+                    with _unavailable_on_failure():
+                        reply = await script(keys=keys, args=args)
+            failed = False
+            return reply
+        finally:
+            if self._observer is not None:
+                self._observer.observe_store(
+                    "redis",
+                    self._script_names[script.sha],
+                    time.perf_counter() - started,
+                    failed=failed,
+                )
 
 
 @contextmanager

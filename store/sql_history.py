@@ -22,13 +22,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiomysql
 from databases import Database
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
+from store.observer import StoreObserver
 
 logger = logging.getLogger(__name__)
 
@@ -111,16 +112,6 @@ _CLIENT_EVENTS: Final = (
 )
 
 
-class HistoryObserver(Protocol):
-    """Told how long each history operation took (for metrics)."""
-
-    def observe_store(
-        self, store: str, operation: str, seconds: float, *, failed: bool = False
-    ) -> None:
-        """One call of `operation` on `store` ("history") took `seconds`."""
-        ...
-
-
 def _sqlite_variable_limit() -> int:
     """The most `?` parameters one SQLite statement may hold in this build."""
     probe = sqlite3.connect(":memory:")
@@ -157,7 +148,7 @@ class SqlScoreHistory:
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, observer: HistoryObserver | None = None
+        self, url: str, *, timeout: float = 10.0, observer: StoreObserver | None = None
     ) -> None:
         scheme = url.partition("://")[0].lower()
         if scheme in MYSQL_SCHEMES:
