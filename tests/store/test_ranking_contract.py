@@ -274,7 +274,7 @@ async def test_scores_near_two_to_the_53_stay_exact(store: RankingStore) -> None
     await load(
         store,
         {"a": big + 3, "b": big + 2, "c": big + 2, "d": big + 1, "max": MAX_EXACT_SCORE - 1},
-        ("e1",),
+        (("max", "e1"),),
     )
     await load(store, {"min": -MAX_EXACT_SCORE}, board="alltime", period="all")
     assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
