@@ -66,6 +66,12 @@ async def test_two_instances_behind_nginx_share_writes_reads_and_subscriptions(
         for _ in instances:
             assert await top_totals(gql) == {"p0": 5, "p1": 7, "p2": 9}
 
+        # One request id end to end: the client's, else one made at the edge (32 hex digits).
+        given = await client.get("/healthz", headers={"X-Request-ID": "match-9.req-1"})
+        assert given.headers["X-Request-ID"] == "match-9.req-1"
+        made = (await client.get("/healthz")).headers["X-Request-ID"]
+        assert len(made) == 32 and int(made, 16) >= 0
+
         # The token check happens behind the proxy too: the header passes through nginx.
         assert await gql.error_codes(INCREMENT, {"username": "p0", "delta": 1}, token="") == [
             "UNAUTHENTICATED"
