@@ -70,7 +70,8 @@ async def test_two_instances_behind_nginx_share_writes_reads_and_subscriptions(
         given = await client.get("/healthz", headers={"X-Request-ID": "match-9.req-1"})
         assert given.headers["X-Request-ID"] == "match-9.req-1"
         made = (await client.get("/healthz")).headers["X-Request-ID"]
-        assert len(made) == 32 and int(made, 16) >= 0
+        assert len(made) == 32
+        assert set(made) <= set("0123456789abcdef")
 
         # The token check happens behind the proxy too: the header passes through nginx.
         assert await gql.error_codes(INCREMENT, {"username": "p0", "delta": 1}, token="") == [
