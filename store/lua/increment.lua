@@ -59,20 +59,23 @@ local function stored_score(p, username)
 end
 
 -- Pass 1 simulates the batch, so that nothing is written when any total would leave
--- the exact range. Scores are tracked per period; false = no score yet.
+-- the exact range. Scores are tracked per period (false = no score yet), and each
+-- increment notes the score before it, which pass 2 then need not read again.
 local duplicate = {}
 for i, inc in ipairs(increments) do
   local p = inc.period
+  local old = p.scores[inc.username]
+  if old == nil then
+    old = stored_score(p, inc.username) or false
+    p.scores[inc.username] = old
+  end
+  inc.old = old
   if inc.client and (p.seen[inc.event_id]
       or redis.call('SISMEMBER', p.events, inc.event_id) == 1) then
     duplicate[i] = true
   else
     if inc.client then
       p.seen[inc.event_id] = true
-    end
-    local old = p.scores[inc.username]
-    if old == nil then
-      old = stored_score(p, inc.username) or false
     end
     local new = (old or 0) + inc.delta
     if math.abs(new) > MAX_EXACT then
@@ -86,7 +89,7 @@ if dry_run then
   return {0}
 end
 
--- Pass 2 applies, reading the live state as it goes.
+-- Pass 2 applies, in the same order, so each increment finds the score pass 1 noted.
 local out = {0}
 local function append(applied, score, rank, old, previous_rank)
   out[#out + 1] = applied
@@ -114,7 +117,7 @@ local messages = {}
 local channels = {}
 for i, inc in ipairs(increments) do
   local p = inc.period
-  local old = stored_score(p, inc.username)
+  local old = inc.old or nil
   if duplicate[i] then
     -- Nothing changes; a player without a score stands where a score of 0 would.
     local rank = rank_of(p.ranking, old or 0)

@@ -1,0 +1,113 @@
+"""What one Redis node can serve: server-side CPU per script call, from INFO commandstats.
+
+    .venv/bin/python -m benchmarks.redis_cost [--players 1000000] [--calls 20000]
+
+Starts a private Redis, loads `--players` players into one board period, then runs
+`--calls` of each operation through `RedisRankingStore` and reads Redis's own
+accounting of the time spent inside EVALSHA (`usec_per_call`). One Redis node runs
+scripts on one thread, so 1e6 / usec_per_call is the ceiling of that operation on one
+node (one shard), whatever the clients: the figure docs/scaling.md multiplies out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import redis.asyncio as redis_asyncio
+
+from store.boards import Board, ResetPeriod
+from store.models import ScoreIncrement
+from store.redis_ranking import RedisRankingStore
+from tests.support.service_process import free_port
+
+PERIOD = "2026-05"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--players", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, default=20_000)
+    return parser.parse_args()
+
+
+async def evalsha_stats(client: redis_asyncio.Redis) -> tuple[int, float]:
+    """(calls, total microseconds) of EVALSHA so far."""
+    stats = await client.info("commandstats")
+    entry = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
+    return int(entry["calls"]), float(entry["usec"])
+
+
+async def measure(url: str, options: argparse.Namespace) -> None:
+    store = RedisRankingStore.from_url(
+        url,
+        key_prefix="cost",
+        boards=[Board("board", ResetPeriod.MONTHLY)],
+        retention=timedelta(days=1),
+    )
+    client = redis_asyncio.Redis.from_url(url)
+    rng = random.Random(11)
+    usernames = [f"player{index:07d}" for index in range(options.players)]
+    await store.load("board", PERIOD, ((name, rng.randrange(1_000_000)) for name in usernames), [])
+
+    def pick() -> str:
+        return usernames[rng.randrange(len(usernames))]
+
+    async def increment() -> object:
+        return await store.increment(
+            [ScoreIncrement("board", PERIOD, pick(), 3, f"~{uuid.uuid4().hex}", False)]
+        )
+
+    async def batch() -> object:
+        return await store.increment(
+            [
+                ScoreIncrement("board", PERIOD, pick(), 3, f"~{uuid.uuid4().hex}", False)
+                for _ in range(500)
+            ]
+        )
+
+    operations: dict[str, tuple[Callable[[], Awaitable[object]], int]] = {
+        "incrementScore (1 increment)": (increment, 1),
+        "incrementScores (500 increments)": (batch, 500),
+        "topPlayers(10)": (lambda: store.top("board", PERIOD, 10, 0), 1),
+        "player": (lambda: store.player("board", PERIOD, pick()), 1),
+        "neighborhood(5)": (lambda: store.neighborhood("board", PERIOD, pick(), 5), 1),
+    }
+    print(f"{options.players:,} players in one sorted set")
+    print("| operation | µs of Redis CPU per call | calls/s one node can run | events/s |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, (operation, events) in operations.items():
+        calls = max(1, options.calls // events)
+        before = await evalsha_stats(client)
+        for start in range(0, calls, 32):
+            await asyncio.gather(*(operation() for _ in range(min(32, calls - start))))
+        after = await evalsha_stats(client)
+        per_call = (after[1] - before[1]) / max(1, after[0] - before[0])
+        rate = 1e6 / per_call
+        print(f"| {name} | {per_call:,.1f} | {rate:,.0f} | {rate * events:,.0f} |", flush=True)
+    await client.aclose()
+    await store.close()
+
+
+def main() -> None:
+    """Start a private Redis, measure, stop it."""
+    options = arguments()
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        asyncio.run(measure(f"redis://127.0.0.1:{port}/0", options))
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
