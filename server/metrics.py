@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from strawberry.extensions import SchemaExtension
 
 from schema.build import ROOT_FIELDS
@@ -156,6 +160,10 @@ class Metrics:
         self.batcher_depth.set_function(batcher_depth)
         self.subscriptions.set_function(subscriptions)
 
+    def track_top_cache(self, cache: TopCacheCounters) -> None:
+        """Export the top() cache's counters, read at scrape time."""
+        self.registry.register(_TopCacheCollector(cache))
+
     def track_websockets(self, connections: Callable[[], float]) -> None:
         """Read the number of open WebSocket connections at scrape time."""
         self.websocket_connections.set_function(connections)
@@ -255,6 +263,44 @@ class Metrics:
                     )
 
         return OperationMetrics
+
+
+class TopCacheCounters(Protocol):
+    """What the top() cache counts (`store.cached_ranking.TopCachingRankingStore`)."""
+
+    hits: int
+    misses: int
+    inner_reads: int
+    invalidations: int
+
+
+class _TopCacheCollector(Collector):
+    """The top() cache's counters as Prometheus counters."""
+
+    def __init__(self, cache: TopCacheCounters) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._cache
+        reads = CounterMetricFamily(
+            "leaderboard_top_cache_reads",
+            "topPlayers store reads asked of the per-instance cache, by outcome (hit: served "
+            "from a snapshot; miss: joined or started a read of the ranking store).",
+            labels=["outcome"],
+        )
+        reads.add_metric(["hit"], cache.hits)
+        reads.add_metric(["miss"], cache.misses)
+        yield reads
+        yield CounterMetricFamily(
+            "leaderboard_top_cache_store_reads",
+            "Reads the top cache sent to the ranking store (concurrent misses share one).",
+            value=cache.inner_reads,
+        )
+        yield CounterMetricFamily(
+            "leaderboard_top_cache_invalidations",
+            "Cached or in-flight top lists dropped early by a write or a change event.",
+            value=cache.invalidations,
+        )
 
 
 def _root_field(document: object) -> str:

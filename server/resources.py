@@ -15,6 +15,7 @@ from resolvers.live import LiveRankings
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
 from server.settings import AckMode, Settings
+from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.history import ScoreHistory
@@ -59,6 +60,16 @@ def open_ranking(settings: Settings, observer: StoreObserver | None = None) -> R
     return EmbeddedRankingStore(boards=settings.boards)
 
 
+def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
+    """The ranking store behind the per-instance top() cache, when the settings enable it.
+
+    Redis only: the embedded store's top() is already a read of this process's memory.
+    """
+    if settings.top_cache_staleness_ms == 0 or not settings.redis_url:
+        return ranking
+    return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
+
+
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(settings.history_url, observer=observer)
@@ -97,7 +108,7 @@ async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
 def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resources:
     """Wire the components together (nothing is connected yet)."""
     metrics = metrics or Metrics()
-    ranking = open_ranking(settings, observer=metrics)
+    ranking = cache_top(settings, open_ranking(settings, observer=metrics))
     history = open_history(settings, observer=metrics)
     batcher = WriteBatcher(
         history,
@@ -123,6 +134,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         batcher_depth=lambda: batcher.depth,
         subscriptions=lambda: live.subscriber_count,
     )
+    if isinstance(ranking, TopCachingRankingStore):
+        metrics.track_top_cache(ranking)
     return Resources(
         settings=settings,
         ranking=ranking,

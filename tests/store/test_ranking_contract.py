@@ -12,6 +12,7 @@ from typing import cast
 import pytest
 
 from store.boards import Board, ResetPeriod
+from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
@@ -45,7 +46,14 @@ SHARDED_BOARDS = tuple(Board(board.id, board.reset, shards=4) for board in BOARD
 
 
 @pytest.fixture(
-    params=["redis", "redis-sharded", "redis-cluster", "redis-cluster-sharded", "embedded"]
+    params=[
+        "redis",
+        "redis-sharded",
+        "redis-cluster",
+        "redis-cluster-sharded",
+        "redis-top-cached",
+        "embedded",
+    ]
 )
 async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[RankingStore]:
     """Each implementation in turn; the Redis ones under the test's private key prefix.
@@ -63,6 +71,9 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
             retention=timedelta(days=35),
             cluster=cluster,
         )
+        if request.param == "redis-top-cached":
+            # The top() cache must keep the contract: reads after writes included.
+            ranking = TopCachingRankingStore(ranking, max_staleness=0.1)
     else:
         ranking = EmbeddedRankingStore(boards=BOARDS)
     yield ranking

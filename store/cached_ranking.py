@@ -1,0 +1,369 @@
+"""A per-instance cache of `top()` reads in front of another `RankingStore`.
+
+A read storm on a board's top (every game frontend polling `topPlayers(limit: 10)`) would
+otherwise cost one Redis round trip per request. `TopCachingRankingStore` serves the same
+(board, period, limit, offset) from a snapshot while it is younger than `max_staleness`,
+counted from the moment the read that produced it *started*, so an answer is never older
+than the bound. Within the bound, snapshots are dropped early when they may be wrong:
+
+- this instance's own `increment()` and `load()` drop the windows they can change as soon
+  as they return (a client that writes then reads on one instance sees its write);
+- change events from every instance (the board's change feed, consumed by one background
+  task per board) drop the windows an event can reach.
+
+Misses are single flight: concurrent misses of one key share one inner read. A read that an
+invalidation overtakes still answers its waiters (it started before the change, like any
+read racing a write) but is never cached. Failed reads are not cached: their waiters get the
+error, so `RankingNotLoaded` still reaches the caller that rebuilds the period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreIncrement
+from store.ranking import RankingStore
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ENTRIES = 1024
+_MAX_RESTART_BACKOFF = 10.0
+_CLOSE_WAIT_SECONDS = 2.0
+
+_Key = tuple[str, str, int, int]
+"""(board, period, limit, offset) of one cached top() call."""
+_Period = tuple[str, str]
+_Window = tuple[int, int]
+"""(limit, offset)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    players: list[RankedPlayer]
+    read_started: float
+
+
+@dataclass(eq=False, slots=True)
+class _Flight:
+    """One inner read in progress. It may cache its result only while still registered."""
+
+    read_started: float
+    task: asyncio.Task[list[RankedPlayer]] | None = None
+
+
+class TopCachingRankingStore:
+    """`RankingStore` that serves `top()` from a short-lived snapshot; the rest passes through.
+
+    Counters for tests and metrics: `hits` (answered from a snapshot), `misses` (not: they
+    joined or started an inner read), `inner_reads` (reads sent to the inner store) and
+    `invalidations` (snapshots or in-flight reads dropped by a write or a change event).
+    """
+
+    def __init__(
+        self,
+        inner: RankingStore,
+        max_staleness: float,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        restart_backoff: float = 0.5,
+    ) -> None:
+        if not max_staleness > 0:
+            raise ValueError("max_staleness must be positive (no cache: do not wrap the store)")
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._inner = inner
+        self._max_staleness = max_staleness
+        self._max_entries = max_entries
+        self._clock = clock
+        self._restart_backoff = restart_backoff
+        # Least recently used first.
+        self._snapshots: OrderedDict[_Key, _Snapshot] = OrderedDict()
+        self._flights: dict[_Key, _Flight] = {}
+        # The windows of each period that have a snapshot or a flight: an event visits only
+        # its own period's windows, never the whole cache.
+        self._windows: dict[_Period, set[_Window]] = {}
+        self._feeds: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+        self.hits = 0
+        self.misses = 0
+        self.inner_reads = 0
+        self.invalidations = 0
+
+    @property
+    def inner(self) -> RankingStore:
+        """The wrapped store."""
+        return self._inner
+
+    # Cached reads
+
+    async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
+        """Players ranked offset+1 .. offset+limit: a snapshot at most `max_staleness` old."""
+        if self._closed or limit < 0 or offset < 0:
+            return await self._inner.top(board, period, limit, offset)
+        key = (board, period, limit, offset)
+        now = self._clock()
+        snapshot = self._snapshots.get(key)
+        if snapshot is not None:
+            if now - snapshot.read_started < self._max_staleness:
+                self._snapshots.move_to_end(key)
+                self.hits += 1
+                # A copy: callers own what they get, the snapshot stays intact.
+                return list(snapshot.players)
+            self._forget_snapshot(key)
+        self.misses += 1
+        flight = self._flights.get(key)
+        # Joining a read that started longer ago than the bound could serve data older
+        # than the bound: start a fresh one (at most one more per key per bound).
+        if flight is None or now - flight.read_started >= self._max_staleness:
+            flight = self._start_flight(key, now)
+        assert flight.task is not None
+        # Shielded: a waiter that is cancelled (its client went away) must not cancel
+        # the read the other waiters share.
+        return list(await asyncio.shield(flight.task))
+
+    def _start_flight(self, key: _Key, now: float) -> _Flight:
+        self._follow(key[0])
+        flight = _Flight(read_started=now)
+        # Registering replaces an older flight of the key: that one no longer caches.
+        self._flights[key] = flight
+        self._windows.setdefault((key[0], key[1]), set()).add((key[2], key[3]))
+        self.inner_reads += 1
+        flight.task = asyncio.create_task(
+            self._read(key, flight), name=f"top cache read {key[0]}/{key[1]}"
+        )
+        return flight
+
+    async def _read(self, key: _Key, flight: _Flight) -> list[RankedPlayer]:
+        board, period, limit, offset = key
+        try:
+            players = await self._inner.top(board, period, limit, offset)
+        except BaseException:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+                self._unindex_if_unused(key)
+            raise
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+            self._remember(key, _Snapshot(players, flight.read_started))
+        return players
+
+    def _remember(self, key: _Key, snapshot: _Snapshot) -> None:
+        self._snapshots[key] = snapshot
+        self._snapshots.move_to_end(key)
+        while len(self._snapshots) > self._max_entries:
+            oldest, _ = self._snapshots.popitem(last=False)
+            self._unindex_if_unused(oldest)
+
+    def _forget_snapshot(self, key: _Key) -> None:
+        del self._snapshots[key]
+        self._unindex_if_unused(key)
+
+    def _unindex_if_unused(self, key: _Key) -> None:
+        if key in self._snapshots or key in self._flights:
+            return
+        period = (key[0], key[1])
+        windows = self._windows.get(period)
+        if windows is not None:
+            windows.discard((key[2], key[3]))
+            if not windows:
+                del self._windows[period]
+
+    # Invalidation
+
+    def _invalidate(self, board: str, period: str, reach: float) -> None:
+        """Drop the period's snapshots and flights whose window a change at rank `reach` touches.
+
+        A player who stood, or now stands, at rank r can change only the windows that end
+        at or after r (position >= rank, so a window ending before r is untouched). 0
+        drops every window of the period.
+        """
+        windows = self._windows.get((board, period))
+        if not windows:
+            return
+        for limit, offset in tuple(windows):
+            if reach > offset + limit:
+                continue
+            key = (board, period, limit, offset)
+            dropped = self._snapshots.pop(key, None) is not None
+            # Its waiters still get the read; it just may not be cached.
+            dropped = self._flights.pop(key, None) is not None or dropped
+            if dropped:
+                self.invalidations += 1
+            windows.discard((limit, offset))
+        if not windows:
+            del self._windows[(board, period)]
+
+    def _drop_board(self, board: str) -> None:
+        for board_id, period in [key for key in self._windows if key[0] == board]:
+            self._invalidate(board_id, period, 0)
+
+    def _apply_change(self, change: ScoreChange) -> None:
+        self._invalidate(change.board, change.period, _reach(change.rank, change.previous_rank))
+
+    # Writes: pass through, then drop what they changed
+
+    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+        """Apply through the inner store; then drop the windows the applied increments reach."""
+        try:
+            outcomes = await self._inner.increment(increments)
+        except BaseException:
+            # Failed or unknown (a lost reply may hide an applied script): drop everything.
+            for board, period in {(item.board, item.period) for item in increments}:
+                self._invalidate(board, period, 0)
+            raise
+        reaches: dict[_Period, float] = {}
+        for outcome in outcomes:
+            if not outcome.applied:
+                continue
+            board_period = (outcome.increment.board, outcome.increment.period)
+            reach = _reach(outcome.rank, outcome.previous_rank)
+            reaches[board_period] = min(reach, reaches.get(board_period, math.inf))
+        for (board, period), reach in reaches.items():
+            self._invalidate(board, period, reach)
+        return outcomes
+
+    async def load(
+        self,
+        board: str,
+        period: str,
+        totals: Iterable[tuple[str, int]],
+        client_events: Iterable[tuple[str, str]],
+    ) -> None:
+        """Replace the period's ranking through the inner store; drop every window of it."""
+        try:
+            await self._inner.load(board, period, totals, client_events)
+        finally:
+            self._invalidate(board, period, 0)
+
+    # Change feeds
+
+    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+        """The inner store's change feed; each change drops what it reaches before it is seen.
+
+        So a consumer that re-reads the top on a change (live subscriptions) never gets
+        the snapshot from before it.
+        """
+        return self._relayed_changes(board)
+
+    async def _relayed_changes(self, board: str) -> AsyncIterator[ScoreChange]:
+        changes = self._inner.changes(board)
+        try:
+            async for change in changes:
+                self._apply_change(change)
+                yield change
+        finally:
+            await _close_iterator(changes)
+
+    def _follow(self, board: str) -> None:
+        """Start the board's background consumer of change events, unless it runs."""
+        if board not in self._feeds and not self._closed:
+            self._feeds[board] = asyncio.create_task(
+                self._consume(board), name=f"top cache feed {board}"
+            )
+
+    async def _consume(self, board: str) -> None:
+        """Drop what each change of the board reaches; resubscribe after a failure."""
+        backoff = self._restart_backoff
+        try:
+            while not self._closed:
+                changes = self._inner.changes(board)
+                try:
+                    async for change in changes:
+                        backoff = self._restart_backoff
+                        self._apply_change(change)
+                except Exception:
+                    logger.warning(
+                        "top cache: the change feed of %s failed; resubscribing in %.2fs",
+                        board,
+                        backoff,
+                        exc_info=True,
+                    )
+                else:
+                    # Ended (the inner store closed): the next cached read starts another.
+                    return
+                finally:
+                    await _close_iterator(changes)
+                    # Changes published while unsubscribed are lost.
+                    self._drop_board(board)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max(self._restart_backoff, _MAX_RESTART_BACKOFF))
+        finally:
+            if self._feeds.get(board) is asyncio.current_task():
+                del self._feeds[board]
+
+    # Everything else passes through
+
+    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
+        """One player's standing, or None without a score in the period (not cached)."""
+        return await self._inner.player(board, period, username)
+
+    async def neighborhood(
+        self, board: str, period: str, username: str, radius: int
+    ) -> list[RankedPlayer]:
+        """The player and up to `radius` players above and below (not cached)."""
+        return await self._inner.neighborhood(board, period, username, radius)
+
+    async def player_count(self, board: str, period: str) -> int:
+        """How many players have a score in the period (not cached)."""
+        return await self._inner.player_count(board, period)
+
+    async def totals(self, board: str, period: str) -> dict[str, int]:
+        """Every player's total in the period (not cached)."""
+        return await self._inner.totals(board, period)
+
+    async def is_loaded(self, board: str, period: str) -> bool:
+        """Whether the period's ranking is present (not cached)."""
+        return await self._inner.is_loaded(board, period)
+
+    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
+        """Claim the right to rebuild a period, through the inner store."""
+        return await self._inner.claim_rebuild(board, period, ttl_seconds)
+
+    async def release_rebuild(self, board: str, period: str, token: str) -> None:
+        """Give up a rebuild claim, through the inner store."""
+        await self._inner.release_rebuild(board, period, token)
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the inner store answers."""
+        await self._inner.ping()
+
+    async def close(self) -> None:
+        """Stop the background consumers and in-flight reads, then close the inner store."""
+        self._closed = True
+        tasks: list[asyncio.Task[Any]] = list(self._feeds.values())
+        tasks += [flight.task for flight in self._flights.values() if flight.task is not None]
+        self._feeds.clear()
+        self._flights.clear()
+        self._snapshots.clear()
+        self._windows.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a driver that swallows a cancellation must not hold up shutdown;
+            # closing the inner store ends whatever is left.
+            _, pending = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_SECONDS)
+            if pending:
+                logger.warning("top cache: %d tasks did not stop in time", len(pending))
+        await self._inner.close()
+
+
+def _reach(rank: int, previous_rank: int | None) -> float:
+    """The best rank a move touched: windows ending before it cannot have changed."""
+    return rank if previous_rank is None else min(rank, previous_rank)
+
+
+async def _close_iterator(iterator: AsyncIterator[Any]) -> None:
+    # Async generators hold a subscription until closed; other iterators may have nothing to close.
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
