@@ -8,7 +8,9 @@ loads the same players into a board with 1 and with `--shards` sorted sets on ea
 then drives `RedisRankingStore` directly from `--concurrency` tasks per operation:
 single increments, topPlayers(10), player, neighborhood(5). Prints operations/s and
 latency percentiles, with the ratio of each sharded figure to the unsharded one on the
-same backend. Store-level: no HTTP or GraphQL, so the figures show what sharding costs
+same backend, and the Redis CPU each operation cost (command time from INFO commandstats,
+summed over the nodes, and on the busiest node: what limits a board's rate).
+Store-level: no HTTP or GraphQL, so the figures show what sharding costs
 in round trips and Redis work, not the service's request ceiling.
 """
 
@@ -23,6 +25,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+
+import redis.asyncio as redis_asyncio
 
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
@@ -67,10 +71,35 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+Figures = tuple[float, float, float, float, float]
+"""ops/s, p50 ms, p99 ms, Redis µs per operation (all nodes), busiest node's µs per op."""
+
+
+async def redis_microseconds(nodes: list[str]) -> list[float]:
+    """Microseconds each node has spent running commands so far (INFO commandstats:
+    scripts and plain commands, not the INFO that asks)."""
+    spent = []
+    for url in nodes:
+        async with redis_asyncio.Redis.from_url(url) as client:
+            stats = await client.info("commandstats")
+        spent.append(
+            sum(
+                float(entry["usec"])
+                for name, entry in stats.items()
+                if not name.startswith(("cmdstat_info", "cmdstat_cluster"))
+            )
+        )
+    return spent
+
+
 async def measure(
-    name: str, store: RedisRankingStore, players: int, options: argparse.Namespace
-) -> dict[str, tuple[float, float, float]]:
-    """Load the players, then each operation in turn: {operation: (ops/s, p50, p99)}."""
+    name: str,
+    store: RedisRankingStore,
+    nodes: list[str],
+    players: int,
+    options: argparse.Namespace,
+) -> dict[str, Figures]:
+    """Load the players, then each operation in turn."""
     rng = random.Random(7)
     totals = [(f"player{index:07d}", rng.randrange(0, 1_000_000)) for index in range(players)]
     await store.load("board", PERIOD, totals, [])
@@ -92,11 +121,17 @@ async def measure(
     }
     results = {}
     for operation_name, operation in operations.items():
+        before = await redis_microseconds(nodes)
         rate, latencies = await drive(operation, options.seconds, options.concurrency)
+        after = await redis_microseconds(nodes)
+        spent = [end - start for start, end in zip(before, after, strict=True)]
+        count = len(latencies)
         results[operation_name] = (
             rate,
             statistics.median(latencies),
             percentile(latencies, 0.99),
+            sum(spent) / count,
+            max(spent) / count,
         )
         print(f"  {name:<26} {operation_name:<16} {rate:>9,.0f}/s", flush=True)
     return results
@@ -113,22 +148,25 @@ def main() -> None:
     cluster = PrivateRedisCluster(masters=3)
     try:
         cluster.start()
-        asyncio.run(measure_all(options, f"redis://127.0.0.1:{redis_port}/0", cluster.url()))
+        nodes = [f"redis://{node.address}/0" for node in cluster.nodes]
+        asyncio.run(measure_all(options, f"redis://127.0.0.1:{redis_port}/0", cluster.url(), nodes))
     finally:
         cluster.cleanup()
         single.kill()
         single.wait()
 
 
-async def measure_all(options: argparse.Namespace, redis_url: str, cluster_url: str) -> None:
+async def measure_all(
+    options: argparse.Namespace, redis_url: str, cluster_url: str, cluster_nodes: list[str]
+) -> None:
     """Every backend, unsharded then sharded."""
     backends = {
-        "one Redis": (redis_url, False),
-        "cluster, 3 masters": (cluster_url, True),
+        "one Redis": (redis_url, False, [redis_url]),
+        "cluster, 3 masters": (cluster_url, True, cluster_nodes),
     }
-    table: list[tuple[str, str, str, tuple[float, float, float], float]] = []
-    for backend, (url, is_cluster) in backends.items():
-        baseline: dict[str, tuple[float, float, float]] = {}
+    table: list[tuple[str, str, str, Figures, float]] = []
+    for backend, (url, is_cluster, nodes) in backends.items():
+        baseline: dict[str, Figures] = {}
         for shards in (1, options.shards):
             store = RedisRankingStore.from_url(
                 url,
@@ -139,7 +177,7 @@ async def measure_all(options: argparse.Namespace, redis_url: str, cluster_url: 
             )
             label = f"{backend}, {shards} shard{'s' if shards > 1 else ''}"
             try:
-                results = await measure(label, store, options.players, options)
+                results = await measure(label, store, nodes, options.players, options)
             finally:
                 await store.close()
             for operation, figures in results.items():
@@ -153,13 +191,14 @@ async def measure_all(options: argparse.Namespace, redis_url: str, cluster_url: 
         f"{options.seconds:.0f} s per operation"
     )
     print(
-        "| backend | shards | operation | ops/s | p50 ms | p99 ms | vs 1 shard |\n"
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: |"
+        "| backend | shards | operation | ops/s (client) | p50 ms | p99 ms | vs 1 shard "
+        "| Redis µs/op, all nodes | busiest node µs/op |\n"
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
-    for backend, shards, operation, (rate, p50, p99), ratio in table:
+    for backend, shards, operation, (rate, p50, p99, spent, busiest), ratio in table:
         print(
             f"| {backend} | {shards} | {operation} | {rate:,.0f} | {p50:.2f} | {p99:.2f} "
-            f"| {ratio:.2f}x |"
+            f"| {ratio:.2f}x | {spent:.1f} | {busiest:.1f} |"
         )
 
 

@@ -132,8 +132,6 @@ class RedisRankingStore:
         self._player_count = self._register("player_count")
         self._load = self._register("load")
         self._release = self._register("release")
-        self._count_above = self._register("count_above")
-        self._shard_top = self._register("shard_top")
         self._shard_around = self._register("shard_around")
 
     def _register(self, name: str) -> AsyncScript:
@@ -334,14 +332,21 @@ class RedisRankingStore:
 
     async def _higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
         """For each score, how many players of the period have a strictly higher one."""
-        replies = await self._fan_out(
-            self._count_above,
-            [([keys.ranking, keys.loaded], scores) for keys in self._all_shard_keys(board, period)],
-        )
+        shard_keys = self._all_shard_keys(board, period)
+
+        def commands(pipe: _AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.exists(keys.loaded)
+                for score in scores:
+                    pipe.zcount(keys.ranking, "-inf", f"({-score}")
+
+        replies = await self._pipelined(commands)
         totals = dict.fromkeys(scores, 0)
-        for reply in replies:
-            _check_loaded(board, period, reply)
-            for score, count in zip(scores, reply[1:], strict=True):
+        step = 1 + len(scores)
+        for at in range(0, len(replies), step):
+            if not replies[at]:
+                raise RankingNotLoaded(board, period)
+            for score, count in zip(scores, replies[at + 1 : at + step], strict=True):
                 totals[score] += int(count)
         return totals
 
@@ -505,13 +510,22 @@ class RedisRankingStore:
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
-        replies = await self._fan_out(
-            self._player_count,
-            [([keys.ranking, keys.loaded], []) for keys in self._all_shard_keys(board, period)],
-        )
-        for reply in replies:
+        shard_keys = self._all_shard_keys(board, period)
+        if len(shard_keys) == 1:
+            keys = shard_keys[0]
+            reply = await self._call(self._player_count, [keys.ranking, keys.loaded], [])
             _check_loaded(board, period, reply)
-        return sum(int(reply[1]) for reply in replies)
+            return int(reply[1])
+
+        def commands(pipe: _AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.exists(keys.loaded)
+                pipe.zcard(keys.ranking)
+
+        replies = await self._pipelined(commands)
+        if not all(replies[0::2]):
+            raise RankingNotLoaded(board, period)
+        return sum(int(count) for count in replies[1::2])
 
     async def totals(self, board: str, period: str) -> dict[str, int]:
         """Every player's total in the period, read with ZSCAN in chunks.
@@ -566,14 +580,22 @@ class RedisRankingStore:
         if limit == 0:
             await self.player_count(board, period)  # still refuses an unloaded period
             return []
-        replies = await self._fan_out(
-            self._shard_top,
-            [
-                ([keys.ranking, keys.loaded], [offset + limit])
-                for keys in self._all_shard_keys(board, period)
-            ],
-        )
-        merged = _merge_shards(board, period, replies)
+        shard_keys = self._all_shard_keys(board, period)
+
+        def commands(pipe: _AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.exists(keys.loaded)
+                pipe.zrange(keys.ranking, 0, offset + limit - 1, withscores=True)
+
+        replies = await self._pipelined(commands)
+        if not all(replies[0::2]):
+            raise RankingNotLoaded(board, period)
+        merged = [
+            (_text(member), _score(stored))
+            for entries in replies[1::2]
+            for member, stored in entries
+        ]
+        merged.sort(key=_order)
         return _rank_by_position(merged, offset, limit, first_rank=None)
 
     async def _sharded_neighborhood(
@@ -774,6 +796,17 @@ class RedisRankingStore:
         end_ms = int(end.timestamp() * 1000) + int(self._retention.total_seconds() * 1000)
         return max(end_ms, int((time.time() + _MIN_EXPIRY.total_seconds()) * 1000))
 
+    async def _pipelined(self, commands: Callable[[_AnyPipeline], None]) -> list[Any]:
+        """Plain commands over the shards in one pipeline: on a cluster, one round trip
+        per node in parallel, and none of a script call's overhead inside Redis."""
+        pipe = self._client.pipeline(transaction=False)
+        commands(pipe)
+        with _unavailable_on_failure():
+            if self._in_flight is None:
+                return list(await pipe.execute())
+            async with self._in_flight:
+                return list(await pipe.execute())
+
     async def _fan_out(
         self, script: AsyncScript, calls: Sequence[tuple[list[str], Sequence[str | int]]]
     ) -> list[Any]:
@@ -786,12 +819,20 @@ class RedisRankingStore:
             return list(
                 await asyncio.gather(*(self._call(script, keys, args) for keys, args in calls))
             )
-        pipe = self._client.pipeline(transaction=False)
-        for keys, args in calls:
-            # redis-py types `client` as a client, yet queues on a pipeline as documented.
-            await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+
+        def commands(pipe: _AnyPipeline) -> None:
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+        try:
+            return await self._pipelined(commands)
+        except redis_errors.NoScriptError:
+            # Not loaded on this server yet (a restart, a failover): load it, then again.
+            # (redis-py's own pipeline scripts would ask SCRIPT EXISTS on every execute.)
+            pass
         with _unavailable_on_failure():
-            return list(await pipe.execute())
+            await self._client.script_load(script.script)
+        return await self._pipelined(commands)
 
     async def _call(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
@@ -945,15 +986,6 @@ def _order(entry: tuple[str, int]) -> tuple[int, str]:
     """Leaderboard order: score descending, then username ascending (code point order is
     the UTF-8 byte order Redis uses for ties)."""
     return (-entry[1], entry[0])
-
-
-def _merge_shards(board: str, period: str, replies: list[Any]) -> list[tuple[str, int]]:
-    merged: list[tuple[str, int]] = []
-    for reply in replies:
-        _check_loaded(board, period, reply)
-        merged += [(_text(reply[at]), int(reply[at + 1])) for at in range(1, len(reply), 2)]
-    merged.sort(key=_order)
-    return merged
 
 
 def _rank_by_position(
