@@ -72,7 +72,9 @@ def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
 
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
-    return SqlScoreHistory(settings.history_url, observer=observer)
+    return SqlScoreHistory(
+        settings.history_url, read_url=settings.database_read_url, observer=observer
+    )
 
 
 def make_recovery(
@@ -195,4 +197,12 @@ async def ready(resources: Resources) -> tuple[bool, dict[str, str]]:
         except (StoreUnavailable, TimeoutError) as error:
             checks[name] = f"unavailable: {error}"
     checks["batcher"] = "ok" if resources.batcher.healthy else "refusing writes"
-    return all(value in ("ok", "done") for value in checks.values()), checks
+    is_ready = all(value in ("ok", "done") for value in checks.values())
+    # Informational only: history reads use the primary whenever the replica cannot be used.
+    try:
+        replica = await asyncio.wait_for(resources.history.replica_status(), timeout=2.0)
+    except TimeoutError:
+        replica = "unavailable: no answer within 2 s"
+    if replica is not None:
+        checks["history_replica"] = replica
+    return is_ready, checks

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from store.boards import Board, parse_boards
@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     def _check_boards(cls, value: str) -> str:
         parse_boards(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_read_replica(self) -> Settings:
+        if self.database_read_url and not self.database_url.startswith("mysql"):
+            raise ValueError(
+                "LEADERBOARD_DATABASE_READ_URL is a MySQL read replica: it needs "
+                "LEADERBOARD_DATABASE_URL to name the MySQL primary"
+            )
+        return self
 
     @cached_property
     def boards(self) -> tuple[Board, ...]:

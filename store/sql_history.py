@@ -12,6 +12,25 @@ Duplicates are skipped with `ON DUPLICATE KEY UPDATE id = id` (MySQL) and
 `INSERT IGNORE` / `INSERT OR IGNORE`: those would also turn real data errors (a value
 too long, a NULL) into silent truncation, and on MySQL every skipped row would come
 back as a warning that aiomysql re-fetches and re-raises as a Python warning.
+
+Read replica (MySQL/MariaDB only, `read_url`): the two reads, `totals` and
+`client_events`, serve rebuilds and reconciles only, and a rebuild from a replica that
+lags would silently drop acknowledged increments from the live ranking. So each read
+first asks the primary for its GTID position (MariaDB `@@gtid_binlog_pos`, MySQL
+`@@gtid_executed`) and waits on the replica until it has applied that position
+(`MASTER_GTID_WAIT` / `WAIT_FOR_EXECUTED_GTID_SET`), for at most `replica_wait_seconds`.
+Only then does the read run on the replica: it sees at least everything committed
+before the read began, as a read on the primary would. When the replica cannot confirm
+(it lags, is down, GTIDs are off) the read runs on the primary, a warning is logged, and
+the replica is left alone for `replica_retry_seconds`, so a lagging replica costs one
+bounded wait per interval rather than one per read. Everything else (writes, migrations,
+`ping`) uses the primary only; the replica pool opens no connection up front, so a replica
+that is down never stops the service from starting or writing.
+
+This lives in `SqlScoreHistory` rather than in a wrapper around two histories because
+the catch-up check runs statements on both servers' driver connections, with the same
+timeouts, error wrapping and metrics (`_run`) as every other statement; the
+`ScoreHistory` protocol and its callers stay unchanged, and SQLite has no replica.
 """
 
 from __future__ import annotations
@@ -19,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -102,6 +122,13 @@ _SQLITE_SCHEMA_VERSION_TABLE: Final = """
 
 _MIGRATION_LOCK_SECONDS: Final = 60
 
+REPLICA_WAIT_SECONDS: Final = 5.0
+"""How long a read waits for the replica to catch up with the primary before using the primary."""
+REPLICA_RETRY_SECONDS: Final = 30.0
+"""How long reads skip a replica that could not confirm it had caught up."""
+# Time beyond the server-side catch-up wait for connecting and the round trips around it.
+_REPLICA_SLACK_SECONDS: Final = 1.0
+
 _TOTALS: Final = (
     "SELECT username, SUM(delta) FROM score_events "
     "WHERE board = {p} AND period = {p} GROUP BY username"
@@ -139,18 +166,31 @@ def _row(event: ScoreEvent) -> tuple[Any, ...]:
     )
 
 
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
+
+
 class SqlScoreHistory:
     """`ScoreHistory` on MySQL/MariaDB or SQLite, chosen by the URL scheme.
 
     `timeout` bounds every operation (connecting included): a database that hangs
     counts as unavailable instead of stalling the write batcher for ever. `observer`
     is told the time of every operation (waiting for a pooled connection included).
+    `read_url` names a MySQL/MariaDB replica of `url` for the reads (see the module
+    docstring); empty or equal to `url`: no replica.
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, observer: StoreObserver | None = None
+        self,
+        url: str,
+        *,
+        read_url: str = "",
+        timeout: float = 10.0,
+        observer: StoreObserver | None = None,
+        replica_wait_seconds: float = REPLICA_WAIT_SECONDS,
+        replica_retry_seconds: float = REPLICA_RETRY_SECONDS,
     ) -> None:
-        scheme = url.partition("://")[0].lower()
+        scheme = _scheme(url)
         if scheme in MYSQL_SCHEMES:
             self._mysql = True
         elif scheme in SQLITE_SCHEMES:
@@ -160,10 +200,24 @@ class SqlScoreHistory:
                 f"unsupported history URL scheme {scheme!r}: "
                 "use mysql+aiomysql://user:password@host:3306/name or sqlite+aiosqlite:///path"
             )
+        if read_url == url:
+            read_url = ""
+        if read_url and not (self._mysql and _scheme(read_url) in MYSQL_SCHEMES):
+            raise ValueError(
+                "a read replica needs a MySQL/MariaDB history and a mysql+aiomysql:// read URL"
+            )
         self._url = url
+        self._read_url = read_url
         self._timeout = timeout
         self._observer = observer
         self._database: Database | None = None
+        self._replica: Database | None = None
+        self._replica_wait_seconds = replica_wait_seconds
+        self._replica_retry_seconds = replica_retry_seconds
+        self._replica_limit = replica_wait_seconds + _REPLICA_SLACK_SECONDS
+        self._replica_skipped_until = 0.0
+        self._replica_problem = ""
+        self._primary_is_mariadb: bool | None = None
         self._max_statement_bytes: int | None = None
         self._sqlite_rows_per_statement = max(1, _sqlite_variable_limit() // _COLUMN_COUNT)
 
@@ -175,20 +229,15 @@ class SqlScoreHistory:
     # Lifecycle
 
     async def connect(self) -> None:
-        """Open the connection pool (MySQL: one connection at once, to fail early)."""
+        """Open the connection pool (MySQL: one connection at once, to fail early).
+
+        The replica's pool opens connections only when a read needs one; it is pinged
+        once here so that an unreachable replica is reported (and skipped) at start.
+        """
         if self._database is not None:
             return
         if self._mysql:
-            database = Database(
-                self._url,
-                min_size=1,
-                max_size=10,
-                charset="utf8mb4",
-                connect_timeout=max(1, round(self._timeout)),
-                pool_recycle=3600,
-                # Strict: a value that does not fit is an error, never silently truncated.
-                sql_mode="'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",  # aiomysql sends it unquoted
-            )
+            database = self._mysql_database(self._url, min_size=1, timeout=self._timeout)
         else:
             database = Database(self._url, timeout=self._timeout)
         try:
@@ -197,25 +246,69 @@ class SqlScoreHistory:
         except (*_DRIVER_ERRORS, TimeoutError) as error:
             raise StoreUnavailable(f"history database unreachable: {error}") from error
         self._database = database
+        if self._read_url:
+            # minsize 0: connects nothing, so it cannot fail on a replica that is down.
+            replica = self._mysql_database(self._read_url, min_size=0, timeout=self._replica_limit)
+            await replica.connect()
+            self._replica = replica
+            try:
+                await self._run("ping", self._select_one, limit=self._replica_limit, replica=True)
+            except StoreUnavailable as error:
+                self._skip_replica(str(error))
+
+    @staticmethod
+    def _mysql_database(url: str, *, min_size: int, timeout: float) -> Database:
+        return Database(
+            url,
+            min_size=min_size,
+            max_size=10,
+            charset="utf8mb4",
+            connect_timeout=max(1, math.ceil(timeout)),
+            pool_recycle=3600,
+            # Strict: a value that does not fit is an error, never silently truncated.
+            sql_mode="'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",  # aiomysql sends it unquoted
+        )
 
     async def close(self) -> None:
-        """Close the connection pool; safe when not connected."""
+        """Close the connection pools; safe when not connected."""
         database, self._database = self._database, None
-        if database is None:
-            return
-        try:
-            async with asyncio.timeout(self._timeout):
-                await database.disconnect()
-        except (*_DRIVER_ERRORS, TimeoutError) as error:
-            logger.warning("closing the history connections failed: %s", error)
+        replica, self._replica = self._replica, None
+        for pool in (database, replica):
+            if pool is None:
+                continue
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await pool.disconnect()
+            except (*_DRIVER_ERRORS, TimeoutError) as error:
+                logger.warning("closing the history connections failed: %s", error)
 
     async def ping(self) -> None:
-        """Raise `StoreUnavailable` unless the database answers."""
+        """Raise `StoreUnavailable` unless the database (the primary) answers."""
+        await self._run("ping", self._select_one, limit=self._timeout)
 
-        async def select_one(connection: Any) -> None:
-            await self._fetch(connection, "SELECT 1", ())
+    async def replica_status(self) -> str | None:
+        """The read replica's state for a readiness report; None when there is none.
 
-        await self._run("ping", select_one)
+        Informational: the service reads from the primary whenever the replica cannot
+        be used, so this never makes the process unready.
+        """
+        if not self._read_url:
+            return None
+        if self._replica is None:
+            return "not connected"
+        try:
+            await self._run("ping", self._select_one, limit=self._replica_limit, replica=True)
+        except StoreUnavailable as error:
+            return f"unavailable: {error}"
+        skipped_for = self._replica_skipped_until - time.monotonic()
+        if skipped_for > 0:
+            return (
+                f"skipped for {skipped_for:.0f} s, reads use the primary: {self._replica_problem}"
+            )
+        return "ok"
+
+    async def _select_one(self, connection: Any) -> None:
+        await self._fetch(connection, "SELECT 1", ())
 
     # Schema
 
@@ -229,7 +322,7 @@ class SqlScoreHistory:
         # No overall time limit: a later step may rebuild a big table. Waiting for
         # another process's migration is bounded by the lock wait instead.
         await self._run(
-            "migrate", self._migrate_mysql if self._mysql else self._migrate_sqlite, bounded=False
+            "migrate", self._migrate_mysql if self._mysql else self._migrate_sqlite, limit=None
         )
 
     async def _migrate_mysql(self, connection: Any) -> None:
@@ -326,7 +419,9 @@ class SqlScoreHistory:
         if not events:
             return
         rows = [_row(event) for event in events]
-        await self._run("append", lambda connection: self._append(connection, rows))
+        await self._run(
+            "append", lambda connection: self._append(connection, rows), limit=self._timeout
+        )
 
     async def _append(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
         if self._mysql:
@@ -386,24 +481,107 @@ class SqlScoreHistory:
     # Reads
 
     async def totals(self, board: str, period: str) -> list[tuple[str, int]]:
-        """Every player's summed delta in the period (an index-only scan)."""
+        """Every player's summed delta in the period (an index-only scan).
+
+        On the replica when it has caught up with the primary, else on the primary.
+        """
         statement = _TOTALS.format(p=self._placeholder)
 
         async def query(connection: Any) -> list[tuple[str, int]]:
             rows = await self._fetch(connection, statement, (board, period))
             return [(str(username), int(total)) for username, total in rows]
 
-        return await self._run("totals", query)
+        return await self._read("totals", query)
 
     async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
-        """(username, event id) of each client-supplied event id stored for the period."""
+        """(username, event id) of each client-supplied event id stored for the period.
+
+        On the replica when it has caught up with the primary, else on the primary.
+        """
         statement = _CLIENT_EVENTS.format(p=self._placeholder)
 
         async def query(connection: Any) -> list[tuple[str, str]]:
             rows = await self._fetch(connection, statement, (board, period))
             return [(str(username), str(event_id)) for username, event_id in rows]
 
-        return await self._run("client_events", query)
+        return await self._read("client_events", query)
+
+    # Read replica
+
+    async def _read(self, what: str, operation: Callable[[Any], Awaitable[T]]) -> T:
+        """Run a read on the replica if it has caught up with the primary, else on the primary."""
+        if await self._replica_caught_up():
+            try:
+                return await self._run(what, operation, limit=self._timeout, replica=True)
+            except StoreUnavailable as error:
+                self._skip_replica(str(error))
+        return await self._run(what, operation, limit=self._timeout)
+
+    async def _replica_caught_up(self) -> bool:
+        """Whether the replica has applied everything the primary had committed just now."""
+        if self._replica is None or time.monotonic() < self._replica_skipped_until:
+            return False
+        try:
+            position = await self._run("gtid_position", self._gtid_position, limit=self._timeout)
+        except StoreUnavailable:
+            # The primary is failing: the read on it reports that, not the replica.
+            return False
+        if position is None:
+            self._skip_replica(
+                "GTIDs are off on the primary (MariaDB: log_bin; MySQL: gtid_mode = ON), "
+                "so the replica's lag cannot be checked"
+            )
+            return False
+        try:
+            reached = await self._run(
+                "catch_up",
+                lambda connection: self._wait_for_position(connection, position),
+                limit=self._replica_limit,
+                replica=True,
+            )
+        except StoreUnavailable as error:
+            self._skip_replica(str(error))
+            return False
+        if not reached:
+            self._skip_replica(
+                f"it did not reach the primary's GTID position {position!r} "
+                f"within {self._replica_wait_seconds} s"
+            )
+        return reached
+
+    async def _gtid_position(self, connection: Any) -> str | None:
+        """The primary's GTID position; None when it keeps none (the lag is unknowable)."""
+        if self._primary_is_mariadb is None:
+            ((version,),) = await self._fetch(connection, "SELECT VERSION()", ())
+            self._primary_is_mariadb = "mariadb" in str(version).lower()
+        if self._primary_is_mariadb:
+            statement = "SELECT @@GLOBAL.log_bin, @@GLOBAL.gtid_binlog_pos"
+        else:
+            statement = "SELECT @@GLOBAL.gtid_mode = 'ON', @@GLOBAL.gtid_executed"
+        ((enabled, position),) = await self._fetch(connection, statement, ())
+        return str(position) if enabled else None
+
+    async def _wait_for_position(self, connection: Any, position: str) -> bool:
+        """Wait on the replica, server side, until it has applied `position`."""
+        if self._primary_is_mariadb:
+            # Fractional seconds; 0 once gtid_slave_pos has reached it, -1 on timeout.
+            statement = "SELECT MASTER_GTID_WAIT(%s, %s)"
+            wait: float = self._replica_wait_seconds
+        else:
+            # Whole seconds; 0 once gtid_executed contains it, 1 on timeout.
+            statement = "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)"
+            wait = max(1, math.ceil(self._replica_wait_seconds))
+        rows = await self._fetch(connection, statement, (position, wait))
+        return bool(rows) and rows[0][0] == 0
+
+    def _skip_replica(self, problem: str) -> None:
+        self._replica_skipped_until = time.monotonic() + self._replica_retry_seconds
+        self._replica_problem = problem
+        logger.warning(
+            "history reads use the primary for the next %.0f s, not the read replica: %s",
+            self._replica_retry_seconds,
+            problem,
+        )
 
     # Plumbing
 
@@ -416,32 +594,32 @@ class SqlScoreHistory:
         what: str,
         operation: Callable[[Any], Awaitable[T]],
         *,
-        bounded: bool = True,
+        limit: float | None,
+        replica: bool = False,
     ) -> T:
-        """Run `operation` on a driver connection, within the timeout, errors wrapped."""
-        database = self._database
+        """Run `operation` on a driver connection (of the primary, or the replica) within
+        `limit` seconds (None: no limit), errors wrapped."""
+        store = "history-replica" if replica else "history"
+        database = self._replica if replica else self._database
         if database is None:
-            raise StoreUnavailable(f"history {what}: not connected")
-        limit = self._timeout if bounded else None
+            raise StoreUnavailable(f"{store} {what}: not connected")
         started = time.perf_counter()
         try:
             async with asyncio.timeout(limit):
                 async with database.connection() as connection:
                     result = await operation(connection.raw_connection)
         except TimeoutError as error:
-            self._observe(what, started, failed=True)
-            raise StoreUnavailable(f"history {what}: no answer within {self._timeout} s") from error
+            self._observe(store, what, started, failed=True)
+            raise StoreUnavailable(f"{store} {what}: no answer within {limit} s") from error
         except _DRIVER_ERRORS as error:
-            self._observe(what, started, failed=True)
-            raise StoreUnavailable(f"history {what} failed: {error}") from error
-        self._observe(what, started, failed=False)
+            self._observe(store, what, started, failed=True)
+            raise StoreUnavailable(f"{store} {what} failed: {error}") from error
+        self._observe(store, what, started, failed=False)
         return result
 
-    def _observe(self, what: str, started: float, *, failed: bool) -> None:
+    def _observe(self, store: str, what: str, started: float, *, failed: bool) -> None:
         if self._observer is not None:
-            self._observer.observe_store(
-                "history", what, time.perf_counter() - started, failed=failed
-            )
+            self._observer.observe_store(store, what, time.perf_counter() - started, failed=failed)
 
     async def _fetch(
         self, connection: Any, statement: str, parameters: Sequence[Any]

@@ -278,3 +278,72 @@ async def test_close_and_connect_again(history: SqlScoreHistory) -> None:
 def test_unknown_scheme() -> None:
     with pytest.raises(ValueError, match="postgresql"):
         SqlScoreHistory("postgresql://localhost/leaderboard")
+
+
+class RecordingObserver:
+    """Remembers every store call the history reports: (store, operation, failed)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, bool]] = []
+
+    def observe_store(
+        self, store: str, operation: str, seconds: float, *, failed: bool = False
+    ) -> None:
+        self.calls.append((store, operation, failed))
+
+
+def test_a_read_replica_needs_mysql(mysql_database_url: str, sqlite_database_url: str) -> None:
+    with pytest.raises(ValueError, match="read replica"):
+        SqlScoreHistory(sqlite_database_url, read_url=mysql_database_url)
+    with pytest.raises(ValueError, match="read replica"):
+        SqlScoreHistory(mysql_database_url, read_url=sqlite_database_url)
+
+
+async def test_read_url_equal_to_the_primary_is_no_replica(mysql_database_url: str) -> None:
+    observer = RecordingObserver()
+    store = SqlScoreHistory(mysql_database_url, read_url=mysql_database_url, observer=observer)
+    await store.connect()
+    try:
+        await store.migrate()
+        await store.append([event("ann", 1, "e1")])
+        assert await store.totals(BOARD, PERIOD) == [("ann", 1)]
+        assert await store.replica_status() is None
+    finally:
+        await store.close()
+    # No GTID lookup, no wait: the read went straight to the primary.
+    assert [call[:2] for call in observer.calls] == [
+        ("history", "migrate"),
+        ("history", "append"),
+        ("history", "totals"),
+    ]
+
+
+async def test_unreachable_replica_is_skipped_and_reported(
+    mysql_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    observer = RecordingObserver()
+    store = SqlScoreHistory(
+        mysql_database_url,
+        read_url=mysql_url("nothing", port=free_port()),
+        observer=observer,
+        replica_wait_seconds=1.0,
+        replica_retry_seconds=60.0,
+    )
+    # Starts and writes although the replica is down.
+    await store.connect()
+    try:
+        await store.migrate()
+        await store.append([event("ann", 5, "e1", client=True)])
+        assert observer.calls[0] == ("history-replica", "ping", True)
+        warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+        assert len(warnings) == 1
+        assert "reads use the primary for the next 60 s" in warnings[0].getMessage()
+        observer.calls.clear()
+        assert await store.totals(BOARD, PERIOD) == [("ann", 5)]
+        assert await store.client_events(BOARD, PERIOD) == [("ann", "e1")]
+        # Skipped without another try while the retry interval runs.
+        assert observer.calls == [("history", "totals", False), ("history", "client_events", False)]
+        status = await store.replica_status()
+        assert (status or "").startswith("unavailable: history-replica ping")
+    finally:
+        await store.close()

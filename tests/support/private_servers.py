@@ -12,6 +12,15 @@ and an atexit hook as a last resort) kills the process and deletes the directory
         await private_mariadb.stop()     # clean shutdown
         await private_mariadb.start()    # same datadir, same port
         await private_mariadb.kill()     # SIGKILL: crash recovery on the next start
+
+A primary and a GTID replica of it (`replication_options` gives each a server id and a
+binary log; `replicate_from` points the replica at the primary and starts it):
+
+    primary = PrivateMariaDB(replication_options(server_id=1))
+    replica = PrivateMariaDB(replication_options(server_id=2))
+    ...start both...
+    await replica.replicate_from(primary)
+    await replica.wait_for_replication(primary)   # caught up with the primary's binlog
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -174,10 +183,32 @@ class _PrivateServer:
         self.cleanup()
 
 
+def replication_options(server_id: int) -> tuple[str, ...]:
+    """Server options of a primary or replica: its own id, a binary log with GTIDs.
+
+    `--log-slave-updates` lets a replica be promoted (its binlog holds what it applied);
+    strict mode refuses out-of-order GTIDs instead of letting two servers diverge.
+    """
+    return (
+        f"--server-id={server_id}",
+        "--log-bin=lb-binlog",
+        "--log-slave-updates",
+        "--gtid-strict-mode=1",
+    )
+
+
 class PrivateMariaDB(_PrivateServer):
-    """A MariaDB server of our own: root without password on 127.0.0.1:`port`."""
+    """A MariaDB server of our own: root without password on 127.0.0.1:`port`.
+
+    `server_options` go to `mariadbd` after the defaults (so `--log-bin` overrides the
+    default `--skip-log-bin`); the installation of the data directory does not see them.
+    """
 
     name = "mariadb"
+
+    def __init__(self, server_options: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.server_options = tuple(server_options)
 
     @property
     def datadir(self) -> Path:
@@ -203,6 +234,8 @@ class PrivateMariaDB(_PrivateServer):
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            # Its own temporary files in our directory: installs running at once never meet.
+            f"--tmpdir={self.directory}",
             *self._user_option(),
             *_MARIADB_TUNING,
         ]
@@ -234,6 +267,7 @@ class PrivateMariaDB(_PrivateServer):
             f"--log-error={self.log_path}",
             f"--tmpdir={self.directory}",
             *_MARIADB_TUNING,
+            *self.server_options,
         ]
 
     async def _answers(self) -> bool:
@@ -262,6 +296,51 @@ class PrivateMariaDB(_PrivateServer):
         """Create a database and return its `databases` URL."""
         await self.execute(f"CREATE DATABASE `{name}`")
         return self.url(name)
+
+    async def replicate_from(self, primary: PrivateMariaDB, timeout: float = 30.0) -> None:
+        """Make this server a GTID replica of `primary` and wait until both threads run.
+
+        Both need `replication_options`. The replica logs in as root from 127.0.0.1, which
+        has every privilege (REPLICATION SLAVE included) and no password on a private server.
+        """
+        await self.execute(
+            "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %s, "
+            "MASTER_USER = %s, MASTER_PASSWORD = '', MASTER_CONNECT_RETRY = 1, "
+            "MASTER_USE_GTID = slave_pos",
+            primary.port,
+            MYSQL_USER,
+        )
+        await self.execute("START SLAVE")
+        deadline = time.monotonic() + timeout
+        # No event to wait for: the replica's threads report their state only when asked.
+        while True:
+            status = await self.replication_status()
+            if status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replication did not start in {timeout} s: {status}")
+            await asyncio.sleep(0.05)
+
+    async def replication_status(self) -> dict[str, object]:
+        """`SHOW SLAVE STATUS` as a dict (empty when this server replicates nothing)."""
+        connection = await aiomysql.connect(
+            host="127.0.0.1", port=self.port, user=MYSQL_USER, autocommit=True
+        )
+        try:
+            async with connection.cursor(aiomysql.DictCursor) as cursor:
+                await cursor.execute("SHOW SLAVE STATUS")
+                row = await cursor.fetchone()
+        finally:
+            connection.close()
+        return dict(row) if row else {}
+
+    async def wait_for_replication(self, primary: PrivateMariaDB, timeout: float = 30.0) -> None:
+        """Return once this replica has applied everything in `primary`'s binary log."""
+        ((position,),) = await primary.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+        ((reached,),) = await self.execute("SELECT MASTER_GTID_WAIT(%s, %s)", position, timeout)
+        if reached != 0:
+            status = await self.replication_status()
+            raise RuntimeError(f"replica did not reach {position} in {timeout} s: {status}")
 
 
 class PrivateRedis(_PrivateServer):

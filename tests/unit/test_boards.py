@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -74,3 +75,26 @@ def test_parse_boards_adds_global() -> None:
 def test_parse_boards_rejects(spec: str) -> None:
     with pytest.raises(ValueError, match=r"."):
         parse_boards(spec)
+
+
+def test_parse_boards_with_shards() -> None:
+    boards = parse_boards("global:monthly:shards=8,alltime:never")
+    assert [(board.id, board.shards) for board in boards] == [("global", 8), ("alltime", 1)]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["g:monthly:shards=0", "g:monthly:shards=1025", "g:monthly:shards=x", "g:monthly:replicas=2"],
+)
+def test_parse_boards_rejects_bad_shards(spec: str) -> None:
+    with pytest.raises(ValueError, match="shards"):
+        parse_boards(spec)
+
+
+def test_a_player_stays_in_one_shard_across_processes() -> None:
+    board = Board("global", ResetPeriod.MONTHLY, shards=8)
+    # CRC-32 of the UTF-8 bytes, not Python's per-process salted hash: every instance agrees.
+    for name in ("ana", "bo", "émile", "ninja_42"):
+        assert board.shard_of(name) == zlib.crc32(name.encode()) % 8
+    assert {board.shard_of(f"player{index}") for index in range(200)} == set(range(8))
+    assert Board("global", ResetPeriod.MONTHLY).shard_of("ana") == 0
