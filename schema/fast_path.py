@@ -7,6 +7,9 @@ is planned once (parsed and validated against the schema) and then answered by c
 the service directly and writing the JSON with orjson. The answer, errors included, is
 the one Strawberry gives; anything else (fragments, directives, several fields, a
 variable of an unexpected type...) returns None and takes the normal path.
+
+`Planner` and `plain_arguments` are shared with the subscriptions' shortcut
+(schema/fast_subscriptions.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from graphql import (
@@ -56,12 +59,19 @@ Execute = Callable[[LeaderboardService, Arguments], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Field:
-    """A root field the shortcut knows: its arguments (type, default), how to run it."""
+class FieldShape:
+    """A root field a shortcut knows: its operation type, its arguments (type, default) and
+    the subfields it may select (plain scalars)."""
 
     kind: OperationType
     arguments: Mapping[str, tuple[str, Any]]
     subfields: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field(FieldShape):
+    """A query or mutation field: whether it is nullable, how to run it."""
+
     nullable: bool
     execute: Execute
 
@@ -160,12 +170,15 @@ _FIELDS: dict[str, _Field] = {
 }
 
 
+FieldT = TypeVar("FieldT", bound=FieldShape)
+
+
 @dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Generic[FieldT]):
     """A validated simple document: which field, its arguments, what to select."""
 
     name: str
-    field: _Field
+    field: FieldT
     response_key: str
     arguments: dict[str, ValueNode]
     variable_types: dict[str, str]
@@ -174,16 +187,18 @@ class Plan:
     location: dict[str, int]
 
 
-class FastPath:
-    """Plans simple documents once and answers them without Strawberry's execution."""
+class Planner(Generic[FieldT]):
+    """Plans documents that select one of `fields` plainly (parsed and validated once)."""
 
-    def __init__(self, schema: GraphQLSchema, service: LeaderboardService, max_tokens: int) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, fields: Mapping[str, FieldT], max_tokens: int
+    ) -> None:
         self._schema = schema
-        self._service = service
+        self._fields = fields
         self._max_tokens = max_tokens
-        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._plans: OrderedDict[tuple[str, str | None], Plan[FieldT] | None] = OrderedDict()
 
-    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+    def plan(self, query: str, operation_name: str | None) -> Plan[FieldT] | None:
         """The plan of a document, None when it must take the normal path (cached both ways)."""
         key = (query, operation_name)
         if key in self._plans:
@@ -195,62 +210,7 @@ class FastPath:
             self._plans.popitem(last=False)
         return plan
 
-    async def answer(
-        self, plan: Plan, variables: Mapping[str, Any], authorized: bool
-    ) -> tuple[bytes, str] | None:
-        """The JSON response and its outcome code ('OK' or an error code), or None when the
-        variables are not plainly of the declared types (the normal path reports that)."""
-        arguments = self._arguments(plan, variables)
-        if arguments is None:
-            return None
-        try:
-            if plan.field.kind is OperationType.MUTATION and not authorized:
-                raise unauthenticated()
-            result = await plan.field.execute(self._service, arguments)
-        except ApiError as error:
-            return self._error(plan, error.message, error.code.value), error.code.value
-        except Exception:
-            logger.exception("unexpected error in %s", plan.name)
-            return self._error(plan, INTERNAL_MESSAGE, ErrorCode.UNAVAILABLE.value), "UNAVAILABLE"
-        data = {plan.response_key: _encode(result, plan.selections)}
-        return orjson.dumps({"data": data}), "OK"
-
-    def _error(self, plan: Plan, message: str, code: str) -> bytes:
-        error = {
-            "message": message,
-            "locations": [plan.location],
-            "path": [plan.response_key],
-            "extensions": {"code": code},
-        }
-        data = {plan.response_key: None} if plan.field.nullable else None
-        return orjson.dumps({"data": data, "errors": [error]})
-
-    def _arguments(self, plan: Plan, variables: Mapping[str, Any]) -> Arguments | None:
-        arguments: Arguments = {}
-        for name, (type_name, default) in plan.field.arguments.items():
-            node = plan.arguments.get(name)
-            if node is None:
-                value = default
-            elif isinstance(node, VariableNode):
-                variable = node.name.value
-                if variable in variables:
-                    value = variables[variable]
-                elif variable in plan.variable_defaults:
-                    value = plan.variable_defaults[variable]
-                elif plan.variable_types[variable].endswith("!"):
-                    return None  # a required variable left out: the normal path says so
-                else:
-                    value = default
-                if not _plainly(value, plan.variable_types[variable]):
-                    return None
-            else:
-                value = _literal(node)
-            if not _plainly(value, type_name):
-                return None
-            arguments[name] = value
-        return arguments
-
-    def _make_plan(self, query: str, operation_name: str | None) -> Plan | None:
+    def _make_plan(self, query: str, operation_name: str | None) -> Plan[FieldT] | None:
         try:
             document = parse(query, max_tokens=self._max_tokens)
         except GraphQLError:
@@ -267,7 +227,7 @@ class FastPath:
         if operation.directives or len(selections) != 1 or not isinstance(selections[0], FieldNode):
             return None
         root = selections[0]
-        field = _FIELDS.get(root.name.value)
+        field = self._fields.get(root.name.value)
         if field is None or field.kind is not operation.operation or root.directives:
             return None
         subfields = _plain_subfields(root, field.subfields)
@@ -296,6 +256,76 @@ class FastPath:
             selections=subfields,
             location={"line": location.line, "column": location.column},
         )
+
+
+def plain_arguments(plan: Plan[Any], variables: Mapping[str, Any]) -> Arguments | None:
+    """The field's arguments, or None when a value is not plainly of its declared type (or a
+    required variable is missing): the normal path reports those."""
+    arguments: Arguments = {}
+    for name, (type_name, default) in plan.field.arguments.items():
+        node = plan.arguments.get(name)
+        if node is None:
+            value = default
+        elif isinstance(node, VariableNode):
+            variable = node.name.value
+            if variable in variables:
+                value = variables[variable]
+            elif variable in plan.variable_defaults:
+                value = plan.variable_defaults[variable]
+            elif plan.variable_types[variable].endswith("!"):
+                return None  # a required variable left out: the normal path says so
+            else:
+                value = default
+            if not _plainly(value, plan.variable_types[variable]):
+                return None
+        else:
+            value = _literal(node)
+        if not _plainly(value, type_name):
+            return None
+        arguments[name] = value
+    return arguments
+
+
+class FastPath:
+    """Plans simple documents once and answers them without Strawberry's execution."""
+
+    def __init__(self, schema: GraphQLSchema, service: LeaderboardService, max_tokens: int) -> None:
+        self._service = service
+        self._planner = Planner(schema, _FIELDS, max_tokens)
+
+    def plan(self, query: str, operation_name: str | None) -> Plan[_Field] | None:
+        """The plan of a document, None when it must take the normal path (cached both ways)."""
+        return self._planner.plan(query, operation_name)
+
+    async def answer(
+        self, plan: Plan[_Field], variables: Mapping[str, Any], authorized: bool
+    ) -> tuple[bytes, str] | None:
+        """The JSON response and its outcome code ('OK' or an error code), or None when the
+        variables are not plainly of the declared types (the normal path reports that)."""
+        arguments = plain_arguments(plan, variables)
+        if arguments is None:
+            return None
+        try:
+            if plan.field.kind is OperationType.MUTATION and not authorized:
+                raise unauthenticated()
+            result = await plan.field.execute(self._service, arguments)
+        except ApiError as error:
+            return self._error(plan, error.message, error.code.value), error.code.value
+        except Exception:
+            logger.exception("unexpected error in %s", plan.name)
+            return self._error(plan, INTERNAL_MESSAGE, ErrorCode.UNAVAILABLE.value), "UNAVAILABLE"
+        data = {plan.response_key: _encode(result, plan.selections)}
+        return orjson.dumps({"data": data}), "OK"
+
+    def _error(self, plan: Plan[_Field], message: str, code: str) -> bytes:
+        error = {
+            "message": message,
+            "locations": [plan.location],
+            "path": [plan.response_key],
+            "extensions": {"code": code},
+        }
+        data = {plan.response_key: None} if plan.field.nullable else None
+        return orjson.dumps({"data": data, "errors": [error]})
 
 
 def _valid(schema: GraphQLSchema, document: DocumentNode) -> bool:

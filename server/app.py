@@ -3,6 +3,7 @@ and the live overlay (/overlay/{board}) with its static files (/static)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message as TransportMessage,
@@ -34,6 +36,7 @@ from resolvers.auth import token_from_headers
 from schema.build import build_schema
 from schema.context import ApiContext
 from schema.fast_path import FastPath
+from schema.fast_subscriptions import FastSubscriptions, Payloads
 from server import overlay
 from server import resources as lifecycle
 from server.graphiql import graphiql_response
@@ -54,22 +57,76 @@ def _coded(errors: object) -> object:
     return errors
 
 
+def _fast_payloads(
+    view: object, context: ApiContext, query: object, variables: object, operation_name: object
+) -> Payloads | None:
+    """The subscriptions' shortcut (schema/fast_subscriptions.py); None: Strawberry runs it."""
+    return cast("GraphQLApp", view).fast_subscriptions.open(
+        context, query, variables, operation_name
+    )
+
+
 class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
-    """graphql-transport-ws, every error message with its code."""
+    """graphql-transport-ws, every error message with its code; simple subscriptions shortcut."""
 
     async def send_message(self, message: TransportMessage) -> None:
         if message["type"] == "error":
             message = cast(TransportMessage, {**message, "payload": _coded(message["payload"])})
         await super().send_message(message)
 
+    async def run_operation(self, operation: Operation[ApiContext, None]) -> None:
+        payloads = _fast_payloads(
+            self.view, self.context, operation.query, operation.variables, operation.operation_name
+        )
+        if payloads is None:
+            await super().run_operation(operation)
+            return
+        # Strawberry's run_operation, with payloads that are JSON already.
+        try:
+            async with contextlib.aclosing(payloads):
+                async for payload in payloads:
+                    next_message = {"id": operation.id, "type": "next", "payload": payload}
+                    await operation.send_operation_message(cast(TransportMessage, next_message))
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+
 
 class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
-    """Legacy graphql-ws, every error message with its code."""
+    """Legacy graphql-ws, every error message with its code; simple subscriptions shortcut."""
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "error":
             message = cast(OperationMessage, {**message, "payload": _coded(message["payload"])})
         await super().send_message(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        payloads = _fast_payloads(self.view, self.context, query, variables, operation_name)
+        if payloads is None:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+            return
+        # Strawberry's handle_async_results, with payloads that are JSON already.
+        try:
+            self.subscriptions[operation_id] = payloads
+            async for payload in payloads:
+                data_message = {"type": "data", "id": operation_id, "payload": payload}
+                await self.send_message(cast(OperationMessage, data_message))
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            await self.send_message({"type": "complete", "id": operation_id})
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
 
 
 class GraphQLApp(GraphQL[ApiContext, None]):
@@ -101,9 +158,16 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         self.fast_path = FastPath(
             schema._schema, resources.service, max_tokens=settings.max_query_tokens
         )
+        self.fast_subscriptions = FastSubscriptions(
+            schema._schema, max_tokens=settings.max_query_tokens, finished=self._subscription_ended
+        )
         self.websockets = 0
         """WebSocket connections open now."""
         resources.metrics.track_websockets(lambda: self.websockets)
+
+    def _subscription_ended(self, field: str, code: str) -> None:
+        # Counted as Strawberry's operation metrics count a subscription that ends by itself.
+        self.resources.metrics.operations.labels("subscription", field, code).inc()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our GraphiQL: vendored files instead of a CDN, and the API's examples in tabs.
