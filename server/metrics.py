@@ -195,7 +195,7 @@ class Metrics:
     def observe_store(
         self, store: str, operation: str, seconds: float, *, failed: bool = False
     ) -> None:
-        """Record one store call: `store` is `redis`, `history` or `history-replica`, `operation` its method."""
+        """Record one store call (`store`: redis, history, history-replica)."""
         self.store_seconds.labels(store, operation).observe(seconds)
         if failed:
             self.store_errors.labels(store, operation).inc()

@@ -11,5 +11,5 @@ class StoreObserver(Protocol):
     def observe_store(
         self, store: str, operation: str, seconds: float, *, failed: bool = False
     ) -> None:
-        """One call of `operation` on `store` ("redis", "history" or "history-replica") took `seconds`."""
+        """One call of `operation` on `store` (redis, history, history-replica) took `seconds`."""
         ...
