@@ -64,7 +64,17 @@ def parse(argv: Sequence[str]) -> Options:
         help="use this MySQL/MariaDB server (a scratch database on it) instead of a private one",
     )
     parser.add_argument("--mysql-port", type=int, default=3306)
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting, e.g. top_cache_staleness_ms=0 (repeatable)",
+    )
     arguments = parser.parse_args(argv)
+    settings = tuple(item.partition("=")[::2] for item in arguments.setting)
+    if any(not name or not value for name, value in settings):
+        parser.error("--setting takes NAME=VALUE")
     chosen = tuple(name.strip() for name in arguments.scenarios.split(",") if name.strip())
     unknown = [name for name in chosen if name not in scenarios.SCENARIOS]
     if unknown or not chosen:
@@ -82,6 +92,7 @@ def parse(argv: Sequence[str]) -> Options:
         profile=arguments.profile,
         mysql_host=arguments.mysql_host,
         mysql_port=arguments.mysql_port,
+        settings=settings,
     )
 
 

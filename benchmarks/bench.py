@@ -50,6 +50,8 @@ class Options:
     profile: bool
     mysql_host: str | None
     mysql_port: int
+    settings: tuple[tuple[str, str], ...] = ()
+    """Extra LEADERBOARD_* settings of the service (to compare one setting's effect)."""
 
     def seconds(self, quick: float, full: float) -> float:
         """A duration for the current mode."""
@@ -172,6 +174,7 @@ class Bench:
             "LEADERBOARD_KEY_PREFIX": KEY_PREFIX,
             "LEADERBOARD_BOARDS": ",".join(f"{board}:never" for board in BOARDS),
             "LEADERBOARD_LOG_LEVEL": log_level,
+            **{f"LEADERBOARD_{name.upper()}": value for name, value in self.options.settings},
         }
 
     async def start_service(self) -> LeaderboardService:
