@@ -15,11 +15,9 @@ Scenario load with Locust (HTML and JSON reports) is `python -m benchmarks.locus
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import shlex
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -27,11 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from benchmarks import report, scenarios
-from benchmarks.bench import Bench, Options, Row
-from benchmarks.processes import stop_all
+from benchmarks.bench import Bench, Options, Row, run_interruptibly
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -176,27 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; Ctrl-C or SIGTERM stop everything the run started."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = parse(arguments)
-    # Started in the background by a shell, SIGINT may be ignored: take it back, so that
-    # `kill -INT` (like Ctrl-C) always reaches the cleanup.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     command = shlex.join(
         ["make", "bench", f"ARGS={shlex.join(arguments)}"] if arguments else ["make", "bench"]
     )
-
-    async def guarded() -> int:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(options, command)
-
-    try:
-        return uvloop.run(guarded())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("\ninterrupted: every process started was stopped", file=sys.stderr)
-        return 130
-    finally:
-        stop_all()
+    return run_interruptibly(lambda: run(options, command))
 
 
 if __name__ == "__main__":

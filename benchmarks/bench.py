@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import math
 import secrets
+import signal
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +23,7 @@ from typing import Any
 
 import aiomysql
 import httpx
+import uvloop
 
 from benchmarks.processes import (
     REPO,
@@ -30,6 +33,7 @@ from benchmarks.processes import (
     PrivateRedis,
     remove_directory,
     scratch_directory,
+    stop_all,
 )
 
 BOARDS = ("spike", "write", "read", "ingest", "fanout", "recovery", "scale")
@@ -330,3 +334,24 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     if value is None or baseline is None or baseline == 0 or math.isnan(value):
         return None
     return value / baseline
+
+
+def run_interruptibly(work: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a benchmark's `work` to its exit code; Ctrl-C or SIGTERM stop everything it started."""
+    # Started in the background by a shell, SIGINT may be ignored: take it back, so that
+    # `kill -INT` (like Ctrl-C) always reaches the cleanup.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await work()
+
+    try:
+        return uvloop.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted: every process started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        stop_all()

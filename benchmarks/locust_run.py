@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -29,12 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from benchmarks import locust_scenarios, report
 from benchmarks.__main__ import RESULTS, load_average
-from benchmarks.bench import Bench, Options, Row
-from benchmarks.processes import REPO, Managed, clean_environment, cpu_seconds, stop_all
+from benchmarks.bench import Bench, Options, Row, run_interruptibly
+from benchmarks.processes import REPO, Managed, clean_environment, cpu_seconds
 from benchmarks.scenarios import Acks, counts_row
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -330,22 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; Ctrl-C or SIGTERM stop everything the run started."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = parse(arguments)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     command = shlex.join(["python", "-m", "benchmarks.locust_run", *arguments])
-
-    async def guarded() -> int:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(options, command)
-
-    try:
-        return uvloop.run(guarded())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("\ninterrupted: every process started was stopped", file=sys.stderr)
-        return 130
-    finally:
-        stop_all()
+    return run_interruptibly(lambda: run(options, command))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def setting_overrides() -> dict[str, Any]:
+    """Settings that differ from `make_settings`' for a test module: override this fixture."""
+    return {}
+
+
+@pytest.fixture
 def settings(
-    backend: str, redis_prefix: str, mysql_database_url: str, sqlite_database_url: str
+    backend: str,
+    redis_prefix: str,
+    mysql_database_url: str,
+    sqlite_database_url: str,
+    setting_overrides: dict[str, Any],
 ) -> Settings:
     """The app's settings on the backend under test."""
     return make_settings(
@@ -55,6 +65,7 @@ def settings(
         redis_prefix=redis_prefix,
         mysql_url=mysql_database_url,
         sqlite_url=sqlite_database_url,
+        **setting_overrides,
     )
 
 

@@ -24,9 +24,7 @@ from resolvers.errors import ApiError, ErrorCode
 from resolvers.live import RankUpdate
 from schema.context import ApiContext
 from schema.fast_subscriptions import FastSubscriptions, Payloads
-from server.settings import Settings
 from store.models import RankedPlayer
-from tests.api.conftest import make_settings
 from tests.api.test_operations import score
 from tests.api.test_subscriptions import RANK_CHANGED, TOP_CHANGED
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
@@ -103,17 +101,9 @@ def protocol(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(
-    backend: str, redis_prefix: str, mysql_database_url: str, sqlite_database_url: str
-) -> Settings:
+def setting_overrides() -> dict[str, Any]:
     """Few subscriptions per connection, so that the limit is part of every case."""
-    return make_settings(
-        backend,
-        redis_prefix=redis_prefix,
-        mysql_url=mysql_database_url,
-        sqlite_url=sqlite_database_url,
-        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS,
-    )
+    return {"max_subscriptions_per_connection": MAX_SUBSCRIPTIONS}
 
 
 @pytest.fixture

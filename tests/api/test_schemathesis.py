@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from server.settings import Settings
-from tests.api.conftest import TOKEN, make_settings
+from tests.api.conftest import TOKEN
 from tests.support.graphql_client import Json
 
 EXAMPLES = int(os.environ.get("LEADERBOARD_SCHEMATHESIS_EXAMPLES", "100"))
@@ -164,17 +164,9 @@ def steer(document: str, data: st.DataObject) -> str:
 
 
 @pytest.fixture
-def settings(
-    backend: str, redis_prefix: str, mysql_database_url: str, sqlite_database_url: str
-) -> Settings:
-    """The app's settings on the backend under test, with a board of each reset period."""
-    return make_settings(
-        backend,
-        redis_prefix=redis_prefix,
-        mysql_url=mysql_database_url,
-        sqlite_url=sqlite_database_url,
-        LEADERBOARD_BOARDS=",".join(f"{board}:{reset}" for board, reset in RESETS.items()),
-    )
+def setting_overrides() -> dict[str, Any]:
+    """A board of each reset period."""
+    return {"LEADERBOARD_BOARDS": ",".join(f"{board}:{reset}" for board, reset in RESETS.items())}
 
 
 class Fuzzer:

@@ -12,19 +12,11 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
+from tests.api.test_operations import INCREMENT, INCREMENTS
+from tests.api.test_subscriptions import TOP_CHANGED
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.support.service_process import ServiceProcess
 
-INCREMENT = """
-mutation($username: String!, $delta: Int!, $eventId: String) {
-  incrementScore(username: $username, delta: $delta, eventId: $eventId) {
-    username board period score rank applied
-  }
-}"""
-INCREMENTS = """
-mutation($increments: [ScoreIncrement!]!) {
-  incrementScores(increments: $increments) { username board score rank applied }
-}"""
 READ_EVERYTHING = """
 query($username: String!) {
   leaderboards { id reset currentPeriod playerCount }
@@ -35,10 +27,6 @@ query($username: String!) {
 RANK_CHANGED = """
 subscription($username: String!) {
   rankChanged(username: $username) { username board score rank previousRank }
-}"""
-TOP_CHANGED = """
-subscription($limit: Int!) {
-  topPlayersChanged(limit: $limit) { username score rank }
 }"""
 
 Json = dict[str, Any]

@@ -9,6 +9,7 @@ timings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from store.boards import parse_boards
 from store.models import ScoreEvent, ScoreIncrement
 from store.recovery import RankingRecovery
 from store.redis_ranking import RedisRankingStore
-from store.sql_history import SqlScoreHistory
+from store.sql_history import REPLICA_RETRY_SECONDS, SqlScoreHistory
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.integration.test_cli import INCREMENTS, leaderboard
 from tests.support.graphql_client import GraphQLHttp
@@ -108,6 +109,26 @@ async def ranking(redis_prefix: str) -> AsyncIterator[RedisRankingStore]:
     await store.close()
 
 
+@contextlib.asynccontextmanager
+async def migrated_history(
+    primary_url: str, read_url: str = "", *, retry_seconds: float = REPLICA_RETRY_SECONDS
+) -> AsyncIterator[SqlScoreHistory]:
+    """A connected history on the primary, its schema in place, reading `read_url` when given
+    (after waiting up to WAIT_SECONDS for it to catch up); closed on leaving."""
+    history = SqlScoreHistory(
+        primary_url,
+        read_url=read_url,
+        replica_wait_seconds=WAIT_SECONDS,
+        replica_retry_seconds=retry_seconds,
+    )
+    await history.connect()
+    try:
+        await history.migrate()
+        yield history
+    finally:
+        await history.close()
+
+
 def recovery_over(ranking: RedisRankingStore, history: SqlScoreHistory) -> RankingRecovery:
     """A recovery that rebuilds at once (no settle pause, nobody else to wait for)."""
     return RankingRecovery(ranking, history, claim_seconds=30, wait_seconds=10, settle_seconds=0)
@@ -173,18 +194,11 @@ def fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_rebuild_reads_the_replica_when_it_has_caught_up(
     servers: Servers, ranking: RedisRankingStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    history = SqlScoreHistory(
-        servers.primary_url, read_url=servers.replica_url, replica_wait_seconds=WAIT_SECONDS
-    )
-    await history.connect()
-    try:
-        await history.migrate()
+    async with migrated_history(servers.primary_url, servers.replica_url) as history:
         await history.append(events(0, 300, round_number=1))
         # Straight after the write, the replica may not have it yet: the catch-up waits.
         await assert_rebuilt_exactly(ranking, history, servers.primary_url, "client-1-3")
         assert await history.replica_status() == "ok"
-    finally:
-        await history.close()
     assert await statements_run(servers.replica, TOTALS_STATEMENT) == 1
     assert await statements_run(servers.replica, CLIENT_EVENTS_STATEMENT) == 1
     assert await statements_run(servers.replica, CATCH_UP_STATEMENT) == 2
@@ -197,15 +211,9 @@ async def test_rebuild_never_reads_a_replica_that_lags(
     servers: Servers, ranking: RedisRankingStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     retry_seconds = 1.0
-    history = SqlScoreHistory(
-        servers.primary_url,
-        read_url=servers.replica_url,
-        replica_wait_seconds=WAIT_SECONDS,
-        replica_retry_seconds=retry_seconds,
-    )
-    await history.connect()
-    try:
-        await history.migrate()
+    async with migrated_history(
+        servers.primary_url, servers.replica_url, retry_seconds=retry_seconds
+    ) as history:
         await history.append(events(0, 200, round_number=1))
         await servers.replica.wait_for_replication(servers.primary)
         # The replica receives but no longer applies: it falls behind.
@@ -234,19 +242,12 @@ async def test_rebuild_never_reads_a_replica_that_lags(
         assert await statements_run(servers.replica, TOTALS_STATEMENT) == 1
         assert await statements_run(servers.primary, TOTALS_STATEMENT) == 1
         assert len(fallback_warnings(caplog)) == 1
-    finally:
-        await history.close()
 
 
 async def test_rebuild_and_writes_work_with_the_replica_down(
     servers: Servers, ranking: RedisRankingStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    history = SqlScoreHistory(
-        servers.primary_url, read_url=servers.replica_url, replica_wait_seconds=WAIT_SECONDS
-    )
-    await history.connect()
-    try:
-        await history.migrate()
+    async with migrated_history(servers.primary_url, servers.replica_url) as history:
         await history.append(events(0, 100, round_number=1))
         await assert_rebuilt_exactly(ranking, history, servers.primary_url, "client-1-3")
         assert await statements_run(servers.replica, TOTALS_STATEMENT) == 1
@@ -256,20 +257,11 @@ async def test_rebuild_and_writes_work_with_the_replica_down(
         await assert_rebuilt_exactly(ranking, history, servers.primary_url, "client-2-51")
         assert len(fallback_warnings(caplog)) == 1
         assert (await history.replica_status() or "").startswith("unavailable: ")
-    finally:
-        await history.close()
 
     # A process starting while the replica is down: starts, writes, rebuilds.
-    restarted = SqlScoreHistory(
-        servers.primary_url, read_url=servers.replica_url, replica_wait_seconds=WAIT_SECONDS
-    )
-    await restarted.connect()
-    try:
-        await restarted.migrate()
+    async with migrated_history(servers.primary_url, servers.replica_url) as restarted:
         await restarted.append(events(120, 30, round_number=3))
         await assert_rebuilt_exactly(ranking, restarted, servers.primary_url, "client-3-123")
-    finally:
-        await restarted.close()
     assert len(fallback_warnings(caplog)) == 2
     assert await statements_run(servers.primary, TOTALS_STATEMENT) == 2
 
@@ -283,20 +275,11 @@ async def test_no_gtids_on_the_primary_means_no_replica_reads(
     async with PrivateMariaDB() as primary, PrivateMariaDB() as other:
         primary_url = await primary.create_database(DATABASE)
         other_url = await other.create_database(DATABASE)
-        empty = SqlScoreHistory(other_url)
-        await empty.connect()
-        await empty.migrate()
-        await empty.close()
-        history = SqlScoreHistory(
-            primary_url, read_url=other_url, replica_wait_seconds=WAIT_SECONDS
-        )
-        await history.connect()
-        try:
-            await history.migrate()
+        async with migrated_history(other_url):
+            pass  # the schema only
+        async with migrated_history(primary_url, other_url) as history:
             await history.append(events(0, 50, round_number=1))
             await assert_rebuilt_exactly(ranking, history, primary_url, "client-1-3")
-        finally:
-            await history.close()
     (warning,) = fallback_warnings(caplog)
     assert "GTIDs are off on the primary" in warning
 
@@ -305,13 +288,8 @@ async def test_the_repair_commands_read_the_configured_replica(
     servers: Servers, redis_prefix: str
 ) -> None:
     # The setting reaches the history the CLI (and the service) opens.
-    history = SqlScoreHistory(servers.primary_url)
-    await history.connect()
-    try:
-        await history.migrate()
+    async with migrated_history(servers.primary_url) as history:
         await history.append(events(0, 30, round_number=1))
-    finally:
-        await history.close()
     repair_environment = environment(servers, redis_prefix)
     code, output = await leaderboard(repair_environment, "rebuild", "--board", BOARD)
     assert code == 0, output

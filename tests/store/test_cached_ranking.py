@@ -21,6 +21,7 @@ from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import RankedPlayer, ScoreIncrement
 from store.redis_ranking import RedisRankingStore
 from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD
+from tests.support.manual_clock import ManualClock
 from tests.support.shared_services import REDIS_URL
 
 RETENTION = timedelta(days=35)
@@ -28,20 +29,6 @@ STALENESS = 0.1
 TIMEOUT = 5.0
 TEN_PLAYERS = {name: 100 - 10 * index for index, name in enumerate("abcdefghij")}
 """Ranks 1..10: a 100, b 90, ..., j 10."""
-
-
-class ManualClock:
-    """A monotonic clock that moves only when the test says so: nothing expires by itself."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 def redis_store(prefix: str) -> RedisRankingStore:

@@ -13,6 +13,7 @@ from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
+from tests.support.manual_clock import ManualClock
 
 BOARDS = (Board("global", ResetPeriod.MONTHLY), Board("daily", ResetPeriod.DAILY))
 GLOBAL = "global"
@@ -22,22 +23,8 @@ STALENESS = 0.125
 """A binary fraction: the bound is checked to the exact tick."""
 TICK = 1 / 1024
 TIMEOUT = 5.0
-# Ranks 1..10: alice 100, bob 90, ... (10 apart), then j 10.
 TEN_PLAYERS = {name: 100 - 10 * index for index, name in enumerate("abcdefghij")}
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
+"""Ranks 1..10: a 100, b 90, ..., j 10."""
 
 
 class ScriptedStore(EmbeddedRankingStore):
@@ -99,9 +86,9 @@ class ScriptedStore(EmbeddedRankingStore):
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock() -> ManualClock:
     """The cache's clock."""
-    return FakeClock()
+    return ManualClock()
 
 
 @pytest.fixture
@@ -114,7 +101,7 @@ async def inner() -> ScriptedStore:
 
 
 @pytest.fixture
-async def cached(inner: ScriptedStore, clock: FakeClock) -> AsyncIterator[TopCachingRankingStore]:
+async def cached(inner: ScriptedStore, clock: ManualClock) -> AsyncIterator[TopCachingRankingStore]:
     """The cache over it, with a 100 ms bound on the fake clock."""
     store = TopCachingRankingStore(inner, STALENESS, clock=clock, restart_backoff=0.01)
     yield store
@@ -142,7 +129,7 @@ async def changed_elsewhere(inner: ScriptedStore, *increments: ScoreIncrement) -
 
 
 async def test_a_snapshot_is_served_until_the_bound(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: FakeClock
+    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     first = await cached.top(GLOBAL, PERIOD, 3, 0)
     assert names(first) == ["a", "b", "c"]
@@ -155,7 +142,7 @@ async def test_a_snapshot_is_served_until_the_bound(
 
 
 async def test_what_is_served_is_behind_by_less_than_the_bound(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: FakeClock
+    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     # Behind the cache's back, with no change event: only the bound can show it.
@@ -166,7 +153,7 @@ async def test_what_is_served_is_behind_by_less_than_the_bound(
 
 
 async def test_age_counts_from_the_start_of_the_read(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: FakeClock
+    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     inner.hold = asyncio.Event()
     reading = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0))
@@ -232,7 +219,7 @@ async def test_a_cancelled_reader_does_not_cancel_the_shared_read(
 
 
 async def test_a_read_older_than_the_bound_is_not_joined(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: FakeClock
+    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     hold = inner.hold = asyncio.Event()
     slow = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0))
@@ -421,7 +408,7 @@ async def test_which_changes_reach_a_window(
 
 
 async def test_the_relayed_feed_drops_the_window_before_it_delivers(
-    inner: ScriptedStore, clock: FakeClock
+    inner: ScriptedStore, clock: ManualClock
 ) -> None:
     # The background consumer fails and waits long to retry: only the relay drops windows.
     inner.broken_feeds = 1
@@ -483,7 +470,7 @@ async def test_one_feed_per_board(cached: TopCachingRankingStore, inner: Scripte
 
 
 async def test_the_least_recently_used_window_is_evicted(
-    inner: ScriptedStore, clock: FakeClock
+    inner: ScriptedStore, clock: ManualClock
 ) -> None:
     cached = TopCachingRankingStore(inner, STALENESS, max_entries=2, clock=clock)
     try:
