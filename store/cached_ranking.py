@@ -92,6 +92,9 @@ class TopCachingRankingStore:
         # its own period's windows, never the whole cache.
         self._windows: dict[_Period, set[_Window]] = {}
         self._feeds: dict[str, asyncio.Task[None]] = {}
+        # Boards whose changes some consumer (the live subscriptions) is reading through
+        # `changes()`: those relay the events, so no second subscription is needed.
+        self._relays: dict[str, int] = {}
         self._closed = False
         self.hits = 0
         self.misses = 0
@@ -256,16 +259,27 @@ class TopCachingRankingStore:
 
     async def _relayed_changes(self, board: str) -> AsyncIterator[ScoreChange]:
         changes = self._inner.changes(board)
+        self._relays[board] = self._relays.get(board, 0) + 1
+        # This relay now drops what each change reaches: our own subscription would only
+        # decode every event a second time.
+        own = self._feeds.pop(board, None)
+        if own is not None:
+            own.cancel()
         try:
             async for change in changes:
                 self._apply_change(change)
                 yield change
         finally:
+            self._relays[board] -= 1
+            if not self._relays[board]:
+                del self._relays[board]
+            # Changes published until somebody subscribes again are lost.
+            self._drop_board(board)
             await _close_iterator(changes)
 
     def _follow(self, board: str) -> None:
         """Start the board's background consumer of change events, unless it runs."""
-        if board not in self._feeds and not self._closed:
+        if board not in self._feeds and board not in self._relays and not self._closed:
             self._feeds[board] = asyncio.create_task(
                 self._consume(board), name=f"top cache feed {board}"
             )

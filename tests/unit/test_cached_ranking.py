@@ -466,6 +466,34 @@ async def test_one_feed_per_board(cached: TopCachingRankingStore, inner: Scripte
     assert inner.feeds_opened == 2
 
 
+async def test_a_relay_replaces_the_own_feed_and_ends_with_a_drop(
+    cached: TopCachingRankingStore, inner: ScriptedStore
+) -> None:
+    # The cache reads its own feed until a consumer (the live subscriptions) relays one.
+    await cached.top(GLOBAL, PERIOD, 3, 0)
+    await asyncio.wait_for(inner.subscribed.wait(), TIMEOUT)
+    inner.subscribed.clear()
+    relayed = cached.changes(GLOBAL)
+    next_change = asyncio.ensure_future(anext(relayed))
+    await asyncio.wait_for(inner.subscribed.wait(), TIMEOUT)
+    await inner.increment([inc("j", 1000)])
+    assert (await asyncio.wait_for(next_change, TIMEOUT)).username == "j"
+    assert inner.feeds_opened == 2
+    # The relay drops what changes reach; the cache opens no feed of its own meanwhile.
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["j", "a", "b"]
+    await cached.top(GLOBAL, PERIOD, 4, 0)
+    assert inner.feeds_opened == 2
+    reads = inner.top_reads
+    await relayed.aclose()  # type: ignore[attr-defined]  # an async generator
+    # Nobody relays now: what was cached may miss a change, so it is dropped, and the
+    # next miss subscribes again.
+    inner.subscribed.clear()
+    await cached.top(GLOBAL, PERIOD, 3, 0)
+    assert inner.top_reads == reads + 1
+    await asyncio.wait_for(inner.subscribed.wait(), TIMEOUT)
+    assert inner.feeds_opened == 3
+
+
 # Memory
 
 
