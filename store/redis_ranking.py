@@ -215,6 +215,7 @@ class RedisRankingStore:
     ) -> tuple[list[str], list[str | int], list[tuple[str, str]]]:
         """KEYS and ARGV of increment.lua, and the board periods in the script's order."""
         groups: dict[tuple[str, str, int], int] = {}
+        group_of: list[int] = []
         keys: list[str] = []
         args: list[str | int] = [0, 1 if dry_run else 0]
         for increment in increments:
@@ -230,11 +231,11 @@ class RedisRankingStore:
                     increment.period,
                     self._expire_at_ms(increment.board, increment.period),
                 ]
+            group_of.append(groups[group])
         args[0] = len(groups)
-        for increment in increments:
-            shard = self._board(increment.board).shard_of(increment.username)
+        for increment, group_number in zip(increments, group_of, strict=True):
             args += [
-                groups[(increment.board, increment.period, shard)],
+                group_number,
                 increment.username,
                 increment.delta,
                 1 if increment.client_event_id else 0,
@@ -557,17 +558,24 @@ class RedisRankingStore:
         in shards the rebuild is about to replace.
         """
         shard_keys = self._all_shard_keys(board, period)
-        with _unavailable_on_failure():
-            if len(shard_keys) == 1:
+        if len(shard_keys) == 1:
+            with _unavailable_on_failure():
                 return bool(await self._client.exists(shard_keys[0].loaded))
-            present = await asyncio.gather(
-                *(self._client.exists(keys.loaded) for keys in shard_keys)
-            )
-            if all(present):
-                return True
-            if any(present):
-                await asyncio.gather(*(self._client.delete(keys.loaded) for keys in shard_keys))
-            return False
+
+        def exists(pipe: _AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.exists(keys.loaded)
+
+        def unload(pipe: _AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.delete(keys.loaded)
+
+        present = await self._pipelined(exists)
+        if all(present):
+            return True
+        if any(present):
+            await self._pipelined(unload)
+        return False
 
     async def _sharded_top(
         self, board: str, period: str, limit: int, offset: int

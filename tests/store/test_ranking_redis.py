@@ -23,6 +23,7 @@ from tests.store.test_ranking_contract import (
     GLOBAL,
     NOT_LOADED_OPERATIONS,
     PERIOD,
+    SHARDED_BOARDS,
     ChangeFeed,
     inc,
 )
@@ -330,3 +331,29 @@ async def test_a_cancelled_feed_ends_at_once(redis_prefix: str) -> None:
         assert consumer.cancelled(), f"the cancellation after {delay * 1000} ms was lost"
         await feed.aclose()
         await fresh.close()
+
+
+async def test_a_sharded_period_that_lost_one_shard_is_unloaded_whole(
+    redis_prefix: str, raw: redis_asyncio.Redis
+) -> None:
+    sharded = RedisRankingStore.from_url(
+        REDIS_URL,
+        key_prefix=redis_prefix,
+        boards=[SHARDED_BOARDS[0]],
+        retention=RETENTION,
+    )
+    try:
+        names = [f"player{index}" for index in range(40)]
+        await sharded.load(GLOBAL, PERIOD, [(name, 1) for name in names], [])
+        assert await sharded.is_loaded(GLOBAL, PERIOD)
+        # One node lost its data: shard 0's marker (and ranking) are gone.
+        await raw.delete(f"{redis_prefix}:{{{GLOBAL}|{PERIOD}|0}}:loaded")
+        assert not await sharded.is_loaded(GLOBAL, PERIOD)
+        # The other shards are unloaded too: a write to any of them waits for the rebuild
+        # instead of landing in a shard the rebuild will replace.
+        survivor = next(name for name in names if SHARDED_BOARDS[0].shard_of(name) != 0)
+        with pytest.raises(RankingNotLoaded):
+            await sharded.increment([inc(survivor, 1)])
+        assert not [key async for key in raw.scan_iter(f"{redis_prefix}:*:loaded")]
+    finally:
+        await sharded.close()
