@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
@@ -39,7 +37,7 @@ async def top_totals(gql: GraphQLHttp) -> dict[str, int]:
 
 
 async def test_two_instances_behind_nginx_share_writes_reads_and_subscriptions(
-    service_process: ProcessFactory, redis_mysql_environment: dict[str, str], tmp_path: Path
+    service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
 ) -> None:
     # One Redis prefix and one MariaDB database: the two instances share their state.
     instances = [service_process(redis_mysql_environment) for _ in range(2)]
@@ -47,7 +45,7 @@ async def test_two_instances_behind_nginx_share_writes_reads_and_subscriptions(
         await instance.start()
     upstreams = [f"127.0.0.1:{instance.port}" for instance in instances]
     async with (
-        NginxProxy(upstreams, tmp_path / "nginx") as proxy,
+        NginxProxy(upstreams) as proxy,
         httpx.AsyncClient(base_url=proxy.url) as client,
     ):
         health = await client.get("/healthz")
@@ -107,10 +105,10 @@ async def test_two_instances_behind_nginx_share_writes_reads_and_subscriptions(
             ) == ("p2", 9, 2, 1)
 
 
-async def test_nginx_answers_unknown_paths_itself(tmp_path: Path) -> None:
+async def test_nginx_answers_unknown_paths_itself() -> None:
     # No instance at all behind it: nothing but the proxied paths may reach one.
     async with (
-        NginxProxy(["127.0.0.1:9"], tmp_path / "nginx") as proxy,
+        NginxProxy(["127.0.0.1:9"]) as proxy,
         httpx.AsyncClient(base_url=proxy.url) as client,
     ):
         assert (await client.get("/")).status_code == 404

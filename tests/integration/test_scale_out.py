@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import connect
@@ -44,7 +43,6 @@ async def cluster_totals(cluster: PrivateRedisCluster, prefix: str) -> dict[str,
 async def test_instances_behind_nginx_on_a_cluster_survive_a_master_failover(
     service_process: ProcessFactory,
     redis_mysql_environment: dict[str, str],
-    tmp_path: Path,
 ) -> None:
     cluster = PrivateRedisCluster(masters=3, replicas=1)
     try:
@@ -60,8 +58,7 @@ async def test_instances_behind_nginx_on_a_cluster_survive_a_master_failover(
         await asyncio.gather(first.start(), second.start())
         async with (
             NginxProxy(
-                [first.url.removeprefix("http://"), second.url.removeprefix("http://")],
-                tmp_path / "nginx",
+                [first.url.removeprefix("http://"), second.url.removeprefix("http://")]
             ) as proxy,
             httpx.AsyncClient(base_url=proxy.url, timeout=30) as through_nginx,
             httpx.AsyncClient(base_url=second.url, timeout=30) as on_second,

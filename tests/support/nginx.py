@@ -4,25 +4,19 @@ The template is what compose runs (rendered there by the nginx image's envsubst)
 same two placeholders are filled in and the result is wrapped in a complete nginx.conf for
 a foreground nginx whose pid file, logs and temporary files live in a private directory:
 
-    async with NginxProxy(["127.0.0.1:8001", "127.0.0.1:8002"], directory) as proxy:
+    async with NginxProxy(["127.0.0.1:8001", "127.0.0.1:8002"]) as proxy:
         httpx.get(f"{proxy.url}/healthz")
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import signal
-import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from tests.support.service_process import free_port
+from tests.support.private_servers import _PrivateServer
 
 NGINX = os.environ.get("LEADERBOARD_TEST_NGINX", "/usr/sbin/nginx")
 TEMPLATE_PATH = (
@@ -58,7 +52,9 @@ def render_template(upstreams: Sequence[str], listen_port: int, template: str | 
     return text
 
 
-def render_config(upstreams: Sequence[str], listen_port: int, directory: Path) -> str:
+def render_config(
+    upstreams: Sequence[str], listen_port: int, directory: Path, error_log: Path
+) -> str:
     """A complete nginx.conf around the rendered template; every path in `directory`."""
     (directory / "leaderboard.conf").write_text(render_template(upstreams, listen_port))
     temporary_paths = "\n".join(
@@ -73,7 +69,7 @@ def render_config(upstreams: Sequence[str], listen_port: int, directory: Path) -
         f"{user}"
         f"pid {directory / 'nginx.pid'};\n"
         f"lock_file {directory / 'nginx.lock'};\n"
-        f"error_log {directory / 'error.log'} notice;\n"
+        f"error_log {error_log} notice;\n"
         "events {\n    worker_connections 256;\n}\n"
         "http {\n"
         f"    access_log {directory / 'access.log'};\n"
@@ -83,14 +79,16 @@ def render_config(upstreams: Sequence[str], listen_port: int, directory: Path) -
     )
 
 
-class NginxProxy:
-    """A foreground nginx process proxying to `upstreams` (each `host:port`) on a free port."""
+class NginxProxy(_PrivateServer):
+    """A foreground nginx proxying to `upstreams` (each `host:port`) on a free port."""
 
-    def __init__(self, upstreams: Sequence[str], directory: Path) -> None:
+    name = "nginx"
+    # Workers outlive a killed master: the whole process group goes.
+    own_process_group = True
+
+    def __init__(self, upstreams: Sequence[str]) -> None:
+        super().__init__()
         self.upstreams = list(upstreams)
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -102,38 +100,15 @@ class NginxProxy:
         """The nginx.conf the process runs with."""
         return self.directory / "nginx.conf"
 
-    def log(self) -> str:
-        """nginx's error log and whatever it printed (for failure messages)."""
-        parts = []
-        for name in ("error.log", "nginx.out"):
-            path = self.directory / name
-            if path.exists():
-                parts.append(f"--- {name}\n{path.read_text(errors='replace')}")
-        return "\n".join(parts) or "(no log)"
+    async def _prepare(self) -> None:
+        self.config_path.write_text(
+            render_config(self.upstreams, self.port, self.directory, self.log_path)
+        )
 
-    async def start(self, timeout: float = 20.0) -> None:
-        """Write the configuration, start nginx and wait until its port accepts connections."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_config(self.upstreams, self.port, self.directory))
-        with (self.directory / "nginx.out").open("ab") as output:
-            self.process = subprocess.Popen(
-                [NGINX, "-c", str(self.config_path), "-p", str(self.directory)],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-                # Its own process group: the workers die with the master in kill_now().
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while not await self._accepts():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited at start:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.kill_now()
-                raise RuntimeError(f"nginx did not listen within {timeout} s:\n{self.log()}")
-            await asyncio.sleep(0.02)
+    def _command(self) -> list[str]:
+        return [NGINX, "-c", str(self.config_path), "-p", str(self.directory)]
 
-    async def _accepts(self) -> bool:
+    async def _answers(self) -> bool:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", self.port)
         except OSError:
@@ -141,42 +116,3 @@ class NginxProxy:
         writer.close()
         await writer.wait_closed()
         return True
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Fast shutdown (SIGTERM: open WebSockets are cut), waiting for the exit."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while process.poll() is None:
-            if time.monotonic() > deadline:
-                self.kill_now()
-                return
-            await asyncio.sleep(0.02)
-
-    def kill_now(self) -> None:
-        """SIGKILL the master and its workers and reap, synchronously (for cleanup paths)."""
-        process = self.process
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            # Workers outlive a killed master: kill the whole group.
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            self.kill_now()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -73,6 +74,9 @@ class _PrivateServer:
     """A server process of ours, in a private directory, on a fixed free port."""
 
     name = "server"
+    own_process_group = False
+    """Start the server in a process group of its own, killed whole (for servers whose
+    worker processes outlive a killed master)."""
 
     def __init__(self) -> None:
         # Short path: a Unix socket path must stay under ~100 characters.
@@ -118,7 +122,11 @@ class _PrivateServer:
         await self._prepare()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.directory
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                start_new_session=self.own_process_group,
             )
         _running.add(self)
         deadline = started + timeout
@@ -156,9 +164,14 @@ class _PrivateServer:
     def kill_now(self) -> None:
         """SIGKILL and reap, synchronously (for cleanup paths)."""
         process = self.process
-        if process is not None and process.poll() is None:
+        if process is None:
+            return
+        if self.own_process_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        elif process.poll() is None:
             process.kill()
-            process.wait(timeout=10)
+        process.wait(timeout=10)
 
     def cleanup(self) -> None:
         """Kill the process if it runs and delete the directory."""
