@@ -123,7 +123,7 @@ async def writes_through_a_master_failover(
     victim = await asyncio.to_thread(
         cluster.master_of, f"{prefix}:{{global|{period}|{victim_board_shard}}}:ranking"
     )
-    victim.kill()
+    victim.kill_now()
     await writer.wait_for("refused", timeout=30)
     await asyncio.to_thread(cluster.wait_until_healthy, 60)
     await writer.wait_for("accepted", timeout=60)

@@ -1,98 +1,56 @@
 """A private Redis Cluster on loopback: real `redis-server` nodes, created by `redis-cli`.
 
-Masters (and optionally one replica each) on free ports in a temporary directory; the
-shared Redis of the machine is never touched. Failover tests kill a master and wait
-for its replica to take over.
+Masters (and optionally one replica each) are private Redis servers (tests/support/
+private_servers.py) with cluster mode on; the shared Redis of the machine is never
+touched. Failover tests kill a master and wait for its replica to take over.
 """
 
 from __future__ import annotations
 
-import shutil
+import asyncio
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
-from tests.support.private_servers import REDIS_SERVER
+from tests.support.private_servers import PrivateRedis
 from tests.support.service_process import free_port
 
 NODE_TIMEOUT_MS = 1000
 """How long a master may be silent before the cluster fails it over (small: quick tests)."""
 
 
-class ClusterNode:
-    """One `redis-server` of the cluster, with its own directory and ports."""
+class ClusterNode(PrivateRedis):
+    """One `redis-server` of the cluster: a private Redis with cluster mode on."""
 
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
+    def __init__(self) -> None:
+        super().__init__()
         self.bus_port = free_port()
-        self.directory = directory / str(self.port)
-        self.directory.mkdir()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
         """host:port."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        """Start the process (same directory, ports and cluster identity as before)."""
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(self.port),
-                "--cluster-port",
-                str(self.bus_port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                str(NODE_TIMEOUT_MS),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-                "--daemonize",
-                "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 20
-        while not self.answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"cluster node {self.address} did not start")
-            time.sleep(0.02)
-
-    def answers(self) -> bool:
-        """Whether the node answers PING now."""
-        try:
-            with self.client() as client:
-                return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
+    def _command(self) -> list[str]:
+        return [
+            *super()._command(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            str(self.bus_port),
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(NODE_TIMEOUT_MS),
+        ]
 
     def client(self) -> redis.Redis:
-        """A plain (non-cluster) client of this node."""
+        """A plain (non-cluster, synchronous) client of this node."""
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-
-    def kill(self) -> None:
-        """SIGKILL, as in a crash."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
     def info(self, section: str) -> dict[str, str]:
         """CLUSTER INFO or INFO <section> as a dict."""
@@ -114,8 +72,7 @@ class PrivateRedisCluster:
     """A Redis Cluster of `masters` masters, each with `replicas` replicas."""
 
     def __init__(self, masters: int = 3, replicas: int = 0) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="lb-cluster-"))
-        self.nodes = [ClusterNode(self.directory) for _ in range(masters * (1 + replicas))]
+        self.nodes = [ClusterNode() for _ in range(masters * (1 + replicas))]
         self._replicas = replicas
 
     def url(self) -> str:
@@ -123,9 +80,17 @@ class PrivateRedisCluster:
         return f"redis://{self.nodes[0].address}/0"
 
     def start(self) -> None:
-        """Start every node, create the cluster and wait until it serves every slot."""
-        for node in self.nodes:
-            node.start()
+        """Start every node, create the cluster and wait until it serves every slot.
+
+        Synchronous, the nodes started on an event loop of a thread of their own: callers
+        are sync fixtures (maybe reached from a running loop) and benchmarks.
+        """
+
+        async def start_nodes() -> None:
+            await asyncio.gather(*(node.start() for node in self.nodes))
+
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, start_nodes()).result()
         subprocess.run(
             [
                 "redis-cli",
@@ -158,7 +123,7 @@ class PrivateRedisCluster:
 
     def live_nodes(self) -> list[ClusterNode]:
         """Nodes whose process runs."""
-        return [node for node in self.nodes if node.process and node.process.poll() is None]
+        return [node for node in self.nodes if node.running]
 
     def master_of(self, key: str) -> ClusterNode:
         """The node serving `key`'s slot now."""
@@ -186,10 +151,9 @@ class PrivateRedisCluster:
             time.sleep(0.1)
 
     def cleanup(self) -> None:
-        """Kill every node and delete the directory."""
+        """Kill every node and delete their directories."""
         for node in self.nodes:
-            node.kill()
-        shutil.rmtree(self.directory, ignore_errors=True)
+            node.cleanup()
 
 
 @pytest.fixture(scope="session")
