@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomysql
@@ -380,3 +381,16 @@ def scratch_directory() -> Path:
 def remove_directory(directory: Path) -> None:
     """Delete a scratch directory."""
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def private_redis() -> AsyncIterator[PrivateRedis]:
+    """A running private Redis in a scratch directory, stopped and deleted afterwards."""
+    directory = scratch_directory()
+    redis = PrivateRedis(directory)
+    try:
+        await redis.start()
+        yield redis
+    finally:
+        redis.kill_now()
+        remove_directory(directory)

@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import redis.asyncio as redis_asyncio
 
+from benchmarks.processes import private_redis
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
 from store.redis_ranking import RedisRankingStore
-from tests.support.service_process import free_port
 
 PERIOD = "2026-05"
 
@@ -97,16 +96,12 @@ async def measure(url: str, options: argparse.Namespace) -> None:
 def main() -> None:
     """Start a private Redis, measure, stop it."""
     options = arguments()
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        asyncio.run(measure(f"redis://127.0.0.1:{port}/0", options))
-    finally:
-        server.kill()
-        server.wait()
+
+    async def run() -> None:
+        async with private_redis() as redis:
+            await measure(redis.url, options)
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

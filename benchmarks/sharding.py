@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,11 +27,11 @@ from datetime import timedelta
 
 import redis.asyncio as redis_asyncio
 
+from benchmarks.processes import private_redis
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
 from store.redis_ranking import RedisRankingStore
 from tests.support.redis_cluster import PrivateRedisCluster
-from tests.support.service_process import free_port
 
 PERIOD = "2026-05"
 
@@ -140,20 +139,18 @@ async def measure(
 def main() -> None:
     """Start the servers, measure, print the table, stop the servers."""
     options = arguments()
-    redis_port = free_port()
-    single = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
     cluster = PrivateRedisCluster(masters=3)
+
+    async def run() -> None:
+        async with private_redis() as single:
+            nodes = [f"redis://{node.address}/0" for node in cluster.nodes]
+            await measure_all(options, single.url, cluster.url(), nodes)
+
     try:
         cluster.start()
-        nodes = [f"redis://{node.address}/0" for node in cluster.nodes]
-        asyncio.run(measure_all(options, f"redis://127.0.0.1:{redis_port}/0", cluster.url(), nodes))
+        asyncio.run(run())
     finally:
         cluster.cleanup()
-        single.kill()
-        single.wait()
 
 
 async def measure_all(
