@@ -44,9 +44,8 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 
 from batcher import WriteBatcher
 from store.models import ScoreEvent
-from store.sql_history import SqlScoreHistory
+from store.sql_history import EVENT_COLUMNS, SqlScoreHistory, event_row
 
-COLUMNS = "board, period, username, delta, event_id, client_event_id, created_at_ms"
 ROW = "(%s,%s,%s,%s,%s,%s,%s)"
 UPSERT = " ON DUPLICATE KEY UPDATE id = id"
 
@@ -86,28 +85,15 @@ def make_batches(rows: int, batch: int, tag: str) -> list[Batch]:
     return [events[start : start + batch] for start in range(0, rows, batch)]
 
 
-def row(event: ScoreEvent) -> tuple[Any, ...]:
-    """The column values of an event, in `COLUMNS` order."""
-    return (
-        event.board,
-        event.period,
-        event.username,
-        event.delta,
-        event.event_id,
-        event.client_event_id,
-        event.created_at_ms,
-    )
-
-
 def as_dict(event: ScoreEvent) -> dict[str, Any]:
     """The column values of an event by name."""
-    return dict(zip(COLUMNS.split(", "), row(event), strict=True))
+    return dict(zip(EVENT_COLUMNS.split(", "), event_row(event), strict=True))
 
 
 async def databases_execute_many(database: Database, batches: Sequence[Batch]) -> None:
     """`databases`' execute_many: one INSERT per row."""
     statement = (
-        f"INSERT INTO score_events ({COLUMNS}) VALUES (:board, :period, :username, :delta, "
+        f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES (:board, :period, :username, :delta, "
         ":event_id, :client_event_id, :created_at_ms)" + UPSERT
     )
     for batch in batches:
@@ -123,20 +109,22 @@ async def sqlalchemy_core(database: Database, batches: Sequence[Batch]) -> None:
 
 async def aiomysql_executemany(database: Database, batches: Sequence[Batch]) -> None:
     """The driver's executemany, which rewrites into one multi-row INSERT."""
-    statement = f"INSERT INTO score_events ({COLUMNS}) VALUES {ROW}" + UPSERT
+    statement = f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {ROW}" + UPSERT
     for batch in batches:
         async with (
             database.connection() as connection,
             connection.raw_connection.cursor() as cursor,
         ):
-            await cursor.executemany(statement, [row(event) for event in batch])
+            await cursor.executemany(statement, [event_row(event) for event in batch])
 
 
 async def ready_statement(database: Database, batches: Sequence[Batch]) -> None:
     """A ready `VALUES (...),(...)` template with flat arguments, one execute."""
     for batch in batches:
-        template = f"INSERT INTO score_events ({COLUMNS}) VALUES " + ",".join((ROW,) * len(batch))
-        arguments = [value for event in batch for value in row(event)]
+        template = f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES " + ",".join(
+            (ROW,) * len(batch)
+        )
+        arguments = [value for event in batch for value in event_row(event)]
         async with (
             database.connection() as connection,
             connection.raw_connection.cursor() as cursor,

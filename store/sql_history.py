@@ -58,7 +58,8 @@ T = TypeVar("T")
 MYSQL_SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
 SQLITE_SCHEMES: Final = frozenset({"sqlite", "sqlite+aiosqlite"})
 
-_COLUMNS: Final = "board, period, username, delta, event_id, client_event_id, created_at_ms"
+EVENT_COLUMNS: Final = "board, period, username, delta, event_id, client_event_id, created_at_ms"
+"""The columns of one stored event, in `event_row` order."""
 _COLUMN_COUNT: Final = 7
 
 # Errors that mean "the database did not do it"; anything else is a bug and propagates.
@@ -154,7 +155,8 @@ async def _rollback_sqlite(connection: Any) -> None:
         await connection.execute("ROLLBACK")
 
 
-def _row(event: ScoreEvent) -> tuple[Any, ...]:
+def event_row(event: ScoreEvent) -> tuple[Any, ...]:
+    """The column values of an event, in `EVENT_COLUMNS` order."""
     return (
         event.board,
         event.period,
@@ -418,7 +420,7 @@ class SqlScoreHistory:
         """
         if not events:
             return
-        rows = [_row(event) for event in events]
+        rows = [event_row(event) for event in events]
         await self._run(
             "append", lambda connection: self._append(connection, rows), limit=self._timeout
         )
@@ -441,7 +443,7 @@ class SqlScoreHistory:
         values = ",".join(("(%s,%s,%s,%s,%s,%s,%s)",) * len(rows))
         # Only placeholders are spliced in; the values are escaped by the driver.
         template = (
-            f"INSERT INTO score_events ({_COLUMNS}) VALUES {values} "  # noqa: S608
+            f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
             "ON DUPLICATE KEY UPDATE id = id"
         )
         statement: str = cursor.mogrify(template, [value for row in rows for value in row])
@@ -473,7 +475,7 @@ class SqlScoreHistory:
         values = ",".join(("(?,?,?,?,?,?,?)",) * len(rows))
         # Only placeholders are spliced in; the values are bound parameters.
         statement = (
-            f"INSERT INTO score_events ({_COLUMNS}) VALUES {values} "  # noqa: S608
+            f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
             "ON CONFLICT (board, period, event_id) DO NOTHING"
         )
         await connection.execute(statement, [value for row in rows for value in row])
