@@ -101,24 +101,23 @@ class LeaderboardService:
         increments = [self._validated(request, now, periods) for request in requests]
         try:
             with self._batcher.reserve(len(increments)) as reservation:
+                partial: PartiallyApplied | None = None
                 try:
                     outcomes = await self._recovering(lambda: self._ranking.increment(increments))
-                except PartiallyApplied as partial:
+                except PartiallyApplied as error:
                     # What reached Redis must reach the history too; the client retries
                     # the batch, and its eventIds keep the applied part from counting twice.
-                    now_ms = int(self._clock() * 1000)
-                    reservation.commit(
-                        [_event(o.increment, now_ms) for o in partial.outcomes if o.applied]
-                    )
-                    logger.warning("a batch was applied in part: %s", partial)
-                    raise unavailable(
-                        "storage failed part-way: only some of the increments were applied; "
-                        "retry with the same eventIds"
-                    ) from None
+                    outcomes, partial = error.outcomes, error
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
                     [_event(outcome.increment, now_ms) for outcome in outcomes if outcome.applied]
                 )
+                if partial is not None:
+                    logger.warning("a batch was applied in part: %s", partial)
+                    raise unavailable(
+                        "storage failed part-way: only some of the increments were applied; "
+                        "retry with the same eventIds"
+                    )
         except WriteRefused as error:
             raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
         except ScoreOutOfRange as error:
