@@ -11,12 +11,17 @@ so an increment applied to Redis always has a place in the buffer, and while the
 history is down new increments are refused before Redis is touched.
 
 One task flushes: as soon as `flush_max_events` are buffered, or once the oldest
-buffered event has waited `flush_interval`, it writes up to `flush_max_events` of the
-oldest events with one `ScoreHistory.append` call, and goes again at once while that
-many are pending. A failed write keeps its events at the head of the buffer (order
-preserved), marks the batcher unhealthy (reservations refused) and is retried with
-exponential backoff; the first write that succeeds makes it healthy again. The history
-skips events it already stored, so a retried write never counts an event twice.
+buffered event has waited `flush_interval`, it writes the oldest events with one
+`ScoreHistory.append` call, and goes again at once while that many are pending. A flush
+takes everything waiting, up to `flush_catch_up_events`: normally that is one trigger's
+worth, but when the history fell behind (the flusher waits for the database and for its
+turn on a busy event loop) one statement catches up on several triggers' worth, instead
+of paying one round trip, commit and loop turn per `flush_max_events`.
+
+A failed write keeps its events at the head of the buffer (order preserved), marks the
+batcher unhealthy (reservations refused) and is retried with exponential backoff; the
+first write that succeeds makes it healthy again. The history skips events it already
+stored, so a retried write never counts an event twice.
 """
 
 from __future__ import annotations
@@ -137,6 +142,7 @@ class WriteBatcher:
         *,
         flush_interval: float = 0.1,
         flush_max_events: int = 500,
+        flush_catch_up_events: int | None = None,
         max_buffered_events: int = 100_000,
         retry_initial: float = 0.05,
         retry_max: float = 2.0,
@@ -146,9 +152,14 @@ class WriteBatcher:
             raise ValueError("flush_interval and retry_initial > 0, retry_max >= retry_initial")
         if not 1 <= flush_max_events <= max_buffered_events:
             raise ValueError("need 1 <= flush_max_events <= max_buffered_events")
+        if flush_catch_up_events is None:
+            flush_catch_up_events = flush_max_events
+        if flush_catch_up_events < flush_max_events:
+            raise ValueError("need flush_catch_up_events >= flush_max_events")
         self._history = history
         self._flush_interval = flush_interval
         self._flush_max_events = flush_max_events
+        self._flush_catch_up_events = flush_catch_up_events
         self._max_buffered_events = max_buffered_events
         self._retry_initial = retry_initial
         self._retry_max = retry_max
@@ -306,7 +317,7 @@ class WriteBatcher:
 
     async def _flush(self) -> bool:
         """Write the oldest events with one append; True when it succeeded."""
-        batch = list(itertools.islice(self._buffer, self._flush_max_events))
+        batch = list(itertools.islice(self._buffer, self._flush_catch_up_events))
         started = time.monotonic()
         try:
             await self._history.append([pending.event for pending in batch])

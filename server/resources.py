@@ -116,6 +116,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         history,
         flush_interval=settings.flush_interval,
         flush_max_events=settings.flush_max_events,
+        flush_catch_up_events=settings.flush_catch_up_events,
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )

@@ -170,6 +170,37 @@ async def test_flushes_by_size_with_one_append_per_flush(
     assert await history.totals(BOARD, PERIOD) == [("ann", 250)]
 
 
+async def test_a_flusher_behind_catches_up_with_bigger_statements(
+    history: RecordingHistory, history_url: str
+) -> None:
+    """While the history is slow, the backlog goes in statements of up to the catch-up
+    size (each still at least one trigger's worth), in order, each event once."""
+    batcher = WriteBatcher(
+        history, flush_interval=60, flush_max_events=100, flush_catch_up_events=500
+    )
+    history.gate = asyncio.Event()
+    await batcher.start()
+    first = commit(batcher, events(0, 100))
+    await wait_for(lambda: history.entered == 1, "the first flush to start")
+    backlog = [commit(batcher, events(start, 100)) for start in range(100, 1300, 100)]
+    history.gate.set()
+    await wait_for(lambda: batcher.depth == 0, "the backlog to be written")
+    assert history.written == [ids(0, 100), ids(100, 500), ids(600, 500), ids(1100, 200)]
+    assert first.done()
+    assert all(future.done() for future in backlog)
+    assert await row_count(history_url) == 1300
+    assert await batcher.close(5) == 0
+
+
+def test_catch_up_size_must_cover_a_flush() -> None:
+    with pytest.raises(ValueError, match="flush_catch_up_events"):
+        WriteBatcher(
+            RecordingHistory(SqlScoreHistory("sqlite+aiosqlite:///unused.db")),
+            flush_max_events=100,
+            flush_catch_up_events=99,
+        )
+
+
 async def test_flushes_by_interval(sqlite_history: RecordingHistory) -> None:
     interval = 0.3
     batcher = WriteBatcher(sqlite_history, flush_interval=interval, flush_max_events=500)
