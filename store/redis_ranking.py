@@ -38,6 +38,7 @@ from redis.commands.core import AsyncScript
 from sortedcontainers import SortedList
 
 from store.boards import Board, period_end
+from store.coalescing import CoalescedCalls
 from store.errors import (
     PartiallyApplied,
     RankingNotLoaded,
@@ -84,6 +85,11 @@ _MIN_EXPIRY = timedelta(hours=1)
 """A past period loaded again (to be read) stays at least this long."""
 
 _MAX_CONNECTIONS = 128
+_COALESCED_MAX_INCREMENTS = 256
+"""Most increments of concurrent calls merged into one script call (a caller's own batch
+is never split): enough to absorb a burst, short enough not to hold Redis for long."""
+_COALESCED_MAX_IN_FLIGHT = 4
+"""Merged script calls out at once; more concurrent calls wait to join the next one."""
 _RESUBSCRIBE_MIN_SECONDS = 0.1
 _RESUBSCRIBE_MAX_SECONDS = 5.0
 _SUBSCRIPTION_IDLE_SECONDS = 30.0
@@ -133,6 +139,16 @@ class RedisRankingStore:
         self._load = self._register("load")
         self._release = self._register("release")
         self._shard_around = self._register("shard_around")
+        # Concurrent increments of unsharded boards on one Redis share script calls.
+        self._coalesced_increments: CoalescedCalls[ScoreIncrement, IncrementOutcome] = (
+            CoalescedCalls(
+                self._increment_now,
+                max_items=_COALESCED_MAX_INCREMENTS,
+                max_in_flight=_COALESCED_MAX_IN_FLIGHT,
+                # The script refused the whole call before writing anything.
+                retry_alone=(RankingNotLoaded, ScoreOutOfRange),
+            )
+        )
 
     def _register(self, name: str) -> AsyncScript:
         script = self._client.register_script(_lua(f"{name}.lua"))
@@ -197,7 +213,9 @@ class RedisRankingStore:
     async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
         """Apply increments in order, all or none, in one script call; publish each applied.
 
-        Sharded boards and Redis Cluster take the spread path (see `_increment_spread`).
+        Calls made at the same moment share a script call (store/coalescing.py); each
+        gets exactly what its own call would have. Sharded boards and Redis Cluster take
+        the spread path (see `_increment_spread`).
         """
         if not increments:
             return []
@@ -206,6 +224,10 @@ class RedisRankingStore:
                 raise ScoreOutOfRange(increment.username, increment.board)
         if self._cluster or any(self._board(i.board).shards > 1 for i in increments):
             return await self._increment_spread(increments)
+        return await self._coalesced_increments(increments)
+
+    async def _increment_now(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+        """One script call for increments of unsharded boards on one Redis."""
         keys, args, groups = self._increment_call(increments, publish=True, dry_run=False)
         reply = await self._call(self._increment, keys, args)
         return _increment_outcomes(increments, groups, reply)
@@ -756,8 +778,12 @@ class RedisRankingStore:
             await self._client.ping()
 
     async def close(self) -> None:
-        """Close the client's connections; open change iterators end at their next error."""
+        """Close the client's connections; open change iterators end at their next error.
+
+        Increments already submitted are answered first.
+        """
         self._closed = True
+        await self._coalesced_increments.drain()
         await self._client.aclose()
 
     # Helpers
