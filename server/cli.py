@@ -47,7 +47,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         os.environ["LEADERBOARD_WRITE_TOKEN"] = settings.write_tokens[0]
     _announce(settings, host, port)
     uvicorn.run(
-        "server.app:create_app",
+        "server.app:create_serving_app",
         factory=True,
         host=host,
         port=port,
