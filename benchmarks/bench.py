@@ -36,7 +36,7 @@ from benchmarks.processes import (
     stop_all,
 )
 
-BOARDS = ("spike", "write", "read", "ingest", "fanout", "recovery", "scale")
+BOARDS = ("spike", "write", "read", "ingest", "outage", "fanout", "recovery", "scale")
 """One board per scenario (reset `never`: period `all`), so every count check is isolated."""
 PERIOD = "all"
 KEY_PREFIX = "lbbench"
@@ -180,6 +180,10 @@ class Bench:
             "LEADERBOARD_LOG_LEVEL": log_level,
             **{f"LEADERBOARD_{name.upper()}": value for name, value in self.options.settings},
         }
+
+    def setting(self, name: str, default: str) -> str:
+        """A service setting passed with --setting, else the service's default."""
+        return dict(self.options.settings).get(name, default)
 
     async def start_service(self) -> LeaderboardService:
         """`leaderboard serve` on the private Redis and the scratch database."""

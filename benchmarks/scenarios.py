@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import os
 import random
 import shlex
+import signal
 import subprocess
 import time
 from array import array
@@ -391,7 +393,7 @@ def first_second(recorder: Recorder) -> dict[str, Any]:
 async def write_stress(bench: Bench, context: Context) -> list[Row]:
     """Sustained single incrementScore at N connections; RSS sampled throughout."""
     connections = bench.options.connections
-    seconds = bench.options.seconds(6, 180)
+    seconds = bench.options.seconds(6, 300)  # the issue: RSS flat across 5 minutes
     naive_seconds = bench.options.seconds(4, 20)
     warmup = bench.options.seconds(1, 3)
     users = [f"w{number}" for number in range(10_000)]
@@ -634,6 +636,134 @@ async def batched_ingest(bench: Bench, context: Context) -> list[Row]:
             ),
         )
     return rows
+
+
+async def batcher_depth(bench: Bench) -> float:
+    """The service's write buffer depth, from its /metrics."""
+    assert bench.service is not None
+    response = await bench.client.get(f"http://{HOST}:{bench.service.port}/metrics")
+    for line in response.text.splitlines():
+        if line.startswith("leaderboard_batcher_depth "):
+            return float(line.split()[1])
+    raise RuntimeError("no leaderboard_batcher_depth in /metrics")
+
+
+async def history_outage(bench: Bench, context: Context) -> list[Row]:
+    """incrementScore load while MariaDB hangs (SIGSTOP), then resumes (SIGCONT).
+
+    What it shows: the write buffer (depth from /metrics, service RSS) stays bounded while
+    the history is down, writes are refused (`UNAVAILABLE`) rather than buffered without
+    end, writes are accepted again once MariaDB answers, and nothing acknowledged is lost
+    (Redis = MySQL = acknowledged afterwards).
+    """
+    if bench.mariadb is None or not bench.mariadb.running:
+        return [
+            Row(
+                scenario="history outage",
+                measured="needs the benchmark's private MariaDB (it is paused)",
+                value="skipped",
+                unit="",
+            )
+        ]
+    mariadb = bench.mariadb
+    assert bench.service is not None
+    service_process = bench.service
+    connections = bench.options.connections
+    before, outage, after = (
+        bench.options.seconds(2, 10),
+        bench.options.seconds(15, 60),
+        bench.options.seconds(5, 20),
+    )
+    users = [f"o{number}" for number in range(10_000)]
+    acks = Acks()
+    acknowledged_at: list[float] = []
+    refusals: dict[str, int] = {}
+
+    def check(meta: Any, status: int, body: bytes) -> bool:
+        if acks.single(meta, status, body):
+            acknowledged_at.append(time.perf_counter())
+            return True
+        reason = "other"
+        for known in (b"buffer full", b"history unavailable"):
+            if known in body:
+                reason = known.decode()
+        refusals[reason] = refusals.get(reason, 0) + 1
+        return False
+
+    samples: list[tuple[float, int, float]] = []
+    started = time.perf_counter()
+
+    async def sample() -> None:
+        while True:
+            depth = await batcher_depth(bench)
+            samples.append((time.perf_counter() - started, service_process.rss(), depth))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    load = asyncio.create_task(
+        run_closed(
+            bench.app,
+            documents.increments("outage", users, bench.token),
+            before + outage + after,
+            check,
+            connections=connections,
+        )
+    )
+    try:
+        await asyncio.sleep(before)
+        os.kill(mariadb.pid, signal.SIGSTOP)
+        paused_at = time.perf_counter()
+        await asyncio.sleep(outage)
+    finally:
+        os.kill(mariadb.pid, signal.SIGCONT)
+    resumed_at = time.perf_counter()
+    try:
+        recorder = await load
+    finally:
+        sampler.cancel()
+    say(f"  outage: {describe(recorder)}, refusals {refusals}")
+    during = [(rss, depth) for at, rss, depth in samples if paused_at - started <= at]
+    baseline_rss = max((rss for at, rss, _ in samples if at < paused_at - started), default=0)
+    peak_rss = max((rss for rss, _ in during), default=0)
+    peak_depth = max((depth for _, depth in during), default=0.0)
+    bound = int(bench.setting("max_buffered_events", "100000"))
+    growth = peak_rss - baseline_rss
+    back = [at for at in acknowledged_at if at > resumed_at]
+    first_back = (back[0] - resumed_at) if back else float("nan")
+    mib = 1024 * 1024
+    return [
+        Row(
+            scenario="history outage",
+            measured=f"write buffer while MariaDB hangs {outage:.0f} s under incrementScore load",
+            value=(
+                f"depth ≤ {peak_depth:,.0f} (bound {bound:,}); RSS {baseline_rss / mib:.0f} → "
+                f"{peak_rss / mib:.0f} MiB "
+                f"({growth / max(peak_depth, 1):,.0f} B per buffered event)"
+            ),
+            unit="",
+            target="depth ≤ the bound, RSS growth ≤ 1 KiB per event of the bound",
+            passed=peak_depth <= bound and growth <= bound * 1024,
+            details={
+                "samples": samples,
+                "paused_at": paused_at - started,
+                "resumed_at": resumed_at - started,
+                "bound": bound,
+            },
+        ),
+        Row(
+            scenario="history outage",
+            measured="writes refused during the outage, accepted again after it",
+            value=(
+                f"{sum(refusals.values()):,} refused ({refusals}); first acknowledgement "
+                f"{first_back:.2f} s after MariaDB resumed; {len(back):,} after"
+            ),
+            unit="",
+            target="refused, then accepted again",
+            passed=sum(refusals.values()) > 0 and bool(back),
+            details={"refusals": refusals, "summary": recorder.summary()},
+        ),
+        await counts_row(bench, "history outage", "outage", acks),
+    ]
 
 
 def ingest_cpu(bench: Bench) -> dict[str, float]:
@@ -1219,6 +1349,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "write": write_stress,
     "read": read_throughput,
     "ingest": batched_ingest,
+    "outage": history_outage,
     "fanout": fan_out,
     "recovery": recovery,
     "scale": scale,
