@@ -142,9 +142,11 @@ for i, inc in ipairs(increments) do
     append(1, new, rank, old, previous_rank)
     if p.channel ~= '' then
       -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
-      local message = '{"board":' .. cjson.encode(p.board)
-        .. ',"period":' .. cjson.encode(p.period)
-        .. ',"username":' .. cjson.encode(inc.username)
+      if p.message_head == nil then
+        p.message_head = '{"board":' .. cjson.encode(p.board)
+          .. ',"period":' .. cjson.encode(p.period) .. ',"username":'
+      end
+      local message = p.message_head .. cjson.encode(inc.username)
         .. ',"previous_score":' .. json_number(old)
         .. ',"score":' .. fmt(new)
         .. ',"previous_rank":' .. json_number(previous_rank)
