@@ -13,7 +13,8 @@ history is down new increments are refused before Redis is touched.
 One task flushes: as soon as `flush_max_events` are buffered, or once the oldest
 buffered event has waited `flush_interval`, it writes the oldest events with one
 `ScoreHistory.append` call, and goes again at once while that many are pending. A flush
-takes everything waiting, up to `flush_catch_up_events`: normally that is one trigger's
+takes everything waiting, up to `flush_catch_up_events` (at least `flush_max_events`;
+by default just that): normally that is one trigger's
 worth, but when the history fell behind (the flusher waits for the database and for its
 turn on a busy event loop) one statement catches up on several triggers' worth, instead
 of paying one round trip, commit and loop turn per `flush_max_events`.
@@ -152,10 +153,8 @@ class WriteBatcher:
             raise ValueError("flush_interval and retry_initial > 0, retry_max >= retry_initial")
         if not 1 <= flush_max_events <= max_buffered_events:
             raise ValueError("need 1 <= flush_max_events <= max_buffered_events")
-        if flush_catch_up_events is None:
-            flush_catch_up_events = flush_max_events
-        if flush_catch_up_events < flush_max_events:
-            raise ValueError("need flush_catch_up_events >= flush_max_events")
+        # Never below a normal flush: raising flush_max_events alone keeps working.
+        flush_catch_up_events = max(flush_catch_up_events or 0, flush_max_events)
         self._history = history
         self._flush_interval = flush_interval
         self._flush_max_events = flush_max_events

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     flush_interval_ms: int = Field(100, ge=1, le=60_000)
     flush_max_events: int = Field(500, ge=1, le=10_000)
     flush_catch_up_events: int = Field(5_000, ge=1, le=100_000)
-    """Most events one flush writes when more than `flush_max_events` are waiting."""
+    """Most events one flush writes when more than `flush_max_events` are waiting (at least
+    `flush_max_events`)."""
     max_buffered_events: int = Field(100_000, ge=1)
     max_delta: int = Field(1_000_000, ge=1, le=2**53 - 1)
     key_prefix: str = Field("lb", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
@@ -106,14 +107,6 @@ class Settings(BaseSettings):
     def _check_boards(cls, value: str) -> str:
         parse_boards(value)
         return value
-
-    @model_validator(mode="after")
-    def _check_flush_sizes(self) -> Settings:
-        if self.flush_catch_up_events < self.flush_max_events:
-            raise ValueError(
-                "LEADERBOARD_FLUSH_CATCH_UP_EVENTS must be at least LEADERBOARD_FLUSH_MAX_EVENTS"
-            )
-        return self
 
     @model_validator(mode="after")
     def _check_read_replica(self) -> Settings:

@@ -192,13 +192,17 @@ async def test_a_flusher_behind_catches_up_with_bigger_statements(
     assert await batcher.close(5) == 0
 
 
-def test_catch_up_size_must_cover_a_flush() -> None:
-    with pytest.raises(ValueError, match="flush_catch_up_events"):
-        WriteBatcher(
-            RecordingHistory(SqlScoreHistory("sqlite+aiosqlite:///unused.db")),
-            flush_max_events=100,
-            flush_catch_up_events=99,
-        )
+async def test_a_catch_up_size_below_a_flush_writes_a_flush(
+    sqlite_history: RecordingHistory,
+) -> None:
+    batcher = WriteBatcher(
+        sqlite_history, flush_interval=60, flush_max_events=100, flush_catch_up_events=10
+    )
+    await batcher.start()
+    commit(batcher, events(0, 250))
+    await wait_for(lambda: len(sqlite_history.written) == 2, "two full flushes")
+    assert sqlite_history.written == [ids(0, 100), ids(100, 100)]
+    assert await batcher.close(5) == 0
 
 
 async def test_flushes_by_interval(sqlite_history: RecordingHistory) -> None:
