@@ -8,6 +8,7 @@ import importlib
 from typing import Any
 
 import pytest
+import uvicorn
 
 from server import cli
 from server.app import create_app, create_serving_app
@@ -40,7 +41,7 @@ def test_serve_runs_the_freezing_factory(
     embedded_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
     assert cli.serve(embedded_settings, "127.0.0.1", 0, 1, access_log=False) == 0
     ((target, options),) = calls
     module, _, name = str(target).partition(":")
