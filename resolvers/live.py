@@ -451,7 +451,11 @@ class LiveRankings:
                 changes = self._ranking.changes(feed.board.id)
                 async for change in changes:
                     backoff = self._restart_backoff
-                    self._handle(feed, change)
+                    # Unwatched, an event changes nothing here: no watched player (whom
+                    # the index holds too) and no top list. A rollover it would reveal is
+                    # found by the next attach or resync, which read the period first.
+                    if feed.players or feed.tops:
+                        self._handle(feed, change)
                 logger.warning(
                     "board %s: the change feed ended; resubscribing in %.2fs",
                     feed.board.id,

@@ -7,7 +7,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from batcher import WriteBatcher, WriteRefused
@@ -15,7 +14,7 @@ from resolvers import validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, unavailable
 from store.boards import Board
 from store.errors import PartiallyApplied, RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
-from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement
+from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery
 
@@ -27,7 +26,7 @@ T = TypeVar("T")
 _RECOVERY_ATTEMPTS = 4
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class IncrementRequest:
     """One increment as a client asked for it, before validation."""
 
@@ -129,18 +128,21 @@ class LeaderboardService:
     def _validated(
         self, request: IncrementRequest, now: float, periods: dict[str, str]
     ) -> ScoreIncrement:
-        board = self.board(request.board)
-        period = periods.get(board.id)
+        # Checked in this order (board, eventId, username, delta): the first failure is the
+        # error reported. A board already seen in the call is known and has its period.
+        board_id = request.board
+        period = periods.get(board_id)
         if period is None:
-            period = periods[board.id] = board.period_at_timestamp(now)
+            period = periods[board_id] = self.board(board_id).period_at_timestamp(now)
         client_event_id = validation.event_id(request.event_id)
+        # Positional: this runs once per ingested event, and keywords cost more per call.
         return ScoreIncrement(
-            board=board.id,
-            period=period,
-            username=validation.username(request.username),
-            delta=validation.delta(request.delta, self._max_delta),
-            event_id=client_event_id or self._generated_event_id(),
-            client_event_id=client_event_id is not None,
+            board_id,
+            period,
+            validation.username(request.username),
+            validation.delta(request.delta, self._max_delta),
+            client_event_id or self._generated_event_id(),
+            client_event_id is not None,
         )
 
     def _generated_event_id(self) -> str:
@@ -201,12 +203,13 @@ class LeaderboardService:
 
 
 def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
+    # Positional, in ScoreEvent's field order: one per applied event.
     return ScoreEvent(
-        board=increment.board,
-        period=increment.period,
-        username=increment.username,
-        delta=increment.delta,
-        event_id=increment.event_id,
-        client_event_id=increment.client_event_id,
-        created_at_ms=created_at_ms,
+        increment.board,
+        increment.period,
+        increment.username,
+        increment.delta,
+        increment.event_id,
+        increment.client_event_id,
+        created_at_ms,
     )

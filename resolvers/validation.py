@@ -11,6 +11,10 @@ from store.boards import Board
 USERNAME_MAX_LENGTH = 64
 EVENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _USERNAME_PUNCTUATION = frozenset("_-.")
+# Names that are plainly valid: ASCII letters, digits and the punctuation, of a valid length.
+# ASCII text is always in normal form C, so these need neither the per-character scan nor
+# the normalisation; everything else takes the full check (and its error messages).
+_PLAIN_USERNAME = re.compile(rf"[A-Za-z0-9_.-]{{1,{USERNAME_MAX_LENGTH}}}")
 
 TOP_LIMIT_MAX = 100
 RADIUS_MAX = 50
@@ -18,6 +22,8 @@ RADIUS_MAX = 50
 
 def username(value: str) -> str:
     """1..64 characters: letters, digits, '_', '-', '.'; in Unicode normal form C."""
+    if _PLAIN_USERNAME.fullmatch(value):
+        return value
     if not 1 <= len(value) <= USERNAME_MAX_LENGTH:
         raise bad_input(f"username must be 1..{USERNAME_MAX_LENGTH} characters long")
     for character in value:

@@ -223,6 +223,9 @@ class TopCachingRankingStore:
             for board, period in {(item.board, item.period) for item in increments}:
                 self._invalidate(board, period, 0)
             raise
+        if not self._windows:
+            # Nothing cached or in flight: no window to drop (the loop below would find none).
+            return outcomes
         reaches: dict[_Period, float] = {}
         for outcome in outcomes:
             if not outcome.applied:
@@ -267,7 +270,9 @@ class TopCachingRankingStore:
             own.cancel()
         try:
             async for change in changes:
-                self._apply_change(change)
+                # No window cached or in flight (any board): nothing a change could drop.
+                if self._windows:
+                    self._apply_change(change)
                 yield change
         finally:
             self._relays[board] -= 1
@@ -293,7 +298,8 @@ class TopCachingRankingStore:
                 try:
                     async for change in changes:
                         backoff = self._restart_backoff
-                        self._apply_change(change)
+                        if self._windows:
+                            self._apply_change(change)
                 except Exception:
                     logger.warning(
                         "top cache: the change feed of %s failed; resubscribing in %.2fs",

@@ -934,14 +934,15 @@ def _increment_outcomes(
         applied, score, rank, had_score, previous_score, previous_rank = reply[
             1 + 6 * index : 7 + 6 * index
         ]
+        # Positional, in IncrementOutcome's field order: one per increment of a batch.
         outcomes.append(
             IncrementOutcome(
-                increment=increment,
-                score=int(score),
-                rank=int(rank),
-                applied=bool(applied),
-                previous_score=int(previous_score) if had_score else None,
-                previous_rank=int(previous_rank) if had_score else None,
+                increment,
+                int(score),
+                int(rank),
+                bool(applied),
+                int(previous_score) if had_score else None,
+                int(previous_rank) if had_score else None,
             )
         )
     return outcomes
@@ -1068,15 +1069,16 @@ def _decode_changes(data: bytes | str) -> list[ScoreChange]:
     try:
         decoded = orjson.loads(data)
         items = decoded if isinstance(decoded, list) else [decoded]
+        # Positional, in ScoreChange's field order: every instance decodes every change.
         return [
             ScoreChange(
-                board=str(fields["board"]),
-                period=str(fields["period"]),
-                username=str(fields["username"]),
-                previous_score=_optional_int(fields["previous_score"]),
-                score=int(fields["score"]),
-                previous_rank=_optional_int(fields["previous_rank"]),
-                rank=int(fields["rank"]),
+                str(fields["board"]),
+                str(fields["period"]),
+                str(fields["username"]),
+                _optional_int(fields["previous_score"]),
+                int(fields["score"]),
+                _optional_int(fields["previous_rank"]),
+                int(fields["rank"]),
             )
             for fields in items
         ]

@@ -42,6 +42,8 @@ READS: list[Case] = [
     ('{ player(username: "ana", period: null) { score } }', {}, None),
     ("{ topPlayers(limit: -1) { rank } }", {}, None),
     ('{ neighborhood(username: "ana", radius: 2) { username } }', {}, None),
+    ("{ topPlayers(limit: 3) { score } }", {}, None),
+    ("{ topPlayers(limit: 2, offset: 9) { rank username } }", {}, None),
 ]
 WRITES: list[Case] = [
     (INCREMENT, {"username": "ana", "delta": 5, "eventId": "seen"}, TOKEN),
@@ -73,6 +75,52 @@ WRITES: list[Case] = [
     (
         INCREMENTS,
         {"increments": [{"username": f"p{index}", "delta": 1} for index in range(1001)]},
+        TOKEN,
+    ),
+    # Each field of an item off its type, one at a time (the item check is inlined).
+    (INCREMENTS, {"increments": [{"username": 7, "delta": 1}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": None, "delta": 1}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": True}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 2**31}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": -(2**31)}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": "1"}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": None}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1, "board": 3}]}, TOKEN),
+    (
+        INCREMENTS,
+        {"increments": [{"username": "ana", "delta": 1, "eventId": None}, {"username": "ana"}]},
+        TOKEN,
+    ),
+    (
+        INCREMENTS,
+        {"increments": [{"username": "ana", "delta": 1, "eventId": None}, {"username": "a b"}]},
+        TOKEN,
+    ),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1, "eventId": 5}]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1}, "ana"]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "ana", "delta": 1}, None]}, TOKEN),
+    (INCREMENTS, {"increments": [{"username": "e\u0301", "delta": 1}]}, TOKEN),
+    (
+        INCREMENTS,
+        {"increments": [{"username": "ana", "delta": 2, "board": "global", "eventId": "seen"}]},
+        TOKEN,
+    ),
+    # Selections of one field, of all fields and in another order (one encoder per shape);
+    # the seeded "seen" event makes the writes repeats, so both paths answer alike.
+    (
+        "mutation($i: [ScoreIncrement!]!) { incrementScores(increments: $i) { applied } }",
+        {
+            "i": [
+                {"username": "ana", "delta": 1, "eventId": "seen"},
+                {"username": "bo", "delta": 2, "eventId": "seen"},
+            ]
+        },
+        TOKEN,
+    ),
+    (
+        "mutation($i: [ScoreIncrement!]!) { incrementScores(increments: $i)"
+        " { applied rank score period board username } }",
+        {"i": [{"username": "cy", "delta": 3, "eventId": "seen"}]},
         TOKEN,
     ),
 ]

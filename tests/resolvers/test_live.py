@@ -407,6 +407,32 @@ async def test_rollover_found_by_the_resync_rereads_the_new_period(
     assert (await watcher.wait_for(2))[1] == update(7, 1, None, DECEMBER)
 
 
+async def test_events_nobody_watches_are_skipped_and_a_later_watcher_starts_right(
+    fake: FakeRanking, clock: FakeClock, live: LiveRankings
+) -> None:
+    fake.score("ana", 10)
+    first = Collector(live.watch_player("global", "ana"))
+    await first.wait_for(1)
+    await first.stop()
+    # Nobody watches the board now: its events, a rollover among them, change nothing here.
+    clock.now = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC).timestamp()
+    fake.score("bo", 20, period=DECEMBER)
+    fake.score("ana", 5, period=DECEMBER)
+    await fake.drained()
+    assert (fake.player_reads, fake.top_reads) == (1, 0)
+    # A watcher arriving later finds the new period by its first read...
+    watcher = Collector(live.watch_player("global", "ana"))
+    assert await watcher.wait_for(1) == [update(5, 2, None, DECEMBER)]
+    # ...and from then on events are handled again, for players and top lists alike.
+    fake.score("cy", 30, period=DECEMBER)  # passes ana
+    assert (await watcher.wait_for(2))[1] == update(5, 3, 2, DECEMBER)
+    top = Collector(live.watch_top("global", 2))
+    assert names((await top.wait_for(1))[0]) == [("cy", 30, 1), ("bo", 20, 2)]
+    await watcher.stop()
+    fake.score("ana", 30, period=DECEMBER)  # a top watcher alone still sees every event
+    assert names((await top.wait_for(2))[1]) == [("ana", 35, 1), ("cy", 30, 2)]
+
+
 # topPlayersChanged
 
 

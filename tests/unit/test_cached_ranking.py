@@ -431,6 +431,30 @@ async def test_the_relayed_feed_drops_the_window_before_it_delivers(
         await cached.close()
 
 
+async def test_with_nothing_cached_changes_pass_through_and_later_windows_still_drop(
+    cached: TopCachingRankingStore, inner: ScriptedStore
+) -> None:
+    relayed = cached.changes(GLOBAL)
+    next_change = asyncio.ensure_future(anext(relayed))
+    await asyncio.wait_for(inner.subscribed.wait(), TIMEOUT)
+    # Nothing is cached: an own write and its change event have no window to drop.
+    [outcome] = await cached.increment([inc("j", 85)])  # 10 -> 95: rank 2
+    change = await asyncio.wait_for(next_change, TIMEOUT)
+    assert (outcome.rank, change.username, change.rank, change.previous_rank) == (2, "j", 2, 10)
+    assert cached.invalidations == 0
+    # A window cached afterwards is dropped by the next change that reaches it.
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["a", "j", "b"]
+    next_change = asyncio.ensure_future(anext(relayed))
+    await inner.increment([inc("i", 100)])  # another instance: 20 -> 120, rank 1
+    await asyncio.wait_for(next_change, TIMEOUT)
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["i", "a", "j"]
+    assert (cached.invalidations, inner.top_reads) == (1, 2)
+    # So is one dropped by an own write.
+    await cached.increment([inc("h", 200)])  # 30 -> 230, rank 1
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["h", "i", "a"]
+    await relayed.aclose()  # type: ignore[attr-defined]  # an async generator
+
+
 async def test_a_failed_feed_is_resubscribed(
     cached: TopCachingRankingStore, inner: ScriptedStore, caplog: pytest.LogCaptureFixture
 ) -> None:

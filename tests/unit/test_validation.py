@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from resolvers import validation
 from resolvers.auth import WriteTokens, token_from_headers
@@ -21,6 +25,48 @@ def test_invalid_usernames(name: str) -> None:
     with pytest.raises(ApiError) as raised:
         validation.username(name)
     assert raised.value.code is ErrorCode.BAD_USER_INPUT
+
+
+def _username_by_the_rule(value: str) -> str:
+    """The username rule checked character by character, as the contract states it."""
+    if not 1 <= len(value) <= 64:
+        return "BAD_USER_INPUT: username must be 1..64 characters long"
+    for character in value:
+        if not (character.isalpha() or character.isdecimal() or character in "_-."):
+            return (
+                "BAD_USER_INPUT: username may hold only letters, digits, '_', '-' and '.', "
+                f"not {character!r}"
+            )
+    if unicodedata.normalize("NFC", value) != value:
+        return "BAD_USER_INPUT: username must be in Unicode normal form C"
+    return value
+
+
+def _username_outcome(value: str) -> str:
+    """What `validation.username` answers: the name, or the error's code and message."""
+    try:
+        return validation.username(value)
+    except ApiError as error:
+        return f"{error.code.value}: {error.message}"
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="aZ09_-. \n\t/@é\u0301²٣", max_size=70),
+        st.text(max_size=70),
+    )
+)
+@example("x" * 64)
+@example("x" * 65)
+@example("x" * 64 + "\n")
+@example("a\n")
+@example("...")
+@example("²")
+@example("")
+def test_usernames_follow_the_rule_exactly(name: str) -> None:
+    # The ASCII shortcut must accept exactly what the full check accepts, and leave every
+    # refusal (and its message) to it.
+    assert _username_outcome(name) == _username_by_the_rule(name)
 
 
 def test_delta_bounds() -> None:
