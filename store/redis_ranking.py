@@ -234,12 +234,12 @@ class RedisRankingStore:
 
     def _increment_call(
         self, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
-    ) -> tuple[list[str], list[str | int], list[tuple[str, str]]]:
+    ) -> tuple[list[str], list[str | int | bytes], list[tuple[str, str]]]:
         """KEYS and ARGV of increment.lua, and the board periods in the script's order."""
         groups: dict[tuple[str, str, int], int] = {}
         group_of: list[int] = []
         keys: list[str] = []
-        args: list[str | int] = [0, 1 if dry_run else 0]
+        args: list[str | int | bytes] = [0, 1 if dry_run else 0]
         for increment in increments:
             shard = self._board(increment.board).shard_of(increment.username)
             group = (increment.board, increment.period, shard)
@@ -255,14 +255,23 @@ class RedisRankingStore:
                 ]
             group_of.append(groups[group])
         args[0] = len(groups)
-        for increment, group_number in zip(increments, group_of, strict=True):
-            args += [
-                group_number,
-                increment.username,
-                increment.delta,
-                1 if increment.client_event_id else 0,
-                increment.event_id,
-            ]
+        # One JSON argument for all the increments, not five per increment: redis-py packs
+        # every argument in Python (it was a fifth of the service's CPU under batched
+        # ingest), orjson and the script's cjson handle one array in C.
+        args.append(
+            orjson.dumps(
+                [
+                    [
+                        group_number,
+                        increment.username,
+                        increment.delta,
+                        1 if increment.client_event_id else 0,
+                        increment.event_id,
+                    ]
+                    for increment, group_number in zip(increments, group_of, strict=True)
+                ]
+            )
+        )
         return keys, args, [(board, period) for board, period, _ in groups]
 
     async def _increment_spread(
@@ -842,7 +851,7 @@ class RedisRankingStore:
                 return list(await pipe.execute())
 
     async def _fan_out(
-        self, script: AsyncScript, calls: Sequence[tuple[list[str], Sequence[str | int]]]
+        self, script: AsyncScript, calls: Sequence[tuple[list[str], Sequence[str | int | bytes]]]
     ) -> list[Any]:
         """One script run per shard, replies in order: one round trip.
 
@@ -869,7 +878,7 @@ class RedisRankingStore:
         return await self._pipelined(commands)
 
     async def _call(
-        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes]
     ) -> Any:
         started = time.perf_counter()
         failed = True

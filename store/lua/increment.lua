@@ -5,8 +5,9 @@
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
 --   4 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never);
--- then per increment 5 values: period g, username, delta, '1' when the event id is the
---   client's ('0' when generated, never stored), event id.
+-- then one JSON array of the increments, each [period g, username, delta, 1 when the event
+--   id is the client's (0 when generated, never stored), event id]. (Deltas stay within
+--   +-(2^53 - 1), which cjson decodes exactly.)
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
 -- total beyond +-(2^53 - 1) (nothing applied either way), {0} after a dry run, else
@@ -40,13 +41,13 @@ for g = 1, count do
 end
 
 local increments = {}
-for a = at, #ARGV, 5 do
-  increments[#increments + 1] = {
-    period = periods[tonumber(ARGV[a])],
-    username = ARGV[a + 1],
-    delta = tonumber(ARGV[a + 2]),
-    client = ARGV[a + 3] == '1',
-    event_id = ARGV[a + 4],
+for i, item in ipairs(cjson.decode(ARGV[at])) do
+  increments[i] = {
+    period = periods[item[1]],
+    username = item[2],
+    delta = item[3],
+    client = item[4] == 1,
+    event_id = item[5],
   }
 end
 
