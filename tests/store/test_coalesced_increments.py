@@ -34,25 +34,37 @@ class ScriptCalls:
             self.increments += 1
 
 
+class Observed:
+    """A loaded store and the script calls it made."""
+
+    def __init__(self, store: RedisRankingStore, calls: ScriptCalls) -> None:
+        self.store = store
+        self.calls = calls
+
+
 @pytest.fixture
-async def prefixes() -> AsyncIterator[tuple[str, str]]:
-    """Two fresh key prefixes on the shared Redis: one for each way of running the calls."""
-    pair = (f"lbtest-{secrets.token_hex(6)}", f"lbtest-{secrets.token_hex(6)}")
-    yield pair
-    for prefix in pair:
+async def serial_and_concurrent() -> AsyncIterator[tuple[Observed, Observed]]:
+    """Two stores with the same loaded period under fresh key prefixes on the shared Redis:
+    one for running the calls one by one, one for running them all at once."""
+    pair = []
+    for _ in range(2):
+        prefix = f"lbtest-{secrets.token_hex(6)}"
+        calls = ScriptCalls()
+        store = RedisRankingStore.from_url(
+            REDIS_URL,
+            key_prefix=prefix,
+            boards=BOARDS,
+            retention=timedelta(days=35),
+            observer=calls,
+        )
+        await store.load(
+            GLOBAL, PERIOD, [("alice", 50), ("bob", 40), ("max", MAX_EXACT_SCORE - 5)], []
+        )
+        pair.append((prefix, Observed(store, calls)))
+    yield pair[0][1], pair[1][1]
+    for prefix, observed in pair:
+        await observed.store.close()
         await delete_prefix(prefix)
-
-
-async def loaded_store(prefix: str, observer: ScriptCalls) -> RedisRankingStore:
-    store = RedisRankingStore.from_url(
-        REDIS_URL,
-        key_prefix=prefix,
-        boards=BOARDS,
-        retention=timedelta(days=35),
-        observer=observer,
-    )
-    await store.load(GLOBAL, PERIOD, [("alice", 50), ("bob", 40), ("max", MAX_EXACT_SCORE - 5)], [])
-    return store
 
 
 def calls() -> list[list[ScoreIncrement]]:
@@ -94,46 +106,36 @@ async def run_alone(store: RedisRankingStore, batch: Sequence[ScoreIncrement]) -
 
 
 async def test_concurrent_calls_share_script_calls_and_answer_as_if_alone(
-    prefixes: tuple[str, str],
+    serial_and_concurrent: tuple[Observed, Observed],
 ) -> None:
-    serial_calls, concurrent_calls = ScriptCalls(), ScriptCalls()
-    serial = await loaded_store(prefixes[0], serial_calls)
-    concurrent = await loaded_store(prefixes[1], concurrent_calls)
+    serial, concurrent = serial_and_concurrent
     batches = calls()
-    try:
-        expected = [await run_alone(serial, batch) for batch in batches]
-        results = await asyncio.gather(
-            *(concurrent.increment(batch) for batch in batches), return_exceptions=True
-        )
-        assert [answer(result) for result in results] == expected
-        assert expected[2] == "ScoreOutOfRange"
-        assert expected[5] == "RankingNotLoaded"
-        assert expected[3][0][3] is False  # the retried event id did not count again
-        assert serial_calls.increments == len(batches)
-        # One merged call, refused (one period is not loaded), then each call alone;
-        # without the refusals it is one call: see the next test.
-        assert concurrent_calls.increments == 1 + len(batches)
-        assert await concurrent.totals(GLOBAL, PERIOD) == await serial.totals(GLOBAL, PERIOD)
-    finally:
-        await serial.close()
-        await concurrent.close()
+    expected = [await run_alone(serial.store, batch) for batch in batches]
+    results = await asyncio.gather(
+        *(concurrent.store.increment(batch) for batch in batches), return_exceptions=True
+    )
+    assert [answer(result) for result in results] == expected
+    assert expected[2] == "ScoreOutOfRange"
+    assert expected[5] == "RankingNotLoaded"
+    assert expected[3][0][3] is False  # the retried event id did not count again
+    assert serial.calls.increments == len(batches)
+    # One merged call, refused (one period is not loaded), then each call alone; without
+    # the refusals it is one call: see the next test.
+    assert concurrent.calls.increments == 1 + len(batches)
+    assert await concurrent.store.totals(GLOBAL, PERIOD) == await serial.store.totals(
+        GLOBAL, PERIOD
+    )
 
 
 async def test_concurrent_calls_without_refusals_are_one_script_call(
-    prefixes: tuple[str, str],
+    serial_and_concurrent: tuple[Observed, Observed],
 ) -> None:
-    serial_calls, concurrent_calls = ScriptCalls(), ScriptCalls()
-    serial = await loaded_store(prefixes[0], serial_calls)
-    concurrent = await loaded_store(prefixes[1], concurrent_calls)
+    serial, concurrent = serial_and_concurrent
     batches = [batch for index, batch in enumerate(calls()) if index not in (2, 5)]
-    try:
-        expected = [await run_alone(serial, batch) for batch in batches]
-        results = await asyncio.gather(*(concurrent.increment(batch) for batch in batches))
-        assert [answer(result) for result in results] == expected
-        assert concurrent_calls.increments == 1
-        assert await concurrent.top(GLOBAL, PERIOD, 30, 0) == await serial.top(
-            GLOBAL, PERIOD, 30, 0
-        )
-    finally:
-        await serial.close()
-        await concurrent.close()
+    expected = [await run_alone(serial.store, batch) for batch in batches]
+    results = await asyncio.gather(*(concurrent.store.increment(batch) for batch in batches))
+    assert [answer(result) for result in results] == expected
+    assert concurrent.calls.increments == 1
+    assert await concurrent.store.top(GLOBAL, PERIOD, 30, 0) == await serial.store.top(
+        GLOBAL, PERIOD, 30, 0
+    )
