@@ -60,6 +60,14 @@ def parse(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--mysql-port", type=int, default=3306)
     parser.add_argument(
+        "--mariadb-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an extra mariadbd option of the private MariaDB, after the shared server's "
+        "settings, e.g. --mariadb-option=--innodb-buffer-pool-size=2G (repeatable)",
+    )
+    parser.add_argument(
         "--setting",
         action="append",
         default=[],
@@ -88,6 +96,7 @@ def parse(argv: Sequence[str]) -> Options:
         mysql_host=arguments.mysql_host,
         mysql_port=arguments.mysql_port,
         settings=settings,
+        mariadb_options=tuple(arguments.mariadb_option),
     )
 
 
@@ -120,6 +129,7 @@ async def run(options: Options, command: str) -> int:
     async with Bench(options) as bench:
         run_facts["mysql"] = (
             "private mariadbd (buffer pool 128M, flush at commit 1, no binlog)"
+            + (f" with {' '.join(options.mariadb_options)}" if options.mariadb_options else "")
             if bench.private_mysql
             else f"{bench.mysql_host}:{bench.mysql_port} (shared)"
         )

@@ -56,6 +56,8 @@ class Options:
     mysql_port: int
     settings: tuple[tuple[str, str], ...] = ()
     """Extra LEADERBOARD_* settings of the service (to compare one setting's effect)."""
+    mariadb_options: tuple[str, ...] = ()
+    """Extra options of the private mariadbd (after the shared server's settings)."""
 
     def seconds(self, quick: float, full: float) -> float:
         """A duration for the current mode."""
@@ -112,7 +114,9 @@ class Bench:
         try:
             starts = [self.redis.start()]
             if self.options.mysql_host is None:
-                self.mariadb = PrivateMariaDB(self.scratch / "mariadb")
+                self.mariadb = PrivateMariaDB(
+                    self.scratch / "mariadb", extra_options=self.options.mariadb_options
+                )
                 starts.append(self.mariadb.start())
             await asyncio.gather(*starts)
             if self.mariadb is not None:

@@ -238,9 +238,10 @@ class PrivateMariaDB(Managed):
 
     name = "mariadb"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_options: tuple[str, ...] = ()) -> None:
         super().__init__(directory)
         self.port = free_port()
+        self.extra_options = extra_options
 
     @property
     def datadir(self) -> Path:
@@ -278,6 +279,7 @@ class PrivateMariaDB(Managed):
                 f"--pid-file={self.directory / 'mariadb.pid'}",
                 f"--tmpdir={self.directory}",
                 *MARIADB_OPTIONS,
+                *self.extra_options,
             ]
         )
         deadline = time.monotonic() + timeout
