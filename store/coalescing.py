@@ -49,6 +49,8 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
     """Runs `operation` once for the calls submitted together (see module doc).
 
     `operation(items)` must return one result per item, in order, and apply all or none.
+    `abandoned()` is the error for callers whose call was cancelled in flight (a shutdown):
+    their items may or may not have been applied.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         max_items: int,
         max_in_flight: int,
         retry_alone: tuple[type[BaseException], ...],
+        abandoned: Callable[[], Exception],
     ) -> None:
         if max_items < 1 or max_in_flight < 1:
             raise ValueError("max_items and max_in_flight must be at least 1")
@@ -65,6 +68,7 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         self._max_items = max_items
         self._max_in_flight = max_in_flight
         self._retry_alone = retry_alone
+        self._abandoned = abandoned
         self._pending: deque[_Submission[ItemT, ResultT]] = deque()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scheduled = False
@@ -83,7 +87,9 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         """Wait until every call submitted so far has been answered."""
         while self._in_flight or self._pending:
             if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+                # wait(), not gather(): a drain that is itself cancelled must not cancel
+                # the calls in flight (their callers would lose applied increments).
+                await asyncio.wait(set(self._in_flight))
             else:
                 await asyncio.sleep(0)
 
@@ -125,8 +131,20 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         self._schedule(asyncio.get_running_loop())
 
     async def _run(self, batch: list[_Submission[ItemT, ResultT]]) -> None:
-        if len(batch) == 1:
-            await self._run_alone(batch[0])
+        try:
+            await self._run_batch(batch)
+        finally:
+            # This task was cancelled before it answered some callers (a shutdown): whether
+            # their items were applied is unknown, and they must hear so, not wait forever.
+            for submission in batch:
+                if not submission.future.done():
+                    submission.future.set_exception(self._abandoned())
+
+    async def _run_batch(self, batch: list[_Submission[ItemT, ResultT]]) -> None:
+        batch = [submission for submission in batch if not submission.future.done()]
+        if len(batch) <= 1:
+            for submission in batch:
+                await self._run_alone(submission)
             return
         items = [item for submission in batch for item in submission.items]
         try:
@@ -136,11 +154,9 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
             for submission in batch:
                 await self._run_alone(submission)
             return
-        except BaseException as error:
+        except Exception as error:
             for submission in batch:
                 _fail(submission, error)
-            if not isinstance(error, Exception):
-                raise
             return
         at = 0
         for submission in batch:
@@ -150,21 +166,17 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
             at = end
 
     async def _run_alone(self, submission: _Submission[ItemT, ResultT]) -> None:
+        if submission.future.done():
+            return  # its caller gave up: nothing is sent for it
         try:
             results = await self._operation(list(submission.items))
-        except BaseException as error:
+        except Exception as error:
             _fail(submission, error)
-            if not isinstance(error, Exception):
-                raise
             return
         if not submission.future.done():
             submission.future.set_result(results)
 
 
-def _fail(submission: _Submission[ItemT, ResultT], error: BaseException) -> None:
-    if submission.future.done():
-        return
-    if isinstance(error, asyncio.CancelledError):
-        submission.future.cancel()
-    else:
+def _fail(submission: _Submission[ItemT, ResultT], error: Exception) -> None:
+    if not submission.future.done():
         submission.future.set_exception(error)

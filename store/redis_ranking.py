@@ -147,6 +147,9 @@ class RedisRankingStore:
                 max_in_flight=_COALESCED_MAX_IN_FLIGHT,
                 # The script refused the whole call before writing anything.
                 retry_alone=(RankingNotLoaded, ScoreOutOfRange),
+                abandoned=lambda: StoreUnavailable(
+                    "the Redis call was abandoned (shutting down); whether it applied is unknown"
+                ),
             )
         )
 

@@ -18,6 +18,10 @@ class Lost(Exception):
     """A failure after which the outcome is unknown."""
 
 
+class Abandoned(Exception):
+    """The merged call was cancelled in flight."""
+
+
 class RecordingOperation:
     """Doubles its items; refuses a batch holding a negative item; records every batch."""
 
@@ -41,7 +45,11 @@ def coalesced(
     operation: RecordingOperation, *, max_items: int = 100, max_in_flight: int = 1
 ) -> CoalescedCalls[int, int]:
     return CoalescedCalls(
-        operation, max_items=max_items, max_in_flight=max_in_flight, retry_alone=(Refused,)
+        operation,
+        max_items=max_items,
+        max_in_flight=max_in_flight,
+        retry_alone=(Refused,),
+        abandoned=lambda: Abandoned("cancelled in flight"),
     )
 
 
@@ -160,6 +168,53 @@ async def test_drain_waits_for_everything_submitted() -> None:
     operation.gate.set()
     await asyncio.wait_for(drained, 1)
     assert all(call.done() for call in pending)
+
+
+async def test_a_caller_that_gives_up_during_the_retries_is_not_retried() -> None:
+    operation = RecordingOperation()
+    calls = coalesced(operation)
+    refused = asyncio.ensure_future(calls([-1]))
+    leaving = asyncio.ensure_future(calls([2]))
+    retried = asyncio.Event()
+    original = operation.__call__
+
+    async def leave_during_the_retry(items: list[int]) -> list[int]:
+        if items == [-1]:  # the refused call runs again alone: the other caller leaves
+            leaving.cancel()
+            retried.set()
+        return await original(items)
+
+    calls._operation = leave_during_the_retry
+    with pytest.raises(Refused):
+        await refused
+    assert retried.is_set()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert operation.batches == [[-1, 2], [-1]]
+
+
+async def test_a_cancelled_drain_leaves_the_calls_in_flight_alone() -> None:
+    operation = RecordingOperation()
+    operation.gate = asyncio.Event()
+    calls = coalesced(operation)
+    pending = [asyncio.ensure_future(calls([n])) for n in (1, 2)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(calls.drain(), 0.05)
+    operation.gate.set()
+    assert [await call for call in pending] == [[2], [4]]
+
+
+async def test_callers_of_a_call_cancelled_in_flight_hear_it_was_abandoned() -> None:
+    operation = RecordingOperation()
+    operation.gate = asyncio.Event()
+    calls = coalesced(operation)
+    pending = [asyncio.ensure_future(calls([n])) for n in (1, 2)]
+    await asyncio.sleep(0.01)
+    for task in list(calls._in_flight):
+        task.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 1)
+    assert all(isinstance(result, Abandoned) for result in results)
 
 
 def test_limits_must_be_positive() -> None:
