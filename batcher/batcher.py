@@ -17,7 +17,8 @@ takes everything waiting, up to `flush_catch_up_events` (at least `flush_max_eve
 by default just that): normally that is one trigger's
 worth, but when the history fell behind (the flusher waits for the database and for its
 turn on a busy event loop) one statement catches up on several triggers' worth, instead
-of paying one round trip, commit and loop turn per `flush_max_events`.
+of paying one round trip, commit and loop turn per `flush_max_events`. After a failed
+write, flushes take `flush_max_events` until one succeeds.
 
 A failed write keeps its events at the head of the buffer (order preserved), marks the
 batcher unhealthy (reservations refused) and is retried with exponential backoff; the
@@ -316,7 +317,10 @@ class WriteBatcher:
 
     async def _flush(self) -> bool:
         """Write the oldest events with one append; True when it succeeded."""
-        batch = list(itertools.islice(self._buffer, self._flush_catch_up_events))
+        # After a failure, retry at the normal size until one succeeds: a slow history may
+        # manage a normal flush within its timeout but never a catch-up one.
+        size = self._flush_catch_up_events if self._healthy else self._flush_max_events
+        batch = list(itertools.islice(self._buffer, size))
         started = time.monotonic()
         try:
             await self._history.append([pending.event for pending in batch])

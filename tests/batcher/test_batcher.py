@@ -424,3 +424,22 @@ async def test_retries_keep_order_with_exponential_backoff() -> None:
     for gap, backoff in zip(gaps, [0.04, 0.08, 0.1, 0.1, 0.0], strict=True):
         assert backoff * 0.9 <= gap < backoff + 0.5, gaps
     assert reported == [("failed", 3)] * 4 + [("ok", 3), ("ok", 2)]
+
+
+async def test_after_a_failure_the_retry_takes_a_normal_flush_not_a_catch_up_one() -> None:
+    flaky = FlakyHistory(failures=1)
+    batcher = WriteBatcher(
+        flaky,  # type: ignore[arg-type]
+        flush_interval=0.01,
+        flush_max_events=3,
+        flush_catch_up_events=9,
+        retry_initial=0.01,
+        retry_max=0.02,
+    )
+    commit(batcher, events(0, 12))
+    await batcher.start()
+    await wait_for(lambda: batcher.depth == 0, "recovery")
+    assert await batcher.close(1) == 0
+    # Failed at the catch-up size, retried at the normal one, then back to catching up.
+    assert [batch for _, batch in flaky.attempts] == [ids(0, 9), ids(0, 3), ids(3, 9)]
+    assert flaky.stored == ids(0, 12)
