@@ -102,6 +102,8 @@ class Managed:
             return None
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
+                # A paused process (the outage scenario's SIGSTOP) acts on nothing else.
+                os.killpg(process.pid, signal.SIGCONT)
                 os.killpg(process.pid, signum)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(process.wait, timeout)
