@@ -229,9 +229,11 @@ class RedisRankingStore:
             return await self._increment_spread(increments)
         return await self._coalesced_increments(increments)
 
-    async def _increment_now(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
-        """One script call for increments of unsharded boards on one Redis."""
-        keys, args, groups = self._increment_call(increments, publish=True, dry_run=False)
+    async def _increment_now(
+        self, increments: Sequence[ScoreIncrement], *, publish: bool = True, dry_run: bool = False
+    ) -> list[IncrementOutcome]:
+        """One run of increment.lua: its outcomes, or its refusal raised."""
+        keys, args, groups = self._increment_call(increments, publish=publish, dry_run=dry_run)
         reply = await self._call(self._increment, keys, args)
         return _increment_outcomes(increments, groups, reply)
 
@@ -290,9 +292,7 @@ class RedisRankingStore:
         shards in one parallel round, and the changes published from here.
         """
         if not self._cluster:
-            keys, args, groups = self._increment_call(increments, publish=False, dry_run=False)
-            reply = await self._call(self._increment, keys, args)
-            outcomes = _increment_outcomes(increments, groups, reply)
+            outcomes = await self._increment_now(increments, publish=False)
         else:
             outcomes = await self._increment_per_slot(increments)
         outcomes = await self._with_board_ranks(outcomes)
@@ -308,21 +308,18 @@ class RedisRankingStore:
             by_slot.setdefault((increment.board, increment.period, shard), []).append(index)
         slots = [[increments[index] for index in indexes] for indexes in by_slot.values()]
 
-        async def run(batch: list[ScoreIncrement], dry_run: bool) -> list[IncrementOutcome]:
-            keys, args, groups = self._increment_call(batch, publish=False, dry_run=dry_run)
-            reply = await self._call(self._increment, keys, args)
-            return _increment_outcomes(batch, groups, reply)
-
         if len(slots) > 1:
             checks = await asyncio.gather(
-                *(run(batch, dry_run=True) for batch in slots), return_exceptions=True
+                *(self._increment_now(batch, publish=False, dry_run=True) for batch in slots),
+                return_exceptions=True,
             )
             # The first refusal in batch order, as one script call would name it.
             for check in checks:
                 if isinstance(check, BaseException):
                     raise check
         results = await asyncio.gather(
-            *(run(batch, dry_run=False) for batch in slots), return_exceptions=True
+            *(self._increment_now(batch, publish=False) for batch in slots),
+            return_exceptions=True,
         )
         applied: dict[int, IncrementOutcome] = {}
         failure: BaseException | None = None
