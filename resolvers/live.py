@@ -451,11 +451,7 @@ class LiveRankings:
                 changes = self._ranking.changes(feed.board.id)
                 async for change in changes:
                     backoff = self._restart_backoff
-                    # Unwatched, an event changes nothing here: no watched player (whom
-                    # the index holds too) and no top list. A rollover it would reveal is
-                    # found by the next attach or resync, which read the period first.
-                    if feed.players or feed.tops:
-                        self._handle(feed, change)
+                    self._handle(feed, change)
                 logger.warning(
                     "board %s: the change feed ended; resubscribing in %.2fs",
                     feed.board.id,
@@ -484,6 +480,11 @@ class LiveRankings:
             logger.exception("board %s: could not process %r", feed.board.id, change)
 
     def _on_change(self, feed: _Feed, change: ScoreChange) -> None:
+        if not feed.players and not feed.tops:
+            # Unwatched, an event changes nothing here: no watched player (whom the index
+            # holds too) and no top list. A rollover it would reveal is found by the next
+            # attach or resync, which read the period first.
+            return
         if change.period != self._current_period(feed):
             return
         own = feed.players.get(change.username)

@@ -210,7 +210,10 @@ class TopCachingRankingStore:
             self._invalidate(board_id, period, 0)
 
     def _apply_change(self, change: ScoreChange) -> None:
-        self._invalidate(change.board, change.period, _reach(change.rank, change.previous_rank))
+        # Every instance sees every change: skip the arithmetic when nothing of the period
+        # is cached or in flight (the common case when nobody reads the top).
+        if (change.board, change.period) in self._windows:
+            self._invalidate(change.board, change.period, _reach(change.rank, change.previous_rank))
 
     # Writes: pass through, then drop what they changed
 
@@ -223,14 +226,11 @@ class TopCachingRankingStore:
             for board, period in {(item.board, item.period) for item in increments}:
                 self._invalidate(board, period, 0)
             raise
-        if not self._windows:
-            # Nothing cached or in flight: no window to drop (the loop below would find none).
-            return outcomes
         reaches: dict[_Period, float] = {}
         for outcome in outcomes:
-            if not outcome.applied:
-                continue
             board_period = (outcome.increment.board, outcome.increment.period)
+            if not outcome.applied or board_period not in self._windows:
+                continue
             reach = _reach(outcome.rank, outcome.previous_rank)
             reaches[board_period] = min(reach, reaches.get(board_period, math.inf))
         for (board, period), reach in reaches.items():
@@ -270,9 +270,7 @@ class TopCachingRankingStore:
             own.cancel()
         try:
             async for change in changes:
-                # No window cached or in flight (any board): nothing a change could drop.
-                if self._windows:
-                    self._apply_change(change)
+                self._apply_change(change)
                 yield change
         finally:
             self._relays[board] -= 1
@@ -298,8 +296,7 @@ class TopCachingRankingStore:
                 try:
                     async for change in changes:
                         backoff = self._restart_backoff
-                        if self._windows:
-                            self._apply_change(change)
+                        self._apply_change(change)
                 except Exception:
                     logger.warning(
                         "top cache: the change feed of %s failed; resubscribing in %.2fs",
