@@ -14,7 +14,6 @@ variable of an unexpected type...) returns None and takes the normal path.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -417,21 +416,14 @@ def _encode(result: Any, selections: tuple[str, ...]) -> Any:
         # A list the service returns holds one type (outcomes or players): one encoder.
         if not result:
             return []
-        encode = _encoder(_kind(result[0]), selections)
+        encode = _encoder(type(result[0]), selections)
         return [encode(item) for item in result]
-    return _encoder(_kind(result), selections)(result)
+    return _encoder(type(result), selections)(result)
 
 
-def _kind(result: Any) -> str:
-    if isinstance(result, RankedPlayer):
-        return "player"
-    assert isinstance(result, IncrementOutcome)
-    return "outcome"
-
-
-_PATHS: dict[str, dict[str, str]] = {
-    "player": {"username": "username", "score": "score", "rank": "rank"},
-    "outcome": {
+_PATHS: dict[type, dict[str, str]] = {
+    RankedPlayer: {"username": "username", "score": "score", "rank": "rank"},
+    IncrementOutcome: {
         "username": "increment.username",
         "board": "increment.board",
         "period": "increment.period",
@@ -442,11 +434,10 @@ _PATHS: dict[str, dict[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
-def _encoder(kind: str, selections: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
+def _encoder(kind: type, selections: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
     """The JSON object of a `kind` result with the selected fields, in their order."""
-    # One C-level attrgetter per selection instead of a dict of every field per item: a
-    # batch's answer encodes up to 1000 outcomes.
+    # Built once per answer; one C-level attrgetter instead of a dict of every field per
+    # item, as a batch's answer encodes up to 1000 outcomes.
     get = attrgetter(*(_PATHS[kind][name] for name in selections))
     if len(selections) == 1:
         (name,) = selections
