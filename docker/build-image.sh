@@ -46,7 +46,8 @@ make_local_base() {
   log "making the local base $LOCAL_BASE with debootstrap from $DEBIAN_MIRROR"
   debootstrap --variant=minbase bookworm "$root" "$DEBIAN_MIRROR" >&2
   # What a container base does not need: the downloaded packages and the package lists.
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
+    "$root"/var/lib/apt/lists/*
   tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >&2
 }
 
