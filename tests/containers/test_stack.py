@@ -27,7 +27,6 @@ from tests.containers.podman import LOOPBACK, Stack, free_port, podman, wait_com
 from tests.integration.conftest import WebSocketText
 from tests.integration.test_scale_out import cross_instance_writes_reads_and_subscriptions
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
-from tests.support.history_database import history_event_ids
 from tests.support.nginx import render_template
 from tests.support.writer import Writer
 
@@ -67,6 +66,13 @@ def seconds(duration: str) -> float:
     return float(sum(int(number) * units[unit] for number, unit in parts))
 
 
+def stored_event_ids(mariadb: str) -> set[str]:
+    """Every event id in the history table, read inside the MariaDB container."""
+    statement = "SELECT event_id FROM leaderboard.score_events"
+    result = podman("exec", mariadb, "mariadb", "--batch", "--skip-column-names", "-e", statement)
+    return set(result.stdout.split())
+
+
 @dataclass
 class Running:
     """The started stack and its loopback ports."""
@@ -77,8 +83,8 @@ class Running:
     instance_urls: dict[str, str]
     nginx_url: str
     prometheus_url: str
-    database_url: str
-    """The history database as the host reaches it."""
+    mariadb: str
+    """The MariaDB container's name."""
 
 
 def wait_http(url: str, timeout: float) -> None:
@@ -116,7 +122,6 @@ def running(
         # The official mariadb image creates MARIADB_DATABASE and MARIADB_USER; here an
         # init file does.
         (directory / "init.sql").write_text(DATABASE_INIT)
-        database_port = free_port()
         mariadb = stack.run(
             "mariadb",
             test_images["mariadb"],
@@ -125,7 +130,6 @@ def running(
             "--bind-address=0.0.0.0",
             "--init-file=/init.sql",
             volumes=[f"{directory / 'init.sql'}:/init.sql:ro"],
-            ports={database_port: 3306},
         )
         wait_command(
             mariadb,
@@ -189,7 +193,7 @@ def running(
             instance_urls,
             nginx_url,
             prometheus_url,
-            f"mysql+aiomysql://leaderboard:leaderboard@{LOOPBACK}:{database_port}/leaderboard",
+            mariadb,
         )
     finally:
         stack.remove()
@@ -250,7 +254,7 @@ async def test_sigterm_during_writes_loses_nothing_acknowledged(running: Running
         stop_seconds = time.monotonic() - started
         await writer.stop()
     exit_code = podman("inspect", running.instances[name], "--format", "{{.State.ExitCode}}")
-    stored = await history_event_ids(running.database_url)
+    stored = stored_event_ids(running.mariadb)
     lost = writer.acknowledged_ids - stored
     FIGURES["drain on podman stop"] = (
         f"{len(writer.acknowledged_ids)} writes acknowledged, {len(lost)} lost, "
