@@ -33,6 +33,10 @@ from tests.support.writer import Writer
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())
 INSTANCES = ("leaderboard-1", "leaderboard-2")
 TOKEN = "container-test-token"
+# Flushes 3 s apart instead of 100 ms: whenever the drain test stops an instance, seconds of
+# acknowledged writes wait in its buffer, and only the SIGTERM drain brings them to MySQL
+# (a SIGKILL loses them: the test fails with `podman stop --time 0`).
+SLOW_FLUSH = {"LEADERBOARD_FLUSH_INTERVAL_MS": "3000"}
 DATABASE_INIT = """
 CREATE DATABASE IF NOT EXISTS leaderboard;
 CREATE USER IF NOT EXISTS 'leaderboard'@'%' IDENTIFIED BY 'leaderboard';
@@ -144,7 +148,7 @@ def running(
                 name,
                 service_image,
                 *services[name]["command"],
-                environment=compose_environment(services[name]),
+                environment=compose_environment(services[name]) | SLOW_FLUSH,
                 ports={port: 8000},
             )
             instance_urls[name] = f"http://{LOOPBACK}:{port}"
