@@ -42,3 +42,17 @@ bench: $(STAMP)
 ## Locust scenario load tests, on demand (e.g. ARGS="--scenario spike --minutes 2").
 bench-locust: $(STAMP)
 	$(BIN)/python -m benchmarks.locust_run $(ARGS)
+
+.PHONY: image container-test
+
+## The service image leaderboard:local, with podman (or docker): from the official Python
+## base when it can be pulled, else from a local Debian base made with debootstrap.
+image:
+	docker/build-image.sh
+
+## The container test, on demand (podman, runc, debootstrap; several minutes): builds the
+## image from a clean clone and runs the stack's shape (docs/containers.md).
+container-test: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'podman-compose>=1.2,<2'
+	LEADERBOARD_CONTAINER_TEST=1 $(BIN)/python -m pytest --timeout 1800 \
+	  tests/containers tests/unit/test_docker_files.py tests/unit/test_dashboard.py $(ARGS)
