@@ -79,13 +79,9 @@ def replay_ranks(
     for outcome in outcomes:
         username = outcome.increment.username
         initial.setdefault(username, outcome.previous_score)
-        final[username] = outcome.score
-    # A duplicate reports 0 for a player without a score, who has none at the end.
-    for outcome in outcomes:
-        if not outcome.applied and outcome.previous_score is None:
-            username = outcome.increment.username
-            if final[username] == outcome.score and initial[username] is None:
-                final.pop(username)
+        # A repeated event of a player without a score reports 0 but adds no score.
+        if outcome.applied or outcome.previous_score is not None:
+            final[username] = outcome.score
     finals = SortedList(final.values())
     current = SortedList(score for score in initial.values() if score is not None)
 
