@@ -7,7 +7,7 @@ Starts a private Redis, loads `--players` players into one board period, then ru
 time) and reads Redis's own accounting of the time spent inside EVALSHA. One Redis node
 runs scripts on one thread, so 1e6 / (µs per request) is the ceiling of that operation on
 one node (one shard), whatever the clients: the figure docs/scaling.md multiplies out.
-Concurrent increments share script calls (store/coalescing.py), so the time is divided by
+Concurrent increments share script calls (store/redis/coalescing.py), so the time is divided by
 the requests made, and the script calls they took are shown beside it.
 """
 
@@ -25,7 +25,7 @@ import redis.asyncio as redis_asyncio
 from benchmarks.processes import private_redis
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 
 PERIOD = "2026-05"
 

@@ -30,7 +30,7 @@ import redis.asyncio as redis_asyncio
 from benchmarks.processes import private_redis
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.support.redis_cluster import PrivateRedisCluster
 
 PERIOD = "2026-05"

@@ -53,7 +53,7 @@ from store.boards import Board, ResetPeriod
 from store.cached_ranking import TopCachingRankingStore
 from store.models import ScoreIncrement
 from store.ranking import RankingStore
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 
 BOARD = Board("global", ResetPeriod.MONTHLY)
 KEY_PREFIX = "lb"

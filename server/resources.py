@@ -22,7 +22,7 @@ from store.history import ScoreHistory
 from store.observer import StoreObserver
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery, RebuildObserver
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from store.sql_history import SqlScoreHistory
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import httpx
 
 from schema.build import SDL_PATH
 from store.boards import parse_boards
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.history_database import history_totals

@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 
 from store.boards import parse_boards
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
 from tests.integration.test_cli import leaderboard
 from tests.support.graphql_client import GraphQLHttp

@@ -21,7 +21,7 @@ import pytest
 from store.boards import parse_boards
 from store.models import ScoreEvent, ScoreIncrement
 from store.recovery import RankingRecovery
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from store.sql_history import REPLICA_RETRY_SECONDS, SqlScoreHistory
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.integration.test_cli import INCREMENTS, leaderboard

@@ -9,7 +9,7 @@ import redis.asyncio as redis_asyncio
 from websockets.asyncio.client import connect
 
 from store.boards import parse_boards
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.api.test_operations import INCREMENT, PLAYER
 from tests.api.test_subscriptions import RANK_CHANGED
 from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText

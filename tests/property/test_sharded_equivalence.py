@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.support.shared_services import REDIS_URL, delete_prefix
 
 BOARD = "global"

@@ -61,7 +61,7 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
 from store.ranking import RankingStore
 from store.recovery import RankingRecovery
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from store.sql_history import SqlScoreHistory
 from tests.support.shared_services import (
     REDIS_URL,

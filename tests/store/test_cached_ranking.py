@@ -19,7 +19,7 @@ import redis.asyncio as redis_asyncio
 from store.cached_ranking import TopCachingRankingStore
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import RankedPlayer, ScoreIncrement
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD
 from tests.support.manual_clock import ManualClock
 from tests.support.shared_services import REDIS_URL

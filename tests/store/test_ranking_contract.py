@@ -17,7 +17,7 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
 from store.ranking import RankingStore
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.support.shared_services import REDIS_URL
 
 BOARDS = (

@@ -17,7 +17,7 @@ from redis import exceptions as redis_errors
 
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import ScoreChange
-from store.redis_ranking import RedisRankingStore
+from store.redis import RedisRankingStore
 from tests.store.test_ranking_contract import (
     BOARDS,
     GLOBAL,
@@ -169,7 +169,7 @@ async def test_a_batch_is_published_as_one_message_per_board(
         ]
         assert await listener.get_message(timeout=0.2) is None
     finally:
-        await listener.aclose()  # type: ignore[no-untyped-call]
+        await listener.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 async def test_closing_the_feed_unsubscribes(

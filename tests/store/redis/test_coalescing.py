@@ -1,5 +1,5 @@
 """`CoalescedCalls` logic, on a recording in-memory operation (the Redis proof is in
-tests/store/test_coalesced_increments.py)."""
+tests/store/redis/test_coalesced_increments.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from store.coalescing import CoalescedCalls
+from store.redis.coalescing import CoalescedCalls
 
 
 class Refused(Exception):

@@ -1,0 +1,25 @@
+"""The live rankings on Redis (a single node or a Redis Cluster): `RedisRankingStore`.
+
+Owns every Redis key, Lua script and pub/sub message of the service. One file per
+concern:
+
+- store.py       `RedisRankingStore`: routes each call to the parts below
+- connection.py  the client: single node vs cluster, calls, pipelines, fan-out,
+                 pub/sub, errors mapped to `StoreUnavailable`, timing for the observer
+- keys.py        the key layout (documented there) and key expiry
+- scripts.py     the Lua scripts (lua/*.lua): KEYS/ARGV built, replies decoded
+- single.py      unsharded boards: one script call each, concurrent increments merged
+- coalescing.py  `CoalescedCalls`, the merging of concurrent all-or-nothing calls
+- sharded.py     sharded boards: reads merged over the shards, board-wide ranks
+- ranks.py       the rank arithmetic of sharded boards (pure)
+- cluster.py     a batch on a Redis Cluster: per-slot dry run, then apply
+- rebuild.py     rebuild claims, loading a period, reading totals, loaded markers
+- changes.py     the change-message codec, publishing, the subscription loop
+
+May import the standard library, redis-py, orjson, sortedcontainers and `store.boards`,
+`store.errors`, `store.models`, `store.observer`; nothing else of the project.
+"""
+
+from store.redis.store import RedisRankingStore
+
+__all__ = ["RedisRankingStore"]

@@ -1,0 +1,57 @@
+"""How a batch of increments runs on a Redis Cluster: one script call per slot.
+
+A script may only touch keys of one slot, and each (board, period, shard) has its own
+hash tag (keys.py), so a batch is split by slot, keeping each slot's increments in
+batch order. With several slots, a dry run of every call comes first (increment.lua
+checks loaded markers and ranges without writing), so a batch that would be refused
+(not loaded, out of range) changes nothing. A node failing between the dry run and the
+writes raises `PartiallyApplied` with what was applied. The caller then derives
+board-wide ranks (sharded.py) and publishes (changes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from store.errors import PartiallyApplied, StoreError
+from store.models import IncrementOutcome, ScoreIncrement
+from store.redis.keys import KeyLayout
+from store.redis.scripts import Scripts
+
+
+async def apply_per_slot(
+    scripts: Scripts, layout: KeyLayout, increments: Sequence[ScoreIncrement]
+) -> list[IncrementOutcome]:
+    """The increments' outcomes in batch order, publishing nothing (see module doc)."""
+    by_slot: dict[tuple[str, str, int], list[int]] = {}
+    for index, increment in enumerate(increments):
+        shard = layout.board(increment.board).shard_of(increment.username)
+        by_slot.setdefault((increment.board, increment.period, shard), []).append(index)
+    slots = [[increments[index] for index in indexes] for indexes in by_slot.values()]
+
+    if len(slots) > 1:
+        checks = await asyncio.gather(
+            *(scripts.increment(batch, publish=False, dry_run=True) for batch in slots),
+            return_exceptions=True,
+        )
+        # The first refusal in batch order, as one script call would name it.
+        for check in checks:
+            if isinstance(check, BaseException):
+                raise check
+    results = await asyncio.gather(
+        *(scripts.increment(batch, publish=False) for batch in slots),
+        return_exceptions=True,
+    )
+    applied: dict[int, IncrementOutcome] = {}
+    failure: BaseException | None = None
+    for indexes, result in zip(by_slot.values(), results, strict=True):
+        if isinstance(result, BaseException):
+            failure = failure or result
+        else:
+            applied.update(zip(indexes, result, strict=True))
+    if failure is not None:
+        if not applied or not isinstance(failure, StoreError):
+            raise failure
+        raise PartiallyApplied([applied[index] for index in sorted(applied)], failure)
+    return [applied[index] for index in range(len(increments))]

@@ -1,0 +1,113 @@
+"""The key layout, documented once: every Redis key and channel name is built here.
+
+Per board and period, one hash tag, so that a period's keys share a Cluster slot:
+
+    {prefix}:{board|period}:ranking   sorted set, member = username, score = -total
+    {prefix}:{board|period}:events    set of the client event ids applied
+    {prefix}:{board|period}:loaded    marker: present = the ranking may be served
+    {prefix}:{board|period}:rebuild   rebuild claim, value = the claimer's token
+
+A board spread over N shards has N of each of the first three, tagged
+`{board|period|shard}` (different Cluster slots, so the shards spread over the nodes);
+the rebuild claim stays one per board period. A load writes temporary keys
+`<ranking>:load:<token>` and `<events>:load:<token>` next to the live ones, then swaps
+them in (load.lua).
+
+Scores are stored negated so that ascending member order is the leaderboard order
+(score descending, ties by username ascending, as Redis orders equal scores by member
+bytes). Applied increments are published on `{prefix}:changes:{board}` (changes.py).
+
+Keys expire `retention` after their period ends (never for a board that never resets).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from store.boards import Board, period_end
+
+MIN_EXPIRY = timedelta(hours=1)
+"""A past period loaded again (to be read) stays at least this long."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodKeys:
+    """The keys of one board period (of one shard, for a sharded board)."""
+
+    ranking: str
+    events: str
+    loaded: str
+    rebuild: str
+
+
+class KeyLayout:
+    """Key names, channels and expiry of the configured boards under one key prefix."""
+
+    def __init__(self, prefix: str, boards: Sequence[Board], retention: timedelta) -> None:
+        self._prefix = prefix
+        self._boards = {board.id: board for board in boards}
+        self._retention = retention
+
+    def board(self, board_id: str) -> Board:
+        """The configured board; `ValueError` for an unknown one."""
+        board = self._boards.get(board_id)
+        if board is None:
+            raise ValueError(f"unknown board {board_id!r}")
+        return board
+
+    def keys(self, board: str, period: str, shard: int = 0) -> PeriodKeys:
+        """The keys of a board period's shard (shard 0 of an unsharded board)."""
+        # A sharded board's shards carry different hash tags: different Cluster slots.
+        # The rebuild claim is per board period, whatever the shard.
+        claim_tag = f"{self._prefix}:{{{board}|{period}}}"
+        if self.board(board).shards == 1:
+            tag = claim_tag
+        else:
+            tag = f"{self._prefix}:{{{board}|{period}|{shard}}}"
+        return PeriodKeys(
+            ranking=f"{tag}:ranking",
+            events=f"{tag}:events",
+            loaded=f"{tag}:loaded",
+            rebuild=f"{claim_tag}:rebuild",
+        )
+
+    def player_keys(self, board: str, period: str, username: str) -> PeriodKeys:
+        """The keys of the shard that holds `username`."""
+        return self.keys(board, period, self.board(board).shard_of(username))
+
+    def all_shard_keys(self, board: str, period: str) -> list[PeriodKeys]:
+        """The keys of every shard of a board period (one entry when unsharded)."""
+        shards = self.board(board).shards
+        if shards == 1:
+            return [self.keys(board, period)]
+        return [self.keys(board, period, shard) for shard in range(shards)]
+
+    def channel(self, board: str) -> str:
+        """The pub/sub channel of a board's changes."""
+        return f"{self._prefix}:changes:{board}"
+
+    def expire_at_ms(self, board_id: str, period: str) -> int:
+        """When a period's keys expire (Unix ms), 0 for never: `retention` after it ends."""
+        board = self.board(board_id)
+        if not board.is_valid_period(period):
+            raise ValueError(f"{period!r} is not a period of board {board_id!r}")
+        end = period_end(board.reset, period)
+        if end is None:
+            return 0
+        # In milliseconds: a datetime past year 9999 overflows.
+        end_ms = int(end.timestamp() * 1000) + int(self._retention.total_seconds() * 1000)
+        return max(end_ms, int((time.time() + MIN_EXPIRY.total_seconds()) * 1000))
+
+
+def stored_score(total: int) -> int:
+    """The sorted-set score of a total (negated: see the module doc)."""
+    return -total
+
+
+def total_of(stored: float) -> int:
+    """The total of a sorted-set score (exact: every stored score is an integer within
+    +-(2^53 - 1))."""
+    return -int(stored)

@@ -1,0 +1,107 @@
+"""Rank arithmetic of sharded boards, pure (no Redis): unit-tested on its own.
+
+A shard's script sees one shard only, so board-wide ranks are derived here from what
+the shards report: the merged pages of `top` and `neighborhood` (`rank_by_position`)
+and the ranks each increment of a batch had at its turn (`replay_ranks`).
+
+Ranks are standard competition ranks: 1 + the number of players with a strictly higher
+score; the order is score descending, then username ascending.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from sortedcontainers import SortedList
+
+from store.models import IncrementOutcome, RankedPlayer
+
+
+def order(entry: tuple[str, int]) -> tuple[int, str]:
+    """Sort key of a (username, score) entry in leaderboard order (code point order is
+    the UTF-8 byte order Redis uses for ties)."""
+    return (-entry[1], entry[0])
+
+
+def rank_by_position(
+    entries: list[tuple[str, int]],
+    offset: int,
+    limit: int,
+    *,
+    first_rank: int | None,
+    start: int = 0,
+) -> list[RankedPlayer]:
+    """Ranked players from `entries` (in order, entries[0] at 0-based board position
+    `start`), those at indexes offset .. offset+limit-1.
+
+    A rank is the position + 1, shared on ties; `first_rank` is the first shown one's
+    when known, else the entries begin at the top of the board (every tie visible).
+    """
+    players = []
+    rank = 0
+    previous: int | None = None
+    for index, (username, score) in enumerate(entries[: offset + limit]):
+        if previous is None or score != previous:
+            rank = start + index + 1
+        if index == 0 and first_rank is not None:
+            rank = first_rank
+        previous = score
+        if index >= offset:
+            players.append(RankedPlayer(username=username, score=score, rank=rank))
+    return players
+
+
+def scores_of(outcomes: Iterable[IncrementOutcome]) -> list[int]:
+    """Every score the outcomes' players had before or after, ascending: the scores whose
+    count of higher ones `replay_ranks` needs."""
+    scores: set[int] = set()
+    for outcome in outcomes:
+        scores.add(outcome.score)
+        if outcome.previous_score is not None:
+            scores.add(outcome.previous_score)
+    return sorted(scores)
+
+
+def replay_ranks(
+    outcomes: list[IncrementOutcome], higher_after: dict[int, int]
+) -> list[IncrementOutcome]:
+    """Board-wide ranks of one period's outcomes, in batch order.
+
+    `higher_after[v]` counts the players above v once the batch was applied (for every
+    score of `scores_of(outcomes)`). Taking out the batch's own players (at their final
+    scores) leaves those the batch did not touch; adding the batch's players at their
+    scores of the moment gives the rank each increment had at its turn, as one
+    unsharded script call reports it.
+    """
+    final: dict[str, int] = {}
+    initial: dict[str, int | None] = {}
+    for outcome in outcomes:
+        username = outcome.increment.username
+        initial.setdefault(username, outcome.previous_score)
+        # A repeated event of a player without a score reports 0 but adds no score.
+        if outcome.applied or outcome.previous_score is not None:
+            final[username] = outcome.score
+    finals = SortedList(final.values())
+    current = SortedList(score for score in initial.values() if score is not None)
+
+    def rank(score: int) -> int:
+        untouched = higher_after[score] - (len(finals) - int(finals.bisect_right(score)))
+        return 1 + untouched + len(current) - int(current.bisect_right(score))
+
+    ranked = []
+    for outcome in outcomes:
+        if not outcome.applied:
+            standing = rank(outcome.score)
+            previous = None if outcome.previous_score is None else standing
+            ranked.append(dataclasses.replace(outcome, rank=standing, previous_rank=previous))
+            continue
+        previous_rank = None
+        if outcome.previous_score is not None:
+            previous_rank = rank(outcome.previous_score)
+            current.remove(outcome.previous_score)
+        current.add(outcome.score)
+        ranked.append(
+            dataclasses.replace(outcome, rank=rank(outcome.score), previous_rank=previous_rank)
+        )
+    return ranked

@@ -1,0 +1,185 @@
+"""What a rebuild from the history does to Redis: claims, loading a period, reading every
+total back, and the loaded markers that say whether a period may be served."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from itertools import islice
+from typing import TypeVar
+
+from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.models import MAX_EXACT_SCORE
+from store.redis.connection import AnyPipeline, Connection, text, unavailable_on_failure
+from store.redis.keys import KeyLayout, stored_score, total_of
+from store.redis.scripts import Scripts
+
+T = TypeVar("T")
+
+LOAD_CHUNK = 10_000
+"""Members per ZADD / SADD while loading: big enough to be fast, small enough not to block."""
+LOAD_CHUNKS_PER_PIPELINE = 10
+LOAD_TEMP_TTL_MS = 3_600_000
+"""Temporary keys of a load that died half-way disappear on their own."""
+
+
+class Rebuilds:
+    """Loading periods into Redis and the claims that let one instance do it."""
+
+    def __init__(self, connection: Connection, layout: KeyLayout, scripts: Scripts) -> None:
+        self._connection = connection
+        self._layout = layout
+        self._scripts = scripts
+
+    async def claim(self, board: str, period: str, ttl_seconds: float) -> str | None:
+        """SET NX PX a random token; the token, or None when another claim holds."""
+        token = secrets.token_hex(16)
+        with unavailable_on_failure():
+            won = await self._connection.client.set(
+                self._layout.keys(board, period).rebuild,
+                token,
+                nx=True,
+                px=max(1, round(ttl_seconds * 1000)),
+            )
+        return token if won else None
+
+    async def release(self, board: str, period: str, token: str) -> None:
+        """Delete the claim only while it still holds `token` (compare-and-delete script)."""
+        await self._scripts.release(board, period, token)
+
+    async def load(
+        self,
+        board: str,
+        period: str,
+        totals: Iterable[tuple[str, int]],
+        client_events: Iterable[tuple[str, str]],
+    ) -> None:
+        """Replace the period's ranking and event ids, then mark it loaded, atomically.
+
+        Writes temporary keys in pipelined chunks, then one script swaps them in. A
+        sharded board is loaded shard by shard, each atomically.
+        """
+        config = self._layout.board(board)
+        if config.shards == 1:
+            event_ids = (event_id for _, event_id in client_events)
+            await self._load_shard(board, period, 0, totals, event_ids)
+            return
+        shard_totals: list[list[tuple[str, int]]] = [[] for _ in range(config.shards)]
+        shard_events: list[list[str]] = [[] for _ in range(config.shards)]
+        for username, total in totals:
+            shard_totals[config.shard_of(username)].append((username, total))
+        for username, event_id in client_events:
+            shard_events[config.shard_of(username)].append(event_id)
+        await asyncio.gather(
+            *(
+                self._load_shard(board, period, shard, shard_totals[shard], shard_events[shard])
+                for shard in range(config.shards)
+            )
+        )
+
+    async def _load_shard(
+        self,
+        board: str,
+        period: str,
+        shard: int,
+        totals: Iterable[tuple[str, int]],
+        event_ids: Iterable[str],
+    ) -> None:
+        expire_at = self._layout.expire_at_ms(board, period)
+        keys = self._layout.keys(board, period, shard)
+        token = secrets.token_hex(8)
+        temp_ranking = f"{keys.ranking}:load:{token}"
+        temp_events = f"{keys.events}:load:{token}"
+
+        def ranking_command(pipe: AnyPipeline, chunk: list[tuple[str, int]]) -> None:
+            mapping: dict[str, int] = {}
+            for username, total in chunk:
+                if abs(total) > MAX_EXACT_SCORE:
+                    raise ScoreOutOfRange(username, board)
+                mapping[username] = stored_score(total)
+            pipe.zadd(temp_ranking, mapping)
+            pipe.pexpire(temp_ranking, LOAD_TEMP_TTL_MS)
+
+        def events_command(pipe: AnyPipeline, chunk: list[str]) -> None:
+            pipe.sadd(temp_events, *chunk)
+            pipe.pexpire(temp_events, LOAD_TEMP_TTL_MS)
+
+        try:
+            with unavailable_on_failure():
+                await self._write_chunks(totals, ranking_command)
+                await self._write_chunks(event_ids, events_command)
+            await self._scripts.load(keys, temp_ranking, temp_events, expire_at)
+        except Exception:
+            with suppress(Exception):
+                await self._connection.client.unlink(temp_ranking, temp_events)
+            raise
+
+    async def _write_chunks(
+        self, items: Iterable[T], command: Callable[[AnyPipeline, list[T]], None]
+    ) -> None:
+        pipe = self._connection.client.pipeline(transaction=False)
+        queued = 0
+        for chunk in _chunks(items, LOAD_CHUNK):
+            command(pipe, chunk)
+            queued += 1
+            if queued == LOAD_CHUNKS_PER_PIPELINE:
+                await pipe.execute()
+                queued = 0
+        if queued:
+            await pipe.execute()
+
+    async def totals(self, board: str, period: str) -> dict[str, int]:
+        """Every player's total in the period, read with ZSCAN in chunks.
+
+        One ZRANGE of a million players outlasts the socket timeout while redis-py
+        parses it. ZSCAN returns every player present throughout the scan (a score
+        changed meanwhile may be either value): good enough for reconciliation, which
+        races with live increments anyway.
+        """
+        client = self._connection.client
+        totals: dict[str, int] = {}
+        with unavailable_on_failure():
+            for keys in self._layout.all_shard_keys(board, period):
+                if not await client.exists(keys.loaded):
+                    raise RankingNotLoaded(board, period)
+                async for member, stored in client.zscan_iter(keys.ranking, count=LOAD_CHUNK):
+                    totals[text(member)] = total_of(stored)
+                # Lost during the scan: what was read may be partial.
+                if not await client.exists(keys.loaded):
+                    raise RankingNotLoaded(board, period)
+        return totals
+
+    async def is_loaded(self, board: str, period: str) -> bool:
+        """Whether the period's loaded marker is present (every shard's, when sharded).
+
+        A sharded period with only some shards loaded (one node lost its data) has the
+        others' markers removed too: writes then wait for the rebuild instead of landing
+        in shards the rebuild is about to replace.
+        """
+        shard_keys = self._layout.all_shard_keys(board, period)
+        if len(shard_keys) == 1:
+            with unavailable_on_failure():
+                return bool(await self._connection.client.exists(shard_keys[0].loaded))
+
+        def exists(pipe: AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.exists(keys.loaded)
+
+        def unload(pipe: AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.delete(keys.loaded)
+
+        present = await self._connection.pipelined(exists)
+        if all(present):
+            return True
+        if any(present):
+            await self._connection.pipelined(unload)
+        return False
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,188 @@
+"""`RedisRankingStore`: the `RankingStore` on Redis, assembled from the package's parts.
+
+It routes each call: a board's reads to single.py or sharded.py (by `Board.shards`),
+a batch of increments to the coalesced script call of single.py, or, when it touches
+a sharded board or runs on a cluster, to the spread path (apply, board-wide ranks,
+publish).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
+
+from store.boards import Board
+from store.errors import ScoreOutOfRange
+from store.models import (
+    MAX_EXACT_SCORE,
+    IncrementOutcome,
+    RankedPlayer,
+    ScoreChange,
+    ScoreIncrement,
+)
+from store.observer import StoreObserver
+from store.redis import changes
+from store.redis.cluster import apply_per_slot
+from store.redis.connection import Connection
+from store.redis.keys import KeyLayout
+from store.redis.rebuild import Rebuilds
+from store.redis.scripts import Scripts
+from store.redis.sharded import ShardedBoards
+from store.redis.single import SingleBoards
+
+
+class RedisRankingStore:
+    """`RankingStore` on Redis (7.0 or later): shared by every instance of the service."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        key_prefix: str,
+        boards: Sequence[Board],
+        retention: timedelta,
+    ) -> None:
+        self._connection = connection
+        self._layout = KeyLayout(key_prefix, boards, retention)
+        scripts = Scripts(connection, self._layout)
+        self._single = SingleBoards(scripts)
+        self._sharded = ShardedBoards(connection, self._layout, scripts)
+        self._rebuilds = Rebuilds(connection, self._layout, scripts)
+        self._closed = False
+        # The one place the store asks which kind of Redis it has: a cluster call must
+        # stay within one slot, one Redis takes any batch in one call.
+        self._spread_always = connection.cluster
+        self._apply_spread: Callable[[Sequence[ScoreIncrement]], Awaitable[list[IncrementOutcome]]]
+        if connection.cluster:
+            self._apply_spread = functools.partial(apply_per_slot, scripts, self._layout)
+        else:
+            self._apply_spread = functools.partial(scripts.increment, publish=False)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        key_prefix: str,
+        boards: Sequence[Board],
+        retention: timedelta,
+        cluster: bool = False,
+        observer: StoreObserver | None = None,
+    ) -> RedisRankingStore:
+        """A store on a new client for a `redis://` or `rediss://` URL (nothing connects yet).
+
+        With `cluster`, the URL names any one node of a Redis Cluster (the seed); the
+        client discovers the others and follows slot moves and failovers.
+        """
+        return cls(
+            Connection.from_url(url, cluster=cluster, observer=observer),
+            key_prefix=key_prefix,
+            boards=boards,
+            retention=retention,
+        )
+
+    # Writes
+
+    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+        """Apply increments in order, all or none, in one script call; publish each applied.
+
+        Calls made at the same moment share a script call (coalescing.py); each gets
+        exactly what its own call would have. Sharded boards and Redis Cluster take the
+        spread path: on one Redis every shard's keys fit one script call, as all or none
+        as ever; on a cluster each slot is its own call (cluster.py). Sharded ranks are
+        then summed over the shards (sharded.py), and the changes published from here.
+        """
+        if not increments:
+            return []
+        for increment in increments:
+            if abs(increment.delta) > MAX_EXACT_SCORE:
+                raise ScoreOutOfRange(increment.username, increment.board)
+        if self._spread_always or any(self._layout.board(i.board).shards > 1 for i in increments):
+            outcomes = await self._apply_spread(increments)
+            outcomes = await self._sharded.with_board_ranks(outcomes)
+            await changes.publish(self._connection, self._layout, outcomes)
+            return outcomes
+        return await self._single.increment(increments)
+
+    # Reads
+
+    def _boards(self, board: str) -> SingleBoards | ShardedBoards:
+        return self._sharded if self._layout.board(board).shards > 1 else self._single
+
+    async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
+        """Players ranked offset+1 .. offset+limit, best first."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        return await self._boards(board).top(board, period, limit, offset)
+
+    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
+        """One player's standing, or None without a score in the period."""
+        return await self._boards(board).player(board, period, username)
+
+    async def neighborhood(
+        self, board: str, period: str, username: str, radius: int
+    ) -> list[RankedPlayer]:
+        """The player and up to `radius` players directly above and below, best first."""
+        if radius < 0:
+            raise ValueError("radius must not be negative")
+        return await self._boards(board).neighborhood(board, period, username, radius)
+
+    async def player_count(self, board: str, period: str) -> int:
+        """How many players have a score in the period."""
+        return await self._boards(board).player_count(board, period)
+
+    # Rebuilds (rebuild.py)
+
+    async def totals(self, board: str, period: str) -> dict[str, int]:
+        """Every player's total in the period (ZSCAN: see `Rebuilds.totals`)."""
+        return await self._rebuilds.totals(board, period)
+
+    async def is_loaded(self, board: str, period: str) -> bool:
+        """Whether the period's loaded marker is present (every shard's, when sharded)."""
+        return await self._rebuilds.is_loaded(board, period)
+
+    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
+        """SET NX PX a random token; the token, or None when another claim holds."""
+        return await self._rebuilds.claim(board, period, ttl_seconds)
+
+    async def release_rebuild(self, board: str, period: str, token: str) -> None:
+        """Delete the claim only while it still holds `token`."""
+        await self._rebuilds.release(board, period, token)
+
+    async def load(
+        self,
+        board: str,
+        period: str,
+        totals: Iterable[tuple[str, int]],
+        client_events: Iterable[tuple[str, str]],
+    ) -> None:
+        """Replace the period's ranking and event ids, then mark it loaded, atomically."""
+        await self._rebuilds.load(board, period, totals, client_events)
+
+    # Live changes (changes.py)
+
+    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+        """Applied increments of the board from every instance, via pub/sub.
+
+        Subscribes on the first `__anext__`; survives Redis restarts by resubscribing
+        (changes published meanwhile are lost). Closing the iterator unsubscribes.
+        """
+        return changes.subscribe(
+            self._connection, self._layout.channel(board), lambda: self._closed
+        )
+
+    # Connection
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless Redis answers PING."""
+        await self._connection.ping()
+
+    async def close(self) -> None:
+        """Close the client's connections; open change iterators end at their next error.
+
+        Increments already submitted are answered first.
+        """
+        self._closed = True
+        await self._single.drain()
+        await self._connection.close()
