@@ -12,7 +12,7 @@ history is down new increments are refused before Redis is touched.
 
 One task flushes: as soon as `flush_max_events` are buffered, or once the oldest
 buffered event has waited `flush_interval`, it writes the oldest events with one
-`ScoreHistory.append` call, and goes again at once while that many are pending. A flush
+`HistoryWrites.append` call, and goes again at once while that many are pending. A flush
 takes everything waiting, up to `flush_catch_up_events` (at least `flush_max_events`;
 by default just that): normally that is one trigger's
 worth, but when the history fell behind (the flusher waits for the database and for its
@@ -39,8 +39,8 @@ from types import TracebackType
 from typing import Final, Literal, NamedTuple, Protocol
 
 from store.errors import StoreUnavailable
-from store.history import ScoreHistory
 from store.models import ScoreEvent
+from store.ports import HistoryWrites
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class WriteBatcher:
 
     def __init__(
         self,
-        history: ScoreHistory,
+        history: HistoryWrites,
         *,
         flush_interval: float = 0.1,
         flush_max_events: int = 500,

@@ -52,7 +52,7 @@ from benchmarks.processes import (
 from store.boards import Board, ResetPeriod
 from store.cached_ranking import TopCachingRankingStore
 from store.models import ScoreIncrement
-from store.ranking import RankingStore
+from store.ports import RankingStore
 from store.redis_ranking import RedisRankingStore
 
 BOARD = Board("global", ResetPeriod.MONTHLY)

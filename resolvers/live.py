@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from store.boards import Board
 from store.models import RankedPlayer, ScoreChange
+from store.ports import ChangeFeed
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ T = TypeVar("T")
 # A feed that keeps failing is retried at most this far apart.
 _MAX_RESTART_BACKOFF = 10.0
 _CLOSE_WAIT_SECONDS = 2.0
-
-
-class ChangeFeed(Protocol):
-    """The part of `RankingStore` live updates need: every applied increment of a board."""
-
-    def changes(self, board: str, /) -> AsyncIterator[ScoreChange]:
-        """Every applied increment of the board (all periods), best effort."""
-        ...
 
 
 class RankingReader(Protocol):

@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
 from resolvers import validation
@@ -15,12 +15,17 @@ from resolvers.errors import ApiError, ErrorCode, bad_input, unavailable
 from store.boards import Board
 from store.errors import PartiallyApplied, RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
 from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
-from store.ranking import RankingStore
+from store.ports import RankingReads, RankingWrites
 from store.recovery import RankingRecovery
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class ServedRanking(RankingReads, RankingWrites, Protocol):
+    """The part of the live ranking store the service uses: its reads and its one write."""
+
 
 # A store call can meet several lost rankings in a row (one per period it touches).
 _RECOVERY_ATTEMPTS = 4
@@ -42,7 +47,7 @@ class LeaderboardService:
     def __init__(
         self,
         *,
-        ranking: RankingStore,
+        ranking: ServedRanking,
         batcher: WriteBatcher,
         recovery: RankingRecovery,
         boards: Sequence[Board],

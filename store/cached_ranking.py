@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreIncrement
-from store.ranking import RankingStore
+from store.ports import RankingStore
 
 logger = logging.getLogger(__name__)
 

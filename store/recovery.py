@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from store.errors import RankingNotLoaded, StoreUnavailable
-from store.history import ScoreHistory
-from store.ranking import RankingStore
+from store.ports import HistoryReads, RebuildTarget
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +61,8 @@ class RankingRecovery:
 
     def __init__(
         self,
-        ranking: RankingStore,
-        history: ScoreHistory,
+        ranking: RebuildTarget,
+        history: HistoryReads,
         *,
         claim_seconds: float,
         wait_seconds: float,

@@ -8,7 +8,7 @@ import pytest
 
 from store.boards import parse_boards
 from store.models import ScoreEvent
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.integration.conftest import BOARDS
 from tests.integration.test_cli import leaderboard
 

@@ -16,7 +16,7 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
 from store.recovery import RankingRecovery
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.api.conftest import subscription_to
 from tests.api.test_limits import refusal_code
 from tests.support.graphql_client import TRANSPORT_WS

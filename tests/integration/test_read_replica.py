@@ -22,7 +22,7 @@ from store.boards import parse_boards
 from store.models import ScoreEvent, ScoreIncrement
 from store.recovery import RankingRecovery
 from store.redis_ranking import RedisRankingStore
-from store.sql_history import REPLICA_RETRY_SECONDS, SqlScoreHistory
+from store.sql import REPLICA_RETRY_SECONDS, SqlScoreHistory
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.integration.test_cli import INCREMENTS, leaderboard
 from tests.support.graphql_client import GraphQLHttp

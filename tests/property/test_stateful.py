@@ -59,10 +59,10 @@ from resolvers.service import IncrementRequest, LeaderboardService
 from store.boards import Board, ResetPeriod
 from store.embedded_ranking import EmbeddedRankingStore
 from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
-from store.ranking import RankingStore
+from store.ports import RankingStore
 from store.recovery import RankingRecovery
 from store.redis_ranking import RedisRankingStore
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,

@@ -15,7 +15,7 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import PartiallyApplied, StoreUnavailable
 from store.models import IncrementOutcome, ScoreIncrement
 from store.recovery import RankingRecovery
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.support.history_database import history_totals
 
 BOARDS = (Board("global", ResetPeriod.MONTHLY), Board("alltime", ResetPeriod.NEVER))

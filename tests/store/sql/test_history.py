@@ -12,7 +12,8 @@ import pytest
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
-from store.sql_history import SCHEMA_VERSION, SqlScoreHistory
+from store.sql import SCHEMA_VERSION, SqlScoreHistory
+from store.sql.mysql import MySqlDialect
 from tests.support.history_database import query_history
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
@@ -225,7 +226,9 @@ async def test_mysql_statement_split_when_over_the_packet_limit(
     await store.connect()
     await store.migrate()
     try:
-        store._max_statement_bytes = 4_000
+        dialect = store._dialect
+        assert isinstance(dialect, MySqlDialect)
+        dialect.max_statement_bytes = 4_000
         events = [event(f"player{number}", 1, f"e{number}") for number in range(1000)]
         await store.append(events)
         await store.append(events)
