@@ -20,8 +20,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from store.aio import cancel_and_wait, consume_resubscribing
 from store.boards import Board
 from store.models import RankedPlayer, ScoreChange
 from store.ports import ChangeFeed
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A feed that keeps failing is retried at most this far apart.
-_MAX_RESTART_BACKOFF = 10.0
 _CLOSE_WAIT_SECONDS = 2.0
 
 
@@ -242,14 +241,6 @@ class _Subscription(Generic[T]):
             self._detach()
 
 
-async def _close_iterator(iterator: AsyncIterator[Any] | None) -> None:
-    # Async generators hold a subscription until closed; other iterators may have nothing to close.
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
-
-
 class LiveRankings:
     """Per-instance fan-out of the store's change feeds to `rankChanged` and `topPlayersChanged`."""
 
@@ -316,15 +307,8 @@ class LiveRankings:
             for state in feed.players.values():
                 for player_watcher in state.watchers:
                     player_watcher.mailbox.close()
-        for task in tasks:
-            task.cancel()
-        if not tasks:
-            return
-        # Bounded: a driver that swallows a cancellation must not hold up shutdown (the
-        # write buffer still has to be drained after this); closing the store ends it.
-        _, pending = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_SECONDS)
-        if pending:
-            logger.warning("%d live feed tasks did not stop in time; continuing", len(pending))
+        # Bounded: the write buffer still has to be drained after this.
+        await cancel_and_wait(tasks, timeout=_CLOSE_WAIT_SECONDS, log=logger, what="live feeds")
 
     def watch_player(self, board: str, username: str) -> AsyncIterator[RankUpdate]:
         """The player's standing now (when the player has a score), then every change of it.
@@ -437,33 +421,17 @@ class LiveRankings:
 
     async def _consume(self, feed: _Feed) -> None:
         """Consume the board's change feed for ever, resubscribing after a failure."""
-        backoff = self._restart_backoff
-        while not self._closed:
-            changes: AsyncIterator[ScoreChange] | None = None
-            try:
-                changes = self._ranking.changes(feed.board.id)
-                async for change in changes:
-                    backoff = self._restart_backoff
-                    self._handle(feed, change)
-                logger.warning(
-                    "board %s: the change feed ended; resubscribing in %.2fs",
-                    feed.board.id,
-                    backoff,
-                )
-            except Exception:
-                logger.exception(
-                    "board %s: the change feed failed; resubscribing in %.2fs",
-                    feed.board.id,
-                    backoff,
-                )
-            finally:
-                await _close_iterator(changes)
-            if self._closed:
-                return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max(self._restart_backoff, _MAX_RESTART_BACKOFF))
+        await consume_resubscribing(
+            lambda: self._ranking.changes(feed.board.id),
+            lambda change: self._handle(feed, change),
+            running=lambda: not self._closed,
+            log=logger,
+            what=f"board {feed.board.id}: the change feed",
+            restart_backoff=self._restart_backoff,
+            failure_level=logging.ERROR,
             # Whatever was published while unsubscribed is lost: re-read everything now.
-            feed.resync_now.set()
+            resubscribing=feed.resync_now.set,
+        )
 
     def _handle(self, feed: _Feed, change: ScoreChange) -> None:
         # A bug on one event must not cost the board its subscription.
