@@ -35,8 +35,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from enum import StrEnum
 from types import TracebackType
-from typing import Final, Literal, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
@@ -44,11 +45,13 @@ from store.ports import HistoryWrites
 
 logger = logging.getLogger(__name__)
 
-RefusalReason = Literal["buffer full", "history unavailable", "closing"]
 
-BUFFER_FULL: Final = "buffer full"
-HISTORY_UNAVAILABLE: Final = "history unavailable"
-CLOSING: Final = "closing"
+class RefusalReason(StrEnum):
+    """Why the batcher refuses new increments (the text goes into the client's error)."""
+
+    BUFFER_FULL = "buffer full"
+    HISTORY_UNAVAILABLE = "history unavailable"
+    CLOSING = "closing"
 
 
 class WriteRefused(Exception):
@@ -243,11 +246,11 @@ class WriteBatcher:
         if count < 0:
             raise ValueError("count must be >= 0")
         if self._closing:
-            raise WriteRefused(CLOSING)
+            raise WriteRefused(RefusalReason.CLOSING)
         if not self._healthy:
-            raise WriteRefused(HISTORY_UNAVAILABLE)
+            raise WriteRefused(RefusalReason.HISTORY_UNAVAILABLE)
         if len(self._buffer) + self._reserved + count > self._max_buffered_events:
-            raise WriteRefused(BUFFER_FULL)
+            raise WriteRefused(RefusalReason.BUFFER_FULL)
         self._reserved += count
         return Reservation(self, count)
 

@@ -396,7 +396,8 @@ class LiveRankings:
 
     # Periods
 
-    def _current_period(self, feed: _Feed) -> str:
+    def _roll_to_current_period(self, feed: _Feed) -> str:
+        """The board's current period; when a new one began, the feed rolls over to it first."""
         period = feed.board.period_at_timestamp(self._clock())
         if period != feed.period:
             self._roll_over(feed, period)
@@ -446,7 +447,7 @@ class LiveRankings:
             # holds too) and no top list. A rollover it would reveal is found by the next
             # attach or resync, which read the period first.
             return
-        if change.period != self._current_period(feed):
+        if change.period != self._roll_to_current_period(feed):
             return
         own = feed.players.get(change.username)
         if own is not None:
@@ -554,7 +555,7 @@ class LiveRankings:
     async def _read_player(self, feed: _Feed, state: _PlayerState) -> None:
         """Re-read a watched player's standing and correct (and publish) what differs."""
         while True:
-            period = self._current_period(feed)
+            period = self._roll_to_current_period(feed)
             epoch, changes = feed.epoch, state.changes
             state.reads_started += 1
             token = state.reads_started
@@ -605,7 +606,7 @@ class LiveRankings:
     async def _read_top(self, feed: _Feed, group: _TopGroup) -> None:
         """Read a top list; queue it to the ready watchers when it changed."""
         while True:
-            period = self._current_period(feed)
+            period = self._roll_to_current_period(feed)
             epoch = feed.epoch
             group.reads_started += 1
             token = group.reads_started
@@ -639,7 +640,7 @@ class LiveRankings:
                 logger.exception("board %s: resync failed", feed.board.id)
 
     async def _resync(self, feed: _Feed) -> None:
-        self._current_period(feed)
+        self._roll_to_current_period(feed)
         for group in tuple(feed.tops.values()):
             self._top_dirty(feed, group)
         states = iter(tuple(feed.players.values()))
