@@ -105,7 +105,15 @@ async def row_count(url: str) -> int:
 def events(first: int, count: int, username: str = "ann") -> list[ScoreEvent]:
     """`count` events with ids e<first>.., one point each."""
     return [
-        ScoreEvent(BOARD, PERIOD, username, 1, f"e{number}", False, 1_790_000_000_000)
+        ScoreEvent(
+            board=BOARD,
+            period=PERIOD,
+            username=username,
+            delta=1,
+            event_id=f"e{number}",
+            client_event_id=False,
+            created_at_ms=1_790_000_000_000,
+        )
         for number in range(first, first + count)
     ]
 

@@ -56,7 +56,15 @@ def event(
     client: bool = False,
 ) -> ScoreEvent:
     """A score event with a fixed timestamp."""
-    return ScoreEvent(board, period, username, delta, event_id, client, 1_790_000_000_000)
+    return ScoreEvent(
+        board=board,
+        period=period,
+        username=username,
+        delta=delta,
+        event_id=event_id,
+        client_event_id=client,
+        created_at_ms=1_790_000_000_000,
+    )
 
 
 async def test_migrate_twice_and_concurrently(history_url: str) -> None:
