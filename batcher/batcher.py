@@ -12,7 +12,7 @@ history is down new increments are refused before Redis is touched.
 
 One task flushes: as soon as `flush_max_events` are buffered, or once the oldest
 buffered event has waited `flush_interval`, it writes the oldest events with one
-`ScoreHistory.append` call, and goes again at once while that many are pending. A flush
+`HistoryWrites.append` call, and goes again at once while that many are pending. A flush
 takes everything waiting, up to `flush_catch_up_events` (at least `flush_max_events`;
 by default just that): normally that is one trigger's
 worth, but when the history fell behind (the flusher waits for the database and for its
@@ -35,20 +35,23 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from enum import StrEnum
 from types import TracebackType
-from typing import Final, Literal, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from store.errors import StoreUnavailable
-from store.history import ScoreHistory
 from store.models import ScoreEvent
+from store.ports import HistoryWrites
 
 logger = logging.getLogger(__name__)
 
-RefusalReason = Literal["buffer full", "history unavailable", "closing"]
 
-BUFFER_FULL: Final = "buffer full"
-HISTORY_UNAVAILABLE: Final = "history unavailable"
-CLOSING: Final = "closing"
+class RefusalReason(StrEnum):
+    """Why the batcher refuses new increments (the text goes into the client's error)."""
+
+    BUFFER_FULL = "buffer full"
+    HISTORY_UNAVAILABLE = "history unavailable"
+    CLOSING = "closing"
 
 
 class WriteRefused(Exception):
@@ -140,7 +143,7 @@ class WriteBatcher:
 
     def __init__(
         self,
-        history: ScoreHistory,
+        history: HistoryWrites,
         *,
         flush_interval: float = 0.1,
         flush_max_events: int = 500,
@@ -243,11 +246,11 @@ class WriteBatcher:
         if count < 0:
             raise ValueError("count must be >= 0")
         if self._closing:
-            raise WriteRefused(CLOSING)
+            raise WriteRefused(RefusalReason.CLOSING)
         if not self._healthy:
-            raise WriteRefused(HISTORY_UNAVAILABLE)
+            raise WriteRefused(RefusalReason.HISTORY_UNAVAILABLE)
         if len(self._buffer) + self._reserved + count > self._max_buffered_events:
-            raise WriteRefused(BUFFER_FULL)
+            raise WriteRefused(RefusalReason.BUFFER_FULL)
         self._reserved += count
         return Reservation(self, count)
 

@@ -44,7 +44,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 
 from batcher import WriteBatcher
 from store.models import ScoreEvent
-from store.sql_history import EVENT_COLUMNS, SqlScoreHistory, event_row
+from store.sql import EVENT_COLUMNS, SqlScoreHistory, event_row
 
 ROW = "(%s,%s,%s,%s,%s,%s,%s)"
 UPSERT = " ON DUPLICATE KEY UPDATE id = id"

@@ -61,13 +61,29 @@ async def measure(url: str, options: argparse.Namespace) -> None:
 
     async def increment() -> object:
         return await store.increment(
-            [ScoreIncrement("board", PERIOD, pick(), 3, f"~{uuid.uuid4().hex}", False)]
+            [
+                ScoreIncrement(
+                    board="board",
+                    period=PERIOD,
+                    username=pick(),
+                    delta=3,
+                    event_id=f"~{uuid.uuid4().hex}",
+                    client_event_id=False,
+                )
+            ]
         )
 
     async def batch() -> object:
         return await store.increment(
             [
-                ScoreIncrement("board", PERIOD, pick(), 3, f"~{uuid.uuid4().hex}", False)
+                ScoreIncrement(
+                    board="board",
+                    period=PERIOD,
+                    username=pick(),
+                    delta=3,
+                    event_id=f"~{uuid.uuid4().hex}",
+                    client_event_id=False,
+                )
                 for _ in range(500)
             ]
         )

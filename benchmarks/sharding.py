@@ -109,7 +109,16 @@ async def measure(
 
     async def increment(seed: int) -> object:
         return await store.increment(
-            [ScoreIncrement("board", PERIOD, pick(seed), 3, f"~{uuid.uuid4().hex}", False)]
+            [
+                ScoreIncrement(
+                    board="board",
+                    period=PERIOD,
+                    username=pick(seed),
+                    delta=3,
+                    event_id=f"~{uuid.uuid4().hex}",
+                    client_event_id=False,
+                )
+            ]
         )
 
     operations: dict[str, Callable[[int], Awaitable[object]]] = {

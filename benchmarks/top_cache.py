@@ -52,7 +52,7 @@ from benchmarks.processes import (
 from store.boards import Board, ResetPeriod
 from store.cached_ranking import TopCachingRankingStore
 from store.models import ScoreIncrement
-from store.ranking import RankingStore
+from store.ports import RankingStore
 from store.redis import RedisRankingStore
 
 BOARD = Board("global", ResetPeriod.MONTHLY)
@@ -170,12 +170,12 @@ class Writer:
     async def write(self) -> None:
         """One increment of a random player among the leaders."""
         increment = ScoreIncrement(
-            BOARD.id,
-            self._period,
-            self._random.choice(self._usernames),
-            self._random.randint(1, 50),
-            f"~{uuid.uuid4().hex}",
-            False,
+            board=BOARD.id,
+            period=self._period,
+            username=self._random.choice(self._usernames),
+            delta=self._random.randint(1, 50),
+            event_id=f"~{uuid.uuid4().hex}",
+            client_event_id=False,
         )
         await self._store.increment([increment])
         self.writes += 1

@@ -20,26 +20,18 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from store.aio import cancel_and_wait, consume_resubscribing
 from store.boards import Board
 from store.models import RankedPlayer, ScoreChange
+from store.ports import ChangeFeed
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A feed that keeps failing is retried at most this far apart.
-_MAX_RESTART_BACKOFF = 10.0
 _CLOSE_WAIT_SECONDS = 2.0
-
-
-class ChangeFeed(Protocol):
-    """The part of `RankingStore` live updates need: every applied increment of a board."""
-
-    def changes(self, board: str, /) -> AsyncIterator[ScoreChange]:
-        """Every applied increment of the board (all periods), best effort."""
-        ...
 
 
 class RankingReader(Protocol):
@@ -249,14 +241,6 @@ class _Subscription(Generic[T]):
             self._detach()
 
 
-async def _close_iterator(iterator: AsyncIterator[Any] | None) -> None:
-    # Async generators hold a subscription until closed; other iterators may have nothing to close.
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
-
-
 class LiveRankings:
     """Per-instance fan-out of the store's change feeds to `rankChanged` and `topPlayersChanged`."""
 
@@ -323,15 +307,8 @@ class LiveRankings:
             for state in feed.players.values():
                 for player_watcher in state.watchers:
                     player_watcher.mailbox.close()
-        for task in tasks:
-            task.cancel()
-        if not tasks:
-            return
-        # Bounded: a driver that swallows a cancellation must not hold up shutdown (the
-        # write buffer still has to be drained after this); closing the store ends it.
-        _, pending = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_SECONDS)
-        if pending:
-            logger.warning("%d live feed tasks did not stop in time; continuing", len(pending))
+        # Bounded: the write buffer still has to be drained after this.
+        await cancel_and_wait(tasks, timeout=_CLOSE_WAIT_SECONDS, log=logger, what="live feeds")
 
     def watch_player(self, board: str, username: str) -> AsyncIterator[RankUpdate]:
         """The player's standing now (when the player has a score), then every change of it.
@@ -419,7 +396,8 @@ class LiveRankings:
 
     # Periods
 
-    def _current_period(self, feed: _Feed) -> str:
+    def _roll_to_current_period(self, feed: _Feed) -> str:
+        """The board's current period; when a new one began, the feed rolls over to it first."""
         period = feed.board.period_at_timestamp(self._clock())
         if period != feed.period:
             self._roll_over(feed, period)
@@ -444,33 +422,17 @@ class LiveRankings:
 
     async def _consume(self, feed: _Feed) -> None:
         """Consume the board's change feed for ever, resubscribing after a failure."""
-        backoff = self._restart_backoff
-        while not self._closed:
-            changes: AsyncIterator[ScoreChange] | None = None
-            try:
-                changes = self._ranking.changes(feed.board.id)
-                async for change in changes:
-                    backoff = self._restart_backoff
-                    self._handle(feed, change)
-                logger.warning(
-                    "board %s: the change feed ended; resubscribing in %.2fs",
-                    feed.board.id,
-                    backoff,
-                )
-            except Exception:
-                logger.exception(
-                    "board %s: the change feed failed; resubscribing in %.2fs",
-                    feed.board.id,
-                    backoff,
-                )
-            finally:
-                await _close_iterator(changes)
-            if self._closed:
-                return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max(self._restart_backoff, _MAX_RESTART_BACKOFF))
+        await consume_resubscribing(
+            lambda: self._ranking.changes(feed.board.id),
+            lambda change: self._handle(feed, change),
+            running=lambda: not self._closed,
+            log=logger,
+            what=f"board {feed.board.id}: the change feed",
+            restart_backoff=self._restart_backoff,
+            failure_level=logging.ERROR,
             # Whatever was published while unsubscribed is lost: re-read everything now.
-            feed.resync_now.set()
+            resubscribing=feed.resync_now.set,
+        )
 
     def _handle(self, feed: _Feed, change: ScoreChange) -> None:
         # A bug on one event must not cost the board its subscription.
@@ -485,7 +447,7 @@ class LiveRankings:
             # holds too) and no top list. A rollover it would reveal is found by the next
             # attach or resync, which read the period first.
             return
-        if change.period != self._current_period(feed):
+        if change.period != self._roll_to_current_period(feed):
             return
         own = feed.players.get(change.username)
         if own is not None:
@@ -593,7 +555,7 @@ class LiveRankings:
     async def _read_player(self, feed: _Feed, state: _PlayerState) -> None:
         """Re-read a watched player's standing and correct (and publish) what differs."""
         while True:
-            period = self._current_period(feed)
+            period = self._roll_to_current_period(feed)
             epoch, changes = feed.epoch, state.changes
             state.reads_started += 1
             token = state.reads_started
@@ -644,7 +606,7 @@ class LiveRankings:
     async def _read_top(self, feed: _Feed, group: _TopGroup) -> None:
         """Read a top list; queue it to the ready watchers when it changed."""
         while True:
-            period = self._current_period(feed)
+            period = self._roll_to_current_period(feed)
             epoch = feed.epoch
             group.reads_started += 1
             token = group.reads_started
@@ -678,7 +640,7 @@ class LiveRankings:
                 logger.exception("board %s: resync failed", feed.board.id)
 
     async def _resync(self, feed: _Feed) -> None:
-        self._current_period(feed)
+        self._roll_to_current_period(feed)
         for group in tuple(feed.tops.values()):
             self._top_dirty(feed, group)
         states = iter(tuple(feed.players.values()))

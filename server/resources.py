@@ -18,12 +18,11 @@ from server.settings import AckMode, Settings
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
-from store.history import ScoreHistory
 from store.observer import StoreObserver
-from store.ranking import RankingStore
+from store.ports import RankingStore, ScoreHistory
 from store.recovery import RankingRecovery, RebuildObserver
 from store.redis import RedisRankingStore
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class Resources:
 
     settings: Settings
     ranking: RankingStore
-    history: SqlScoreHistory
+    history: ScoreHistory
     batcher: WriteBatcher
     recovery: RankingRecovery
     service: LeaderboardService
@@ -70,7 +69,7 @@ def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
     return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
 
 
-def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
+def open_history(settings: Settings, observer: StoreObserver | None = None) -> ScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(
         settings.history_url, read_url=settings.database_read_url, observer=observer

@@ -20,22 +20,22 @@ error, so `RankingNotLoaded` still reaches the caller that rebuilds the period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
+
+from store.aio import cancel_and_wait, close_iterator, consume_resubscribing
 from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreIncrement
-from store.ranking import RankingStore
+from store.ports import RankingStore
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 1024
-_MAX_RESTART_BACKOFF = 10.0
 _CLOSE_WAIT_SECONDS = 2.0
 
 _Key = tuple[str, str, int, int]
@@ -49,6 +49,20 @@ _Window = tuple[int, int]
 class _Snapshot:
     players: list[RankedPlayer]
     read_started: float
+
+
+class _Snapshots(LRUCache[_Key, _Snapshot]):
+    """The snapshots, least recently used evicted first; an eviction is reported."""
+
+    def __init__(self, maxsize: int, evicted: Callable[[_Key], None]) -> None:
+        super().__init__(maxsize)
+        self._evicted = evicted
+
+    def popitem(self) -> tuple[_Key, _Snapshot]:
+        """Evict the least recently used snapshot (cachetools' hook for evictions)."""
+        key, snapshot = super().popitem()
+        self._evicted(key)
+        return key, snapshot
 
 
 @dataclass(eq=False, slots=True)
@@ -82,11 +96,9 @@ class TopCachingRankingStore:
             raise ValueError("max_entries must be at least 1")
         self._inner = inner
         self._max_staleness = max_staleness
-        self._max_entries = max_entries
         self._clock = clock
         self._restart_backoff = restart_backoff
-        # Least recently used first.
-        self._snapshots: OrderedDict[_Key, _Snapshot] = OrderedDict()
+        self._snapshots = _Snapshots(max_entries, self._unindex_if_unused)
         self._flights: dict[_Key, _Flight] = {}
         # The windows of each period that have a snapshot or a flight: an event visits only
         # its own period's windows, never the whole cache.
@@ -117,7 +129,6 @@ class TopCachingRankingStore:
         snapshot = self._snapshots.get(key)
         if snapshot is not None:
             if now - snapshot.read_started < self._max_staleness:
-                self._snapshots.move_to_end(key)
                 self.hits += 1
                 # A copy: callers own what they get, the snapshot stays intact.
                 return list(snapshot.players)
@@ -160,11 +171,8 @@ class TopCachingRankingStore:
         return players
 
     def _remember(self, key: _Key, snapshot: _Snapshot) -> None:
+        # An eviction this causes unindexes the evicted key (`_Snapshots.popitem`).
         self._snapshots[key] = snapshot
-        self._snapshots.move_to_end(key)
-        while len(self._snapshots) > self._max_entries:
-            oldest, _ = self._snapshots.popitem(last=False)
-            self._unindex_if_unused(oldest)
 
     def _forget_snapshot(self, key: _Key) -> None:
         del self._snapshots[key]
@@ -278,7 +286,7 @@ class TopCachingRankingStore:
                 del self._relays[board]
             # Changes published until somebody subscribes again are lost.
             self._drop_board(board)
-            await _close_iterator(changes)
+            await close_iterator(changes)
 
     def _follow(self, board: str) -> None:
         """Start the board's background consumer of change events, unless it runs."""
@@ -289,30 +297,19 @@ class TopCachingRankingStore:
 
     async def _consume(self, board: str) -> None:
         """Drop what each change of the board reaches; resubscribe after a failure."""
-        backoff = self._restart_backoff
         try:
-            while not self._closed:
-                changes = self._inner.changes(board)
-                try:
-                    async for change in changes:
-                        backoff = self._restart_backoff
-                        self._apply_change(change)
-                except Exception:
-                    logger.warning(
-                        "top cache: the change feed of %s failed; resubscribing in %.2fs",
-                        board,
-                        backoff,
-                        exc_info=True,
-                    )
-                else:
-                    # Ended (the inner store closed): the next cached read starts another.
-                    return
-                finally:
-                    await _close_iterator(changes)
-                    # Changes published while unsubscribed are lost.
-                    self._drop_board(board)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, max(self._restart_backoff, _MAX_RESTART_BACKOFF))
+            await consume_resubscribing(
+                lambda: self._inner.changes(board),
+                self._apply_change,
+                running=lambda: not self._closed,
+                log=logger,
+                what=f"top cache: the change feed of {board}",
+                restart_backoff=self._restart_backoff,
+                # Ended (the inner store closed): the next cached read starts another.
+                resubscribe_at_end=False,
+                # Changes published while unsubscribed are lost.
+                unsubscribed=lambda: self._drop_board(board),
+            )
         finally:
             if self._feeds.get(board) is asyncio.current_task():
                 del self._feeds[board]
@@ -362,25 +359,10 @@ class TopCachingRankingStore:
         self._flights.clear()
         self._snapshots.clear()
         self._windows.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            # Bounded: a driver that swallows a cancellation must not hold up shutdown;
-            # closing the inner store ends whatever is left.
-            _, pending = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_SECONDS)
-            if pending:
-                logger.warning("top cache: %d tasks did not stop in time", len(pending))
+        await cancel_and_wait(tasks, timeout=_CLOSE_WAIT_SECONDS, log=logger, what="top cache")
         await self._inner.close()
 
 
 def _reach(rank: int, previous_rank: int | None) -> float:
     """The best rank a move touched: windows ending before it cannot have changed."""
     return rank if previous_rank is None else min(rank, previous_rank)
-
-
-async def _close_iterator(iterator: AsyncIterator[Any]) -> None:
-    # Async generators hold a subscription until closed; other iterators may have nothing to close.
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

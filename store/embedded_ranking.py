@@ -132,7 +132,14 @@ class EmbeddedRankingStore:
                 # Nothing changes; a player without a score stands where a score of 0 would.
                 rank = ranking.rank(old or 0)
                 outcomes.append(
-                    IncrementOutcome(increment, old or 0, rank, False, old, previous_rank)
+                    IncrementOutcome(
+                        increment=increment,
+                        score=old or 0,
+                        rank=rank,
+                        applied=False,
+                        previous_score=old,
+                        previous_rank=previous_rank,
+                    )
                 )
                 continue
             new = (old or 0) + increment.delta
@@ -140,7 +147,16 @@ class EmbeddedRankingStore:
             if increment.client_event_id:
                 ranking.events.add(increment.event_id)
             rank = ranking.rank(new)
-            outcomes.append(IncrementOutcome(increment, new, rank, True, old, previous_rank))
+            outcomes.append(
+                IncrementOutcome(
+                    increment=increment,
+                    score=new,
+                    rank=rank,
+                    applied=True,
+                    previous_score=old,
+                    previous_rank=previous_rank,
+                )
+            )
             changes.append(
                 ScoreChange(
                     board=increment.board,

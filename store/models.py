@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, dataclass_transform
+from typing import TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
 
@@ -11,16 +12,35 @@ MAX_EXACT_SCORE = 2**53 - 1
 """Largest absolute total: doubles (Redis scores, JSON numbers) are exact up to here."""
 
 
-@dataclass_transform(frozen_default=True)
-def value_type(cls: type[_T]) -> type[_T]:
-    """A slotted dataclass that the type checker holds frozen (equal and hashable by value)."""
+@overload
+def value_type(cls: type[_T], /) -> type[_T]: ...
+
+
+@overload
+def value_type(*, kw_only: bool = True) -> Callable[[type[_T]], type[_T]]: ...
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def value_type(
+    cls: type[_T] | None = None, /, *, kw_only: bool = True
+) -> type[_T] | Callable[[type[_T]], type[_T]]:
+    """A slotted dataclass built by keyword, that the type checker holds frozen (equal and
+    hashable by value).
+
+    By keyword: neighbouring fields of one type (board, period, username are all `str`)
+    cannot be swapped by a call that lists them in the wrong order.
+    """
+
     # Several of these are built per ingested event, and a frozen dataclass's __init__ pays
     # an object.__setattr__ per field (about 3x the cost of plain slot stores); immutability
     # is enforced by mypy instead, and the hash stays the one a frozen dataclass has.
-    return dataclass(slots=True, unsafe_hash=True)(cls)
+    def make(cls: type[_T]) -> type[_T]:
+        return dataclass(slots=True, unsafe_hash=True, kw_only=kw_only)(cls)
+
+    return make if cls is None else make(cls)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RankedPlayer:
     """A player's standing: standard competition rank (ties share a rank, the next one skips)."""
 

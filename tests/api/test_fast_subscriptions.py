@@ -344,7 +344,10 @@ async def test_a_stream_that_ends_by_itself_ends_as_with_strawberry(
 
     async def one_then_end(*_: object) -> AsyncIterator[Any]:
         yield (
-            [RankedPlayer("bo", 20, 1), RankedPlayer("ana", 15, 2)]
+            [
+                RankedPlayer(username="bo", score=20, rank=1),
+                RankedPlayer(username="ana", score=15, rank=2),
+            ]
             if field != "rankChanged"
             else update
         )

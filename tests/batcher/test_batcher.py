@@ -18,9 +18,9 @@ import pytest
 
 from batcher import WriteBatcher, WriteRefused
 from store.errors import StoreUnavailable
-from store.history import ScoreHistory
 from store.models import ScoreEvent
-from store.sql_history import SqlScoreHistory
+from store.ports import ScoreHistory
+from store.sql import SqlScoreHistory
 from tests.support.history_database import query_history
 from tests.support.private_servers import PrivateMariaDB
 from tests.support.service_process import free_port
@@ -105,7 +105,15 @@ async def row_count(url: str) -> int:
 def events(first: int, count: int, username: str = "ann") -> list[ScoreEvent]:
     """`count` events with ids e<first>.., one point each."""
     return [
-        ScoreEvent(BOARD, PERIOD, username, 1, f"e{number}", False, 1_790_000_000_000)
+        ScoreEvent(
+            board=BOARD,
+            period=PERIOD,
+            username=username,
+            delta=1,
+            event_id=f"e{number}",
+            client_event_id=False,
+            created_at_ms=1_790_000_000_000,
+        )
         for number in range(first, first + count)
     ]
 
@@ -406,7 +414,7 @@ async def test_retries_keep_order_with_exponential_backoff() -> None:
             reported.append(("failed", events))
 
     batcher = WriteBatcher(
-        flaky,  # type: ignore[arg-type]
+        flaky,
         flush_interval=0.01,
         flush_max_events=3,
         retry_initial=0.04,
@@ -429,7 +437,7 @@ async def test_retries_keep_order_with_exponential_backoff() -> None:
 async def test_after_a_failure_the_retry_takes_a_normal_flush_not_a_catch_up_one() -> None:
     flaky = FlakyHistory(failures=1)
     batcher = WriteBatcher(
-        flaky,  # type: ignore[arg-type]
+        flaky,
         flush_interval=0.01,
         flush_max_events=3,
         flush_catch_up_events=9,

@@ -8,7 +8,7 @@ import pytest
 
 from store.boards import parse_boards
 from store.models import ScoreEvent
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.integration.conftest import BOARDS
 from tests.integration.test_cli import leaderboard
 
@@ -55,7 +55,15 @@ async def history_with_players(
         await history.migrate()
         await history.append(
             [
-                ScoreEvent("global", PERIOD, f"p{index}", index + 1, f"~{index:032x}", False, 0)
+                ScoreEvent(
+                    board="global",
+                    period=PERIOD,
+                    username=f"p{index}",
+                    delta=index + 1,
+                    event_id=f"~{index:032x}",
+                    client_event_id=False,
+                    created_at_ms=0,
+                )
                 for index in range(30)
             ]
         )

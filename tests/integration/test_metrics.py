@@ -16,7 +16,7 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
 from store.recovery import RankingRecovery
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.api.conftest import subscription_to
 from tests.api.test_limits import refusal_code
 from tests.support.graphql_client import TRANSPORT_WS
@@ -31,7 +31,15 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 def events(count: int) -> list[ScoreEvent]:
     return [
-        ScoreEvent("global", PERIOD, f"p{index}", index + 1, f"e{index}", True, 1_790_000_000_000)
+        ScoreEvent(
+            board="global",
+            period=PERIOD,
+            username=f"p{index}",
+            delta=index + 1,
+            event_id=f"e{index}",
+            client_event_id=True,
+            created_at_ms=1_790_000_000_000,
+        )
         for index in range(count)
     ]
 

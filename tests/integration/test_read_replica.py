@@ -22,7 +22,7 @@ from store.boards import parse_boards
 from store.models import ScoreEvent, ScoreIncrement
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
-from store.sql_history import REPLICA_RETRY_SECONDS, SqlScoreHistory
+from store.sql import REPLICA_RETRY_SECONDS, SqlScoreHistory
 from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.integration.test_cli import INCREMENTS, leaderboard
 from tests.support.graphql_client import GraphQLHttp
@@ -138,15 +138,15 @@ def events(first: int, count: int, *, round_number: int) -> list[ScoreEvent]:
     """`count` events of players p{first}..: every third with a client event id."""
     return [
         ScoreEvent(
-            BOARD,
-            PERIOD,
-            f"p{number}",
-            number + round_number,
-            f"client-{round_number}-{number}"
+            board=BOARD,
+            period=PERIOD,
+            username=f"p{number}",
+            delta=number + round_number,
+            event_id=f"client-{round_number}-{number}"
             if number % 3 == 0
             else f"~{round_number:04x}{number:028x}",
-            number % 3 == 0,
-            1_790_000_000_000,
+            client_event_id=number % 3 == 0,
+            created_at_ms=1_790_000_000_000,
         )
         for number in range(first, first + count)
     ]
@@ -163,7 +163,16 @@ async def assert_rebuilt_exactly(
     # A client event id stored on the primary is known: a retry of it is not applied again.
     username = "p" + client_event_id.rsplit("-", 1)[1]
     (outcome,) = await ranking.increment(
-        [ScoreIncrement(BOARD, PERIOD, username, 1, client_event_id, True)]
+        [
+            ScoreIncrement(
+                board=BOARD,
+                period=PERIOD,
+                username=username,
+                delta=1,
+                event_id=client_event_id,
+                client_event_id=True,
+            )
+        ]
     )
     assert not outcome.applied
     assert outcome.score == expected[username]

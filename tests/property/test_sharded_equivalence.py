@@ -72,7 +72,14 @@ async def compare(
             for name, delta, with_id in batch:
                 event_id = f"e-{name}" if with_id else f"~{uuid.uuid4().hex}"
                 requests.append(
-                    ScoreIncrement(BOARD, PERIOD, name, delta, event_id, client_event_id=with_id)
+                    ScoreIncrement(
+                        board=BOARD,
+                        period=PERIOD,
+                        username=name,
+                        delta=delta,
+                        event_id=event_id,
+                        client_event_id=with_id,
+                    )
                 )
             expected = await plain.increment(requests)
             actual = await sharded.increment(requests)

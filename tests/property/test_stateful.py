@@ -59,10 +59,10 @@ from resolvers.service import IncrementRequest, LeaderboardService
 from store.boards import Board, ResetPeriod
 from store.embedded_ranking import EmbeddedRankingStore
 from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
-from store.ranking import RankingStore
+from store.ports import RankingStore
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
@@ -493,7 +493,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         if size == "empty":
             self._refused([], BAD)
         elif size == "too many":
-            filler = IncrementRequest("a", 1, "global", None)
+            filler = IncrementRequest(username="a", delta=1, board="global", event_id=None)
             self._refused([*requests, *[filler] * (MAX_BATCH + 1)][: MAX_BATCH + 1], BAD)
         else:
             bad_request, code = bad
@@ -699,7 +699,9 @@ async def test_default_period_follows_the_injected_clock(sqlite_database_url: st
         clock=moment.timestamp,
     )
     try:
-        [outcome] = await service.increment([IncrementRequest("alice", 5, "global", None)])
+        [outcome] = await service.increment(
+            [IncrementRequest(username="alice", delta=5, board="global", event_id=None)]
+        )
         assert outcome.increment.period == "2001-01"
         alice = RankedPlayer(username="alice", score=5, rank=1)
         assert await service.top("global", "2001-01", 10) == [alice]

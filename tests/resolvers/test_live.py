@@ -127,7 +127,9 @@ class FakeRanking:
         totals = self.totals[board, period]
         if username not in totals:
             return None
-        return RankedPlayer(username, totals[username], self._rank(totals, totals[username]))
+        return RankedPlayer(
+            username=username, score=totals[username], rank=self._rank(totals, totals[username])
+        )
 
     async def top(self, board: str, period: str, limit: int) -> list[RankedPlayer]:
         """The best `limit` players."""
@@ -136,7 +138,10 @@ class FakeRanking:
             raise StoreUnavailable("reads are failing")
         totals = self.totals[board, period]
         best = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [RankedPlayer(name, total, self._rank(totals, total)) for name, total in best]
+        return [
+            RankedPlayer(username=name, score=total, rank=self._rank(totals, total))
+            for name, total in best
+        ]
 
     @staticmethod
     def _rank(totals: dict[str, int], score: int) -> int:
@@ -690,7 +695,14 @@ async def increment(store: EmbeddedRankingStore, *deltas: tuple[str, int]) -> No
     """Apply increments to the global board's November, in one batch."""
     await store.increment(
         [
-            ScoreIncrement("global", NOVEMBER, username, delta, f"e-{username}-{delta}", False)
+            ScoreIncrement(
+                board="global",
+                period=NOVEMBER,
+                username=username,
+                delta=delta,
+                event_id=f"e-{username}-{delta}",
+                client_event_id=False,
+            )
             for username, delta in deltas
         ]
     )

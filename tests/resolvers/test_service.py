@@ -15,7 +15,7 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import PartiallyApplied, StoreUnavailable
 from store.models import IncrementOutcome, ScoreIncrement
 from store.recovery import RankingRecovery
-from store.sql_history import SqlScoreHistory
+from store.sql import SqlScoreHistory
 from tests.support.history_database import history_totals
 
 BOARDS = (Board("global", ResetPeriod.MONTHLY), Board("alltime", ResetPeriod.NEVER))
@@ -55,8 +55,8 @@ async def test_a_batch_applied_in_part_persists_the_part_and_answers_unavailable
     )
     try:
         requests = [
-            IncrementRequest("ana", 5, "global", "match-1:ana"),
-            IncrementRequest("bo", 7, "alltime", "match-1:bo"),
+            IncrementRequest(username="ana", delta=5, board="global", event_id="match-1:ana"),
+            IncrementRequest(username="bo", delta=7, board="alltime", event_id="match-1:bo"),
         ]
         with pytest.raises(ApiError) as refused:
             await service.increment(requests)

@@ -71,7 +71,14 @@ async def raw() -> AsyncIterator[redis_asyncio.Redis]:
 
 def inc(username: str, delta: int) -> ScoreIncrement:
     """An increment of the test period with a generated event id."""
-    return ScoreIncrement(GLOBAL, PERIOD, username, delta, f"~{uuid.uuid4().hex}", False)
+    return ScoreIncrement(
+        board=GLOBAL,
+        period=PERIOD,
+        username=username,
+        delta=delta,
+        event_id=f"~{uuid.uuid4().hex}",
+        client_event_id=False,
+    )
 
 
 def names(players: list[RankedPlayer]) -> list[str]:

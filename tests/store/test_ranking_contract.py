@@ -16,7 +16,7 @@ from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
-from store.ranking import RankingStore
+from store.ports import RankingStore
 from store.redis import RedisRankingStore
 from tests.support.shared_services import REDIS_URL
 
@@ -213,8 +213,12 @@ async def test_load_then_read(store: RankingStore) -> None:
         ("dave", 10, 4),
         ("zero", 0, 5),  # a total of 0 is still a score in the period
     ]
-    assert await store.player(GLOBAL, PERIOD, "carol") == RankedPlayer("carol", 20, 2)
-    assert await store.player(GLOBAL, PERIOD, "zero") == RankedPlayer("zero", 0, 5)
+    assert await store.player(GLOBAL, PERIOD, "carol") == RankedPlayer(
+        username="carol", score=20, rank=2
+    )
+    assert await store.player(GLOBAL, PERIOD, "zero") == RankedPlayer(
+        username="zero", score=0, rank=5
+    )
     assert await store.player_count(GLOBAL, PERIOD) == 5
     assert await store.totals(GLOBAL, PERIOD) == {
         "dave": 10,
@@ -304,7 +308,9 @@ async def test_scores_near_two_to_the_53_stay_exact(store: RankingStore) -> None
         big + 1,
         5,
     )
-    assert await store.player(GLOBAL, PERIOD, "c") == RankedPlayer("c", big + 2, 3)
+    assert await store.player(GLOBAL, PERIOD, "c") == RankedPlayer(
+        username="c", score=big + 2, rank=3
+    )
     assert standings(await store.neighborhood(GLOBAL, PERIOD, "b", 1)) == [
         ("a", big + 3, 2),
         ("b", big + 2, 3),
@@ -360,7 +366,9 @@ async def test_a_tie_is_not_a_pass(store: RankingStore) -> None:
     await load(store, {"alice": 10, "bob": 5})
     [outcome] = await store.increment([inc("bob", 5)])
     assert (outcome.score, outcome.rank, outcome.previous_rank) == (10, 1, 2)
-    assert await store.player(GLOBAL, PERIOD, "alice") == RankedPlayer("alice", 10, 1)
+    assert await store.player(GLOBAL, PERIOD, "alice") == RankedPlayer(
+        username="alice", score=10, rank=1
+    )
 
 
 async def test_negative_deltas(store: RankingStore) -> None:
@@ -409,7 +417,14 @@ async def test_event_ids_are_per_period(store: RankingStore) -> None:
 
 async def test_generated_event_ids_are_never_deduplicated(store: RankingStore) -> None:
     await load(store, {})
-    twice = ScoreIncrement(GLOBAL, PERIOD, "alice", 1, "~generated", client_event_id=False)
+    twice = ScoreIncrement(
+        board=GLOBAL,
+        period=PERIOD,
+        username="alice",
+        delta=1,
+        event_id="~generated",
+        client_event_id=False,
+    )
     outcomes = await store.increment([twice, twice])
     outcomes += await store.increment([twice])
     assert [o.applied for o in outcomes] == [True, True, True]
@@ -525,12 +540,36 @@ async def test_changes_report_applied_increments_of_the_board(store: RankingStor
     try:
         await feed.ready()
         await store.increment([inc("bob", 15, "e1")])
-        assert await feed.next() == ScoreChange(GLOBAL, PERIOD, "bob", None, 15, None, 1)
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="bob",
+            previous_score=None,
+            score=15,
+            previous_rank=None,
+            rank=1,
+        )
         await store.increment([inc("bob", 5, "e1")])  # a duplicate: no change
         await store.increment([inc("bob", 1, board="alltime", period="all")])  # another board
         await store.increment([inc("alice", 1), inc("alice", 5)])
-        assert await feed.next() == ScoreChange(GLOBAL, PERIOD, "alice", 10, 11, 2, 2)
-        assert await feed.next() == ScoreChange(GLOBAL, PERIOD, "alice", 11, 16, 2, 1)
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="alice",
+            previous_score=10,
+            score=11,
+            previous_rank=2,
+            rank=2,
+        )
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="alice",
+            previous_score=11,
+            score=16,
+            previous_rank=2,
+            rank=1,
+        )
     finally:
         await feed.close()
 
@@ -550,7 +589,9 @@ async def test_every_feed_gets_every_change(store: RankingStore) -> None:
 
 
 def test_the_suite_covers_every_store_method() -> None:
-    methods = {name for name in vars(RankingStore) if not name.startswith("_")}
+    methods = {
+        name for part in RankingStore.__mro__ for name in vars(part) if not name.startswith("_")
+    } - set(vars(object))
     exercised = set(NOT_LOADED_OPERATIONS) | {
         "is_loaded",
         "load",

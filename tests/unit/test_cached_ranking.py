@@ -110,7 +110,14 @@ async def cached(inner: ScriptedStore, clock: ManualClock) -> AsyncIterator[TopC
 
 def inc(username: str, delta: int, period: str = PERIOD) -> ScoreIncrement:
     """An increment with a generated event id."""
-    return ScoreIncrement(GLOBAL, period, username, delta, f"~{uuid.uuid4().hex}", False)
+    return ScoreIncrement(
+        board=GLOBAL,
+        period=period,
+        username=username,
+        delta=delta,
+        event_id=f"~{uuid.uuid4().hex}",
+        client_event_id=False,
+    )
 
 
 def names(players: list[RankedPlayer]) -> list[str]:
@@ -333,7 +340,14 @@ async def test_a_duplicate_write_keeps_the_window(
     cached: TopCachingRankingStore, inner: ScriptedStore
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
-    once = ScoreIncrement(GLOBAL, PERIOD, "j", 1000, "client-event-1", True)
+    once = ScoreIncrement(
+        board=GLOBAL,
+        period=PERIOD,
+        username="j",
+        delta=1000,
+        event_id="client-event-1",
+        client_event_id=True,
+    )
     await inner.increment([once])  # applied elsewhere earlier
     await cached.increment([once])  # not applied again: nothing changed
     await cached.top(GLOBAL, PERIOD, 3, 0)
@@ -574,7 +588,7 @@ def test_a_cache_needs_a_positive_bound(inner: ScriptedStore) -> None:
 async def test_everything_else_passes_through(
     cached: TopCachingRankingStore, inner: ScriptedStore
 ) -> None:
-    assert await cached.player(GLOBAL, PERIOD, "b") == RankedPlayer("b", 90, 2)
+    assert await cached.player(GLOBAL, PERIOD, "b") == RankedPlayer(username="b", score=90, rank=2)
     assert names(await cached.neighborhood(GLOBAL, PERIOD, "b", 1)) == ["a", "b", "c"]
     assert await cached.player_count(GLOBAL, PERIOD) == 10
     assert await cached.totals(GLOBAL, PERIOD) == TEN_PLAYERS

@@ -12,7 +12,8 @@ import pytest
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
-from store.sql_history import SCHEMA_VERSION, SqlScoreHistory
+from store.sql import SCHEMA_VERSION, SqlScoreHistory
+from store.sql.mysql import MySqlDialect
 from tests.support.history_database import query_history
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
@@ -55,7 +56,15 @@ def event(
     client: bool = False,
 ) -> ScoreEvent:
     """A score event with a fixed timestamp."""
-    return ScoreEvent(board, period, username, delta, event_id, client, 1_790_000_000_000)
+    return ScoreEvent(
+        board=board,
+        period=period,
+        username=username,
+        delta=delta,
+        event_id=event_id,
+        client_event_id=client,
+        created_at_ms=1_790_000_000_000,
+    )
 
 
 async def test_migrate_twice_and_concurrently(history_url: str) -> None:
@@ -225,7 +234,9 @@ async def test_mysql_statement_split_when_over_the_packet_limit(
     await store.connect()
     await store.migrate()
     try:
-        store._max_statement_bytes = 4_000
+        dialect = store._dialect
+        assert isinstance(dialect, MySqlDialect)
+        dialect.max_statement_bytes = 4_000
         events = [event(f"player{number}", 1, f"e{number}") for number in range(1000)]
         await store.append(events)
         await store.append(events)

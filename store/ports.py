@@ -1,0 +1,179 @@
+"""What the rest of the service may ask of the stores: narrow protocols, one per use.
+
+Each consumer depends on the protocol it uses, not on a backend nor on everything a
+backend can do: the service layer reads (`RankingReads`) and writes (`RankingWrites`),
+recovery rebuilds (`RebuildTarget`), live updates and the top cache follow the changes
+(`ChangeFeed`); the batcher appends to the history (`HistoryWrites`), recovery reads it
+(`HistoryReads`), and the server opens and checks a whole `ScoreHistory`. `RankingStore`
+is all the ranking protocols plus the lifecycle: what a backend (Redis, embedded)
+implements, and what the contract suite (tests/store/test_ranking_contract.py) checks on
+every backend.
+
+Protocols are structural: a backend implements them by having the methods, without
+naming them.
+
+Ranks are standard competition ranks: 1 + the number of players with a strictly higher
+score. Lists are ordered by score descending, then username ascending.
+
+A board's period must be *loaded* (rebuilt from the history, or created empty) before it
+is read or written: every ranking method that touches a period raises `RankingNotLoaded`
+when it is not, so that a Redis that lost its data is noticed and rebuilt instead of
+silently serving or counting from zero. Backend failures raise `StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Protocol
+
+from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreEvent, ScoreIncrement
+
+
+class TopReads(Protocol):
+    """The one read the per-instance top cache serves from snapshots."""
+
+    async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
+        """Players ranked offset+1 .. offset+limit, best first."""
+        ...
+
+
+class RankingReads(TopReads, Protocol):
+    """The reads of a loaded period's ranking."""
+
+    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
+        """One player's standing, or None without a score in the period."""
+        ...
+
+    async def neighborhood(
+        self, board: str, period: str, username: str, radius: int
+    ) -> list[RankedPlayer]:
+        """The player and up to `radius` players directly above and below, best first."""
+        ...
+
+    async def player_count(self, board: str, period: str) -> int:
+        """How many players have a score in the period."""
+        ...
+
+
+class RankingWrites(Protocol):
+    """The one write: increments, applied atomically."""
+
+    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+        """Apply increments in order, all or none, in one round trip; publish each applied one.
+
+        An increment whose client event id was already applied in its board's period
+        is not applied again (its outcome says `applied=False` with current standing).
+        Raises `ScoreOutOfRange` (nothing applied) when a total would pass 2^53 - 1.
+        """
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Every applied increment of a board, for live updates and cache invalidation."""
+
+    def changes(self, board: str, /) -> AsyncIterator[ScoreChange]:
+        """Every applied increment of the board (all periods), from any instance, as it happens.
+
+        Delivery is best effort (pub/sub may drop messages under pressure): consumers
+        resynchronise from reads now and then.
+        """
+        ...
+
+
+class RebuildTarget(Protocol):
+    """What recovery needs: whether a period is loaded, a claim on its rebuild, the load."""
+
+    async def is_loaded(self, board: str, period: str) -> bool:
+        """Whether the period's ranking is present and may be served."""
+        ...
+
+    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
+        """Atomically claim the right to rebuild a period (SET NX with expiry).
+
+        Returns a claim token, or None when another instance holds the claim.
+        """
+        ...
+
+    async def release_rebuild(self, board: str, period: str, token: str) -> None:
+        """Give up a claim, only when it is still ours."""
+        ...
+
+    async def load(
+        self,
+        board: str,
+        period: str,
+        totals: Iterable[tuple[str, int]],
+        client_events: Iterable[tuple[str, str]],
+    ) -> None:
+        """Replace the period's ranking and seen client events (username, event id), then
+        mark it loaded, atomically.
+
+        Readers and writers see either the old state (not loaded) or the whole new one.
+        """
+        ...
+
+    async def totals(self, board: str, period: str) -> dict[str, int]:
+        """Every player's total in the period (for reconciliation against the history)."""
+        ...
+
+
+class RankingStore(RankingReads, RankingWrites, ChangeFeed, RebuildTarget, Protocol):
+    """Live rankings of every board's periods: what a backend implements (all of the above)."""
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the backend answers."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class HistoryWrites(Protocol):
+    """What the write batcher needs of the history: appending events."""
+
+    async def append(self, events: Sequence[ScoreEvent]) -> None:
+        """Store events with one multi-row INSERT (split only where the database forces it);
+        an event already stored (same board, period and event id) is skipped, so a retried
+        batch never double-counts."""
+        ...
+
+
+class HistoryReads(Protocol):
+    """What a rebuild needs of the history: a period's totals and client event ids."""
+
+    async def totals(self, board: str, period: str) -> list[tuple[str, int]]:
+        """Every player's summed delta in the period."""
+        ...
+
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
+        """(username, event id) of the client-supplied event ids stored for the period
+        (to restore idempotency; the username says which shard of a board holds it)."""
+        ...
+
+
+class ScoreHistory(HistoryWrites, HistoryReads, Protocol):
+    """Append-only history of applied score events (MySQL, or SQLite when embedded).
+
+    The source of truth the live rankings are rebuilt from. Failures raise `StoreUnavailable`.
+    """
+
+    async def connect(self) -> None:
+        """Open the connection pool."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        ...
+
+    async def migrate(self) -> None:
+        """Create or upgrade the tables; safe to run any number of times, concurrently."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the database answers."""
+        ...
+
+    async def replica_status(self) -> str | None:
+        """The read replica's state for a readiness report; None when there is none."""
+        ...

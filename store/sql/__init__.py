@@ -1,0 +1,26 @@
+"""The score history on MySQL/MariaDB or SQLite, through `databases` (one module per concern).
+
+- `history.py`: `SqlScoreHistory`, the `ScoreHistory` the service uses (reads, writes, lifecycle).
+- `dialect.py`: the interface of what differs between the databases, and the event row layout.
+- `mysql.py`, `sqlite.py`: the two dialects (driver calls, batch INSERT, migration locking).
+- `migrations.py`: the schema, step by step, and the loop that applies the missing steps.
+- `replica.py`: reads on a MySQL/MariaDB replica once it has caught up (GTID wait).
+- `pool.py`: one database's connection pool: time limits, error wrapping, timing.
+
+Owns every SQL statement of the service. May import the standard library, `databases`
+and its drivers, and `store.errors`, `store.models`, `store.observer`; nothing outside `store`.
+"""
+
+from store.sql.dialect import EVENT_COLUMNS, event_row
+from store.sql.history import SqlScoreHistory
+from store.sql.migrations import SCHEMA_VERSION
+from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "REPLICA_RETRY_SECONDS",
+    "REPLICA_WAIT_SECONDS",
+    "SCHEMA_VERSION",
+    "SqlScoreHistory",
+    "event_row",
+]

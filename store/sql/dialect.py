@@ -1,0 +1,89 @@
+"""What differs between the databases the history runs on, as one interface.
+
+Every statement runs on the driver connection under `databases`
+(`Connection.raw_connection`): a ready multi-row INSERT sent straight through the
+driver is by far the fastest way to store a batch (docs/history.md has the
+measurements), and the reads need no query builder either.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final, Protocol
+
+import aiomysql
+from databases import Database
+
+from store.models import ScoreEvent
+from store.sql.migrations import Migration
+
+Row = tuple[Any, ...]
+
+EVENT_COLUMNS: Final = "board, period, username, delta, event_id, client_event_id, created_at_ms"
+"""The columns of one stored event, in `event_row` order."""
+COLUMN_COUNT: Final = 7
+
+DRIVER_ERRORS: Final = (aiomysql.MySQLError, sqlite3.Error, OSError, EOFError)
+"""Errors that mean "the database did not do it"; anything else is a bug and propagates."""
+
+
+def event_row(event: ScoreEvent) -> Row:
+    """The column values of an event, in `EVENT_COLUMNS` order."""
+    return (
+        event.board,
+        event.period,
+        event.username,
+        event.delta,
+        event.event_id,
+        event.client_event_id,
+        event.created_at_ms,
+    )
+
+
+class Dialect(Protocol):
+    """One database's way of connecting, running statements, inserting and migrating.
+
+    Duplicates are skipped by an upsert that changes nothing (`ON DUPLICATE KEY UPDATE
+    id = id`, `ON CONFLICT ... DO NOTHING`) rather than `INSERT IGNORE` / `INSERT OR
+    IGNORE`: those would also turn real data errors (a value too long, a NULL) into
+    silent truncation, and on MySQL every skipped row would come back as a warning.
+    """
+
+    @property
+    def placeholder(self) -> str:
+        """The driver's parameter marker (`%s` or `?`)."""
+        ...
+
+    def database(self, url: str, *, min_size: int, timeout: float) -> Database:
+        """A `databases` pool for `url`, not yet connected."""
+        ...
+
+    async def fetch(
+        self, connection: Any, statement: str, parameters: Sequence[Any] = ()
+    ) -> list[Row]:
+        """Run a statement on a driver connection and return its rows."""
+        ...
+
+    async def execute(
+        self, connection: Any, statement: str, parameters: Sequence[Any] = ()
+    ) -> None:
+        """Run a statement on a driver connection."""
+        ...
+
+    async def insert(self, connection: Any, rows: list[Row]) -> None:
+        """Insert event rows (`EVENT_COLUMNS`), skipping those already stored."""
+        ...
+
+    def migration_lock(self, connection: Any) -> AbstractAsyncContextManager[None]:
+        """Hold off every other process's migration while the steps run."""
+        ...
+
+    def steps(self, migration: Migration) -> tuple[str, ...]:
+        """This database's statements of a migration."""
+        ...
+
+    async def record_version(self, connection: Any, version: int) -> None:
+        """Store that the schema has reached `version` (never lowering it)."""
+        ...

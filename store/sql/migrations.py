@@ -1,0 +1,112 @@
+"""The history's schema, step by step, and the loop that applies the steps a database lacks.
+
+Steps are applied in order, each once, and recorded in `schema_version`. Never edit a
+released step: add a new version instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from store.sql.dialect import Dialect
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    """One schema version: the statements that reach it, on each database."""
+
+    version: int
+    mysql: tuple[str, ...]
+    sqlite: tuple[str, ...]
+
+
+VERSION_TABLE: Final = Migration(
+    version=0,
+    mysql=(
+        """
+        CREATE TABLE IF NOT EXISTS schema_version (
+            id TINYINT NOT NULL PRIMARY KEY,
+            version INT NOT NULL
+        ) ENGINE=InnoDB
+        """,
+    ),
+    sqlite=(
+        """
+        CREATE TABLE IF NOT EXISTS schema_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        )
+        """,
+    ),
+)
+"""The bookkeeping table itself, created before anything else (not a numbered step)."""
+
+MIGRATIONS: Final = (
+    Migration(
+        version=1,
+        mysql=(
+            """
+            CREATE TABLE IF NOT EXISTS score_events (
+                id BIGINT NOT NULL AUTO_INCREMENT,
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                delta BIGINT NOT NULL,
+                event_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                client_event_id BOOL NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (id),
+                UNIQUE KEY score_events_event (board, period, event_id),
+                KEY score_events_totals (board, period, username, delta)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+        sqlite=(
+            """
+            CREATE TABLE IF NOT EXISTS score_events (
+                id INTEGER PRIMARY KEY,
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                username TEXT NOT NULL,
+                delta INTEGER NOT NULL,
+                event_id TEXT NOT NULL,
+                client_event_id INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                CONSTRAINT score_events_event UNIQUE (board, period, event_id)
+            )
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS score_events_totals
+                ON score_events (board, period, username, delta)
+            """,
+        ),
+    ),
+)
+
+SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+
+
+async def migrate(dialect: Dialect, connection: Any) -> None:
+    """Apply the steps newer than the database's version, under the dialect's migration lock."""
+    async with dialect.migration_lock(connection):
+        for statement in dialect.steps(VERSION_TABLE):
+            await dialect.execute(connection, statement)
+        current = await schema_version(dialect, connection)
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for statement in dialect.steps(migration):
+                await dialect.execute(connection, statement)
+            await dialect.record_version(connection, migration.version)
+            logger.info("history schema migrated to version %d", migration.version)
+
+
+async def schema_version(dialect: Dialect, connection: Any) -> int:
+    """The version the database's schema has reached (0: none yet)."""
+    rows = await dialect.fetch(connection, "SELECT version FROM schema_version WHERE id = 1")
+    return int(rows[0][0]) if rows else 0

@@ -1,0 +1,122 @@
+"""The MySQL/MariaDB dialect (aiomysql): pools, one multi-row INSERT per packet, GET_LOCK."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from databases import Database
+
+from store.errors import StoreUnavailable
+from store.sql.dialect import EVENT_COLUMNS, Row
+from store.sql.migrations import Migration
+
+SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
+
+_MIGRATION_LOCK_SECONDS: Final = 60
+_MIGRATION_LOCK: Final = "CONCAT('leaderboard-migrate:', LEFT(DATABASE(), 40))"
+# Room for the packet header and the statement around the values.
+_PACKET_SLACK_BYTES: Final = 1024
+
+
+class MySqlDialect:
+    """`Dialect` of MySQL/MariaDB: `%s` parameters, every statement through a cursor.
+
+    `max_statement_bytes` is the server's `max_allowed_packet` less some room, read on
+    the first insert; an INSERT bigger than that is split in halves until each fits.
+    """
+
+    placeholder: Final = "%s"
+
+    def __init__(self) -> None:
+        self.max_statement_bytes: int | None = None
+
+    def database(self, url: str, *, min_size: int, timeout: float) -> Database:
+        """A pool of up to 10 connections, in strict SQL mode, utf8mb4."""
+        return Database(
+            url,
+            min_size=min_size,
+            max_size=10,
+            charset="utf8mb4",
+            connect_timeout=max(1, math.ceil(timeout)),
+            pool_recycle=3600,
+            # Strict: a value that does not fit is an error, never silently truncated.
+            sql_mode="'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",  # aiomysql sends it unquoted
+        )
+
+    async def fetch(
+        self, connection: Any, statement: str, parameters: Sequence[Any] = ()
+    ) -> list[Row]:
+        """Run a statement through a cursor and return its rows."""
+        async with connection.cursor() as cursor:
+            await cursor.execute(statement, parameters or None)
+            return list(await cursor.fetchall())
+
+    async def execute(
+        self, connection: Any, statement: str, parameters: Sequence[Any] = ()
+    ) -> None:
+        """Run a statement through a cursor."""
+        async with connection.cursor() as cursor:
+            await cursor.execute(statement, parameters or None)
+
+    async def insert(self, connection: Any, rows: list[Row]) -> None:
+        """One INSERT per `max_allowed_packet`; each part is idempotent, so a retry after a
+        partial write is safe."""
+        if self.max_statement_bytes is None:
+            packet = await self.fetch(connection, "SELECT @@max_allowed_packet")
+            self.max_statement_bytes = int(packet[0][0]) - _PACKET_SLACK_BYTES
+        async with connection.cursor() as cursor:
+            await self._insert(cursor, rows, self.max_statement_bytes)
+
+    async def _insert(self, cursor: Any, rows: list[Row], limit: int) -> None:
+        values = ",".join(("(%s,%s,%s,%s,%s,%s,%s)",) * len(rows))
+        # Only placeholders are spliced in; the values are escaped by the driver.
+        template = (
+            f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
+            "ON DUPLICATE KEY UPDATE id = id"
+        )
+        statement: str = cursor.mogrify(template, [value for row in rows for value in row])
+        # A character takes at most 4 bytes: encode only when the text could be too big.
+        if len(statement) * 4 > limit and len(statement.encode()) > limit and len(rows) > 1:
+            half = len(rows) // 2
+            await self._insert(cursor, rows[:half], limit)
+            await self._insert(cursor, rows[half:], limit)
+            return
+        await cursor.execute(statement)
+
+    @asynccontextmanager
+    async def migration_lock(self, connection: Any) -> AsyncIterator[None]:
+        """A named lock of this database (GET_LOCK), with the server's notes off meanwhile.
+
+        CREATE ... IF NOT EXISTS on an existing table leaves a note, which aiomysql would
+        re-raise as a Python warning.
+        """
+        rows = await self.fetch(
+            connection, f"SELECT GET_LOCK({_MIGRATION_LOCK}, %s)", (_MIGRATION_LOCK_SECONDS,)
+        )
+        if not rows or rows[0][0] != 1:
+            raise StoreUnavailable("timed out waiting for another process's migration")
+        try:
+            await self.execute(connection, "SET @lb_sql_notes = @@session.sql_notes")
+            await self.execute(connection, "SET SESSION sql_notes = 0")
+            try:
+                yield
+            finally:
+                await self.execute(connection, "SET SESSION sql_notes = @lb_sql_notes")
+        finally:
+            await self.execute(connection, f"DO RELEASE_LOCK({_MIGRATION_LOCK})")
+
+    def steps(self, migration: Migration) -> tuple[str, ...]:
+        """The MySQL statements of a migration."""
+        return migration.mysql
+
+    async def record_version(self, connection: Any, version: int) -> None:
+        """Upsert the version, never lowering it."""
+        await self.execute(
+            connection,
+            "INSERT INTO schema_version (id, version) VALUES (1, %s) "
+            "ON DUPLICATE KEY UPDATE version = GREATEST(version, %s)",
+            (version, version),
+        )
