@@ -15,7 +15,7 @@ variable of an unexpected type...) returns None and takes the normal path.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
@@ -45,6 +45,13 @@ from graphql import (
 
 from resolvers.errors import ApiError, ErrorCode, unauthenticated
 from resolvers.service import IncrementRequest, LeaderboardService
+from schema.documents import (
+    MAX_DOCUMENT_CHARS,
+    PLAN_CACHE_BYTES,
+    ByteBoundedCache,
+    document_bytes,
+    text_bytes,
+)
 from schema.errors import INTERNAL_MESSAGE
 from store.models import IncrementOutcome, RankedPlayer
 
@@ -53,7 +60,6 @@ logger = logging.getLogger(__name__)
 _INT32 = range(-(2**31), 2**31)
 _INCREMENT_LIST = "[ScoreIncrement!]!"
 _INCREMENT_KEYS = frozenset({"username", "delta", "board", "eventId"})
-_PLAN_CACHE_SIZE = 512
 
 Arguments = dict[str, Any]
 Execute = Callable[[LeaderboardService, Arguments], Awaitable[Any]]
@@ -187,33 +193,54 @@ class Plan(Generic[FieldT]):
 
 
 class Planner(Generic[FieldT]):
-    """Plans documents that select one of `fields` plainly (parsed and validated once)."""
+    """Plans documents that select one of `fields` plainly (parsed and validated once; the
+    plans, and the documents that have none, cached within `cache_bytes`). A document over
+    `max_chars` characters is not looked at: the normal path refuses it."""
 
     def __init__(
-        self, schema: GraphQLSchema, fields: Mapping[str, FieldT], max_tokens: int
+        self,
+        schema: GraphQLSchema,
+        fields: Mapping[str, FieldT],
+        max_tokens: int,
+        max_chars: int = MAX_DOCUMENT_CHARS,
+        cache_bytes: int = PLAN_CACHE_BYTES,
     ) -> None:
         self._schema = schema
         self._fields = fields
         self._max_tokens = max_tokens
-        self._plans: OrderedDict[tuple[str, str | None], Plan[FieldT] | None] = OrderedDict()
+        self._max_chars = max_chars
+        self._plans: ByteBoundedCache[tuple[str, str | None], Plan[FieldT] | None] = (
+            ByteBoundedCache(cache_bytes)
+        )
+
+    @property
+    def held_bytes(self) -> int:
+        """What the cached plans keep alive."""
+        return self._plans.held_bytes
 
     def plan(self, query: str, operation_name: str | None) -> Plan[FieldT] | None:
         """The plan of a document, None when it must take the normal path (cached both ways)."""
+        if len(query) > self._max_chars:
+            return None
         key = (query, operation_name)
-        if key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
-        plan = self._make_plan(query, operation_name)
-        self._plans[key] = plan
-        if len(self._plans) > _PLAN_CACHE_SIZE:
-            self._plans.popitem(last=False)
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[0]
+        try:
+            document: DocumentNode | None = parse(query, max_tokens=self._max_tokens)
+        except GraphQLError:
+            document = None
+        plan = None if document is None else self._make_plan(document, operation_name)
+        # A plan keeps its document alive (its argument nodes hold the tokens and source).
+        weight = (
+            text_bytes(query)
+            if plan is None or document is None
+            else document_bytes(query, document)
+        )
+        self._plans.put(key, plan, weight + sys.getsizeof(operation_name))
         return plan
 
-    def _make_plan(self, query: str, operation_name: str | None) -> Plan[FieldT] | None:
-        try:
-            document = parse(query, max_tokens=self._max_tokens)
-        except GraphQLError:
-            return None
+    def _make_plan(self, document: DocumentNode, operation_name: str | None) -> Plan[FieldT] | None:
         definitions = document.definitions
         if len(definitions) != 1 or not isinstance(definitions[0], OperationDefinitionNode):
             return None
@@ -288,13 +315,24 @@ def plain_arguments(plan: Plan[Any], variables: Mapping[str, Any]) -> Arguments 
 class FastPath:
     """Plans simple documents once and answers them without Strawberry's execution."""
 
-    def __init__(self, schema: GraphQLSchema, service: LeaderboardService, max_tokens: int) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        service: LeaderboardService,
+        max_tokens: int,
+        max_chars: int = MAX_DOCUMENT_CHARS,
+    ) -> None:
         self._service = service
-        self._planner = Planner(schema, _FIELDS, max_tokens)
+        self._planner = Planner(schema, _FIELDS, max_tokens, max_chars)
 
     def plan(self, query: str, operation_name: str | None) -> Plan[_Field] | None:
         """The plan of a document, None when it must take the normal path (cached both ways)."""
         return self._planner.plan(query, operation_name)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the cached plans keep alive."""
+        return self._planner.held_bytes
 
     async def answer(
         self, plan: Plan[_Field], variables: Mapping[str, Any], authorized: bool
