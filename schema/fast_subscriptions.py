@@ -28,7 +28,14 @@ from resolvers.service import LeaderboardService
 from schema.context import ApiContext
 from schema.documents import ENTRY_BYTES, MAX_DOCUMENT_CHARS, ByteBoundedCache
 from schema.errors import assign_codes
-from schema.fast_path import Arguments, FieldShape, Plan, Planner, plain_arguments
+from schema.fast_path import (
+    Arguments,
+    FieldShape,
+    Plan,
+    Planner,
+    declared_shape,
+    plain_arguments,
+)
 from store.models import RankedPlayer
 
 Finished = Callable[[str, str], None]
@@ -41,9 +48,11 @@ a top list of 100 players is about 6 KB."""
 
 
 @dataclass(frozen=True, slots=True)
-class _LiveField(FieldShape):
-    """A subscription field: how to check its arguments, watch it, and encode one value."""
+class _LiveField:
+    """A subscription field: its declared shape, how to check its arguments, watch it, and
+    encode one value."""
 
+    shape: FieldShape
     check: Callable[[LeaderboardService, Arguments], None]
     watch: Callable[[LiveRankings, Arguments], AsyncIterator[Any]]
     encode: Callable[[Any, tuple[str, ...]], Any]
@@ -89,26 +98,29 @@ def _encode_update(update: RankUpdate, selections: tuple[str, ...]) -> Any:
     return {name: values[name] for name in selections}
 
 
-_FIELDS: dict[str, _LiveField] = {
-    "topPlayersChanged": _LiveField(
-        OperationType.SUBSCRIPTION,
-        {"board": ("ID!", "global"), "limit": ("Int!", 10)},
-        frozenset({"username", "score", "rank"}),
-        check=_check_top,
-        watch=_watch_top,
-        encode=_encode_top,
-        shared=True,
-    ),
-    "rankChanged": _LiveField(
-        OperationType.SUBSCRIPTION,
-        {"username": ("String!", None), "board": ("ID!", "global")},
-        frozenset({"username", "board", "period", "score", "rank", "previousRank"}),
-        check=_check_player,
-        watch=_watch_player,
-        encode=_encode_update,
-        shared=False,
-    ),
-}
+_TOP_FIELDS = frozenset({"username", "score", "rank"})
+_UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "previousRank"})
+
+
+def _fields(schema: GraphQLSchema) -> dict[str, _LiveField]:
+    """The subscriptions the shortcut serves; arguments, defaults and fields from `schema`."""
+    return {
+        "topPlayersChanged": _LiveField(
+            declared_shape(schema, OperationType.SUBSCRIPTION, "topPlayersChanged", _TOP_FIELDS),
+            check=_check_top,
+            watch=_watch_top,
+            encode=_encode_top,
+            shared=True,
+        ),
+        "rankChanged": _LiveField(
+            declared_shape(schema, OperationType.SUBSCRIPTION, "rankChanged", _UPDATE_FIELDS),
+            check=_check_player,
+            watch=_watch_player,
+            encode=_encode_update,
+            shared=False,
+        ),
+    }
+
 
 Payloads = AsyncGenerator[orjson.Fragment, None]
 """A subscription's `next` payloads, each already JSON."""
@@ -124,7 +136,7 @@ class FastSubscriptions:
         finished: Finished,
         max_chars: int = MAX_DOCUMENT_CHARS,
     ) -> None:
-        self._planner = Planner(schema, _FIELDS, max_tokens, max_chars)
+        self._planner = Planner(schema, _fields(schema), max_tokens, max_chars)
         self._finished = finished
         self._shared: ByteBoundedCache[tuple[Any, ...], tuple[object, orjson.Fragment]] = (
             ByteBoundedCache(SHARED_PAYLOAD_BYTES)
