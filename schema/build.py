@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import strawberry
 from graphql import (
@@ -16,46 +16,70 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    parse,
 )
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import validate_document
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import get_object_definition
+from strawberry.types.execution import PreExecutionError
 from strawberry.utils.str_converters import to_camel_case
 
+from schema.documents import (
+    CACHE_BYTES,
+    MAX_DOCUMENT_CHARS,
+    ByteBoundedCache,
+    document_bytes,
+    too_long,
+)
 from schema.errors import assign_codes
 from schema.operations import Mutation, Query, Subscription
 from schema.scalars import LONG, Long
 
 ExtensionFactory = Callable[[], SchemaExtension] | type[SchemaExtension]
 
+Results = AsyncGenerator[Any, None]
+"""What `Schema.stream` yields: execution results (the first may be a PreExecutionError)."""
+
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 """The live schema, exported; a test fails when it drifts from the code."""
 
 
 class LeaderboardSchema(strawberry.Schema):
-    """The Strawberry schema whose errors all carry the contract's codes."""
+    """The Strawberry schema whose errors all carry the contract's codes, and which refuses a
+    document over `max_document_chars` before anything (a cache, the parser) looks at it."""
+
+    def __init__(
+        self, *, max_document_chars: int, documents: DocumentCache, **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self.max_document_chars = max_document_chars
+        self.documents = documents
+        """Parsed and checked documents by text (what `CachedDocuments` reads and fills)."""
+
+    async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Strawberry's execute, for a document within the size limit."""
+        refused = too_long(query or "", self.max_document_chars)
+        if refused is not None:
+            return ExecutionResult(data=None, errors=[refused])
+        return await super().execute(query, *args, **kwargs)
+
+    async def stream(self, query: str | None, *args: Any, **kwargs: Any) -> Results:
+        """Strawberry's stream (subscriptions over WebSocket), for a document within the size
+        limit; over it, the one result is the error, as for a document that does not validate."""
+        refused = too_long(query or "", self.max_document_chars)
+        if refused is not None:
+            return _refusal(refused)
+        return await super().stream(query, *args, **kwargs)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         assign_codes(errors)
-
-
-Validator = Callable[
-    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
-]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +95,10 @@ class Shape:
     """How often each response name is selected in it (fields of spread fragments included)."""
     most_repeated: tuple[str, int] = ("", 0)
     """The response name selected most often in one selection set at or below it, and how often."""
+
+
+async def _refusal(error: GraphQLError) -> Results:
+    yield PreExecutionError(data=None, errors=[error])
 
 
 def _count(item: tuple[str, int]) -> int:
@@ -134,46 +162,81 @@ class DocumentShape:
         return self._measured[name]
 
 
-class SafeParserCache(ParserCache):
-    """Strawberry's ParserCache, except that a document that does not parse is left to
-    Strawberry's own parse, which turns the syntax error into a GraphQL error. Raised from the
-    cache, the error escaped subscriptions: the WebSocket client never heard back."""
+@dataclasses.dataclass(slots=True)
+class ParsedDocument:
+    """A document parsed once, and what its pre-execution checks (request limits, validation)
+    found, once they ran."""
+
+    document: DocumentNode
+    errors: list[GraphQLError] | None = None
+
+
+DocumentCache = ByteBoundedCache[str, ParsedDocument]
+
+
+class CachedDocuments(SchemaExtension):
+    """Parse a document, and check it (request limits and validation), once per text: later
+    requests take both from a cache bounded in bytes (schema/documents.py).
+
+    A document that does not parse is left to Strawberry's own parse, which turns the syntax
+    error into a GraphQL error. Raised from here, the error escaped subscriptions: the
+    WebSocket client never heard back."""
+
+    def __init__(self, cache: DocumentCache) -> None:
+        self.cache = cache
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
+        query = context.query
+        if query is not None:
+            cached = self.cache.get(query)
+            if cached is not None:
+                context.graphql_document = cached[0].document
+            else:
+                with contextlib.suppress(GraphQLError):
+                    document = parse(query, **context.parse_options)
+                    context.graphql_document = document
+                    self.cache.put(query, ParsedDocument(document), document_bytes(query, document))
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        cached = self.cache.get(context.query) if context.query is not None else None
+        parsed = cached[0] if cached is not None else None
+        if parsed is None or parsed.document is not context.graphql_document:
+            yield  # not a document of the cache: checked as usual
+            return
+        if parsed.errors is not None:
+            # Strawberry validates only when no extension has found the errors already.
+            context.pre_execution_errors = parsed.errors
+            yield
+            return
+        yield
+        parsed.errors = context.pre_execution_errors
 
 
 class RequestLimits(SchemaExtension):
     """Refuse a document deeper than `max_depth`, with more than `max_aliases` aliases, or
     selecting one response name more than `max_repeats` times in one selection set (fragments
-    expanded), before anything else looks at it; then validate it (cached).
+    expanded), before Strawberry validates it.
 
-    This replaces Strawberry's QueryDepthLimiter, MaxAliasesLimiter and ValidationCache:
-    the first two walk a fragment again at every spread, so a few dozen fragments that each
-    spread the next one twice kept the event loop busy for ever. Repeated names are bounded
-    because graphql-core compares every pair of them (OverlappingFieldsCanBeMergedRule): a
-    2,000-token document repeating one field took most of a second of CPU to validate."""
+    This replaces Strawberry's QueryDepthLimiter and MaxAliasesLimiter, which walk a
+    fragment again at every spread, so a few dozen fragments that each spread the next one
+    twice kept the event loop busy for ever. Repeated names are bounded because graphql-core
+    compares every pair of them (OverlappingFieldsCanBeMergedRule): a 2,000-token document
+    repeating one field took most of a second of CPU to validate."""
 
-    def __init__(
-        self, *, max_depth: int, max_aliases: int, max_repeats: int, validate: Validator
-    ) -> None:
+    def __init__(self, *, max_depth: int, max_aliases: int, max_repeats: int) -> None:
         self.max_depth = max_depth
         self.max_aliases = max_aliases
         self.max_repeats = max_repeats
-        self.validate = validate
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            context.pre_execution_errors = self._limit_errors(document) or self.validate(
-                context.schema._schema, document, tuple(context.validation_rules)
-            )
+            # Left None when within the limits: Strawberry then validates.
+            context.pre_execution_errors = self._limit_errors(document) or None
         yield
 
     def _limit_errors(self, document: DocumentNode) -> list[GraphQLError]:
@@ -220,24 +283,29 @@ def build_schema(
     max_aliases: int = 30,
     max_tokens: int = 2_000,
     max_repeats: int = 10,
+    max_document_chars: int = MAX_DOCUMENT_CHARS,
+    document_cache_bytes: int = CACHE_BYTES,
     introspection: bool = True,
     extra_extensions: Sequence[ExtensionFactory] = (),
 ) -> LeaderboardSchema:
-    """The schema with its abuse limits: document size, depth, aliases and repeated fields are
-    bounded before anything runs; parsed and validated documents are cached."""
-    validate: Validator = functools.lru_cache(maxsize=1024)(validate_document)
+    """The schema with its abuse limits: document size (characters and tokens), depth,
+    aliases and repeated fields are bounded before anything runs; parsed and checked
+    documents are cached, in at most `document_cache_bytes`."""
+    documents: DocumentCache = ByteBoundedCache(document_cache_bytes)
     # Factories, not instances: Strawberry builds fresh extensions for every request.
     extensions: list[ExtensionFactory] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: SafeParserCache(maxsize=1024),
+        lambda: CachedDocuments(documents),
         lambda: RequestLimits(
-            max_depth=max_depth, max_aliases=max_aliases, max_repeats=max_repeats, validate=validate
+            max_depth=max_depth, max_aliases=max_aliases, max_repeats=max_repeats
         ),
         *extra_extensions,
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return LeaderboardSchema(
+        max_document_chars=max_document_chars,
+        documents=documents,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

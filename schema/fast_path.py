@@ -1,12 +1,17 @@
 """A shortcut for the hot operations: one root field, plain selections, no fragments.
 
 Game servers and frontends send the same few documents thousands of times a second
-(`incrementScore`, `topPlayers`, `player`, `neighborhood`). Strawberry's execution of
+(`incrementScore`, `incrementScores`, `topPlayers`, `player`, `neighborhood`: the five of
+`_OPERATIONS`). Strawberry's execution of
 them costs several times what the service call does, so a document of that simple shape
 is planned once (parsed and validated against the schema) and then answered by calling
 the service directly and writing the JSON with orjson. The answer, errors included, is
 the one Strawberry gives; anything else (fragments, directives, several fields, a
 variable of an unexpected type...) returns None and takes the normal path.
+
+Argument names, types and defaults, nullability and the selectable fields are read from the
+built schema once, when the shortcut is made (`declared_shape`): the Strawberry fields in
+schema/operations.py are the one place that states them.
 
 `Planner` and `plain_arguments` are shared with the subscriptions' shortcut
 (schema/fast_subscriptions.py).
@@ -15,11 +20,12 @@ variable of an unexpected type...) returns None and takes the normal path.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from graphql import (
@@ -27,6 +33,9 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLObjectType,
     GraphQLSchema,
     IntValueNode,
     ListTypeNode,
@@ -37,61 +46,135 @@ from graphql import (
     OperationType,
     StringValueNode,
     TypeNode,
+    Undefined,
     ValueNode,
     VariableNode,
+    get_named_type,
+    is_leaf_type,
+    is_non_null_type,
     parse,
     validate,
 )
 
 from resolvers.errors import ApiError, ErrorCode, unauthenticated
 from resolvers.service import IncrementRequest, LeaderboardService
+from schema.documents import (
+    MAX_DOCUMENT_CHARS,
+    PLAN_CACHE_BYTES,
+    ByteBoundedCache,
+    document_bytes,
+    text_bytes,
+)
 from schema.errors import INTERNAL_MESSAGE
 from store.models import IncrementOutcome, RankedPlayer
 
 logger = logging.getLogger(__name__)
 
 _INT32 = range(-(2**31), 2**31)
-_INCREMENT_LIST = "[ScoreIncrement!]!"
-_INCREMENT_KEYS = frozenset({"username", "delta", "board", "eventId"})
-_PLAN_CACHE_SIZE = 512
+_INCREMENT_LIST = "[ScoreIncrement!]"
 
 Arguments = dict[str, Any]
-Execute = Callable[[LeaderboardService, Arguments], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """An argument as the schema declares it: its type, its default (None when it has none),
+    and for a list of input objects, the fields an item may have and their defaults."""
+
+    type_name: str
+    default: Any
+    item_fields: frozenset[str]
+    item_defaults: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class FieldShape:
-    """A root field a shortcut knows: its operation type, its arguments (type, default) and
-    the subfields it may select (plain scalars)."""
+    """A root field a shortcut knows: its operation type, its arguments and the subfields it
+    may select (plain scalars), all read from the built schema; whether it is nullable."""
 
     kind: OperationType
-    arguments: Mapping[str, tuple[str, Any]]
+    arguments: Mapping[str, Argument]
     subfields: frozenset[str]
+    nullable: bool
+
+
+def declared_shape(
+    schema: GraphQLSchema, kind: OperationType, name: str, encodable: frozenset[str]
+) -> FieldShape:
+    """The shape of root field `name` as `schema` declares it (read once, when a shortcut is
+    built: the Strawberry fields are the one place that states arguments and defaults).
+    Subfields: the scalar fields of its type that the shortcut can encode (`encodable`)."""
+    root = {
+        OperationType.QUERY: schema.query_type,
+        OperationType.MUTATION: schema.mutation_type,
+        OperationType.SUBSCRIPTION: schema.subscription_type,
+    }[kind]
+    assert root is not None, kind
+    declared = root.fields[name]
+    result = get_named_type(declared.type)
+    assert isinstance(result, GraphQLObjectType), name
+    scalars = frozenset(
+        field_name
+        for field_name, subfield in result.fields.items()
+        if is_leaf_type(get_named_type(subfield.type)) and not subfield.args
+    )
+    return FieldShape(
+        kind=kind,
+        arguments={
+            argument_name: _argument(argument.type, argument.default_value)
+            for argument_name, argument in declared.args.items()
+        },
+        subfields=scalars & encodable,
+        nullable=not is_non_null_type(declared.type),
+    )
+
+
+def _argument(type_: GraphQLInputType, default: Any) -> Argument:
+    item = get_named_type(type_)
+    item_fields: frozenset[str] = frozenset()
+    item_defaults: dict[str, Any] = {}
+    if isinstance(item, GraphQLInputObjectType):
+        item_fields = frozenset(item.fields)
+        item_defaults = {
+            name: input_field.default_value
+            for name, input_field in item.fields.items()
+            if input_field.default_value is not Undefined
+        }
+    return Argument(
+        str(type_), None if default is Undefined else default, item_fields, item_defaults
+    )
+
+
+Execute = Callable[[LeaderboardService, Arguments, FieldShape], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Field(FieldShape):
-    """A query or mutation field: whether it is nullable, how to run it."""
+class _Field:
+    """A query or mutation field: its declared shape, how to run it."""
 
-    nullable: bool
+    shape: FieldShape
     execute: Execute
 
+    @property
+    def kind(self) -> OperationType:
+        return self.shape.kind
 
-async def _top(service: LeaderboardService, args: Arguments) -> Any:
+
+async def _top(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     return await service.top(args["board"], args["period"], args["limit"], args["offset"])
 
 
-async def _player(service: LeaderboardService, args: Arguments) -> Any:
+async def _player(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     return await service.player(args["board"], args["period"], args["username"])
 
 
-async def _neighborhood(service: LeaderboardService, args: Arguments) -> Any:
+async def _neighborhood(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     return await service.neighborhood(
         args["board"], args["period"], args["username"], args["radius"]
     )
 
 
-async def _increment(service: LeaderboardService, args: Arguments) -> Any:
+async def _increment(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     request = IncrementRequest(
         username=args["username"],
         delta=args["delta"],
@@ -102,11 +185,12 @@ async def _increment(service: LeaderboardService, args: Arguments) -> Any:
     return outcome
 
 
-async def _increments(service: LeaderboardService, args: Arguments) -> Any:
+async def _increments(service: LeaderboardService, args: Arguments, shape: FieldShape) -> Any:
+    board = shape.arguments["increments"].item_defaults["board"]
     # Positional, in IncrementRequest's field order: one per item of a batch of up to 1000.
     requests = [
         IncrementRequest(
-            item["username"], item["delta"], item.get("board", "global"), item.get("eventId")
+            item["username"], item["delta"], item.get("board", board), item.get("eventId")
         )
         for item in args["increments"]
     ]
@@ -115,61 +199,32 @@ async def _increments(service: LeaderboardService, args: Arguments) -> Any:
 
 _PLAYER_FIELDS = frozenset({"username", "score", "rank"})
 _UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "applied"})
-_FIELDS: dict[str, _Field] = {
-    "topPlayers": _Field(
-        OperationType.QUERY,
-        {
-            "board": ("ID!", "global"),
-            "limit": ("Int!", 10),
-            "offset": ("Int!", 0),
-            "period": ("String", None),
-        },
-        _PLAYER_FIELDS,
-        False,
-        _top,
-    ),
-    "player": _Field(
-        OperationType.QUERY,
-        {"username": ("String!", None), "board": ("ID!", "global"), "period": ("String", None)},
-        _PLAYER_FIELDS,
-        True,
-        _player,
-    ),
-    "neighborhood": _Field(
-        OperationType.QUERY,
-        {
-            "username": ("String!", None),
-            "radius": ("Int!", 5),
-            "board": ("ID!", "global"),
-            "period": ("String", None),
-        },
-        _PLAYER_FIELDS,
-        False,
-        _neighborhood,
-    ),
-    "incrementScore": _Field(
-        OperationType.MUTATION,
-        {
-            "username": ("String!", None),
-            "delta": ("Int!", 1),
-            "board": ("ID!", "global"),
-            "eventId": ("String", None),
-        },
-        _UPDATE_FIELDS,
-        False,
-        _increment,
-    ),
-    "incrementScores": _Field(
-        OperationType.MUTATION,
-        {"increments": (_INCREMENT_LIST, None)},
-        _UPDATE_FIELDS,
-        False,
-        _increments,
-    ),
+# What the shortcut knows of each operation besides what the schema declares: how to run it,
+# and which fields of its result the encoder below can write.
+_OPERATIONS: dict[str, tuple[OperationType, frozenset[str], Execute]] = {
+    "topPlayers": (OperationType.QUERY, _PLAYER_FIELDS, _top),
+    "player": (OperationType.QUERY, _PLAYER_FIELDS, _player),
+    "neighborhood": (OperationType.QUERY, _PLAYER_FIELDS, _neighborhood),
+    "incrementScore": (OperationType.MUTATION, _UPDATE_FIELDS, _increment),
+    "incrementScores": (OperationType.MUTATION, _UPDATE_FIELDS, _increments),
 }
 
 
-FieldT = TypeVar("FieldT", bound=FieldShape)
+def _fields(schema: GraphQLSchema) -> dict[str, _Field]:
+    return {
+        name: _Field(declared_shape(schema, kind, name, encodable), execute)
+        for name, (kind, encodable, execute) in _OPERATIONS.items()
+    }
+
+
+class Shaped(Protocol):
+    """A shortcut's field: its declared shape, and what the shortcut does with it."""
+
+    @property
+    def shape(self) -> FieldShape: ...
+
+
+FieldT = TypeVar("FieldT", bound=Shaped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,33 +242,54 @@ class Plan(Generic[FieldT]):
 
 
 class Planner(Generic[FieldT]):
-    """Plans documents that select one of `fields` plainly (parsed and validated once)."""
+    """Plans documents that select one of `fields` plainly (parsed and validated once; the
+    plans, and the documents that have none, cached within `cache_bytes`). A document over
+    `max_chars` characters is not looked at: the normal path refuses it."""
 
     def __init__(
-        self, schema: GraphQLSchema, fields: Mapping[str, FieldT], max_tokens: int
+        self,
+        schema: GraphQLSchema,
+        fields: Mapping[str, FieldT],
+        max_tokens: int,
+        max_chars: int = MAX_DOCUMENT_CHARS,
+        cache_bytes: int = PLAN_CACHE_BYTES,
     ) -> None:
         self._schema = schema
         self._fields = fields
         self._max_tokens = max_tokens
-        self._plans: OrderedDict[tuple[str, str | None], Plan[FieldT] | None] = OrderedDict()
+        self._max_chars = max_chars
+        self._plans: ByteBoundedCache[tuple[str, str | None], Plan[FieldT] | None] = (
+            ByteBoundedCache(cache_bytes)
+        )
+
+    @property
+    def held_bytes(self) -> int:
+        """What the cached plans keep alive."""
+        return self._plans.held_bytes
 
     def plan(self, query: str, operation_name: str | None) -> Plan[FieldT] | None:
         """The plan of a document, None when it must take the normal path (cached both ways)."""
+        if len(query) > self._max_chars:
+            return None
         key = (query, operation_name)
-        if key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
-        plan = self._make_plan(query, operation_name)
-        self._plans[key] = plan
-        if len(self._plans) > _PLAN_CACHE_SIZE:
-            self._plans.popitem(last=False)
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[0]
+        try:
+            document: DocumentNode | None = parse(query, max_tokens=self._max_tokens)
+        except GraphQLError:
+            document = None
+        plan = None if document is None else self._make_plan(document, operation_name)
+        # A plan keeps its document alive (its argument nodes hold the tokens and source).
+        weight = (
+            text_bytes(query)
+            if plan is None or document is None
+            else document_bytes(query, document)
+        )
+        self._plans.put(key, plan, weight + sys.getsizeof(operation_name))
         return plan
 
-    def _make_plan(self, query: str, operation_name: str | None) -> Plan[FieldT] | None:
-        try:
-            document = parse(query, max_tokens=self._max_tokens)
-        except GraphQLError:
-            return None
+    def _make_plan(self, document: DocumentNode, operation_name: str | None) -> Plan[FieldT] | None:
         definitions = document.definitions
         if len(definitions) != 1 or not isinstance(definitions[0], OperationDefinitionNode):
             return None
@@ -227,9 +303,9 @@ class Planner(Generic[FieldT]):
             return None
         root = selections[0]
         field = self._fields.get(root.name.value)
-        if field is None or field.kind is not operation.operation or root.directives:
+        if field is None or field.shape.kind is not operation.operation or root.directives:
             return None
-        subfields = _plain_subfields(root, field.subfields)
+        subfields = _plain_subfields(root, field.shape.subfields)
         if subfields is None or not _valid(self._schema, document):
             return None
         variable_types: dict[str, str] = {}
@@ -261,10 +337,10 @@ def plain_arguments(plan: Plan[Any], variables: Mapping[str, Any]) -> Arguments 
     """The field's arguments, or None when a value is not plainly of its declared type (or a
     required variable is missing): the normal path reports those."""
     arguments: Arguments = {}
-    for name, (type_name, default) in plan.field.arguments.items():
+    for name, declared in plan.field.shape.arguments.items():
         node = plan.arguments.get(name)
         if node is None:
-            value = default
+            value = declared.default
         elif isinstance(node, VariableNode):
             variable = node.name.value
             if variable in variables:
@@ -274,12 +350,12 @@ def plain_arguments(plan: Plan[Any], variables: Mapping[str, Any]) -> Arguments 
             elif plan.variable_types[variable].endswith("!"):
                 return None  # a required variable left out: the normal path says so
             else:
-                value = default
-            if not _plainly(value, plan.variable_types[variable]):
+                value = declared.default
+            if not _plainly(value, plan.variable_types[variable], declared):
                 return None
         else:
             value = _literal(node)
-        if not _plainly(value, type_name):
+        if not _plainly(value, declared.type_name, declared):
             return None
         arguments[name] = value
     return arguments
@@ -288,13 +364,24 @@ def plain_arguments(plan: Plan[Any], variables: Mapping[str, Any]) -> Arguments 
 class FastPath:
     """Plans simple documents once and answers them without Strawberry's execution."""
 
-    def __init__(self, schema: GraphQLSchema, service: LeaderboardService, max_tokens: int) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        service: LeaderboardService,
+        max_tokens: int,
+        max_chars: int = MAX_DOCUMENT_CHARS,
+    ) -> None:
         self._service = service
-        self._planner = Planner(schema, _FIELDS, max_tokens)
+        self._planner = Planner(schema, _fields(schema), max_tokens, max_chars)
 
     def plan(self, query: str, operation_name: str | None) -> Plan[_Field] | None:
         """The plan of a document, None when it must take the normal path (cached both ways)."""
         return self._planner.plan(query, operation_name)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the cached plans keep alive."""
+        return self._planner.held_bytes
 
     async def answer(
         self, plan: Plan[_Field], variables: Mapping[str, Any], authorized: bool
@@ -307,7 +394,7 @@ class FastPath:
         try:
             if plan.field.kind is OperationType.MUTATION and not authorized:
                 raise unauthenticated()
-            result = await plan.field.execute(self._service, arguments)
+            result = await plan.field.execute(self._service, arguments, plan.field.shape)
         except ApiError as error:
             return self._error(plan, error.message, error.code.value), error.code.value
         except Exception:
@@ -323,7 +410,7 @@ class FastPath:
             "path": [plan.response_key],
             "extensions": {"code": code},
         }
-        data = {plan.response_key: None} if plan.field.nullable else None
+        data = {plan.response_key: None} if plan.field.shape.nullable else None
         return orjson.dumps({"data": data, "errors": [error]})
 
 
@@ -375,13 +462,15 @@ def _literal(node: ValueNode) -> Any:
 _NOT_PLAIN = object()
 
 
-def _plainly(value: Any, type_name: str) -> bool:
-    """Whether a value is of a type exactly as GraphQL would take it, with no coercion."""
+def _plainly(value: Any, type_name: str, declared: Argument) -> bool:
+    """Whether a value is of a type exactly as GraphQL would take it, with no coercion
+    (`declared`: the argument it is given to, whose input fields a list item may have)."""
     if value is None:
         return not type_name.endswith("!")
     base = type_name.rstrip("!")
-    if base == "[ScoreIncrement!]":
-        return isinstance(value, list) and all(map(_plain_increment, value))
+    if base == _INCREMENT_LIST:
+        keys = repeat(declared.item_fields)
+        return isinstance(value, list) and all(map(_plain_increment, value, keys))
     if base == "Int":
         return _plain_int(value)
     if base in ("String", "ID"):
@@ -393,12 +482,12 @@ def _plain_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value in _INT32
 
 
-def _plain_increment(item: Any) -> bool:
+def _plain_increment(item: Any, keys: frozenset[str]) -> bool:
     """A ScoreIncrement input exactly as GraphQL would take it: no coercion, no nulls where
     a value is required (the normal path reports those)."""
     # What `_plainly` checks for each field's type, inlined: this runs once per item of a
     # batch. A board left out is plain ("" stands in for it); one sent as null is not.
-    if not isinstance(item, dict) or not item.keys() <= _INCREMENT_KEYS:
+    if not isinstance(item, dict) or not item.keys() <= keys:
         return False
     event_id = item.get("eventId")
     return (

@@ -15,7 +15,7 @@ stream with the payload Strawberry makes of it.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,22 +26,33 @@ from graphql import GraphQLError, GraphQLSchema, OperationType
 from resolvers.live import LiveRankings, RankUpdate
 from resolvers.service import LeaderboardService
 from schema.context import ApiContext
+from schema.documents import ENTRY_BYTES, MAX_DOCUMENT_CHARS, ByteBoundedCache
 from schema.errors import assign_codes
-from schema.fast_path import Arguments, FieldShape, Plan, Planner, plain_arguments
+from schema.fast_path import (
+    Arguments,
+    FieldShape,
+    Plan,
+    Planner,
+    declared_shape,
+    plain_arguments,
+)
 from store.models import RankedPlayer
 
 Finished = Callable[[str, str], None]
 """Told (root field, outcome code) when a stream ends by itself; Strawberry's operation
 metrics count a subscription then, and not when the client stops it."""
 
-# Payloads kept for reuse: one per (field, selection, arguments) whose watchers share values.
-_SHARED_PAYLOADS = 256
+SHARED_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""Payloads kept for reuse, one per (field, selection, arguments) whose watchers share values:
+a top list of 100 players is about 6 KB."""
 
 
 @dataclass(frozen=True, slots=True)
-class _LiveField(FieldShape):
-    """A subscription field: how to check its arguments, watch it, and encode one value."""
+class _LiveField:
+    """A subscription field: its declared shape, how to check its arguments, watch it, and
+    encode one value."""
 
+    shape: FieldShape
     check: Callable[[LeaderboardService, Arguments], None]
     watch: Callable[[LiveRankings, Arguments], AsyncIterator[Any]]
     encode: Callable[[Any, tuple[str, ...]], Any]
@@ -87,26 +98,29 @@ def _encode_update(update: RankUpdate, selections: tuple[str, ...]) -> Any:
     return {name: values[name] for name in selections}
 
 
-_FIELDS: dict[str, _LiveField] = {
-    "topPlayersChanged": _LiveField(
-        OperationType.SUBSCRIPTION,
-        {"board": ("ID!", "global"), "limit": ("Int!", 10)},
-        frozenset({"username", "score", "rank"}),
-        check=_check_top,
-        watch=_watch_top,
-        encode=_encode_top,
-        shared=True,
-    ),
-    "rankChanged": _LiveField(
-        OperationType.SUBSCRIPTION,
-        {"username": ("String!", None), "board": ("ID!", "global")},
-        frozenset({"username", "board", "period", "score", "rank", "previousRank"}),
-        check=_check_player,
-        watch=_watch_player,
-        encode=_encode_update,
-        shared=False,
-    ),
-}
+_TOP_FIELDS = frozenset({"username", "score", "rank"})
+_UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "previousRank"})
+
+
+def _fields(schema: GraphQLSchema) -> dict[str, _LiveField]:
+    """The subscriptions the shortcut serves; arguments, defaults and fields from `schema`."""
+    return {
+        "topPlayersChanged": _LiveField(
+            declared_shape(schema, OperationType.SUBSCRIPTION, "topPlayersChanged", _TOP_FIELDS),
+            check=_check_top,
+            watch=_watch_top,
+            encode=_encode_top,
+            shared=True,
+        ),
+        "rankChanged": _LiveField(
+            declared_shape(schema, OperationType.SUBSCRIPTION, "rankChanged", _UPDATE_FIELDS),
+            check=_check_player,
+            watch=_watch_player,
+            encode=_encode_update,
+            shared=False,
+        ),
+    }
+
 
 Payloads = AsyncGenerator[orjson.Fragment, None]
 """A subscription's `next` payloads, each already JSON."""
@@ -115,14 +129,27 @@ Payloads = AsyncGenerator[orjson.Fragment, None]
 class FastSubscriptions:
     """Plans simple subscription documents once and streams their payloads pre-encoded."""
 
-    def __init__(self, schema: GraphQLSchema, max_tokens: int, finished: Finished) -> None:
-        self._planner = Planner(schema, _FIELDS, max_tokens)
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        max_tokens: int,
+        finished: Finished,
+        max_chars: int = MAX_DOCUMENT_CHARS,
+    ) -> None:
+        self._planner = Planner(schema, _fields(schema), max_tokens, max_chars)
         self._finished = finished
-        self._shared: OrderedDict[tuple[Any, ...], tuple[object, orjson.Fragment]] = OrderedDict()
+        self._shared: ByteBoundedCache[tuple[Any, ...], tuple[object, orjson.Fragment]] = (
+            ByteBoundedCache(SHARED_PAYLOAD_BYTES)
+        )
 
     def plan(self, query: str, operation_name: str | None) -> Plan[_LiveField] | None:
         """The plan of a document, None when Strawberry must run it (cached both ways)."""
         return self._planner.plan(query, operation_name)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the cached plans and shared payloads keep alive."""
+        return self._planner.held_bytes + self._shared.held_bytes
 
     def open(
         self, context: ApiContext, query: object, variables: object, operation_name: object
@@ -177,16 +204,20 @@ class FastSubscriptions:
         # The cache holds the value itself: an identical object is the same version of the
         # list (LiveRankings never mutates one it handed out), and its id cannot be reused.
         cached = self._shared.get(key)
-        if cached is not None and cached[0] is value:
-            return cached[1]
-        payload = self._payload(plan, value)
-        self._shared[key] = (value, payload)
-        self._shared.move_to_end(key)
-        if len(self._shared) > _SHARED_PAYLOADS:
-            self._shared.popitem(last=False)
+        if cached is not None and cached[0][0] is value:
+            return cached[0][1]
+        body = self._json(plan, value)
+        payload = orjson.Fragment(body)
+        # The key's strings (a username...) and the JSON; the value is the feed's own list.
+        weight = ENTRY_BYTES + sys.getsizeof(body) + sum(map(sys.getsizeof, key))
+        self._shared.put(key, (value, payload), weight)
         return payload
 
+    @classmethod
+    def _payload(cls, plan: Plan[_LiveField], value: object) -> orjson.Fragment:
+        return orjson.Fragment(cls._json(plan, value))
+
     @staticmethod
-    def _payload(plan: Plan[_LiveField], value: object) -> orjson.Fragment:
+    def _json(plan: Plan[_LiveField], value: object) -> bytes:
         data = {plan.response_key: plan.field.encode(value, plan.selections)}
-        return orjson.Fragment(orjson.dumps({"data": data}))
+        return orjson.dumps({"data": data})

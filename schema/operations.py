@@ -10,11 +10,17 @@ from resolvers.errors import unauthenticated
 from resolvers.service import IncrementRequest
 from schema.context import ApiContext
 from schema.scalars import Long
-from schema.types import RankChange, RankedPlayer, ResetPeriod, ScoreIncrement, ScoreUpdate
+from schema.types import (
+    GLOBAL,
+    RankChange,
+    RankedPlayer,
+    ResetPeriod,
+    ScoreIncrement,
+    ScoreUpdate,
+)
 from store.boards import Board
 
 Info = strawberry.Info[ApiContext, None]
-GLOBAL = strawberry.ID("global")
 
 
 @strawberry.type

@@ -11,6 +11,9 @@ from store import boards as board_values
 from store.models import IncrementOutcome
 from store.models import RankedPlayer as RankedPlayerValue
 
+GLOBAL = strawberry.ID("global")
+"""The board an operation or an increment uses when it names none (always configured)."""
+
 
 @strawberry.enum(description="How often a board starts over. Periods are computed in UTC.")
 class ResetPeriod(enum.Enum):
@@ -76,7 +79,7 @@ class ScoreUpdate:
 class ScoreIncrement:
     username: str
     delta: int
-    board: strawberry.ID = strawberry.ID("global")
+    board: strawberry.ID = GLOBAL
     event_id: str | None = strawberry.field(
         default=None,
         description=(

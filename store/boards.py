@@ -20,11 +20,13 @@ class ResetPeriod(enum.Enum):
 
 FOREVER = "all"
 
+# ASCII digits only: `\d` also matches Arabic-Indic, full-width, Devanagari... digits, which
+# `int()` reads as numbers, so `"٢٠٢٦-١٢"` passed as a period and reached the stores.
 _PERIOD_PATTERNS = {
     ResetPeriod.NEVER: re.compile(r"all"),
-    ResetPeriod.DAILY: re.compile(r"(\d{4})-(\d{2})-(\d{2})"),
-    ResetPeriod.WEEKLY: re.compile(r"(\d{4})-W(\d{2})"),
-    ResetPeriod.MONTHLY: re.compile(r"(\d{4})-(\d{2})"),
+    ResetPeriod.DAILY: re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"),
+    ResetPeriod.WEEKLY: re.compile(r"([0-9]{4})-W([0-9]{2})"),
+    ResetPeriod.MONTHLY: re.compile(r"([0-9]{4})-([0-9]{2})"),
 }
 
 BOARD_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")

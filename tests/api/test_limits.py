@@ -29,8 +29,10 @@ from httpx_ws import (
 from httpx_ws.transport import ASGIWebSocketTransport
 from starlette.applications import Starlette
 
+from schema.documents import CACHE_BYTES, MAX_DOCUMENT_CHARS, PLAN_CACHE_BYTES
 from server.app import create_app
 from tests.api.conftest import TOKEN, make_settings
+from tests.support.documents import dense_document, padded_document
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Json, Subscription
 from tests.support.shared_services import REDIS_URL
 
@@ -172,8 +174,10 @@ async def test_two_thousand_aliased_top_lists_are_refused_before_the_stores(
     await running.gql.data('mutation { incrementScore(username: "ana", delta: 1) { rank } }')
     async with running.store_work() as work:
         body = await running.gql.execute(aliased_tops(2000))
-    assert codes(body) == ["BAD_USER_INPUT"]
-    assert "tokens" in messages(body)
+        over_tokens = await running.gql.execute(aliased_tops(160))  # 8,500 characters
+    assert codes(body) == codes(over_tokens) == ["BAD_USER_INPUT"]
+    assert "characters is larger than the limit" in messages(body)
+    assert "tokens" in messages(over_tokens)
     assert work == []
     # The instruments see a document that is served.
     async with running.store_work() as work:
@@ -222,6 +226,71 @@ async def test_too_many_tokens_are_refused(running: Started) -> None:
             "{ player(username: " + json.dumps("x" * 200_000) + ") { rank } }"
         )
     assert codes(body) == ["BAD_USER_INPUT"]
+
+
+LIMIT = MAX_DOCUMENT_CHARS
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "{ topPlayers { username } }",  # the fast path's shape
+        "{ topPlayers { username } leaderboards { id } }",  # Strawberry's
+        "query { leaderboards { id } }",
+    ],
+)
+async def test_documents_over_the_character_limit_are_refused(running: Started, head: str) -> None:
+    # Comments, string literals and white space count: a 250 KB comment is one token.
+    assert "errors" not in await running.gql.execute(padded_document(head, LIMIT))
+    over = [
+        padded_document(head, LIMIT + 1),
+        padded_document(head, 250_000),
+        head[:-1] + " " * LIMIT + "}",
+        '{ player(username: "' + "x" * LIMIT + '") { rank } }',  # a string literal
+    ]
+    async with running.store_work() as work:
+        for document in over:
+            with quick(0.2):
+                response = await running.gql.post(document)
+            assert response.status_code in (200, 400)
+            body = response.json()
+            assert codes(body) == ["BAD_USER_INPUT"], body
+            assert f"is larger than the limit of {LIMIT}" in messages(body)
+    assert work == []
+    query = {"query": padded_document("{ leaderboards { id } }", LIMIT + 1)}
+    refused = await running.http.get("/graphql", params=query)
+    assert refused.status_code in (200, 400)
+    assert codes(refused.json()) == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_subscription_documents_over_the_character_limit_are_refused(
+    running: Started, protocol: str
+) -> None:
+    head = "subscription { topPlayersChanged(limit: 3) { username } }"
+    async with websocket(running.app, protocol) as connection:
+        await connection.start(padded_document(head, LIMIT + 1))
+        refused = await connection.next()
+        assert codes(refused) == ["BAD_USER_INPUT"], refused
+        assert f"is larger than the limit of {LIMIT}" in messages(refused)
+        await connection.start(padded_document(head, LIMIT))
+        assert (await connection.next())["data"]["topPlayersChanged"] == []
+
+
+async def test_caches_hold_bounded_memory_after_many_unique_documents(
+    running: Started,
+) -> None:
+    # Each dense document keeps about 0.4 MB alive once parsed: 80 unique ones kept 32 MB
+    # in caches of 1,024 entries. Now what every cache keeps is bounded in bytes.
+    graphql = running.app.state.graphql
+    documents = [dense_document(number) for number in range(80)]
+    fast = "{ topPlayers(limit: 1) { username } } #"
+    for number, document in enumerate(documents):
+        await running.gql.execute(document)
+        await running.gql.execute(padded_document(fast, LIMIT - number))
+    # Measured where the caches are: each weighs what it keeps (tests/unit/test_documents.py).
+    assert CACHE_BYTES // 2 < graphql.schema.documents.held_bytes <= CACHE_BYTES
+    assert PLAN_CACHE_BYTES // 2 < graphql.fast_path.held_bytes <= PLAN_CACHE_BYTES
 
 
 async def test_depth_over_the_limit_is_refused(running: Started) -> None:

@@ -57,6 +57,24 @@ def test_invalid_periods(reset: ResetPeriod, period: str) -> None:
     assert not Board("b", reset).is_valid_period(period)
 
 
+NON_ASCII_DIGITS = [
+    (ResetPeriod.MONTHLY, "\u0662\u0660\u0662\u0666-\u0661\u0662"),  # Arabic-Indic
+    (ResetPeriod.MONTHLY, "\uff12\uff10\uff12\uff16-\uff11\uff12"),  # full-width
+    (ResetPeriod.MONTHLY, "\u0968\u0966\u0968\u096c-\u0967\u0968"),  # Devanagari
+    (ResetPeriod.MONTHLY, "\U0001d7d0\U0001d7ce\U0001d7d0\U0001d7d4-\U0001d7cf\U0001d7d0"),
+    (ResetPeriod.MONTHLY, "202\u0666-12"),  # mixed
+    (ResetPeriod.DAILY, "2026-12-\u0660\u0661"),
+    (ResetPeriod.WEEKLY, "\uff12\uff10\uff12\uff16-W01"),
+]
+
+
+@pytest.mark.parametrize(("reset", "period"), NON_ASCII_DIGITS)
+def test_periods_have_ascii_digits_only(reset: ResetPeriod, period: str) -> None:
+    # `int()` reads these as 2026, 12...: `\d` let them through to the stores.
+    assert not Board("b", reset).is_valid_period(period)
+    assert period_end(reset, period) is None
+
+
 def test_period_end_of_december() -> None:
     assert period_end(ResetPeriod.MONTHLY, "2026-12") == datetime(2027, 1, 1, tzinfo=UTC)
 
