@@ -30,10 +30,9 @@ from schema.context import ApiContext
 from schema.fast_path import FastPath
 from schema.fast_subscriptions import FastSubscriptions
 from server import overlay
-from server import resources as lifecycle
 from server.graphiql import graphiql_response
 from server.request_id import RequestId
-from server.resources import Resources
+from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
 from server.websocket import CodedTransportWSHandler, CodedWSHandler, WebSocketOperations
 
@@ -242,24 +241,21 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     `_freeze_startup_objects`); for a process that serves nothing else.
     """
     settings = settings or Settings()
-    resources = lifecycle.build_resources(settings)
+    resources = build_resources(settings)
     graphql = GraphQLApp(resources)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await lifecycle.start(resources)
-        if freeze_after_start:
-            _freeze_startup_objects()
-        try:
+        async with running(resources):
+            if freeze_after_start:
+                _freeze_startup_objects()
             yield
-        finally:
-            await lifecycle.stop(resources)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> Response:
-        is_ready, checks = await lifecycle.ready(resources)
+        is_ready, checks = await ready(resources)
         return JSONResponse(checks, status_code=200 if is_ready else 503)
 
     async def metrics(_: Request) -> Response:

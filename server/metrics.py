@@ -7,7 +7,6 @@ the batcher's `FlushObserver`, the history's and the Redis store's timing observ
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -199,20 +198,6 @@ class Metrics:
         self.store_seconds.labels(store, operation).observe(seconds)
         if failed:
             self.store_errors.labels(store, operation).inc()
-
-    @contextlib.contextmanager
-    def time_store(self, store: str, operation: str) -> Iterator[None]:
-        """Time the block as one call to a store; an exception counts it as failed.
-
-        A cancelled call (the client went away) is not recorded at all.
-        """
-        started = time.perf_counter()
-        try:
-            yield
-        except Exception:
-            self.observe_store(store, operation, time.perf_counter() - started, failed=True)
-            raise
-        self.observe_store(store, operation, time.perf_counter() - started)
 
     # The recovery's RebuildObserver.
 
