@@ -12,7 +12,7 @@ from typing import Any
 
 import graphql
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 
 from resolvers.auth import token_from_headers
 from schema.build import build_schema
@@ -31,6 +32,9 @@ from schema.fast_path import FastPath
 from schema.fast_subscriptions import FastSubscriptions
 from server import overlay
 from server.graphiql import graphiql_response
+from server.http_timeouts import BodyReadTimeout
+from server.operation_rules import Request as OperationRequest
+from server.operation_rules import TransportRules, request_scope, requested
 from server.request_id import RequestId
 from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
@@ -51,7 +55,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             max_tokens=settings.max_query_tokens,
             max_repeats=settings.max_field_repeats,
             introspection=settings.introspection,
-            extra_extensions=[resources.metrics.extension()],
+            extra_extensions=[resources.metrics.extension(), TransportRules],
         )
         super().__init__(
             schema,
@@ -114,6 +118,16 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             raise HTTPException(400, "the request body must be a JSON object")
         return parsed
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # What server/operation_rules.py checks the operation against: HTTP, and whether
+        # the request named its operation (Strawberry's context no longer tells).
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            requested(OperationRequest(websocket=False, operation_name=data.operation_name))
+        return data
+
     def decode_json(self, data: str | bytes) -> object:
         # orjson refuses nesting deeper than 1024 with a JSONDecodeError (a 400); the standard
         # library recursed until RecursionError, which left the app as a 500.
@@ -145,7 +159,8 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         # Strawberry answers a request it cannot run (malformed JSON, a batch, a mutation over
         # GET, no query...) in plain text; clients get a GraphQL error with its code instead.
         try:
-            response = await self.run(request)
+            with request_scope():
+                response = await self.run(request)
         except HTTPException as error:
             response = graphql_error_response(error.reason, error.status_code)
         await response(scope, receive, send)
@@ -265,6 +280,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     middleware = [
         Middleware(RequestId),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        Middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -282,7 +298,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            *overlay.routes(),
+            *overlay.routes(board.id for board in settings.boards),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -13,6 +13,7 @@ tests/api/test_strawberry_seams.py fails if Strawberry stops calling these seams
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from typing import Any, Protocol, cast
@@ -32,6 +33,47 @@ from strawberry.types.graphql import OperationType
 
 from schema.context import ApiContext
 from schema.fast_subscriptions import FastSubscriptions, Payloads
+from server.operation_rules import Request, requested
+
+ID_RULE = "an operation id is 1 to 128 visible ASCII characters"
+_ID = re.compile(r"[!-~]{1,128}")
+
+
+def valid_id(value: object) -> bool:
+    """Whether a client's operation id is acceptable (it is echoed in every message)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _payload_problem(payload: object) -> str | None:
+    if not isinstance(payload, dict):
+        return "the operation's payload must be an object"
+    if not isinstance(payload.get("query"), str):
+        return "payload.query must be a string"
+    if not isinstance(payload.get("variables"), dict | None):
+        return "payload.variables must be an object or null"
+    if not isinstance(payload.get("operationName"), str | None):
+        return "payload.operationName must be a string or null"
+    if not isinstance(payload.get("extensions"), dict | None):
+        return "payload.extensions must be an object or null"
+    return None
+
+
+def frame_problem(message: object, start: str, stop: str) -> str | None:
+    """What is wrong with a client's frame, checked before Strawberry reads it (it assumes
+    the shape: a malformed frame raised inside its handler); None: nothing.
+
+    `start` and `stop` are the protocol's names of the messages that carry an operation id.
+    """
+    if not isinstance(message, dict):
+        return "a message must be a JSON object"
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        return "a message's type must be a string"
+    if kind in (start, stop) and not valid_id(message.get("id")):
+        return ID_RULE
+    if kind == start:
+        return _payload_problem(message.get("payload"))
+    return None
 
 
 def coded(errors: object) -> object:
@@ -65,6 +107,7 @@ class WebSocketOperations:
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> AsyncGenerator[Any, None]:
         """The operation's results; Strawberry's signature (graphql-transport-ws calls it)."""
+        requested(Request(websocket=True, operation_name=operation_name))
         payloads = self.fast.open(
             cast(ApiContext, context_value), query, variable_values, operation_name
         )
@@ -89,7 +132,11 @@ class WebSocketOperations:
         operation_name: str | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> AsyncGenerator[Any, None]:
-        """The subscription's results; Strawberry's signature (legacy graphql-ws calls it)."""
+        """The operation's results; Strawberry's signature (legacy graphql-ws calls it).
+
+        Queries too, not only subscriptions: one rule on both protocols (see
+        server/operation_rules.py, which refuses mutations on both).
+        """
         return await self.stream(
             query,
             variable_values=variable_values,
@@ -97,7 +144,6 @@ class WebSocketOperations:
             root_value=root_value,
             operation_name=operation_name,
             operation_extensions=operation_extensions,
-            allowed_operation_types=(OperationType.SUBSCRIPTION,),
         )
 
 
@@ -129,6 +175,14 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, cast(_View, self.view).websocket_operations)
 
+    async def handle_message(self, message: TransportMessage) -> None:
+        problem = frame_problem(message, "subscribe", "complete")
+        if problem is not None:
+            # The protocol's answer to an invalid message: close with 4400 and the reason.
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
     async def send_message(self, message: TransportMessage) -> None:
         if message["type"] == "error":
             message = cast(TransportMessage, {**message, "payload": coded(message["payload"])})
@@ -145,6 +199,19 @@ class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, cast(_View, self.view).websocket_operations)
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        problem = frame_problem(message, "start", "stop")
+        if problem is not None:
+            # The legacy protocol has no close code for it: an error message (with the
+            # operation's id when it has a valid one), and the connection stays usable.
+            error: dict[str, object] = {"type": "error", "payload": {"message": problem}}
+            operation_id = message.get("id") if isinstance(message, dict) else None
+            if valid_id(operation_id):
+                error["id"] = operation_id
+            await self.send_message(cast(OperationMessage, error))
+            return
+        await super().handle_message(message)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "error":
