@@ -3,16 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact versions the tests ran on (generated from pyproject.toml: `make lock`).
+LOCK := requirements.lock
 NODE_CLIENT := tests/clients/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: serve test check format bench bench-locust
+.PHONY: serve test check format lock bench bench-locust
 
-$(STAMP): pyproject.toml
+# The locked set first, then the project itself without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## Refresh requirements.lock after editing pyproject.toml's dependencies: keeps every pin
+## that still fits and adds what is new; `make lock ARGS=--upgrade` moves everything to the
+## newest versions the bounds allow. Commit the lock with the pyproject.toml change.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o $(LOCK) $(ARGS)
 
 ## Run the service (embedded default unless LEADERBOARD_REDIS_URL / LEADERBOARD_DATABASE_URL are set).
 serve: $(STAMP)

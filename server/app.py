@@ -3,16 +3,16 @@ and the live overlay (/overlay/{board}) with its static files (/static)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
+import graphql
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,111 +23,22 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-    Operation,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    Message as TransportMessage,
-)
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+from strawberry.http import GraphQLRequestData
 
 from resolvers.auth import token_from_headers
 from schema.build import build_schema
 from schema.context import ApiContext
 from schema.fast_path import FastPath
-from schema.fast_subscriptions import FastSubscriptions, Payloads
+from schema.fast_subscriptions import FastSubscriptions
 from server import overlay
-from server import resources as lifecycle
 from server.graphiql import graphiql_response
+from server.http_timeouts import BodyReadTimeout
+from server.operation_rules import Request as OperationRequest
+from server.operation_rules import TransportRules, request_scope, requested
 from server.request_id import RequestId
-from server.resources import Resources
+from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
-
-
-def _coded(errors: object) -> object:
-    """Errors Strawberry makes itself (a subscription over the limit...) with the code they
-    lack; the schema's own errors already carry theirs."""
-    if isinstance(errors, list):
-        return [_coded(error) for error in errors]
-    if isinstance(errors, dict) and "message" in errors:
-        extensions = errors.get("extensions") or {}
-        if "code" not in extensions:
-            return {**errors, "extensions": {**extensions, "code": "BAD_USER_INPUT"}}
-    return errors
-
-
-def _fast_payloads(
-    view: object, context: ApiContext, query: object, variables: object, operation_name: object
-) -> Payloads | None:
-    """The subscriptions' shortcut (schema/fast_subscriptions.py); None: Strawberry runs it."""
-    return cast("GraphQLApp", view).fast_subscriptions.open(
-        context, query, variables, operation_name
-    )
-
-
-class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
-    """graphql-transport-ws, every error message with its code; simple subscriptions shortcut."""
-
-    async def send_message(self, message: TransportMessage) -> None:
-        if message["type"] == "error":
-            message = cast(TransportMessage, {**message, "payload": _coded(message["payload"])})
-        await super().send_message(message)
-
-    async def run_operation(self, operation: Operation[ApiContext, None]) -> None:
-        payloads = _fast_payloads(
-            self.view, self.context, operation.query, operation.variables, operation.operation_name
-        )
-        if payloads is None:
-            await super().run_operation(operation)
-            return
-        # Strawberry's run_operation, with payloads that are JSON already.
-        try:
-            async with contextlib.aclosing(payloads):
-                async for payload in payloads:
-                    next_message = {"id": operation.id, "type": "next", "payload": payload}
-                    await operation.send_operation_message(cast(TransportMessage, next_message))
-            await operation.send_operation_message({"id": operation.id, "type": "complete"})
-        except Exception as error:
-            await self.handle_task_exception(error)
-            with contextlib.suppress(Exception):
-                await operation.send_operation_message({"id": operation.id, "type": "complete"})
-            self.operations.pop(operation.id, None)
-            raise
-
-
-class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
-    """Legacy graphql-ws, every error message with its code; simple subscriptions shortcut."""
-
-    async def send_message(self, message: OperationMessage) -> None:
-        if message["type"] == "error":
-            message = cast(OperationMessage, {**message, "payload": _coded(message["payload"])})
-        await super().send_message(message)
-
-    async def handle_async_results(
-        self,
-        operation_id: str,
-        query: str,
-        operation_name: str | None,
-        variables: dict[str, object] | None,
-    ) -> None:
-        payloads = _fast_payloads(self.view, self.context, query, variables, operation_name)
-        if payloads is None:
-            await super().handle_async_results(operation_id, query, operation_name, variables)
-            return
-        # Strawberry's handle_async_results, with payloads that are JSON already.
-        try:
-            self.subscriptions[operation_id] = payloads
-            async for payload in payloads:
-                data_message = {"type": "data", "id": operation_id, "payload": payload}
-                await self.send_message(cast(OperationMessage, data_message))
-            await self.send_message({"type": "complete", "id": operation_id})
-        except asyncio.CancelledError:
-            await self.send_message({"type": "complete", "id": operation_id})
-        finally:
-            self.subscriptions.pop(operation_id, None)
-            self.tasks.pop(operation_id, None)
+from server.websocket import CodedTransportWSHandler, CodedWSHandler, WebSocketOperations
 
 
 class GraphQLApp(GraphQL[ApiContext, None]):
@@ -144,7 +55,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             max_tokens=settings.max_query_tokens,
             max_repeats=settings.max_field_repeats,
             introspection=settings.introspection,
-            extra_extensions=[resources.metrics.extension()],
+            extra_extensions=[resources.metrics.extension(), TransportRules],
         )
         super().__init__(
             schema,
@@ -156,12 +67,18 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             **options,
         )
         self.resources = resources
+        # The shortcuts plan documents against the schema as graphql-core types, rebuilt from
+        # its SDL (Strawberry's own graphql-core schema is private); they only validate with
+        # it, and no input of the API has a custom scalar whose literal parsing could differ.
+        graphql_schema = graphql.build_schema(schema.as_str())
         self.fast_path = FastPath(
-            schema._schema, resources.service, max_tokens=settings.max_query_tokens
+            graphql_schema, resources.service, max_tokens=settings.max_query_tokens
         )
         self.fast_subscriptions = FastSubscriptions(
-            schema._schema, max_tokens=settings.max_query_tokens, finished=self._subscription_ended
+            graphql_schema, max_tokens=settings.max_query_tokens, finished=self._subscription_ended
         )
+        self.websocket_operations = WebSocketOperations(schema, self.fast_subscriptions)
+        """What the WebSocket handlers run operations through (server/websocket.py)."""
         self.websockets = 0
         """WebSocket connections open now."""
         resources.metrics.track_websockets(lambda: self.websockets)
@@ -201,6 +118,16 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             raise HTTPException(400, "the request body must be a JSON object")
         return parsed
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # What server/operation_rules.py checks the operation against: HTTP, and whether
+        # the request named its operation (Strawberry's context no longer tells).
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            requested(OperationRequest(websocket=False, operation_name=data.operation_name))
+        return data
+
     def decode_json(self, data: str | bytes) -> object:
         # orjson refuses nesting deeper than 1024 with a JSONDecodeError (a 400); the standard
         # library recursed until RecursionError, which left the app as a 500.
@@ -232,7 +159,8 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         # Strawberry answers a request it cannot run (malformed JSON, a batch, a mutation over
         # GET, no query...) in plain text; clients get a GraphQL error with its code instead.
         try:
-            response = await self.run(request)
+            with request_scope():
+                response = await self.run(request)
         except HTTPException as error:
             response = graphql_error_response(error.reason, error.status_code)
         await response(scope, receive, send)
@@ -328,24 +256,21 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     `_freeze_startup_objects`); for a process that serves nothing else.
     """
     settings = settings or Settings()
-    resources = lifecycle.build_resources(settings)
+    resources = build_resources(settings)
     graphql = GraphQLApp(resources)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await lifecycle.start(resources)
-        if freeze_after_start:
-            _freeze_startup_objects()
-        try:
+        async with running(resources):
+            if freeze_after_start:
+                _freeze_startup_objects()
             yield
-        finally:
-            await lifecycle.stop(resources)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> Response:
-        is_ready, checks = await lifecycle.ready(resources)
+        is_ready, checks = await ready(resources)
         return JSONResponse(checks, status_code=200 if is_ready else 503)
 
     async def metrics(_: Request) -> Response:
@@ -355,6 +280,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     middleware = [
         Middleware(RequestId),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        Middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -372,7 +298,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            *overlay.routes(),
+            *overlay.routes(board.id for board in settings.boards),
         ],
         middleware=middleware,
         lifespan=lifespan,

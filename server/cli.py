@@ -24,6 +24,7 @@ from rich.progress import (
 )
 
 from schema.build import SDL_PATH, write_sdl
+from server.http_timeouts import HEADER_TIMEOUT_VARIABLE
 from server.logs import configure_logging, logging_config
 from server.resources import open_history, open_recovery
 from server.settings import LogFormat, Settings
@@ -45,6 +46,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     if settings.token_was_generated:
         # Every worker must accept the same token: hand the generated one down to them.
         os.environ["LEADERBOARD_WRITE_TOKEN"] = settings.write_tokens[0]
+    # Read by the HTTP protocol uvicorn builds in each worker (server/http_timeouts.py).
+    os.environ[HEADER_TIMEOUT_VARIABLE] = str(settings.header_timeout_seconds)
     _announce(settings, host, port)
     uvicorn.run(
         "server.app:create_serving_app",
@@ -53,7 +56,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools with a deadline for each request head (uvicorn has none).
+        http="server.http_timeouts:HeadTimeoutProtocol",
         lifespan="on",
         # uvicorn applies it in every worker process it starts, so all of them log alike.
         log_config=logging_config(settings.log_format, settings.log_level),

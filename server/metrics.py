@@ -7,7 +7,6 @@ the batcher's `FlushObserver`, the history's and the Redis store's timing observ
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -20,6 +19,7 @@ from prometheus_client.registry import Collector
 from strawberry.extensions import SchemaExtension
 
 from schema.build import ROOT_FIELDS
+from server.operation_rules import selected_operation
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # A store call is usually well under a millisecond; the top buckets catch the timeouts.
@@ -200,20 +200,6 @@ class Metrics:
         if failed:
             self.store_errors.labels(store, operation).inc()
 
-    @contextlib.contextmanager
-    def time_store(self, store: str, operation: str) -> Iterator[None]:
-        """Time the block as one call to a store; an exception counts it as failed.
-
-        A cancelled call (the client went away) is not recorded at all.
-        """
-        started = time.perf_counter()
-        try:
-            yield
-        except Exception:
-            self.observe_store(store, operation, time.perf_counter() - started, failed=True)
-            raise
-        self.observe_store(store, operation, time.perf_counter() - started)
-
     # The recovery's RebuildObserver.
 
     def rebuilt(self, players: int, seconds: float) -> None:
@@ -247,9 +233,11 @@ class Metrics:
                 started = time.perf_counter()
                 yield
                 context = self.execution_context
-                # operation_type raises without a parsed document (a syntax error).
-                kind = context.operation_type.value if context.graphql_document else "invalid"
-                field = _root_field(context.graphql_document)
+                # The operation the request runs: none for a syntax error, or a document of
+                # several operations that names none of them.
+                operation = selected_operation(context)
+                kind = operation.operation.value if operation else "invalid"
+                field = _root_field(operation)
                 result = context.result
                 codes = {
                     str((error.extensions or {}).get("code", "UNKNOWN"))
@@ -303,11 +291,9 @@ class _TopCacheCollector(Collector):
         )
 
 
-def _root_field(document: object) -> str:
+def _root_field(operation: OperationDefinitionNode | None) -> str:
     # Only schema field names (a small fixed set) become label values, never client text.
-    for definition in getattr(document, "definitions", ()):
-        if isinstance(definition, OperationDefinitionNode):
-            for selection in definition.selection_set.selections:
-                if isinstance(selection, FieldNode) and selection.name.value in ROOT_FIELDS:
-                    return selection.name.value
+    for selection in operation.selection_set.selections if operation else ():
+        if isinstance(selection, FieldNode) and selection.name.value in ROOT_FIELDS:
+            return selection.name.value
     return "other"

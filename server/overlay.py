@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from starlette.middleware.gzip import GZipMiddleware
@@ -71,17 +72,23 @@ def overlay_html() -> str:
     return template.replace("{{max_limit}}", str(TOP_LIMIT_MAX))
 
 
-async def overlay_page(_: Request) -> Response:
-    """The overlay for the board in the path (an unknown board shows the service's error)."""
-    return HTMLResponse(
-        overlay_html(),
-        headers={
-            "Cache-Control": OWN_FILE_CACHE,
-            "Content-Security-Policy": OVERLAY_SECURITY_POLICY,
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+def _overlay_page(boards: frozenset[str]) -> Callable[[Request], Awaitable[Response]]:
+    async def overlay_page(request: Request) -> Response:
+        """The overlay for the board in the path. A board the service does not have answers
+        404, with the same page: its script shows the service's NOT_FOUND error in place."""
+        known = request.path_params["board"] in boards
+        return HTMLResponse(
+            overlay_html(),
+            status_code=200 if known else 404,
+            headers={
+                "Cache-Control": OWN_FILE_CACHE,
+                "Content-Security-Policy": OVERLAY_SECURITY_POLICY,
+                "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    return overlay_page
 
 
 async def default_overlay(request: Request) -> Response:
@@ -89,11 +96,11 @@ async def default_overlay(request: Request) -> Response:
     return RedirectResponse(request.url.replace(path=request.url.path + "/global"))
 
 
-def routes() -> list[BaseRoute]:
-    """The overlay page and the static files, for the app's route list."""
+def routes(boards: Iterable[str]) -> list[BaseRoute]:
+    """The overlay page of each of `boards` and the static files, for the app's route list."""
     return [
         Route("/overlay", default_overlay, methods=["GET", "HEAD"]),
-        Route("/overlay/{board}", overlay_page, methods=["GET", "HEAD"]),
+        Route("/overlay/{board}", _overlay_page(frozenset(boards)), methods=["GET", "HEAD"]),
         # GraphiQL's bundle is 3.5 MB of text: compressed it is a fifth of that.
         Mount(
             "/static",

@@ -151,40 +151,53 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     )
 
 
-async def start(resources: Resources, timeout: float = 60.0) -> None:
-    """Connect, migrate, rebuild the current periods, start the batcher and the live feed.
+@contextlib.asynccontextmanager
+async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[Resources]:
+    """Connect, migrate, rebuild the current periods, start the batcher and the live feed;
+    on leaving, stop taking work, drain the write buffer to the history, close connections.
 
-    Retries while the stores are unreachable, up to `timeout` seconds.
+    Retries while the stores are unreachable, up to `timeout` seconds. Each component's
+    closing is registered before the component opens, so a failure at any step (or the
+    deadline) closes everything opened so far, in reverse order, and raises.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        # Each close is safe on a component that never opened.
+        stack.push_async_callback(resources.ranking.close)
+        stack.push_async_callback(resources.history.close)
+        await _connect_stores(resources, timeout)
+        stack.push_async_callback(_drain_batcher, resources)
+        await resources.batcher.start()
+        for board in resources.settings.boards:
+            await resources.recovery.ensure_loaded(board.id, board.current_period())
+        stack.push_async_callback(resources.live.close)
+        await resources.live.start()
+        resources.started = True
+        try:
+            yield resources
+        finally:
+            resources.started = False
+
+
+async def _connect_stores(resources: Resources, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             await resources.history.connect()
             await resources.history.migrate()
             await resources.ranking.ping()
-            break
+            return
         except StoreUnavailable as error:
             if time.monotonic() > deadline:
                 raise
             logger.warning("waiting for the stores: %s", error)
             await resources.history.close()
             await asyncio.sleep(_STARTUP_RETRY_SECONDS)
-    await resources.batcher.start()
-    for board in resources.settings.boards:
-        await resources.recovery.ensure_loaded(board.id, board.current_period())
-    await resources.live.start()
-    resources.started = True
 
 
-async def stop(resources: Resources) -> None:
-    """Stop taking work, drain the write buffer to the history, close connections."""
-    resources.started = False
-    await resources.live.close()
+async def _drain_batcher(resources: Resources) -> None:
     lost = await resources.batcher.close(resources.settings.drain_timeout_seconds)
     if lost:
         logger.error("%d acknowledged events could not be written to the history", lost)
-    await resources.history.close()
-    await resources.ranking.close()
 
 
 async def ready(resources: Resources) -> tuple[bool, dict[str, str]]:

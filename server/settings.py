@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     """How often one response name may be selected in one selection set (validation of
     repeats is quadratic: 495 repeats cost 0.85 s of CPU)."""
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    """Time a client has to send a request's head (slowloris); then it is disconnected."""
+    body_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    """Time a client has to send a request's body once it starts reading; then 408."""
     max_batch_increments: int = Field(1000, ge=1, le=10_000)
     max_websocket_connections: int = Field(5_000, ge=1)
     """WebSocket connections one instance accepts; more are refused until some close."""
