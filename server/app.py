@@ -30,8 +30,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message as TransportMessage,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from resolvers.auth import token_from_headers
 from schema.build import build_schema
@@ -41,6 +43,7 @@ from schema.fast_subscriptions import FastSubscriptions, Payloads
 from server import overlay
 from server import resources as lifecycle
 from server.graphiql import graphiql_response
+from server.rate_limit import RateLimit, RateLimits, subscribe_refusal
 from server.request_id import RequestId
 from server.resources import Resources
 from server.settings import Settings
@@ -67,6 +70,10 @@ def _fast_payloads(
     )
 
 
+def _limits(view: object) -> RateLimits:
+    return cast("GraphQLApp", view).resources.rate_limits
+
+
 class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
     """graphql-transport-ws, every error message with its code; simple subscriptions shortcut."""
 
@@ -74,6 +81,14 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
         if message["type"] == "error":
             message = cast(TransportMessage, {**message, "payload": _coded(message["payload"])})
         await super().send_message(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        refusal = await subscribe_refusal(_limits(self.view), self.websocket)
+        if refusal is not None:
+            error = {"id": message.get("id"), "type": "error", "payload": [refusal]}
+            await self.send_message(cast(TransportMessage, error))
+            return
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[ApiContext, None]) -> None:
         payloads = _fast_payloads(
@@ -104,6 +119,14 @@ class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
         if message["type"] == "error":
             message = cast(OperationMessage, {**message, "payload": _coded(message["payload"])})
         await super().send_message(message)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        refusal = await subscribe_refusal(_limits(self.view), self.websocket)
+        if refusal is not None:
+            error = {"id": message.get("id"), "type": "error", "payload": refusal}
+            await self.send_message(cast(OperationMessage, error))
+            return
+        await super().handle_start(message)
 
     async def handle_async_results(
         self,
@@ -353,6 +376,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
 
     # Outermost: a request refused by the inner ones (413...) still gets its id.
     middleware = [
+        Middleware(ProxyHeadersMiddleware, trusted_hosts=list(map(str, settings.trusted_proxies))),
         Middleware(RequestId),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ]
@@ -365,6 +389,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
                 allow_headers=["Content-Type", "Authorization", "X-Internal-Token"],
             )
         )
+    middleware.append(Middleware(RateLimit, limits=resources.rate_limits))
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),

@@ -14,6 +14,7 @@ from resolvers.auth import WriteTokens
 from resolvers.live import LiveRankings
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
+from server.rate_limit import RateLimits
 from server.settings import AckMode, Settings
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
@@ -42,6 +43,7 @@ class Resources:
     service: LeaderboardService
     live: LiveRankings
     tokens: WriteTokens
+    rate_limits: RateLimits
     metrics: Metrics = field(default_factory=Metrics)
     started: bool = False
 
@@ -139,6 +141,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     )
     if isinstance(ranking, TopCachingRankingStore):
         metrics.track_top_cache(ranking)
+    tokens = WriteTokens(settings.write_tokens)
     return Resources(
         settings=settings,
         ranking=ranking,
@@ -147,7 +150,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         recovery=recovery,
         service=service,
         live=live,
-        tokens=WriteTokens(settings.write_tokens),
+        tokens=tokens,
+        rate_limits=RateLimits.from_settings(settings, tokens, metrics.registry),
         metrics=metrics,
     )
 
@@ -186,6 +190,7 @@ async def stop(resources: Resources) -> None:
         logger.error("%d acknowledged events could not be written to the history", lost)
     await resources.history.close()
     await resources.ranking.close()
+    await resources.rate_limits.close()
 
 
 async def ready(resources: Resources) -> tuple[bool, dict[str, str]]:
