@@ -1,7 +1,9 @@
 """The rate limiter on Redis: one TAT per client, shared by every instance of the service.
 
-Each check is one EVALSHA of store/lua/rate_limit.lua (one round trip, atomic, on the
-Redis server's clock); the decision is the same GCRA as `store.rate_limits.gcra`.
+Each check is decided in one EVALSHA of store/lua/rate_limit.lua (one round trip, atomic,
+on the Redis server's clock), the same GCRA as `store.rate_limits.gcra`. Checks made at
+the same moment share that call (store/coalescing.py): under load the per-call cost of
+the client (connection checkout, send, parse) is paid once for many requests.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from store.coalescing import CoalescedCalls
 from store.errors import StoreUnavailable
 from store.rate_limits import ALLOWED, Decision, Rate
 
@@ -22,6 +25,8 @@ _MAX_CONNECTIONS = 32
 # A limiter that cannot answer quickly is skipped (the caller fails open): it must never
 # hold a request for long.
 _TIMEOUT_SECONDS = 0.5
+_COALESCED_MAX_CHECKS = 256
+_COALESCED_MAX_IN_FLIGHT = 4
 
 
 class RedisRateLimiter:
@@ -31,6 +36,14 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = key_prefix
         self._script = client.register_script(_SCRIPT)
+        self._checks: CoalescedCalls[tuple[str, Rate], Decision] = CoalescedCalls(
+            self._check_many,
+            # A cluster runs a script only on keys of one slot: there, each check goes alone.
+            max_items=1 if isinstance(client, RedisCluster) else _COALESCED_MAX_CHECKS,
+            max_in_flight=_COALESCED_MAX_IN_FLIGHT,
+            retry_alone=(),
+            abandoned=lambda: StoreUnavailable("rate limiter: the call was abandoned"),
+        )
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str, cluster: bool = False) -> RedisRateLimiter:
@@ -56,16 +69,25 @@ class RedisRateLimiter:
         return cls(redis_asyncio.Redis.from_pool(pool), key_prefix)
 
     async def check(self, key: str, rate: Rate) -> Decision:
-        """Count one request of `key` against `rate`, in one script call."""
+        """Count one request of `key` against `rate` (in a script call shared with the
+        checks made at the same moment)."""
+        (decision,) = await self._checks([(key, rate)])
+        return decision
+
+    async def _check_many(self, checks: list[tuple[str, Rate]]) -> list[Decision]:
+        args: list[int] = []
+        for _, rate in checks:
+            args += (rate.interval_us, rate.burst)
         try:
-            allowed, retry_after_us = await self._script(
-                keys=[f"{self._prefix}:rate:{key}"], args=[rate.interval_us, rate.burst]
+            reply = await self._script(
+                keys=[f"{self._prefix}:rate:{key}" for key, _ in checks], args=args
             )
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"rate limiter: {error}") from error
-        if allowed:
-            return ALLOWED
-        return Decision(allowed=False, retry_after_us=int(retry_after_us))
+        return [
+            ALLOWED if allowed else Decision(allowed=False, retry_after_us=int(retry_after_us))
+            for allowed, retry_after_us in zip(reply[::2], reply[1::2], strict=True)
+        ]
 
     async def close(self) -> None:
         """Close the client's connections."""

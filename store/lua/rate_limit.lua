@@ -1,28 +1,36 @@
--- One request of one client against its rate limit (GCRA), decided and recorded at once.
+-- Requests of clients against their rate limits (GCRA), each decided and recorded in turn.
+-- One call carries the checks that arrived together (store/coalescing.py); a key may
+-- appear more than once, and each of its checks sees the ones before it.
 --
--- KEYS[1] the client's bucket: a string holding its theoretical arrival time (TAT), in
---   microseconds of the Redis server's clock (one clock for every instance).
--- ARGV[1] the emission interval in microseconds (the period divided by the count),
--- ARGV[2] the burst: how many requests may arrive at once.
+-- KEYS[i] the bucket of check i: a string holding its client's theoretical arrival time
+--   (TAT), in microseconds of the Redis server's clock (one clock for every instance).
+-- ARGV[2i-1] check i's emission interval in microseconds (the period divided by the
+--   count), ARGV[2i] its burst: how many requests may arrive at once.
 --
--- Returns {1, 0} when allowed (the TAT moved on one interval), {0, retry-after in
--- microseconds} when refused (nothing changed). The same arithmetic as gcra() in
--- store/rate_limits.py.
+-- Returns per check two values: 1, 0 when allowed (the TAT moved on one interval);
+-- 0, retry-after in microseconds when refused (nothing changed). The same arithmetic as
+-- gcra() in store/rate_limits.py.
 
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then
-  tat = now
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key))
+  if tat == nil or tat < now then
+    tat = now
+  end
+  local new_tat = tat + interval
+  local over = new_tat - now - interval * burst
+  if over > 0 then
+    out[2 * i - 1] = 0
+    out[2 * i] = over
+  else
+    -- The key lives only while it still holds back a request: a TAT in the past is no TAT.
+    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+    out[2 * i - 1] = 1
+    out[2 * i] = 0
+  end
 end
-local new_tat = tat + interval
-local over = new_tat - now - interval * burst
-if over > 0 then
-  return {0, over}
-end
--- The key lives only while it still holds back a request: a TAT in the past is no TAT.
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, 0}
+return out

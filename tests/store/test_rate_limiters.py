@@ -11,6 +11,7 @@ import redis.asyncio as redis_asyncio
 from store.errors import StoreUnavailable
 from store.rate_limits import InProcessRateLimiter, Rate, RateLimiter, gcra
 from store.redis_rate_limits import RedisRateLimiter
+from tests.support.redis_cluster import PrivateRedisCluster
 from tests.support.shared_services import REDIS_URL
 
 HOURLY = Rate(count=1, period_seconds=3600, burst=4)
@@ -19,11 +20,14 @@ FAST = Rate(count=20, period_seconds=1, burst=2)
 """One more request every 50 ms."""
 
 
-@pytest.fixture(params=["in-process", "redis"])
+@pytest.fixture(params=["in-process", "redis", "redis-cluster"])
 async def limiter(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[RateLimiter]:
     backend: RateLimiter
     if request.param == "redis":
         backend = RedisRateLimiter.from_url(REDIS_URL, key_prefix=redis_prefix)
+    elif request.param == "redis-cluster":
+        cluster: PrivateRedisCluster = request.getfixturevalue("redis_cluster")
+        backend = RedisRateLimiter.from_url(cluster.url(), key_prefix=redis_prefix, cluster=True)
     else:
         backend = InProcessRateLimiter()
     yield backend
@@ -63,6 +67,16 @@ async def test_redis_holds_a_bucket_only_while_it_holds_a_request_back(redis_pre
     finally:
         await client.aclose()
         await limiter.close()
+
+
+async def test_checks_made_together_are_decided_in_turn(limiter: RateLimiter) -> None:
+    # On one Redis these share a script call (on a cluster they go alone, several at once);
+    # either way each check sees the ones decided before it: exactly the burst passes.
+    keys = "xyxyxyxyxyxy"
+    decisions = await asyncio.gather(*(limiter.check(key, HOURLY) for key in keys))
+    for key in "xy":
+        allowed = [d.allowed for k, d in zip(keys, decisions, strict=True) if k == key]
+        assert sorted(allowed, reverse=True) == [True] * 4 + [False] * 2
 
 
 async def test_two_clients_of_one_redis_share_the_buckets(redis_prefix: str) -> None:
