@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from resolvers.auth import token_from_headers
 from schema.build import build_schema
@@ -35,6 +36,7 @@ from server.graphiql import graphiql_response
 from server.http_timeouts import BodyReadTimeout
 from server.operation_rules import Request as OperationRequest
 from server.operation_rules import TransportRules, request_scope, requested
+from server.rate_limit import RateLimit
 from server.request_id import RequestId
 from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
@@ -67,6 +69,8 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             **options,
         )
         self.resources = resources
+        self.rate_limits = resources.rate_limits
+        """Checked by the WebSocket handlers before a subscription starts (server/websocket.py)."""
         # The shortcuts plan documents against the schema as graphql-core types, rebuilt from
         # its SDL (Strawberry's own graphql-core schema is private); they only validate with
         # it, and no input of the API has a custom scalar whose literal parsing could differ.
@@ -278,6 +282,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
 
     # Outermost: a request refused by the inner ones (413...) still gets its id.
     middleware = [
+        Middleware(ProxyHeadersMiddleware, trusted_hosts=list(map(str, settings.trusted_proxies))),
         Middleware(RequestId),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         Middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds),
@@ -291,6 +296,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
                 allow_headers=["Content-Type", "Authorization", "X-Internal-Token"],
             )
         )
+    middleware.append(Middleware(RateLimit, limits=resources.rate_limits))
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),

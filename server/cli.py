@@ -66,6 +66,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         timeout_graceful_shutdown=5,
         # A WebSocket message is a GraphQL document too: the same bound as an HTTP body.
         ws_max_size=settings.max_body_bytes,
+        # X-Forwarded-For is read by the app itself, from LEADERBOARD_TRUSTED_PROXIES.
+        proxy_headers=False,
     )
     return 0
 

@@ -14,6 +14,7 @@ from resolvers.auth import WriteTokens
 from resolvers.live import LiveRankings
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
+from server.rate_limit import RateLimits
 from server.settings import AckMode, Settings
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
@@ -41,6 +42,7 @@ class Resources:
     service: LeaderboardService
     live: LiveRankings
     tokens: WriteTokens
+    rate_limits: RateLimits
     metrics: Metrics = field(default_factory=Metrics)
     started: bool = False
 
@@ -138,6 +140,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     )
     if isinstance(ranking, TopCachingRankingStore):
         metrics.track_top_cache(ranking)
+    tokens = WriteTokens(settings.write_tokens)
     return Resources(
         settings=settings,
         ranking=ranking,
@@ -146,7 +149,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         recovery=recovery,
         service=service,
         live=live,
-        tokens=WriteTokens(settings.write_tokens),
+        tokens=tokens,
+        rate_limits=RateLimits.from_settings(settings, tokens, metrics.registry),
         metrics=metrics,
     )
 
@@ -162,6 +166,7 @@ async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[
     """
     async with contextlib.AsyncExitStack() as stack:
         # Each close is safe on a component that never opened.
+        stack.push_async_callback(resources.rate_limits.close)
         stack.push_async_callback(resources.ranking.close)
         stack.push_async_callback(resources.history.close)
         await _connect_stores(resources, timeout)

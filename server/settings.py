@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 import secrets
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from store.boards import Board, parse_boards
+from store.rate_limits import Rate, parse_rate
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///leaderboard.db"
 
@@ -87,6 +89,19 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(20, ge=1)
     websocket_init_timeout_seconds: float = Field(10.0, gt=0)
     """How long a WebSocket may stay open without its GraphQL connection_init."""
+    rate_limit_reads: Rate | None = None
+    """Requests one client address may make (`100/s burst 200`, `off`); see docs/security.md.
+    Off by default: who "one client" is depends on `trusted_proxies` (behind a proxy not
+    listed there, every client shares the proxy's address and would share one limit)."""
+    rate_limit_writes: Rate | None = None
+    """Requests one write token may make (mutations, and anything else it sends); off by
+    default: the token's holder is the operator's own backend."""
+    trusted_proxies: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = (ipaddress.ip_network("127.0.0.1"),)
+    """Comma-separated addresses or CIDRs of the proxies in front (nginx); a request from
+    one of them is counted (and logged) as the client its `X-Forwarded-For` names. The
+    default is uvicorn's own; empty: trust no proxy."""
     introspection: bool = True
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_format: LogFormat = LogFormat.TEXT
@@ -104,6 +119,30 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("rate_limit_reads", "rate_limit_writes", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_rate(value)
+            except ValueError as error:
+                raise ValueError(f"LEADERBOARD_{str(info.field_name).upper()}: {error}") from None
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(
+                    ipaddress.ip_network(proxy.strip())
+                    for proxy in value.split(",")
+                    if proxy.strip()
+                )
+            except ValueError as error:
+                raise ValueError(f"LEADERBOARD_TRUSTED_PROXIES: {error}") from None
         return value
 
     @field_validator("boards_spec")

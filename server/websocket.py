@@ -26,14 +26,16 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message as TransportMessage,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from schema.context import ApiContext
 from schema.fast_subscriptions import FastSubscriptions, Payloads
 from server.operation_rules import Request, requested
+from server.rate_limit import RateLimits, subscribe_refusal
 
 ID_RULE = "an operation id is 1 to 128 visible ASCII characters"
 _ID = re.compile(r"[!-~]{1,128}")
@@ -166,6 +168,7 @@ def _sent_as_is(payload: object) -> object:
 
 class _View(Protocol):
     websocket_operations: WebSocketOperations
+    rate_limits: RateLimits
 
 
 class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
@@ -182,6 +185,14 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
             await self.handle_invalid_message(problem)
             return
         await super().handle_message(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        refusal = await subscribe_refusal(cast(_View, self.view).rate_limits, self.websocket)
+        if refusal is not None:
+            error = {"id": message.get("id"), "type": "error", "payload": [refusal]}
+            await self.send_message(cast(TransportMessage, error))
+            return
+        await super().handle_subscribe(message)
 
     async def send_message(self, message: TransportMessage) -> None:
         if message["type"] == "error":
@@ -212,6 +223,14 @@ class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
             await self.send_message(cast(OperationMessage, error))
             return
         await super().handle_message(message)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        refusal = await subscribe_refusal(cast(_View, self.view).rate_limits, self.websocket)
+        if refusal is not None:
+            error = {"id": message.get("id"), "type": "error", "payload": refusal}
+            await self.send_message(cast(OperationMessage, error))
+            return
+        await super().handle_start(message)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "error":

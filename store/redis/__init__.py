@@ -15,9 +15,11 @@ concern:
 - cluster.py     a batch on a Redis Cluster: per-slot dry run, then apply
 - rebuild.py     rebuild claims, loading a period, reading totals, loaded markers
 - changes.py     the change-message codec, publishing, the subscription loop
+- rate_limits.py `RedisRateLimiter`: the per-client GCRA check (lua/rate_limit.lua), its
+                 own small pool so a slow limiter never queues behind the rankings
 
 May import the standard library, redis-py, orjson, sortedcontainers and `store.boards`,
-`store.errors`, `store.models`, `store.observer`; nothing else of the project.
+`store.errors`, `store.models`, `store.observer`, `store.rate_limits`; nothing else of the project.
 """
 
 from store.redis.store import RedisRankingStore
