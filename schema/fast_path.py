@@ -32,7 +32,9 @@ from graphql import (
     BooleanValueNode,
     DocumentNode,
     FieldNode,
+    GraphQLArgument,
     GraphQLError,
+    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLObjectType,
@@ -54,6 +56,7 @@ from graphql import (
     is_non_null_type,
     parse,
     validate,
+    value_from_ast,
 )
 
 from resolvers.errors import ApiError, ErrorCode, unauthenticated
@@ -121,12 +124,21 @@ def declared_shape(
     return FieldShape(
         kind=kind,
         arguments={
-            argument_name: _argument(argument.type, argument.default_value)
+            argument_name: _argument(argument.type, _default(argument))
             for argument_name, argument in declared.args.items()
         },
         subfields=scalars & encodable,
         nullable=not is_non_null_type(declared.type),
     )
+
+
+def _default(value: GraphQLArgument | GraphQLInputField) -> Any:
+    """A declared default as a Python value. A schema built from SDL keeps input fields'
+    defaults as literals on their AST node only (`default_value` is Undefined there)."""
+    if value.default_value is not Undefined:
+        return value.default_value
+    literal = value.ast_node.default_value if value.ast_node is not None else None
+    return Undefined if literal is None else value_from_ast(literal, value.type)
 
 
 def _argument(type_: GraphQLInputType, default: Any) -> Argument:
@@ -136,9 +148,9 @@ def _argument(type_: GraphQLInputType, default: Any) -> Argument:
     if isinstance(item, GraphQLInputObjectType):
         item_fields = frozenset(item.fields)
         item_defaults = {
-            name: input_field.default_value
+            name: default
             for name, input_field in item.fields.items()
-            if input_field.default_value is not Undefined
+            if (default := _default(input_field)) is not Undefined
         }
     return Argument(
         str(type_), None if default is Undefined else default, item_fields, item_defaults
