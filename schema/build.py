@@ -203,6 +203,10 @@ class CachedDocuments(SchemaExtension):
         context = self.execution_context
         cached = self.cache.get(context.query) if context.query is not None else None
         parsed = cached[0] if cached is not None else None
+        if context.pre_execution_errors is not None:
+            # Refused already by a request-dependent check: nothing about the text to keep.
+            yield
+            return
         if parsed is None or parsed.document is not context.graphql_document:
             yield  # not a document of the cache: checked as usual
             return
@@ -293,13 +297,16 @@ def build_schema(
     documents are cached, in at most `document_cache_bytes`."""
     documents: DocumentCache = ByteBoundedCache(document_cache_bytes)
     # Factories, not instances: Strawberry builds fresh extensions for every request.
+    # The extra extensions (metrics, the transport rules) come before the document cache:
+    # their verdicts depend on the request, not on the text, and an extension's hooks wrap
+    # those listed after it, so the cache never stores what they decided.
     extensions: list[ExtensionFactory] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        *extra_extensions,
         lambda: CachedDocuments(documents),
         lambda: RequestLimits(
             max_depth=max_depth, max_aliases=max_aliases, max_repeats=max_repeats
         ),
-        *extra_extensions,
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
