@@ -34,6 +34,9 @@ from schema.errors import INTERNAL_MESSAGE
 from schema.plans import Arguments, FieldShape, Plan, Planner, declared_shape, plain_arguments
 from store.models import IncrementOutcome, RankedPlayer
 
+# Plan is re-exported: the tests and callers name it as the shortcut's plan.
+__all__ = ["FastPath", "Plan"]
+
 logger = logging.getLogger(__name__)
 
 
