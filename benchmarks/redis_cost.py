@@ -59,34 +59,21 @@ async def measure(url: str, options: argparse.Namespace) -> None:
     def pick() -> str:
         return usernames[rng.randrange(len(usernames))]
 
-    async def increment() -> object:
-        return await store.increment(
-            [
-                ScoreIncrement(
-                    board="board",
-                    period=PERIOD,
-                    username=pick(),
-                    delta=3,
-                    event_id=f"~{uuid.uuid4().hex}",
-                    client_event_id=False,
-                )
-            ]
+    def fresh_increment() -> ScoreIncrement:
+        return ScoreIncrement(
+            board="board",
+            period=PERIOD,
+            username=pick(),
+            delta=3,
+            event_id=f"~{uuid.uuid4().hex}",
+            client_event_id=False,
         )
 
+    async def increment() -> object:
+        return await store.increment([fresh_increment()])
+
     async def batch() -> object:
-        return await store.increment(
-            [
-                ScoreIncrement(
-                    board="board",
-                    period=PERIOD,
-                    username=pick(),
-                    delta=3,
-                    event_id=f"~{uuid.uuid4().hex}",
-                    client_event_id=False,
-                )
-                for _ in range(500)
-            ]
-        )
+        return await store.increment([fresh_increment() for _ in range(500)])
 
     # name: (operation, events per request, requests at a time)
     operations: dict[str, tuple[Callable[[], Awaitable[object]], int, int]] = {

@@ -1,5 +1,12 @@
-"""Application logic between the GraphQL schema and the stores: validation, writes, reads,
-recovery on demand, live updates.
+"""The service behind the GraphQL resolvers: validation, the token check, writes, reads,
+recovery on demand, live updates. The resolver functions themselves (what a GraphQL field
+calls) are in schema/operations.py; to add a field, start there (docs/architecture.md,
+"Where things live").
+
+- `service.py`: `LeaderboardService`, what every resolver calls
+- `validation.py`: the contract's input rules; `errors.py`: the errors a client can see
+- `auth.py`: the write token check (constant time)
+- `live.py`, `live_state.py`, `mailbox.py`: the live fan-out of the subscriptions
 
 May import `store` and `batcher`, never `schema` or `server`. Holds no Redis command
 or SQL statement: those live in `store`.

@@ -28,7 +28,7 @@ from resolvers.service import LeaderboardService
 from schema.context import ApiContext
 from schema.documents import ENTRY_BYTES, MAX_DOCUMENT_CHARS, ByteBoundedCache
 from schema.errors import assign_codes
-from schema.fast_path import (
+from schema.plans import (
     Arguments,
     FieldShape,
     Plan,

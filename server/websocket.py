@@ -166,6 +166,26 @@ def _sent_as_is(payload: object) -> object:
     return payload
 
 
+def _outgoing(message: Any, data_type: str) -> Any:
+    """A message as it leaves, on either protocol (`data_type`: its result message type):
+    an error's payload with its code, a result's pre-encoded payload as it is."""
+    if message["type"] == "error":
+        return {**message, "payload": coded(message["payload"])}
+    if message["type"] == data_type:
+        return {**message, "payload": _sent_as_is(message["payload"])}
+    return message
+
+
+async def _refusal(view: object, websocket: object, message: Any) -> dict[str, object] | None:
+    """The error message refusing a subscribe (rate limit), on either protocol; else None.
+    The legacy protocol's error payload is one error, graphql-transport-ws' a list."""
+    refusal = await subscribe_refusal(cast(_View, view).rate_limits, websocket)
+    if refusal is None:
+        return None
+    payload = [refusal] if message["type"] == "subscribe" else refusal
+    return {"id": message.get("id"), "type": "error", "payload": payload}
+
+
 class _View(Protocol):
     websocket_operations: WebSocketOperations
     rate_limits: RateLimits
@@ -187,21 +207,14 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
         await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        refusal = await subscribe_refusal(cast(_View, self.view).rate_limits, self.websocket)
+        refusal = await _refusal(self.view, self.websocket, message)
         if refusal is not None:
-            error = {"id": message.get("id"), "type": "error", "payload": [refusal]}
-            await self.send_message(cast(TransportMessage, error))
+            await self.send_message(cast(TransportMessage, refusal))
             return
         await super().handle_subscribe(message)
 
     async def send_message(self, message: TransportMessage) -> None:
-        if message["type"] == "error":
-            message = cast(TransportMessage, {**message, "payload": coded(message["payload"])})
-        elif message["type"] == "next":
-            message = cast(
-                TransportMessage, {**message, "payload": _sent_as_is(message["payload"])}
-            )
-        await super().send_message(message)
+        await super().send_message(cast(TransportMessage, _outgoing(message, "next")))
 
 
 class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
@@ -225,18 +238,11 @@ class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
         await super().handle_message(message)
 
     async def handle_start(self, message: StartMessage) -> None:
-        refusal = await subscribe_refusal(cast(_View, self.view).rate_limits, self.websocket)
+        refusal = await _refusal(self.view, self.websocket, message)
         if refusal is not None:
-            error = {"id": message.get("id"), "type": "error", "payload": refusal}
-            await self.send_message(cast(OperationMessage, error))
+            await self.send_message(cast(OperationMessage, refusal))
             return
         await super().handle_start(message)
 
     async def send_message(self, message: OperationMessage) -> None:
-        if message["type"] == "error":
-            message = cast(OperationMessage, {**message, "payload": coded(message["payload"])})
-        elif message["type"] == "data":
-            message = cast(
-                OperationMessage, {**message, "payload": _sent_as_is(message["payload"])}
-            )
-        await super().send_message(message)
+        await super().send_message(cast(OperationMessage, _outgoing(message, "data")))
