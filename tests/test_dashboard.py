@@ -13,7 +13,7 @@ import pytest
 
 from server.metrics import Metrics
 
-DASHBOARD = Path(__file__).parents[2] / "docker" / "grafana" / "dashboards" / "leaderboard.json"
+DASHBOARD = Path(__file__).parents[1] / "docker" / "grafana" / "dashboards" / "leaderboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
 # The samples a metric family of each type exposes (prometheus_client names them so).

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"schema", "resolvers", "store", "batcher", "server", "tests", "benchmarks"}
 SCANNED = ("schema", "resolvers", "store", "batcher", "server", "tests", "benchmarks")
 

@@ -15,7 +15,7 @@ import yaml
 
 from tests.support.nginx import LISTEN_PORT, TEMPLATE_PATH, UPSTREAM_SERVERS, render_template
 
-DOCKER = Path(__file__).resolve().parents[2] / "docker"
+DOCKER = Path(__file__).resolve().parents[1] / "docker"
 COMPOSE_PATH = DOCKER / "compose.yml"
 DOCKERFILE_PATH = DOCKER / "Dockerfile"
 INSTANCES = ("leaderboard-1", "leaderboard-2")

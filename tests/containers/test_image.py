@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.containers.conftest import FIGURES
-from tests.containers.podman import RUN_OPTIONS, Stack, podman, wait_healthy
+from tests.containers.podman import FIGURES, RUN_OPTIONS, Stack, podman, wait_healthy
 
 
 def test_the_cli_answers_help(service_image: str) -> None:

@@ -10,11 +10,10 @@ from websockets.asyncio.client import connect
 
 from store.boards import parse_boards
 from store.redis import RedisRankingStore
-from tests.api.test_operations import INCREMENT, PLAYER
-from tests.api.test_subscriptions import RANK_CHANGED
-from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.operations import INCREMENT, PLAYER, RANK_CHANGED
 from tests.support.private_servers import PrivateRedis
+from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 
 
 async def test_killed_subscriber_connection_is_healed_by_resync(

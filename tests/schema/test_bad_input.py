@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from tests.api.test_operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, TOP, top
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, TOP, top
 
 BAD_INCREMENTS: list[tuple[str, dict[str, Any]]] = [
     ("empty username", {"username": "", "delta": 1}),

@@ -9,9 +9,9 @@ import pytest
 from starlette.applications import Starlette
 
 from schema.fast_path import FastPath, Plan
-from tests.api.conftest import TOKEN
-from tests.api.test_operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER, TOP, score
+from tests.support.asgi_app import TOKEN
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER, TOP, score
 
 Case = tuple[str, dict[str, Any], str | None]
 """A document, its variables, and the write token to present (None: none)."""

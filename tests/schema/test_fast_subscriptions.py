@@ -25,9 +25,8 @@ from resolvers.live import RankUpdate
 from schema.context import ApiContext
 from schema.fast_subscriptions import FastSubscriptions, Payloads
 from store.models import RankedPlayer
-from tests.api.test_operations import score
-from tests.api.test_subscriptions import RANK_CHANGED, TOP_CHANGED
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
+from tests.support.operations import RANK_CHANGED, TOP_CHANGED, score
 
 MAX_SUBSCRIPTIONS = 2
 BOARDS = ("global", "daily-race", "alltime")

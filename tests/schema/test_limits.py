@@ -21,19 +21,16 @@ import httpx
 import pytest
 import redis.asyncio as redis_asyncio
 from httpx_ws import (
-    AsyncWebSocketSession,
     WebSocketDisconnect,
     WebSocketUpgradeError,
-    aconnect_ws,
 )
-from httpx_ws.transport import ASGIWebSocketTransport
 from starlette.applications import Starlette
 
 from schema.documents import CACHE_BYTES, MAX_DOCUMENT_CHARS, PLAN_CACHE_BYTES
 from server.app import create_app
-from tests.api.conftest import TOKEN, make_settings
+from tests.support.asgi_app import TOKEN, make_settings, refusal_code, websocket
 from tests.support.documents import dense_document, padded_document
-from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Json, Subscription
+from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Json
 from tests.support.shared_services import REDIS_URL
 
 TOP_FIELDS = "{ username score rank }"
@@ -288,7 +285,7 @@ async def test_caches_hold_bounded_memory_after_many_unique_documents(
     for number, document in enumerate(documents):
         await running.gql.execute(document)
         await running.gql.execute(padded_document(fast, LIMIT - number))
-    # Measured where the caches are: each weighs what it keeps (tests/unit/test_documents.py).
+    # Measured where the caches are: each weighs what it keeps (tests/schema/test_documents.py).
     assert CACHE_BYTES // 2 < graphql.schema.documents.held_bytes <= CACHE_BYTES
     assert PLAN_CACHE_BYTES // 2 < graphql.fast_path.held_bytes <= PLAN_CACHE_BYTES
 
@@ -552,27 +549,6 @@ async def test_cors_allows_the_configured_origin_only(start: AppFactory) -> None
 # WebSocket
 
 
-@contextlib.asynccontextmanager
-async def websocket(
-    app: Starlette, protocol: str, headers: dict[str, str] | None = None
-) -> AsyncIterator[Subscription]:
-    async with (
-        httpx.AsyncClient(
-            transport=ASGIWebSocketTransport(app), base_url="http://testserver"
-        ) as client,
-        aconnect_ws(
-            "/graphql",
-            client,
-            subprotocols=[protocol],
-            session_class=AsyncWebSocketSession,
-            headers=headers or {},
-        ) as socket,
-    ):
-        connection = Subscription(socket, protocol)
-        await connection.init()
-        yield connection
-
-
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_subscriptions_per_connection_are_bounded(running: Started, protocol: str) -> None:
     top = "subscription { topPlayersChanged(limit: 3) { username } }"
@@ -660,16 +636,3 @@ async def test_websocket_connections_per_instance_are_bounded(start: AppFactory)
         async with websocket(running.app, TRANSPORT_WS) as third:
             await third.start("subscription { topPlayersChanged(limit: 1) { rank } }")
             assert (await third.next())["data"]["topPlayersChanged"] == []
-
-
-async def refusal_code(app: Starlette) -> int | None:
-    """The close code of a WebSocket the app refused, None when it was accepted."""
-    codes: list[int] = []
-    try:
-        async with websocket(app, TRANSPORT_WS):
-            pass
-    except* WebSocketDisconnect as group:
-        codes.extend(
-            error.code for error in group.exceptions if isinstance(error, WebSocketDisconnect)
-        )
-    return codes[0] if codes else None

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from server.settings import Settings
-from tests.api.conftest import TOKEN
+from tests.support.asgi_app import TOKEN
 from tests.support.graphql_client import Json
 
 EXAMPLES = int(os.environ.get("LEADERBOARD_SCHEMATHESIS_EXAMPLES", "100"))

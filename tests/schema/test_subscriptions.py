@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.applications import Starlette
 
-from tests.api.conftest import subscription_to
-from tests.api.test_operations import score
+from tests.support.asgi_app import subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
-
-RANK_CHANGED = """
-subscription($username: String!, $board: ID! = "global") {
-  rankChanged(username: $username, board: $board) { username board period score rank previousRank }
-}"""
-TOP_CHANGED = """
-subscription($limit: Int! = 3, $board: ID! = "global") {
-  topPlayersChanged(limit: $limit, board: $board) { username score rank }
-}"""
+from tests.support.operations import RANK_CHANGED, TOP_CHANGED, score
 
 
 @pytest.fixture(params=[TRANSPORT_WS, LEGACY_WS])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,29 +10,11 @@ import httpx
 from schema.build import SDL_PATH
 from store.boards import parse_boards
 from store.redis import RedisRankingStore
-from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
+from tests.support.cli import INCREMENTS, leaderboard
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.history_database import history_totals
-from tests.support.service_process import LEADERBOARD
+from tests.support.service_fixtures import BOARDS, TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL, delete_prefix
-
-INCREMENTS = """
-mutation($increments: [ScoreIncrement!]!) { incrementScores(increments: $increments) { score } }
-"""
-
-
-async def leaderboard(environment: dict[str, str], *arguments: str) -> tuple[int, str]:
-    """Run the command; its exit code and everything it printed."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("LEADERBOARD_")}
-    process = await asyncio.create_subprocess_exec(
-        str(LEADERBOARD),
-        *arguments,
-        env=clean | environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    return await process.wait(), output.decode()
 
 
 async def test_help_lists_every_command() -> None:

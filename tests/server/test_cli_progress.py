@@ -9,8 +9,8 @@ import pytest
 from store.boards import parse_boards
 from store.models import ScoreEvent
 from store.sql import SqlScoreHistory
-from tests.integration.conftest import BOARDS
-from tests.integration.test_cli import leaderboard
+from tests.support.cli import leaderboard
+from tests.support.service_fixtures import BOARDS
 
 COMMANDS = {
     "serve": ["--host", "--port", "--workers", "--access-log"],

@@ -9,10 +9,10 @@ import httpx
 
 from store.boards import parse_boards
 from store.redis import RedisRankingStore
-from tests.integration.conftest import BOARDS, TOKEN, ProcessFactory
-from tests.integration.test_cli import leaderboard
+from tests.support.cli import leaderboard
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.history_database import history_event_ids, history_totals
+from tests.support.service_fixtures import BOARDS, TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL, delete_prefix
 from tests.support.writer import Writer
 

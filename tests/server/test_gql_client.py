@@ -12,9 +12,8 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.api.test_operations import INCREMENT, INCREMENTS
-from tests.api.test_subscriptions import TOP_CHANGED
-from tests.integration.conftest import TOKEN, ProcessFactory
+from tests.support.operations import INCREMENT, INCREMENTS, TOP_CHANGED
+from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.service_process import ServiceProcess
 
 READ_EVERYTHING = """

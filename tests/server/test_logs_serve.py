@@ -10,9 +10,9 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from tests.api.test_operations import INCREMENT
-from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
 from tests.support.graphql_client import TRANSPORT_WS, Subscription
+from tests.support.operations import INCREMENT
+from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.shared_services import delete_prefix
 
 GENERATED = re.compile(r"[0-9a-f]{32}")

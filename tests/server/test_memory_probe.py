@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from schema.documents import MAX_DOCUMENT_CHARS
-from tests.integration.conftest import ProcessFactory
 from tests.support.documents import padded_document
+from tests.support.service_fixtures import ProcessFactory
 
 PROBE_DOCUMENTS = 1_100
 WITHIN_DOCUMENTS = 300  # weighing 20 MB parsed: more than every cache's budget together

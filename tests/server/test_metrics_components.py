@@ -17,8 +17,7 @@ from store.errors import StoreUnavailable
 from store.models import ScoreEvent
 from store.recovery import RankingRecovery
 from store.sql import SqlScoreHistory
-from tests.api.conftest import subscription_to
-from tests.api.test_limits import refusal_code
+from tests.support.asgi_app import refusal_code, subscription_to
 from tests.support.graphql_client import TRANSPORT_WS
 
 BOARDS = parse_boards("global:monthly")

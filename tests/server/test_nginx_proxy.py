@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from tests.api.test_operations import INCREMENT, TOP
-from tests.api.test_subscriptions import RANK_CHANGED
-from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.metrics import metric
 from tests.support.nginx import NginxProxy
+from tests.support.operations import INCREMENT, RANK_CHANGED, TOP
+from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.service_process import ServiceProcess
-
-
-async def metric(instance: ServiceProcess, name: str, **labels: str) -> float:
-    """Sum of one metric's samples on one instance (scraped directly, not through nginx)."""
-    async with httpx.AsyncClient(base_url=instance.url) as client:
-        response = await client.get("/metrics")
-    response.raise_for_status()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 async def mutations_served(instance: ServiceProcess) -> float:

@@ -8,12 +8,12 @@ import asyncio
 import httpx
 import pytest
 
-from tests.api.test_operations import TOP
-from tests.integration.conftest import TOKEN, ProcessFactory
-from tests.integration.test_serve import metric_value
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.history_database import history_totals
+from tests.support.metrics import metric_value
+from tests.support.operations import TOP
 from tests.support.private_servers import PrivateMariaDB, PrivateRedis
+from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL
 from tests.support.writer import Writer
 

@@ -18,10 +18,9 @@ from resolvers.auth import WriteTokens
 from server.rate_limit import RateLimits
 from store.rate_limits import parse_rate
 from store.redis.rate_limits import RedisRateLimiter
-from tests.api.conftest import TOKEN, subscription_to
-from tests.api.test_operations import INCREMENT, TOP
-from tests.api.test_subscriptions import TOP_CHANGED
+from tests.support.asgi_app import TOKEN, subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
+from tests.support.operations import INCREMENT, TOP, TOP_CHANGED
 
 READS_BURST = 3
 

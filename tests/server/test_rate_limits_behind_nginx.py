@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from tests.api.test_operations import TOP
-from tests.integration.conftest import ProcessFactory
-from tests.integration.test_nginx_proxy import metric
+from tests.support.metrics import metric
 from tests.support.nginx import NginxProxy
+from tests.support.operations import TOP
+from tests.support.service_fixtures import ProcessFactory
 
 BURST = 6
 

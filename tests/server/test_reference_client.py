@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_operations import INCREMENT
-from tests.integration.conftest import TOKEN, ProcessFactory
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.operations import INCREMENT
+from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.service_process import ServiceProcess
 
 NODE = os.environ.get("LEADERBOARD_TEST_NODE", "/usr/bin/node")
-NODE_PROJECT = Path(__file__).parent / "node"
-INSTALL_COMMAND = "npm ci --prefix tests/clients/node"
+NODE_PROJECT = Path(__file__).resolve().parents[1] / "support" / "node_client"
+INSTALL_COMMAND = "npm ci --prefix tests/support/node_client"
 
 Record = dict[str, Any]
 

@@ -11,14 +11,14 @@ from websockets.asyncio.client import connect
 
 from store.boards import parse_boards
 from store.redis import RedisRankingStore
-from tests.api.test_operations import INCREMENT, PLAYER, TOP
-from tests.api.test_subscriptions import RANK_CHANGED
-from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
-from tests.integration.test_cli import leaderboard
+from tests.support.cli import leaderboard
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
 from tests.support.history_database import history_totals
 from tests.support.nginx import NginxProxy
+from tests.support.operations import PLAYER, TOP
 from tests.support.redis_cluster import PrivateRedisCluster
+from tests.support.scale_out import cross_instance_writes_reads_and_subscriptions
+from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.writer import PLAYERS, Writer
 
 BOARDS = "global:monthly:shards=4,alltime:never"
@@ -80,33 +80,6 @@ async def test_instances_behind_nginx_on_a_cluster_survive_a_master_failover(
             )
     finally:
         await asyncio.to_thread(cluster.cleanup)
-
-
-async def cross_instance_writes_reads_and_subscriptions(
-    through_nginx: GraphQLHttp, on_second: GraphQLHttp, on_first: Subscription
-) -> None:
-    """A subscriber on the first instance sees a write made on the second (SSUBSCRIBE);
-    nginx spreads reads and writes over both, which agree."""
-    await through_nginx.data(INCREMENT, {"username": "watched", "delta": 10})
-    await on_first.init()
-    await on_first.start(RANK_CHANGED, {"username": "watched"})
-    assert (await on_first.next())["data"]["rankChanged"]["rank"] == 1
-    await on_second.data(INCREMENT, {"username": "rival", "delta": 25})
-    passed = (await on_first.next(timeout=10))["data"]["rankChanged"]
-    assert (passed["previousRank"], passed["rank"]) == (1, 2)
-
-    for index in range(20):
-        await through_nginx.data(INCREMENT, {"username": f"spread{index}", "delta": index + 1})
-    tops = [await through_nginx.data(TOP, {"limit": 5}) for _ in range(4)]
-    expected = [
-        ("rival", 25, 1),
-        ("spread19", 20, 2),
-        ("spread18", 19, 3),
-        ("spread17", 18, 4),
-        ("spread16", 17, 5),
-    ]
-    for top in tops:
-        assert [(p["username"], p["score"], p["rank"]) for p in top["topPlayers"]] == expected
 
 
 async def writes_through_a_master_failover(

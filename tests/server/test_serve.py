@@ -9,11 +9,19 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.api.test_operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER, TOP
-from tests.api.test_subscriptions import RANK_CHANGED, TOP_CHANGED
-from tests.integration.conftest import TOKEN, ProcessFactory, WebSocketText
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Subscription
 from tests.support.history_database import history_totals
+from tests.support.metrics import metric_value
+from tests.support.operations import (
+    INCREMENT,
+    INCREMENTS,
+    NEIGHBORHOOD,
+    PLAYER,
+    RANK_CHANGED,
+    TOP,
+    TOP_CHANGED,
+)
+from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.shared_services import delete_prefix
 
 
@@ -188,10 +196,3 @@ async def test_four_instances_starting_together_rebuild_once(
             rebuilds += int(float(metric_value(metrics, 'leaderboard_rebuilds_total{result="ok"}')))
     # One rebuild per board (global and alltime), whichever instance won each claim.
     assert rebuilds == 2
-
-
-def metric_value(text: str, name: str) -> str:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return line.split()[1]
-    raise AssertionError(f"metric {name} not exported")

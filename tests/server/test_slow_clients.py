@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import ProcessFactory
+from tests.support.service_fixtures import ProcessFactory
 
 TIMEOUT_SECONDS = 1.0
 BOUND_SECONDS = 4.0

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from schema.context import ApiContext
 from schema.fast_subscriptions import FastSubscriptions, Payloads
-from tests.api.conftest import subscription_to
+from tests.support.asgi_app import subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS
 
 TOP = "subscription { topPlayersChanged(limit: 2) { username score rank } }"

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from tests.api.conftest import TOKEN, subscription_to
+from tests.support.asgi_app import TOKEN, subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
 
 TWO_OPERATIONS = (

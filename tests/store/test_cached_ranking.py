@@ -20,8 +20,8 @@ from store.cached_ranking import TopCachingRankingStore
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import RankedPlayer, ScoreIncrement
 from store.redis import RedisRankingStore
-from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD
 from tests.support.manual_clock import ManualClock
+from tests.support.ranking import BOARDS, GLOBAL, PERIOD
 from tests.support.shared_services import REDIS_URL
 
 RETENTION = timedelta(days=35)

@@ -8,7 +8,7 @@ from typing import cast
 
 from store.embedded_ranking import EmbeddedRankingStore
 from store.models import ScoreChange
-from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD, inc
+from tests.support.ranking import BOARDS, GLOBAL, PERIOD, inc
 
 
 async def test_a_slow_subscriber_loses_the_oldest_changes() -> None:

@@ -1,4 +1,5 @@
-"""The ASGI app on each backend (embedded, Redis + MariaDB), with HTTP and WebSocket clients."""
+"""Shared fixtures for the ASGI app on each backend (embedded, Redis + MariaDB), with HTTP and
+WebSocket clients: a pytest plugin the root conftest loads."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_ws import AsyncWebSocketSession, aconnect_ws
+from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 from starlette.applications import Starlette
 
 from server.app import create_app
 from server.settings import Settings
-from tests.support.graphql_client import GraphQLHttp, Subscription
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
 from tests.support.shared_services import REDIS_URL
 
 TOKEN = "test-write-token"
@@ -108,3 +109,37 @@ async def subscription_to(app: Starlette, protocol: str) -> AsyncIterator[Subscr
 def gql(http: httpx.AsyncClient) -> GraphQLHttp:
     """A GraphQL client that presents the write token."""
     return GraphQLHttp(http, token=TOKEN)
+
+
+@contextlib.asynccontextmanager
+async def websocket(
+    app: Starlette, protocol: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[Subscription]:
+    async with (
+        httpx.AsyncClient(
+            transport=ASGIWebSocketTransport(app), base_url="http://testserver"
+        ) as client,
+        aconnect_ws(
+            "/graphql",
+            client,
+            subprotocols=[protocol],
+            session_class=AsyncWebSocketSession,
+            headers=headers or {},
+        ) as socket,
+    ):
+        connection = Subscription(socket, protocol)
+        await connection.init()
+        yield connection
+
+
+async def refusal_code(app: Starlette) -> int | None:
+    """The close code of a WebSocket the app refused, None when it was accepted."""
+    codes: list[int] = []
+    try:
+        async with websocket(app, TRANSPORT_WS):
+            pass
+    except* WebSocketDisconnect as group:
+        codes.extend(
+            error.code for error in group.exceptions if isinstance(error, WebSocketDisconnect)
+        )
+    return codes[0] if codes else None

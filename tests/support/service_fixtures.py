@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests against real `leaderboard serve` processes."""
+"""Fixtures for tests against real `leaderboard serve` processes (a root conftest plugin)."""
 
 from __future__ import annotations
 

@@ -7,48 +7,24 @@ never skip. Playwright's own browser downloads are not used.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.browser.overlay_scene import BOARDS, TOKEN
+from tests.support.browser import ScreenshotPath, Services
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.overlay_scene import TOKEN
 from tests.support.service_process import ServiceProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "browser"
 """Screenshots of every browser test (gitignored)."""
 
 # Reconnections back off for up to ~10 s; every other expectation comes much faster.
 expect.set_options(timeout=20_000)
-
-
-class Services:
-    """`leaderboard serve` processes on the embedded store, sharing one data directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.processes: list[ServiceProcess] = []
-
-    async def start(self, *, port: int | None = None, **environment: str) -> ServiceProcess:
-        """Start one (on `port`, e.g. to replace a stopped one) and wait until it is ready."""
-        process = ServiceProcess(
-            {"LEADERBOARD_WRITE_TOKEN": TOKEN, "LEADERBOARD_BOARDS": BOARDS, **environment},
-            self.directory / f"service-{len(self.processes)}.log",
-        )
-        if port is not None:
-            process.port = port
-        self.processes.append(process)
-        await process.start()
-        return process
-
-    async def close(self) -> None:
-        """Kill every process still running."""
-        for process in self.processes:
-            await process.__aexit__(None, None, None)
 
 
 @pytest.fixture
@@ -109,9 +85,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     finally:
         await context.close()
     assert not script_errors, script_errors
-
-
-ScreenshotPath = Callable[[str], Path]
 
 
 @pytest.fixture

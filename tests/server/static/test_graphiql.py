@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from playwright.async_api import Page, WebSocket, expect
 
-from tests.browser.conftest import ScreenshotPath
-from tests.browser.overlay_scene import add_scores
+from tests.support.browser import ScreenshotPath
 from tests.support.graphql_client import GraphQLHttp
+from tests.support.overlay_scene import add_scores
 from tests.support.service_process import ServiceProcess
 
 RESULT = ".result-window"

@@ -6,15 +6,15 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ScreenshotPath, Services
-from tests.browser.overlay_scene import (
+from tests.support.browser import ScreenshotPath, Services
+from tests.support.graphql_client import GraphQLHttp
+from tests.support.overlay_scene import (
     TOKEN,
     add_scores,
     animations_settled,
     current_period,
     overlay_url,
 )
-from tests.support.graphql_client import GraphQLHttp
 from tests.support.service_process import ServiceProcess
 
 NAMES = "#rows .overlay-name"

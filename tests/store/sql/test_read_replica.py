@@ -23,11 +23,11 @@ from store.models import ScoreEvent, ScoreIncrement
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import REPLICA_RETRY_SECONDS, SqlScoreHistory
-from tests.integration.conftest import TOKEN, ProcessFactory
-from tests.integration.test_cli import INCREMENTS, leaderboard
+from tests.support.cli import INCREMENTS, leaderboard
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.history_database import history_totals
 from tests.support.private_servers import PrivateMariaDB, replication_options
+from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL
 
 BOARDS = parse_boards("global:monthly")

@@ -1,5 +1,5 @@
 // Subscribes to rankChanged with the reference graphql-ws client and prints what happens
-// as JSON lines on stdout, for tests/clients/test_reference_client.py:
+// as JSON lines on stdout, for tests/server/test_reference_client.py:
 //   {"event":"connected"}                       the server acknowledged connection_init
 //   {"event":"next","payload":{"data":...}}     one result of the subscription
 //   {"event":"error","error":...}               the subscription failed (exit code 1)
