@@ -13,6 +13,8 @@ import pytest
 
 from server.metrics import Metrics
 
+pytestmark = pytest.mark.unit
+
 DASHBOARD = Path(__file__).parents[1] / "docker" / "grafana" / "dashboards" / "leaderboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 

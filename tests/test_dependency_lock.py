@@ -13,8 +13,11 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"schema", "resolvers", "store", "batcher", "server", "tests", "benchmarks"}

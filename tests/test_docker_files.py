@@ -15,6 +15,8 @@ import yaml
 
 from tests.support.nginx import LISTEN_PORT, TEMPLATE_PATH, UPSTREAM_SERVERS, render_template
 
+pytestmark = pytest.mark.unit
+
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 COMPOSE_PATH = DOCKER / "compose.yml"
 DOCKERFILE_PATH = DOCKER / "Dockerfile"

@@ -25,6 +25,8 @@ from graphql.execution.values import get_variable_values
 from benchmarks import locust_run
 from benchmarks import locust_scenarios as scenarios
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = build_schema((REPO / "schema" / "schema.graphql").read_text())
 

@@ -44,6 +44,8 @@ from tests.support.graphql_client import GraphQLHttp
 from tests.support.nginx import render_template
 from tests.support.operations import INCREMENT, PLAYER
 
+pytestmark = pytest.mark.integration
+
 COMPOSE_FILE = ROOT / "docker" / "compose.yml"
 SERVICES = ("redis", "mariadb", *INSTANCES, "nginx", "prometheus")
 LIMITS = "    ulimits: {nofile: 1024, nproc: 1024}\n    runtime: runc\n"

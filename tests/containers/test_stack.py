@@ -43,6 +43,8 @@ from tests.support.scale_out import cross_instance_writes_reads_and_subscription
 from tests.support.service_fixtures import WebSocketText
 from tests.support.writer import Writer
 
+pytestmark = pytest.mark.integration
+
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())
 # Flushes 3 s apart instead of 100 ms: whenever the drain test stops an instance, seconds of
 # acknowledged writes wait in its buffer, and only the SIGTERM drain brings them to MySQL

@@ -71,6 +71,8 @@ from tests.support.shared_services import (
     require_redis,
 )
 
+pytestmark = pytest.mark.property
+
 T = TypeVar("T")
 
 EXAMPLES = int(os.environ.get("LEADERBOARD_PROPERTY_EXAMPLES", "25"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 import redis.asyncio as redis_asyncio
 from websockets.asyncio.client import connect
 
@@ -14,6 +15,8 @@ from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
 from tests.support.operations import INCREMENT, PLAYER, RANK_CHANGED
 from tests.support.private_servers import PrivateRedis
 from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
+
+pytestmark = pytest.mark.integration
 
 
 async def test_killed_subscriber_connection_is_healed_by_resync(

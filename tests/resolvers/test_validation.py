@@ -12,6 +12,8 @@ from resolvers import validation
 from resolvers.auth import WriteTokens, token_from_headers
 from resolvers.errors import ApiError, ErrorCode
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", ["a", "A_b-c.d", "x" * 64, "Jörg", "名人", "٣"])
 def test_valid_usernames(name: str) -> None:

@@ -10,6 +10,8 @@ from starlette.applications import Starlette
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, TOP, top
 
+pytestmark = pytest.mark.integration
+
 BAD_INCREMENTS: list[tuple[str, dict[str, Any]]] = [
     ("empty username", {"username": "", "delta": 1}),
     ("long username", {"username": "x" * 65, "delta": 1}),

@@ -18,6 +18,8 @@ from schema.documents import (
 )
 from tests.support.documents import dense_document, padded_document
 
+pytestmark = pytest.mark.unit
+
 
 def fresh(text: str) -> str:
     """A copy of `text` that shares no memory with it (so it is traced when made)."""

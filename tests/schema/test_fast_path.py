@@ -13,6 +13,8 @@ from tests.support.asgi_app import TOKEN
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER, TOP, score
 
+pytestmark = pytest.mark.integration
+
 Case = tuple[str, dict[str, Any], str | None]
 """A document, its variables, and the write token to present (None: none)."""
 

@@ -17,6 +17,8 @@ from schema.fast_subscriptions import FastSubscriptions
 from schema.operations import Mutation, Query, Subscription
 from schema.types import ScoreIncrement
 
+pytestmark = pytest.mark.unit
+
 
 class Recorder:
     """Stands in for the service: records the calls the shortcut makes."""

@@ -28,6 +28,8 @@ from store.models import RankedPlayer
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
 from tests.support.operations import RANK_CHANGED, TOP_CHANGED, score
 
+pytestmark = pytest.mark.integration
+
 MAX_SUBSCRIPTIONS = 2
 BOARDS = ("global", "daily-race", "alltime")
 WAIT_SECONDS = 5.0

@@ -33,6 +33,8 @@ from tests.support.documents import dense_document, padded_document
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Json
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 TOP_FIELDS = "{ username score rank }"
 STORE_METHODS = ("top", "player", "neighborhood", "player_count", "increment", "totals")
 LIVE_FEED = ("SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.asgi_app import TOKEN
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER, TOP, score, top
+
+pytestmark = pytest.mark.integration
 
 
 async def test_leaderboards_lists_the_configured_boards(gql: GraphQLHttp) -> None:

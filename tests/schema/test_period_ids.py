@@ -9,6 +9,8 @@ from starlette.applications import Starlette
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 PERIODS = {
     "arabic-indic": "\u0662\u0660\u0662\u0666-\u0661\u0662",
     "full-width": "\uff12\uff10\uff12\uff16-\uff11\uff12",

@@ -42,6 +42,8 @@ from server.settings import Settings
 from tests.support.asgi_app import TOKEN
 from tests.support.graphql_client import Json
 
+pytestmark = pytest.mark.integration
+
 EXAMPLES = int(os.environ.get("LEADERBOARD_SCHEMATHESIS_EXAMPLES", "100"))
 CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"}
 RESETS = {"global": "monthly", "daily-race": "daily", "weekly-cup": "weekly", "alltime": "never"}

@@ -9,6 +9,8 @@ from tests.support.asgi_app import subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
 from tests.support.operations import RANK_CHANGED, TOP_CHANGED, score
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(params=[TRANSPORT_WS, LEGACY_WS])
 def protocol(request: pytest.FixtureRequest) -> str:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from schema.build import SDL_PATH
 from store.boards import parse_boards
@@ -15,6 +16,8 @@ from tests.support.graphql_client import GraphQLHttp
 from tests.support.history_database import history_totals
 from tests.support.service_fixtures import BOARDS, TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL, delete_prefix
+
+pytestmark = pytest.mark.integration
 
 
 async def test_help_lists_every_command() -> None:

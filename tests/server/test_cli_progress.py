@@ -12,6 +12,8 @@ from store.sql import SqlScoreHistory
 from tests.support.cli import leaderboard
 from tests.support.service_fixtures import BOARDS
 
+pytestmark = pytest.mark.integration
+
 COMMANDS = {
     "serve": ["--host", "--port", "--workers", "--access-log"],
     "migrate": [],

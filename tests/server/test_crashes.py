@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from store.boards import parse_boards
 from store.redis import RedisRankingStore
@@ -15,6 +16,8 @@ from tests.support.history_database import history_event_ids, history_totals
 from tests.support.service_fixtures import BOARDS, TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL, delete_prefix
 from tests.support.writer import Writer
+
+pytestmark = pytest.mark.integration
 
 
 async def live_totals(prefix: str) -> dict[str, int]:

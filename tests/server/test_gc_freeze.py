@@ -14,6 +14,8 @@ from server import cli
 from server.app import create_app, create_serving_app
 from server.settings import Settings
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def embedded_settings(sqlite_database_url: str) -> Settings:

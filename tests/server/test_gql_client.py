@@ -16,6 +16,8 @@ from tests.support.operations import INCREMENT, INCREMENTS, TOP_CHANGED
 from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.service_process import ServiceProcess
 
+pytestmark = pytest.mark.integration
+
 READ_EVERYTHING = """
 query($username: String!) {
   leaderboards { id reset currentPeriod playerCount }

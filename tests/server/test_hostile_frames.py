@@ -22,6 +22,8 @@ from starlette.applications import Starlette
 
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS
 
+pytestmark = pytest.mark.integration
+
 QUERY = "subscription { topPlayersChanged(limit: 1) { rank } }"
 HUGE_ID = "x" * 100_000
 

@@ -15,6 +15,8 @@ from server.settings import Settings
 from tests.support.leaks import open_now, opened_since
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 STEPS = [
     ("history", "connect"),
     ("history", "migrate"),

@@ -17,6 +17,8 @@ from server import logs
 from server.logs import JsonFormatter, TextFormatter
 from server.request_id import MAX_LENGTH, RequestId, accepted_request_id
 
+pytestmark = pytest.mark.unit
+
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
 

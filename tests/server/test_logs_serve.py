@@ -8,12 +8,15 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.support.graphql_client import TRANSPORT_WS, Subscription
 from tests.support.operations import INCREMENT
 from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.shared_services import delete_prefix
+
+pytestmark = pytest.mark.integration
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 

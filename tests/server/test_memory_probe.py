@@ -22,6 +22,8 @@ from schema.documents import MAX_DOCUMENT_CHARS
 from tests.support.documents import padded_document
 from tests.support.service_fixtures import ProcessFactory
 
+pytestmark = pytest.mark.integration
+
 PROBE_DOCUMENTS = 1_100
 WITHIN_DOCUMENTS = 300  # weighing 20 MB parsed: more than every cache's budget together
 PROBE_CHARS = 255_000  # with its JSON, within the 256 KiB body limit

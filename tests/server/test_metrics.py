@@ -6,6 +6,8 @@ import pytest
 
 from server.metrics import Metrics
 
+pytestmark = pytest.mark.unit
+
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)

@@ -20,6 +20,8 @@ from store.sql import SqlScoreHistory
 from tests.support.asgi_app import refusal_code, subscription_to
 from tests.support.graphql_client import TRANSPORT_WS
 
+pytestmark = pytest.mark.integration
+
 BOARDS = parse_boards("global:monthly")
 PERIOD = BOARDS[0].current_period()
 

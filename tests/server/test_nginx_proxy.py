@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
@@ -11,6 +12,8 @@ from tests.support.nginx import NginxProxy
 from tests.support.operations import INCREMENT, RANK_CHANGED, TOP
 from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.service_process import ServiceProcess
+
+pytestmark = pytest.mark.integration
 
 
 async def mutations_served(instance: ServiceProcess) -> float:

@@ -17,6 +17,8 @@ from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL
 from tests.support.writer import Writer
 
+pytestmark = pytest.mark.integration
+
 
 async def served_totals(gql: GraphQLHttp) -> dict[str, int]:
     data = await gql.data(TOP, {"limit": 100})

@@ -22,6 +22,8 @@ from tests.support.asgi_app import TOKEN, subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
 from tests.support.operations import INCREMENT, TOP, TOP_CHANGED
 
+pytestmark = pytest.mark.integration
+
 READS_BURST = 3
 
 

@@ -12,11 +12,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from tests.support.metrics import metric
 from tests.support.nginx import NginxProxy
 from tests.support.operations import TOP
 from tests.support.service_fixtures import ProcessFactory
+
+pytestmark = pytest.mark.integration
 
 BURST = 6
 

@@ -18,6 +18,8 @@ from tests.support.operations import INCREMENT
 from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.service_process import ServiceProcess
 
+pytestmark = pytest.mark.integration
+
 NODE = os.environ.get("LEADERBOARD_TEST_NODE", "/usr/bin/node")
 NODE_PROJECT = Path(__file__).resolve().parents[1] / "support" / "node_client"
 INSTALL_COMMAND = "npm ci --prefix tests/support/node_client"

@@ -17,6 +17,8 @@ from store.redis import RedisRankingStore
 from tests.support.leaks import open_now, opened_since
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 
 def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, write_token="t", LEADERBOARD_BOARDS="global:monthly", **values)

@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from store.boards import parse_boards
@@ -20,6 +21,8 @@ from tests.support.redis_cluster import PrivateRedisCluster
 from tests.support.scale_out import cross_instance_writes_reads_and_subscriptions
 from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.writer import PLAYERS, Writer
+
+pytestmark = pytest.mark.integration
 
 BOARDS = "global:monthly:shards=4,alltime:never"
 

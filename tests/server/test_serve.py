@@ -24,6 +24,8 @@ from tests.support.operations import (
 from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
 from tests.support.shared_services import delete_prefix
 
+pytestmark = pytest.mark.integration
+
 
 async def top_totals(gql: GraphQLHttp) -> dict[str, int]:
     data = await gql.data(TOP, {"limit": 100})

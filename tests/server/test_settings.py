@@ -6,6 +6,8 @@ import pytest
 
 from server.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_read_replica_needs_a_mysql_primary() -> None:
     with pytest.raises(ValueError, match="READ_URL"):

@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.service_fixtures import ProcessFactory
+
+pytestmark = pytest.mark.integration
 
 TIMEOUT_SECONDS = 1.0
 BOUND_SECONDS = 4.0

@@ -22,6 +22,8 @@ from schema.fast_subscriptions import FastSubscriptions, Payloads
 from tests.support.asgi_app import subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS
 
+pytestmark = pytest.mark.integration
+
 TOP = "subscription { topPlayersChanged(limit: 2) { username score rank } }"
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 

@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 from tests.support.asgi_app import TOKEN, subscription_to
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp
 
+pytestmark = pytest.mark.integration
+
 TWO_OPERATIONS = (
     'query Top { topPlayers { username } } mutation Add { incrementScore(username: "ana") '
     "{ score } }"

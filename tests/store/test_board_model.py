@@ -27,6 +27,8 @@ from store.board_model import (
 from store.boards import ResetPeriod
 from store.models import MAX_EXACT_SCORE
 
+pytestmark = pytest.mark.unit
+
 ASC, DESC = SortOrder.ASC, SortOrder.DESC
 INCREMENT, BEST, LATEST = UpdateRule.INCREMENT, UpdateRule.BEST, UpdateRule.LATEST
 

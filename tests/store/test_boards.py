@@ -9,6 +9,8 @@ import pytest
 
 from store.boards import Board, ResetPeriod, parse_boards, period_end
 
+pytestmark = pytest.mark.unit
+
 MOMENT = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)
 
 

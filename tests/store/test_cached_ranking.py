@@ -24,6 +24,8 @@ from tests.support.manual_clock import ManualClock
 from tests.support.ranking import BOARDS, GLOBAL, PERIOD
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 RETENTION = timedelta(days=35)
 STALENESS = 0.1
 TIMEOUT = 5.0

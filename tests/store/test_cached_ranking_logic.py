@@ -15,6 +15,8 @@ from store.errors import RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
 from tests.support.manual_clock import ManualClock
 
+pytestmark = pytest.mark.unit
+
 BOARDS = (Board("global", ResetPeriod.MONTHLY), Board("daily", ResetPeriod.DAILY))
 GLOBAL = "global"
 PERIOD = "2026-05"

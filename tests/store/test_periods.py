@@ -20,6 +20,8 @@ from store.periods import (
     zone_named,
 )
 
+pytestmark = pytest.mark.unit
+
 DAILY, WEEKLY, MONTHLY, NEVER = (
     ResetPeriod.DAILY,
     ResetPeriod.WEEKLY,

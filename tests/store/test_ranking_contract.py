@@ -26,6 +26,8 @@ from tests.support.ranking import (
 )
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 SIX_PLAYERS = {"alice": 30, "bob": 20, "carol": 20, "dave": 10, "erin": 10, "frank": 5}
 SIX_STANDINGS = [
     ("alice", 30, 1),

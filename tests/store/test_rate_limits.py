@@ -9,6 +9,8 @@ from server.settings import Settings
 from store.rate_limits import InProcessRateLimiter, Rate, gcra, parse_rate
 from tests.support.manual_clock import ManualClock
 
+pytestmark = pytest.mark.unit
+
 TEN_PER_SECOND = Rate(count=10, period_seconds=1, burst=3)
 
 

@@ -21,6 +21,8 @@ from store.tiebreak import (
     stored_score,
 )
 
+pytestmark = pytest.mark.unit
+
 EARLIEST, SHARED = TieBreak.EARLIEST, TieBreak.SHARED
 NOW_US = 1_796_500_000_000_000  # December 2026
 

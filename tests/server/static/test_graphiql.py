@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Page, WebSocket, expect
 
 from tests.support.browser import ScreenshotPath
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.overlay_scene import add_scores
 from tests.support.service_process import ServiceProcess
+
+pytestmark = pytest.mark.browser
 
 RESULT = ".result-window"
 RUN = ".graphiql-execute-button"

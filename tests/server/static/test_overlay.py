@@ -17,6 +17,8 @@ from tests.support.overlay_scene import (
 )
 from tests.support.service_process import ServiceProcess
 
+pytestmark = pytest.mark.browser
+
 NAMES = "#rows .overlay-name"
 SCORES = "#rows .overlay-score"
 STATUS = "#status"

@@ -16,6 +16,8 @@ from store.redis import RedisRankingStore
 from tests.support.ranking import BOARDS, GLOBAL, PERIOD, inc
 from tests.support.shared_services import REDIS_URL, delete_prefix
 
+pytestmark = pytest.mark.integration
+
 UNLOADED = "2026-01"
 
 Answer = list[tuple[str, int, int, bool, int | None, int | None]] | str

@@ -11,6 +11,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
 from store.redis import RedisRankingStore
 from tests.support.shared_services import REDIS_URL, delete_prefix
+
+pytestmark = pytest.mark.property
 
 BOARD = "global"
 PERIOD = "2026-05"

@@ -29,6 +29,8 @@ from tests.support.ranking import (
 )
 from tests.support.shared_services import REDIS_URL, delete_prefix
 
+pytestmark = pytest.mark.integration
+
 RETENTION = timedelta(days=35)
 
 

@@ -30,6 +30,8 @@ from tests.support.private_servers import PrivateMariaDB, replication_options
 from tests.support.service_fixtures import TOKEN, ProcessFactory
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 BOARDS = parse_boards("global:monthly")
 BOARD = "global"
 PERIOD = BOARDS[0].current_period()
