@@ -22,8 +22,6 @@ LOCAL_BASE = os.environ.get("LOCAL_BASE", "localhost/leaderboard-base:bookworm")
 SERVICE_IMAGE = "localhost/leaderboard:container-test"
 TEST_SERVICES = ("redis", "mariadb", "nginx", "prometheus")
 
-# Measured figures, printed at the end of the run (docs/containers.md quotes them).
-
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the figures the run measured."""

@@ -153,5 +153,5 @@ def wait_http(url: str, timeout: float) -> None:
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
+# Measured figures, printed at the end of the run (docs/containers.md quotes them).
 FIGURES: dict[str, str] = {}
