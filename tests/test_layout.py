@@ -39,7 +39,9 @@ def kind_markers(source: str) -> list[str]:
         if isinstance(node, ast.Assign) and any(
             isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets
         ):
-            values = node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node]
+            values: list[ast.expr] = (
+                node.value.elts if isinstance(node.value, ast.List | ast.Tuple) else [node.value]
+            )
             return [
                 sub.attr
                 for value in values
