@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The exact versions the tests ran on (generated from pyproject.toml: `make lock`).
 LOCK := requirements.lock
-NODE_CLIENT := tests/clients/node
+NODE_CLIENT := tests/support/node_client
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.package-lock.json
 
 .PHONY: serve test check format lock bench bench-locust
@@ -66,4 +66,4 @@ image:
 container-test: $(STAMP)
 	$(BIN)/python -m pip install --quiet 'podman-compose>=1.2,<2'
 	LEADERBOARD_CONTAINER_TEST=1 $(BIN)/python -m pytest --timeout 1800 \
-	  tests/containers tests/unit/test_docker_files.py tests/unit/test_dashboard.py $(ARGS)
+	  tests/containers tests/test_docker_files.py tests/test_dashboard.py $(ARGS)

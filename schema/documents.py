@@ -36,7 +36,7 @@ are the few hot ones."""
 TOKEN_BYTES = 800
 """An upper bound of what one token of a parsed document keeps alive: the token, its share
 of the syntax tree and locations, and of the validation errors cached with it (measured
-at most about 560 bytes, for a document of bare fields; tests/unit/test_documents.py)."""
+at most about 560 bytes, for a document of bare fields; tests/schema/test_documents.py)."""
 
 ENTRY_BYTES = 400
 """What a cache entry costs besides its document: key tuple, links, the value's object."""

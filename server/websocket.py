@@ -8,7 +8,7 @@ Strawberry's handlers, through their public seams only:
 
 Strawberry's `run_operation` / `handle_async_results` then drive the shortcut's streams
 exactly as their own (completion, cancellation, clean-up), so no body of theirs is copied.
-tests/api/test_strawberry_seams.py fails if Strawberry stops calling these seams.
+tests/server/test_strawberry_seams.py fails if Strawberry stops calling these seams.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ from tests.support.shared_services import delete_prefix, mysql_url, private_data
 
 __all__ = ["private_mariadb", "private_redis", "redis_cluster"]
 
+# Fixtures that tests in several folders use: the ASGI app on each backend (schema/ and server/
+# tests) and real `leaderboard serve` processes (server/, resolvers/, store/sql/ tests).
+pytest_plugins = ["tests.support.asgi_app", "tests.support.service_fixtures"]
+
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from graphql import (
     BreakingChangeType,
     DangerousChangeType,
@@ -14,6 +15,8 @@ from graphql import (
 )
 
 from schema.build import SDL_PATH, export_sdl
+
+pytestmark = pytest.mark.unit
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract.graphql"
 

@@ -26,6 +26,8 @@ from tests.support.private_servers import PrivateMariaDB
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
 
+pytestmark = pytest.mark.integration
+
 BOARD = "global"
 PERIOD = "2026-11"
 

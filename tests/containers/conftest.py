@@ -13,18 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers.podman import podman
+from tests.containers.podman import FIGURES, ROOT, podman
 
 if os.environ.get("LEADERBOARD_CONTAINER_TEST") != "1":
     collect_ignore_glob = ["test_*.py"]
 
-ROOT = Path(__file__).resolve().parents[2]
 LOCAL_BASE = os.environ.get("LOCAL_BASE", "localhost/leaderboard-base:bookworm")
 SERVICE_IMAGE = "localhost/leaderboard:container-test"
 TEST_SERVICES = ("redis", "mariadb", "nginx", "prometheus")
-
-# Measured figures, printed at the end of the run (docs/containers.md quotes them).
-FIGURES: dict[str, str] = {}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -9,12 +9,16 @@ published on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
 
 PODMAN = os.environ.get("LEADERBOARD_TEST_PODMAN", "podman")
 RUN_OPTIONS = ("--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
@@ -109,3 +113,45 @@ def wait_command(container: str, command: Sequence[str], timeout: float) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"{container}: {' '.join(command)} failed for {timeout} s")
         time.sleep(0.5)
+
+
+INSTANCES = ("leaderboard-1", "leaderboard-2")
+
+
+TOKEN = "container-test-token"
+
+
+DATABASE_INIT = """
+CREATE DATABASE IF NOT EXISTS leaderboard;
+CREATE USER IF NOT EXISTS 'leaderboard'@'%' IDENTIFIED BY 'leaderboard';
+GRANT ALL ON leaderboard.* TO 'leaderboard'@'%';
+"""
+
+
+def seconds(duration: str) -> float:
+    """A compose duration such as 40s or 1m30s, in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", duration)
+    assert parts, duration
+    assert "".join(n + u for n, u in parts) == duration, duration
+    return float(sum(int(number) * units[unit] for number, unit in parts))
+
+
+def wait_http(url: str, timeout: float) -> None:
+    """Poll a URL until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=3).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout} s")
+        time.sleep(0.5)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Measured figures, printed at the end of the run (docs/containers.md quotes them).
+FIGURES: dict[str, str] = {}

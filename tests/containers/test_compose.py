@@ -28,12 +28,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_operations import INCREMENT, PLAYER
-from tests.containers.conftest import FIGURES, ROOT
-from tests.containers.podman import LOOPBACK, free_port, podman
-from tests.containers.test_stack import DATABASE_INIT, INSTANCES, TOKEN, seconds, wait_http
+from tests.containers.podman import (
+    DATABASE_INIT,
+    FIGURES,
+    INSTANCES,
+    LOOPBACK,
+    ROOT,
+    TOKEN,
+    free_port,
+    podman,
+    seconds,
+    wait_http,
+)
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.nginx import render_template
+from tests.support.operations import INCREMENT, PLAYER
+
+pytestmark = pytest.mark.integration
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yml"
 SERVICES = ("redis", "mariadb", *INSTANCES, "nginx", "prometheus")

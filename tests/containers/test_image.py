@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from tests.containers.conftest import FIGURES
-from tests.containers.podman import RUN_OPTIONS, Stack, podman, wait_healthy
+import pytest
+
+from tests.containers.podman import FIGURES, RUN_OPTIONS, Stack, podman, wait_healthy
+
+pytestmark = pytest.mark.integration
 
 
 def test_the_cli_answers_help(service_image: str) -> None:

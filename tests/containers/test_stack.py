@@ -22,26 +22,34 @@ import pytest
 import yaml
 from websockets.asyncio.client import connect
 
-from tests.containers.conftest import FIGURES, ROOT
-from tests.containers.podman import LOOPBACK, Stack, free_port, podman, wait_command, wait_healthy
-from tests.integration.conftest import WebSocketText
-from tests.integration.test_scale_out import cross_instance_writes_reads_and_subscriptions
+from tests.containers.podman import (
+    DATABASE_INIT,
+    FIGURES,
+    INSTANCES,
+    LOOPBACK,
+    ROOT,
+    TOKEN,
+    Stack,
+    free_port,
+    podman,
+    seconds,
+    wait_command,
+    wait_healthy,
+    wait_http,
+)
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
 from tests.support.nginx import render_template
+from tests.support.scale_out import cross_instance_writes_reads_and_subscriptions
+from tests.support.service_fixtures import WebSocketText
 from tests.support.writer import Writer
 
+pytestmark = pytest.mark.integration
+
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())
-INSTANCES = ("leaderboard-1", "leaderboard-2")
-TOKEN = "container-test-token"
 # Flushes 3 s apart instead of 100 ms: whenever the drain test stops an instance, seconds of
 # acknowledged writes wait in its buffer, and only the SIGTERM drain brings them to MySQL
 # (a SIGKILL loses them: the test fails with `podman stop --time 0`).
 SLOW_FLUSH = {"LEADERBOARD_FLUSH_INTERVAL_MS": "3000"}
-DATABASE_INIT = """
-CREATE DATABASE IF NOT EXISTS leaderboard;
-CREATE USER IF NOT EXISTS 'leaderboard'@'%' IDENTIFIED BY 'leaderboard';
-GRANT ALL ON leaderboard.* TO 'leaderboard'@'%';
-"""
 
 
 def compose_environment(service: dict[str, Any]) -> dict[str, str]:
@@ -59,15 +67,6 @@ def compose_environment(service: dict[str, Any]) -> dict[str, str]:
     return {
         key: pattern.sub(substitute, str(value)) for key, value in service["environment"].items()
     }
-
-
-def seconds(duration: str) -> float:
-    """A compose duration such as 40s or 1m30s, in seconds."""
-    units = {"h": 3600, "m": 60, "s": 1}
-    parts = re.findall(r"(\d+)([hms])", duration)
-    assert parts, duration
-    assert "".join(n + u for n, u in parts) == duration, duration
-    return float(sum(int(number) * units[unit] for number, unit in parts))
 
 
 def stored_event_ids(mariadb: str) -> set[str]:
@@ -89,20 +88,6 @@ class Running:
     prometheus_url: str
     mariadb: str
     """The MariaDB container's name."""
-
-
-def wait_http(url: str, timeout: float) -> None:
-    """Poll a URL until it answers 200."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=3).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer 200 within {timeout} s")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

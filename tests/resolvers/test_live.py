@@ -20,6 +20,8 @@ from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.models import RankedPlayer, ScoreChange, ScoreIncrement
 
+pytestmark = pytest.mark.unit
+
 T = TypeVar("T")
 
 GLOBAL = Board("global", ResetPeriod.MONTHLY)

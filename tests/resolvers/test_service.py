@@ -18,6 +18,8 @@ from store.recovery import RankingRecovery
 from store.sql import SqlScoreHistory
 from tests.support.history_database import history_totals
 
+pytestmark = pytest.mark.integration
+
 BOARDS = (Board("global", ResetPeriod.MONTHLY), Board("alltime", ResetPeriod.NEVER))
 WAIT = 10.0
 

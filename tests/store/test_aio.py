@@ -10,6 +10,8 @@ import pytest
 
 from store.aio import cancel_and_wait, close_iterator, consume_resubscribing
 
+pytestmark = pytest.mark.unit
+
 log = logging.getLogger("tests.aio")
 
 

@@ -20,9 +20,11 @@ from store.cached_ranking import TopCachingRankingStore
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import RankedPlayer, ScoreIncrement
 from store.redis import RedisRankingStore
-from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD
 from tests.support.manual_clock import ManualClock
+from tests.support.ranking import BOARDS, GLOBAL, PERIOD
 from tests.support.shared_services import REDIS_URL
+
+pytestmark = pytest.mark.integration
 
 RETENTION = timedelta(days=35)
 STALENESS = 0.1

@@ -6,9 +6,13 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import cast
 
+import pytest
+
 from store.embedded_ranking import EmbeddedRankingStore
 from store.models import ScoreChange
-from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD, inc
+from tests.support.ranking import BOARDS, GLOBAL, PERIOD, inc
+
+pytestmark = pytest.mark.unit
 
 
 async def test_a_slow_subscriber_loses_the_oldest_changes() -> None:

@@ -14,6 +14,8 @@ from store.redis.rate_limits import RedisRateLimiter
 from tests.support.redis_cluster import PrivateRedisCluster
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 HOURLY = Rate(count=1, period_seconds=3600, burst=4)
 """Nothing refills while a test runs: every decision is the burst's."""
 FAST = Rate(count=20, period_seconds=1, burst=2)

@@ -23,6 +23,8 @@ from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 BOARDS = (Board("global", ResetPeriod.MONTHLY),)
 BOARD = "global"
 PERIOD = "2026-05"

@@ -28,6 +28,8 @@ from store.tiebreak import (
 )
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 EARLIEST = TieBreak.EARLIEST
 
 PROTOTYPE = """

@@ -19,6 +19,8 @@ from store.redis.changes import change_of, decode, encode
 from store.redis.keys import KeyLayout
 from tests.support.shared_services import REDIS_URL
 
+pytestmark = pytest.mark.integration
+
 BOARDS = (Board("global", ResetPeriod.MONTHLY),)
 PERIOD = "2026-05"
 RETENTION = timedelta(days=35)

@@ -13,8 +13,10 @@ import pytest
 from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, IncrementOutcome, ScoreIncrement
 from store.redis import RedisRankingStore
-from tests.store.test_ranking_contract import BOARDS, GLOBAL, PERIOD, inc
+from tests.support.ranking import BOARDS, GLOBAL, PERIOD, inc
 from tests.support.shared_services import REDIS_URL, delete_prefix
+
+pytestmark = pytest.mark.integration
 
 UNLOADED = "2026-01"
 

@@ -10,6 +10,8 @@ import pytest
 
 from store.redis.coalescing import CoalescedCalls
 
+pytestmark = pytest.mark.unit
+
 
 class Refused(Exception):
     """A refusal that promises nothing was applied."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
 from store.redis.ranks import order, rank_by_position, replay_ranks, scores_of
+
+pytestmark = pytest.mark.unit
 
 Step = tuple[str, int, str | None]
 """One increment: username, delta, client event id (None = generated, never a repeat)."""

@@ -18,7 +18,7 @@ from redis import exceptions as redis_errors
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import ScoreChange
 from store.redis import RedisRankingStore
-from tests.store.test_ranking_contract import (
+from tests.support.ranking import (
     BOARDS,
     GLOBAL,
     NOT_LOADED_OPERATIONS,
@@ -28,6 +28,8 @@ from tests.store.test_ranking_contract import (
     inc,
 )
 from tests.support.shared_services import REDIS_URL, delete_prefix
+
+pytestmark = pytest.mark.integration
 
 RETENTION = timedelta(days=35)
 

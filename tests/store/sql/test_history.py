@@ -18,6 +18,8 @@ from tests.support.history_database import query_history
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
 
+pytestmark = pytest.mark.integration
+
 BOARD = "global"
 PERIOD = "2026-11"
 

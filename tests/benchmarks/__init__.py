@@ -1,0 +1,1 @@
+"""Tests of benchmarks/ logic (scenario definitions), not the benchmarks themselves."""

@@ -1,1 +1,0 @@
-"""Real client libraries against a real `leaderboard serve`: graphql-ws (npm) and gql."""

@@ -1,0 +1,310 @@
+"""Schemathesis fuzzes every query and mutation of the running app's schema, on both backends.
+
+The schema is read from the app itself (introspection), Schemathesis generates documents for
+each root field, valid ones (positive) and invalid ones (negative), and each is sent over HTTP,
+mostly as a POST with the write token, sometimes as a GET, without a token or with a wrong one.
+Every answer must be:
+
+- never a 5xx, always a JSON object;
+- every error coded by the contract, and never UNAVAILABLE: the stores are up, so that code
+  could only be an unexpected exception the schema masked (the crash is in the log);
+- a mutation without a valid token applies nothing; one that failed changed nothing (the
+  boards' top lists and player counts are compared before and after).
+
+Random strings seldom hit a configured board or a well-formed period, so most of the
+arguments that the rules care about (board, period, username, eventId, limit, offset, radius,
+delta) are replaced by values near the rules' edges; otherwise the deep paths would never run.
+
+`LEADERBOARD_SCHEMATHESIS_EXAMPLES` (default 100) is the number of examples per operation and
+generation mode: 6 operations x 2 modes x 100 = 1,200 documents per backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import string
+from collections import Counter
+from collections.abc import Awaitable
+from datetime import date
+from typing import Any, TypeVar
+
+import graphql
+import httpx
+import hypothesis
+import pytest
+import schemathesis
+import schemathesis.graphql
+from hypothesis import strategies as st
+from schemathesis.core.result import Ok
+
+from server.settings import Settings
+from tests.support.asgi_app import TOKEN
+from tests.support.graphql_client import Json
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = int(os.environ.get("LEADERBOARD_SCHEMATHESIS_EXAMPLES", "100"))
+CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"}
+RESETS = {"global": "monthly", "daily-race": "daily", "weekly-cup": "weekly", "alltime": "never"}
+"""The boards of the fuzzed app (one of each reset period) and how each resets."""
+
+T = TypeVar("T")
+
+INTROSPECTION = graphql.get_introspection_query()
+
+_TOPS = " ".join(
+    f'b{index}: topPlayers(board: "{board}", limit: 100) {{ username score rank }}'
+    for index, board in enumerate(RESETS)
+)
+SNAPSHOT = f"{{ leaderboards {{ id playerCount }} {_TOPS} }}"
+"""Every board's player count and top 100 (in its current period)."""
+
+
+def period_id(reset: str, day: date) -> str:
+    """The id of the period of a board with this reset that holds `day`."""
+    year, week, _ = day.isocalendar()
+    return {
+        "daily": f"{day.year:04d}-{day.month:02d}-{day.day:02d}",
+        "weekly": f"{year:04d}-W{week:02d}",
+        "monthly": f"{day.year:04d}-{day.month:02d}",
+        "never": "all",
+    }[reset]
+
+
+_DAYS = st.dates() | st.sampled_from(
+    [date.min, date.max, date(1970, 1, 1), date(9999, 12, 1), date.today()]
+)
+
+
+def periods(board: str) -> st.SearchStrategy[str]:
+    """Well-formed period ids of a board (the global board's for an unknown one)."""
+    reset = RESETS.get(board, "monthly")
+    return _DAYS.map(lambda day: period_id(reset, day))
+
+
+_NAME_CHARS = string.ascii_letters + string.digits + "_-."
+_VALID_NAMES = st.sampled_from(["ana", "bo", "Jörg", "名人", "x" * 64]) | st.text(
+    _NAME_CHARS, min_size=1, max_size=64
+)
+_VALID_EVENT_IDS = st.sampled_from(["e1", "e2", "match-9:kill-3", "a" * 128]) | st.text(
+    _NAME_CHARS + ":", min_size=1, max_size=128
+)
+
+Literal = str | int | None
+VALID: dict[str, st.SearchStrategy[Literal]] = {
+    "username": _VALID_NAMES,
+    "eventId": st.none() | _VALID_EVENT_IDS,
+    "limit": st.integers(1, 100),
+    "offset": st.integers(0, 200),
+    "radius": st.integers(0, 50),
+    "delta": st.integers(-1_000_000, -1) | st.integers(1, 1_000_000) | st.integers(1, 5),
+}
+"""Values every rule accepts, per argument (or input field) name; boards and periods apart."""
+EDGY: dict[str, st.SearchStrategy[Literal]] = {
+    "username": st.one_of(
+        _VALID_NAMES,
+        st.sampled_from(["", "x" * 65, "a b", "e\u0301", "ana\u0000", "ana\n"]),
+        st.text(min_size=0, max_size=70),
+    ),
+    "eventId": st.one_of(
+        _VALID_EVENT_IDS, st.sampled_from(["", "~abc", "a" * 129]), st.text(max_size=130)
+    ),
+    "limit": st.integers(-1, 101),
+    "offset": st.integers(-1, 200) | st.just(2**31 - 1),
+    "radius": st.integers(-1, 51),
+    "delta": st.integers(-1_000_001, 1_000_001) | st.integers(-2, 2),
+}
+"""Values on both sides of the rules, and odd ones."""
+_EDGY_BOARDS = st.sampled_from(list(RESETS)) | st.sampled_from(["", "Global", "global ", "x" * 65])
+_ODD_PERIODS = st.one_of(
+    st.sampled_from(["all", "", "2026-13", "2026-W00", "2026-W53", "2026-02-29", "2024-02-29"]),
+    _DAYS.flatmap(lambda day: st.sampled_from([period_id(r, day) for r in RESETS.values()])),
+    st.from_regex(r"-?[0-9]{1,5}-W?[0-9]{1,3}(-[0-9]{1,3})?", fullmatch=True),
+)
+
+
+def steer(document: str, data: st.DataObject) -> str:
+    """The document with the literal arguments (and input fields) the rules care about replaced:
+    all by valid values (a third of the documents), about half by values near the rules' edges
+    (another third), or none. One board per document, so that periods can be made for it."""
+    intent = data.draw(st.sampled_from(["valid", "edgy", "raw"]), label="steering")
+    if intent == "raw":
+        return document
+    valid = intent == "valid"
+    board = data.draw(st.sampled_from(list(RESETS)) if valid else _EDGY_BOARDS, label="board")
+    strategies: dict[str, st.SearchStrategy[Literal]] = {
+        **(VALID if valid else EDGY),
+        "board": st.just(board),
+        "period": st.none() | periods(board) if valid else periods(board) | _ODD_PERIODS,
+    }
+
+    class Steer(graphql.Visitor):
+        def enter_argument(self, node: graphql.ArgumentNode, *_: Any) -> Any:
+            return self._steered(node)
+
+        def enter_object_field(self, node: graphql.ObjectFieldNode, *_: Any) -> Any:
+            return self._steered(node)
+
+        def _steered(self, node: graphql.ArgumentNode | graphql.ObjectFieldNode) -> Any:
+            name = node.name.value
+            if name not in strategies or isinstance(node.value, graphql.VariableNode):
+                return None
+            if not valid and not data.draw(st.booleans(), label=f"steer {name}"):
+                return None
+            value = data.draw(strategies[name], label=name)
+            literal: graphql.ValueNode
+            if value is None:
+                literal = graphql.NullValueNode()
+            elif isinstance(value, int):
+                literal = graphql.IntValueNode(value=str(value))
+            else:
+                literal = graphql.StringValueNode(value=value)
+            return type(node)(name=node.name, value=literal)
+
+    return graphql.print_ast(graphql.visit(graphql.parse(document), Steer()))
+
+
+@pytest.fixture
+def setting_overrides() -> dict[str, Any]:
+    """A board of each reset period."""
+    return {"LEADERBOARD_BOARDS": ",".join(f"{board}:{reset}" for board, reset in RESETS.items())}
+
+
+class Fuzzer:
+    """Sends generated cases to the app (running on the test's event loop) from a worker thread,
+    and checks each answer."""
+
+    def __init__(self, http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
+        self.http = http
+        self.loop = loop
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        async def wrapped() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=30)
+
+    def send(self, document: str, *, method: str, token: str | None) -> httpx.Response:
+        headers = {"X-Internal-Token": token} if token is not None else {}
+        if method == "GET":
+            request = self.http.get("/graphql", params={"query": document}, headers=headers)
+        else:
+            request = self.http.post("/graphql", json={"query": document}, headers=headers)
+        return self.run(request)
+
+    def snapshot(self) -> Json:
+        body = self.checked(self.send(SNAPSHOT, method="POST", token=None), "snapshot")
+        assert "errors" not in body, body
+        data: Json = body["data"]
+        return data
+
+    def checked(self, response: httpx.Response, label: str) -> Json:
+        """The JSON body, after the checks every answer must pass."""
+        context = f"{label}: {response.status_code} {response.text[:2000]}"
+        assert response.status_code < 500, context
+        assert response.headers.get("content-type", "").startswith("application/json"), context
+        body = response.json()
+        assert isinstance(body, dict), context
+        errors = body.get("errors")
+        if errors is None:
+            assert isinstance(body.get("data"), dict), context
+            return body
+        assert isinstance(errors, list), context
+        assert errors, context
+        for error in errors:
+            assert isinstance(error, dict), context
+            assert isinstance(error.get("message"), str), context
+            code = (error.get("extensions") or {}).get("code")
+            assert code in CODES, f"error without a contract code; {context}"
+            assert code != "UNAVAILABLE", f"an unexpected exception (see the log); {context}"
+        return body
+
+    def exercise(self, operation: Any, mode: schemathesis.GenerationMode) -> None:
+        """Generate and send this operation's cases; hypothesis shrinks any failure."""
+        is_mutation = not operation.definition.is_query
+        label = operation.label
+
+        @hypothesis.settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            suppress_health_check=list(hypothesis.HealthCheck),
+            phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
+        )
+        @hypothesis.given(case=operation.as_strategy(mode), data=st.data())
+        def one(case: Any, data: st.DataObject) -> None:
+            document = steer(case.body, data) if mode.is_positive else case.body
+            method = data.draw(st.sampled_from(["POST", "POST", "POST", "GET"]), label="method")
+            token = data.draw(st.sampled_from([TOKEN, TOKEN, TOKEN, None, "wrong"]), label="token")
+            before = self.snapshot() if is_mutation else None
+            response = self.send(document, method=method, token=token)
+            if is_mutation and method == "GET":
+                # Strawberry refuses mutations over GET (a link or an <img> must not write).
+                assert response.status_code in (400, 405), response.text
+            body = self.checked(response, f"{label} {method} token={token!r}\n{document}")
+            failed = "errors" in body or response.status_code >= 400
+            self.outcomes[(label, "refused" if failed else "accepted")] += 1
+            if is_mutation and token != TOKEN:
+                assert failed, f"a write without a valid token was accepted: {body}"
+            if is_mutation and failed:
+                assert self.snapshot() == before, f"a refused mutation changed state: {document}"
+
+        one()
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+async def test_fuzzed_operations_never_crash_and_refusals_change_nothing(
+    http: httpx.AsyncClient, settings: Settings, mode: str
+) -> None:
+    response = await http.post("/graphql", json={"query": INTROSPECTION})
+    assert response.status_code == 200
+    schema = schemathesis.graphql.from_dict(response.json()["data"])
+    fuzzer = Fuzzer(http, asyncio.get_running_loop())
+    generation_mode = schemathesis.GenerationMode(mode)
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operations.append(result.ok())
+    assert {operation.label for operation in operations} >= {
+        "Query.topPlayers",
+        "Query.player",
+        "Query.neighborhood",
+        "Query.leaderboards",
+        "Mutation.incrementScore",
+        "Mutation.incrementScores",
+    }
+    for operation in operations:
+        await asyncio.to_thread(fuzzer.exercise, operation, generation_mode)
+    if generation_mode.is_positive:
+        # The steering works: valid documents got through on every operation.
+        for operation in operations:
+            assert fuzzer.outcomes[(operation.label, "accepted")] > 0, fuzzer.outcomes
+
+
+EDGE_DAYS = [date.min, date(1, 1, 7), date(1970, 1, 1), date(9999, 11, 15), date(9999, 12, 25)]
+EDGE_DAYS += [date.max]
+
+
+@pytest.mark.parametrize("board", list(RESETS))
+async def test_edge_periods_never_crash(http: httpx.AsyncClient, board: str) -> None:
+    """The first and last days a date can hold, in every board's period format: BAD_USER_INPUT
+    at worst, never an unexpected error; an ordinary past period is served. (One field per
+    document: an error that nulls the data cancels the fields still running.)"""
+    fuzzer = Fuzzer(http, asyncio.get_running_loop())
+    for day in EDGE_DAYS:
+        for reset in RESETS.values():
+            period = period_id(reset, day)
+            where = f'board: "{board}", period: "{period}"'
+            for document in (
+                f"{{ topPlayers({where}) {{ rank }} }}",
+                f'{{ player(username: "ana", {where}) {{ rank }} }}',
+                f'{{ neighborhood(username: "ana", {where}) {{ rank }} }}',
+                f'{{ leaderboards {{ id playerCount(period: "{period}") }} }}',
+            ):
+                response = await http.post("/graphql", json={"query": document})
+                body = fuzzer.checked(response, document)
+                if reset == RESETS[board] and day.year == 1970 and "topPlayers" in document:
+                    assert body == {"data": {"topPlayers": []}}

@@ -1,0 +1,1 @@
+"""Tests of server/static/ in a real browser: the live overlay and GraphiQL."""

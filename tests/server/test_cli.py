@@ -1,0 +1,83 @@
+"""The `leaderboard` command: migrate, rebuild, export-schema, help and its errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schema.build import SDL_PATH
+from store.boards import parse_boards
+from store.redis import RedisRankingStore
+from tests.support.cli import INCREMENTS, leaderboard
+from tests.support.graphql_client import GraphQLHttp
+from tests.support.history_database import history_totals
+from tests.support.service_fixtures import BOARDS, TOKEN, ProcessFactory
+from tests.support.shared_services import REDIS_URL, delete_prefix
+
+pytestmark = pytest.mark.integration
+
+
+async def test_help_lists_every_command() -> None:
+    code, output = await leaderboard({}, "--help")
+    assert code == 0
+    for command in ("serve", "migrate", "rebuild", "export-schema"):
+        assert command in output
+
+
+async def test_migrate_creates_the_history_and_is_idempotent(mysql_database_url: str) -> None:
+    environment = {"LEADERBOARD_DATABASE_URL": mysql_database_url}
+    for _ in range(2):
+        code, output = await leaderboard(environment, "migrate")
+        assert code == 0, output
+    assert await history_totals(mysql_database_url) == {}
+
+
+async def test_rebuild_restores_a_board_from_mysql(
+    service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
+) -> None:
+    process = service_process(redis_mysql_environment)
+    await process.start()
+    async with httpx.AsyncClient(base_url=process.url) as client:
+        increments = [{"username": f"p{index}", "delta": index + 1} for index in range(40)]
+        await GraphQLHttp(client, token=TOKEN).data(INCREMENTS, {"increments": increments})
+    assert await process.terminate()
+    prefix = redis_mysql_environment["LEADERBOARD_KEY_PREFIX"]
+    await delete_prefix(prefix)
+
+    code, output = await leaderboard(redis_mysql_environment, "rebuild", "--board", "global")
+    assert code == 0, output
+    assert "40 players" in output
+    store = RedisRankingStore.from_url(
+        REDIS_URL, key_prefix=prefix, boards=parse_boards(BOARDS), retention=timedelta(days=1)
+    )
+    try:
+        board = parse_boards(BOARDS)[0]
+        totals = await store.totals("global", board.current_period())
+        assert totals == {f"p{index}": index + 1 for index in range(40)}
+        alltime_loaded = await store.is_loaded("alltime", "all")
+        assert not alltime_loaded  # only the board asked for
+    finally:
+        await store.close()
+
+
+async def test_rebuild_refuses_unknown_boards_and_periods(
+    redis_mysql_environment: dict[str, str],
+) -> None:
+    code, output = await leaderboard(redis_mysql_environment, "rebuild", "--board", "nope")
+    assert code == 2
+    assert "unknown board" in output
+    code, output = await leaderboard(
+        redis_mysql_environment, "rebuild", "--board", "global", "--period", "2026-W01"
+    )
+    assert code == 2
+    assert "not a period" in output
+
+
+async def test_export_schema_writes_the_live_sdl(tmp_path: Path) -> None:
+    target = tmp_path / "schema.graphql"
+    code, output = await leaderboard({}, "export-schema", "--output", str(target))
+    assert code == 0, output
+    assert target.read_text() == SDL_PATH.read_text()

@@ -1,0 +1,103 @@
+"""Rate limits across two `leaderboard serve` processes behind the shipped nginx template.
+
+Clients are told apart by their source address: each client binds its own loopback address
+(127.0.0.2, 127.0.0.3), nginx connects to the instances from 127.0.0.1, the trusted proxy,
+and forwards the client's address in X-Forwarded-For.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.support.metrics import metric
+from tests.support.nginx import NginxProxy
+from tests.support.operations import TOP
+from tests.support.service_fixtures import ProcessFactory
+
+pytestmark = pytest.mark.integration
+
+BURST = 6
+
+
+@contextlib.asynccontextmanager
+async def client_at(base_url: str, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client whose connections come from the local `address`."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as client:
+        yield client
+
+
+async def read(client: httpx.AsyncClient) -> httpx.Response:
+    return await client.post("/graphql", json={"query": TOP})
+
+
+async def test_a_client_over_the_limit_is_refused_by_every_instance_and_others_are_not(
+    service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
+) -> None:
+    environment = redis_mysql_environment | {
+        "LEADERBOARD_RATE_LIMIT_READS": f"1/h burst {BURST}",
+        "LEADERBOARD_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    instances = [service_process(environment) for _ in range(2)]
+    await asyncio.gather(*(instance.start() for instance in instances))
+    upstreams = [f"127.0.0.1:{instance.port}" for instance in instances]
+    async with (
+        NginxProxy(upstreams) as proxy,
+        client_at(proxy.url, "127.0.0.2") as greedy,
+        client_at(proxy.url, "127.0.0.3") as other,
+    ):
+        statuses = [(await read(greedy)).status_code for _ in range(BURST + 10)]
+        # One budget across both instances: exactly the burst passed, wherever it landed.
+        assert statuses == [200] * BURST + [429] * 10, proxy.log()
+        refused = [
+            await metric(instance, "leaderboard_rate_limited_total") for instance in instances
+        ]
+        assert sum(refused) == 10
+        assert all(count > 0 for count in refused), f"nginx used one instance only: {refused}"
+
+        refusal = await read(greedy)
+        assert refusal.status_code == 429
+        assert int(refusal.headers["Retry-After"]) > 0
+        assert refusal.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+        # Another client behind the same proxy has its own budget.
+        for _ in range(BURST):
+            assert (await read(other)).status_code == 200
+
+    # The same client calling an instance directly is the same client (no proxy: its own
+    # address counts), still over its limit.
+    async with client_at(instances[0].url, "127.0.0.2") as direct:
+        assert (await read(direct)).status_code == 429
+
+
+async def test_nginx_refuses_a_flood_from_one_address_itself() -> None:
+    # No instance behind it: what is not refused gets 502. The requests are pipelined on one
+    # connection, so they reach nginx faster than its rate whatever the machine's load.
+    request = b"GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: test\r\n\r\n"
+    last = (
+        b"GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    async with NginxProxy(["127.0.0.1:9"]) as proxy:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", proxy.port, local_addr=("127.0.0.4", 0)
+        )
+        writer.write(request * 300 + last)
+        await writer.drain()
+        answers = await asyncio.wait_for(reader.read(), timeout=60)
+        writer.close()
+    statuses = [
+        int(line.split()[1]) for line in answers.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")
+    ]
+    # The burst (200 at once) passes to the (missing) upstream; the first request beyond it
+    # is refused, and nginx closes the connection after refusing.
+    assert statuses[-1] == 429, statuses
+    assert 200 <= statuses.count(502) < 300
+    refusal = answers[answers.index(b"HTTP/1.1 429") :]
+    head, _, body = refusal.partition(b"\r\n\r\n")
+    assert b"\r\nRetry-After: 1" in head
+    assert b'"code":"RATE_LIMITED"' in body.split(b"HTTP/1.1 ")[0]

@@ -1,0 +1,105 @@
+"""What the ranking store tests share: boards, periods, increments and a change feed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import suppress
+from typing import cast
+
+from store.boards import Board, ResetPeriod
+from store.models import ScoreChange, ScoreIncrement
+from store.ports import RankingStore
+
+BOARDS = (
+    Board("global", ResetPeriod.MONTHLY),
+    Board("daily", ResetPeriod.DAILY),
+    Board("alltime", ResetPeriod.NEVER),
+)
+
+
+GLOBAL = "global"
+
+
+PERIOD = "2026-05"
+
+
+PROBE_PERIOD = "2026-04"
+"""A period of its own for the increments that check a change feed is live."""
+
+
+SHARDED_BOARDS = tuple(Board(board.id, board.reset, shards=4) for board in BOARDS)
+"""The same boards, each spread over four sorted sets: the results must not change."""
+
+
+def inc(
+    username: str,
+    delta: int,
+    event_id: str | None = None,
+    *,
+    board: str = GLOBAL,
+    period: str = PERIOD,
+) -> ScoreIncrement:
+    """An increment; without `event_id` it carries a generated one, as the service makes."""
+    return ScoreIncrement(
+        board=board,
+        period=period,
+        username=username,
+        delta=delta,
+        event_id=event_id or f"~{uuid.uuid4().hex}",
+        client_event_id=event_id is not None,
+    )
+
+
+class ChangeFeed:
+    """Collects a store's change feed of a board on a background task."""
+
+    def __init__(self, store: RankingStore, board: str = GLOBAL) -> None:
+        self._store = store
+        self._board = board
+        self._iterator = store.changes(board)
+        self._received: asyncio.Queue[ScoreChange] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        async for change in self._iterator:
+            self._received.put_nowait(change)
+
+    async def ready(self, timeout: float = 10.0) -> None:
+        """Return once the feed delivers: the subscription starts asynchronously."""
+        await self._store.load(self._board, PROBE_PERIOD, [], [])
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            await self._store.increment([inc("probe", 1, board=self._board, period=PROBE_PERIOD)])
+            try:
+                await asyncio.wait_for(self._received.get(), 0.1)
+                return
+            except TimeoutError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+
+    async def next(self, timeout: float = 5.0) -> ScoreChange:
+        """The next change outside the probe period."""
+        async with asyncio.timeout(timeout):
+            while True:
+                change = await self._received.get()
+                if change.period != PROBE_PERIOD:
+                    return change
+
+    async def close(self) -> None:
+        """Stop collecting and close the iterator (which unsubscribes)."""
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+        await cast(AsyncGenerator[ScoreChange, None], self._iterator).aclose()
+
+
+NOT_LOADED_OPERATIONS: dict[str, Callable[[RankingStore], Awaitable[object]]] = {
+    "increment": lambda store: store.increment([inc("alice", 1)]),
+    "top": lambda store: store.top(GLOBAL, PERIOD, 10, 0),
+    "player": lambda store: store.player(GLOBAL, PERIOD, "alice"),
+    "neighborhood": lambda store: store.neighborhood(GLOBAL, PERIOD, "alice", 2),
+    "player_count": lambda store: store.player_count(GLOBAL, PERIOD),
+    "totals": lambda store: store.totals(GLOBAL, PERIOD),
+}
