@@ -13,7 +13,13 @@ from batcher import WriteBatcher, WriteRefused
 from resolvers import validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, unavailable
 from store.boards import Board
-from store.errors import PartiallyApplied, RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
+from store.errors import (
+    EventIdReused,
+    PartiallyApplied,
+    RankingNotLoaded,
+    ScoreOutOfRange,
+    StoreUnavailable,
+)
 from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
 from store.ports import RankingReads, RankingWrites
 from store.recovery import RankingRecovery
@@ -126,7 +132,7 @@ class LeaderboardService:
                     )
         except WriteRefused as error:
             raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-        except ScoreOutOfRange as error:
+        except (ScoreOutOfRange, EventIdReused) as error:
             raise bad_input(str(error)) from None
         if self._persisted_ack:
             await persisted

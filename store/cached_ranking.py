@@ -250,7 +250,7 @@ class TopCachingRankingStore:
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_events: Iterable[tuple[str, str]],
+        client_events: Iterable[tuple[str, str, int]],
     ) -> None:
         """Replace the period's ranking through the inner store; drop every window of it."""
         try:

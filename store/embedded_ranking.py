@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sortedcontainers import SortedList
 
 from store.boards import Board
-from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
@@ -35,10 +35,11 @@ class _Ranking:
 
     __slots__ = ("events", "order", "scores")
 
-    def __init__(self, totals: dict[str, int], events: set[str]) -> None:
+    def __init__(self, totals: dict[str, int], events: dict[str, tuple[str, int]]) -> None:
         self.scores = totals
         self.order = SortedList((-score, username) for username, score in totals.items())
         self.events = events
+        """Each client event id applied, bound to its increment's (username, delta)."""
 
     def rank(self, score: int) -> int:
         """1 + the number of players with a strictly higher score."""
@@ -102,18 +103,21 @@ class EmbeddedRankingStore:
         # Pass 1 simulates the batch, so that nothing changes when a total would overflow.
         duplicate: list[bool] = []
         scores: dict[tuple[str, str, str], int | None] = {}
-        seen: set[tuple[str, str, str]] = set()
+        seen: dict[tuple[str, str, str], tuple[str, int]] = {}
         for increment in increments:
             ranking = rankings[(increment.board, increment.period)]
             event = (increment.board, increment.period, increment.event_id)
-            if increment.client_event_id and (
-                event in seen or increment.event_id in ranking.events
-            ):
-                duplicate.append(True)
-                continue
-            duplicate.append(False)
+            bound = (increment.username, increment.delta)
             if increment.client_event_id:
-                seen.add(event)
+                recorded = seen.get(event) or ranking.events.get(increment.event_id)
+                if recorded is not None:
+                    # A replay answers with the standing; another increment is refused.
+                    if recorded != bound:
+                        raise EventIdReused(increment.event_id)
+                    duplicate.append(True)
+                    continue
+                seen[event] = bound
+            duplicate.append(False)
             player = (increment.board, increment.period, increment.username)
             old = scores[player] if player in scores else ranking.scores.get(increment.username)
             new = (old or 0) + increment.delta
@@ -145,7 +149,7 @@ class EmbeddedRankingStore:
             new = (old or 0) + increment.delta
             ranking.set_score(increment.username, new)
             if increment.client_event_id:
-                ranking.events.add(increment.event_id)
+                ranking.events[increment.event_id] = (increment.username, increment.delta)
             rank = ranking.rank(new)
             outcomes.append(
                 IncrementOutcome(
@@ -177,7 +181,7 @@ class EmbeddedRankingStore:
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_events: Iterable[tuple[str, str]],
+        client_events: Iterable[tuple[str, str, int]],
     ) -> None:
         """Replace the period's ranking and event ids, then mark it loaded, atomically."""
         self._check_period(board, period)
@@ -186,7 +190,8 @@ class EmbeddedRankingStore:
             if abs(total) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(username, board)
         self._rankings[(board, period)] = _Ranking(
-            scores, {event_id for _, event_id in client_events}
+            scores,
+            {event_id: (username, delta) for username, event_id, delta in client_events},
         )
 
     # Reads

@@ -40,6 +40,16 @@ class ScoreOutOfRange(StoreError):
         self.board = board
 
 
+class EventIdReused(StoreError):
+    """An increment names an event id already bound to a different increment (another
+    player or delta): a client's mistake, refused like Stripe's reused idempotency keys;
+    nothing of the batch applied."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__("eventId already used for a different increment")
+        self.event_id = event_id
+
+
 class PartiallyApplied(StoreError):
     """A batch spread over several Redis Cluster slots failed part-way (a node failed or
     lost its data between the check and the writes): `outcomes` were applied, the rest not."""

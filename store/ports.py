@@ -103,10 +103,10 @@ class RebuildTarget(Protocol):
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_events: Iterable[tuple[str, str]],
+        client_events: Iterable[tuple[str, str, int]],
     ) -> None:
-        """Replace the period's ranking and seen client events (username, event id), then
-        mark it loaded, atomically.
+        """Replace the period's ranking and seen client events (username, event id,
+        delta: the id's binding to its increment), then mark it loaded, atomically.
 
         Readers and writers see either the old state (not loaded) or the whole new one.
         """
@@ -146,9 +146,10 @@ class HistoryReads(Protocol):
         """Every player's summed delta in the period."""
         ...
 
-    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
-        """(username, event id) of the client-supplied event ids stored for the period
-        (to restore idempotency; the username says which shard of a board holds it)."""
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str, int]]:
+        """(username, event id, delta) of the client-supplied event ids stored for the
+        period (to restore idempotency: the increment each id is bound to; the username
+        also says which shard of a board holds it)."""
         ...
 
 

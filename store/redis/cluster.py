@@ -5,14 +5,15 @@ hash tag (keys.py), so a batch is split by slot, keeping each slot's increments 
 batch order. With several slots, a dry run of every call comes first (increment.lua
 checks loaded markers and ranges without writing), so a batch that would be refused
 (not loaded, out of range) changes nothing. A node failing between the dry run and the
-writes raises `PartiallyApplied` with what was applied. The caller then derives
+writes raises `PartiallyApplied` with what was applied. Client event ids of sharded
+boards are bound (claims.py) between the dry run and the writes. The caller then derives
 board-wide ranks (sharded.py) and publishes (changes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from store.errors import PartiallyApplied, StoreError
 from store.models import IncrementOutcome, ScoreIncrement
@@ -21,16 +22,20 @@ from store.redis.scripts import Scripts
 
 
 async def apply_per_slot(
-    scripts: Scripts, layout: KeyLayout, increments: Sequence[ScoreIncrement]
+    scripts: Scripts,
+    layout: KeyLayout,
+    increments: Sequence[ScoreIncrement],
+    before_writes: Callable[[], Awaitable[None]] | None = None,
 ) -> list[IncrementOutcome]:
-    """The increments' outcomes in batch order, publishing nothing (see module doc)."""
+    """The increments' outcomes in batch order, publishing nothing (see module doc);
+    `before_writes` runs after the checks, before anything is written."""
     by_slot: dict[tuple[str, str, int], list[int]] = {}
     for index, increment in enumerate(increments):
         shard = layout.board(increment.board).shard_of(increment.username)
         by_slot.setdefault((increment.board, increment.period, shard), []).append(index)
     slots = [[increments[index] for index in indexes] for indexes in by_slot.values()]
 
-    if len(slots) > 1:
+    if len(slots) > 1 or before_writes is not None:
         checks = await asyncio.gather(
             *(scripts.increment(batch, publish=False, dry_run=True) for batch in slots),
             return_exceptions=True,
@@ -39,6 +44,8 @@ async def apply_per_slot(
         for check in checks:
             if isinstance(check, BaseException):
                 raise check
+    if before_writes is not None:
+        await before_writes()
     results = await asyncio.gather(
         *(scripts.increment(batch, publish=False) for batch in slots),
         return_exceptions=True,

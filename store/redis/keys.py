@@ -3,21 +3,30 @@
 Per board and period, one hash tag, so that a period's keys share a Cluster slot:
 
     {prefix}:{board|period}:ranking   sorted set, member = username, score = -total
-    {prefix}:{board|period}:events    set of the client event ids applied
+    {prefix}:{board|period}:eventids  hash: client event id -> fingerprint of the
+                                      increment it named (`fingerprint`)
     {prefix}:{board|period}:loaded    marker: present = the ranking may be served
     {prefix}:{board|period}:rebuild   rebuild claim, value = the claimer's token
 
 A board spread over N shards has N of each of the first three, tagged
 `{board|period|shard}` (different Cluster slots, so the shards spread over the nodes);
-the rebuild claim stays one per board period. A load writes temporary keys
-`<ranking>:load:<token>` and `<events>:load:<token>` next to the live ones, then swaps
-them in (load.lua).
+the rebuild claim stays one per board period, and so does the board period's own
+`{board|period}:eventids` hash (`PeriodKeys.claims`): the one place that binds an event
+id to one increment across every shard (claims.lua; docs/reliability.md argues the two
+steps). It holds the field `""` from its load on, so that its absence (lost data) reads
+as "not loaded". A load writes temporary keys `<ranking>:load:<token>` and
+`<events>:load:<token>` next to the live ones, then swaps them in (load.lua).
 
 Scores are stored negated so that ascending member order is the leaderboard order
 (score descending, ties by username ascending, as Redis orders equal scores by member
 bytes). Applied increments are published on `{prefix}:changes:{board}` (changes.py).
 
 Keys expire `retention` after their period ends (never for a board that never resets).
+A period loaded with nothing in it (no history row) that is not live (not the current
+period, nor one period either side of it: clock skew between instances) keeps its
+loaded marker only `EMPTY_PERIOD_EXPIRY`: a read of a far-past or far-future period
+leaves no lasting state (docs/reliability.md). The first write to a period extends its
+marker to the period's own expiry (increment.lua, claims.lua).
 """
 
 from __future__ import annotations
@@ -27,10 +36,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from store.boards import Board, period_end
+from store.boards import Board, ResetPeriod, period_end
 
 MIN_EXPIRY = timedelta(hours=1)
 """A past period loaded again (to be read) stays at least this long."""
+EMPTY_PERIOD_EXPIRY = timedelta(seconds=60)
+"""How long the marker of an empty period that is not live lasts: reads in the meantime
+cost Redis only; afterwards the next read checks the history again (one query)."""
+_LONGEST_PERIOD = {
+    ResetPeriod.DAILY: timedelta(days=1),
+    ResetPeriod.WEEKLY: timedelta(weeks=1),
+    ResetPeriod.MONTHLY: timedelta(days=31),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +58,8 @@ class PeriodKeys:
     events: str
     loaded: str
     rebuild: str
+    claims: str
+    """The board period's event-id record: `events` itself on an unsharded board."""
 
 
 class KeyLayout:
@@ -69,9 +88,10 @@ class KeyLayout:
             tag = f"{self._prefix}:{{{board}|{period}|{shard}}}"
         return PeriodKeys(
             ranking=f"{tag}:ranking",
-            events=f"{tag}:events",
+            events=f"{tag}:eventids",
             loaded=f"{tag}:loaded",
             rebuild=f"{claim_tag}:rebuild",
+            claims=f"{claim_tag}:eventids",
         )
 
     def player_keys(self, board: str, period: str, username: str) -> PeriodKeys:
@@ -89,17 +109,31 @@ class KeyLayout:
         """The pub/sub channel of a board's changes."""
         return f"{self._prefix}:changes:{board}"
 
-    def expire_at_ms(self, board_id: str, period: str) -> int:
-        """When a period's keys expire (Unix ms), 0 for never: `retention` after it ends."""
+    def expire_at_ms(self, board_id: str, period: str, *, empty: bool = False) -> int:
+        """When a period's keys expire (Unix ms), 0 for never: `retention` after it ends;
+        `EMPTY_PERIOD_EXPIRY` from now for an `empty` period that is not live."""
         board = self.board(board_id)
         if not board.is_valid_period(period):
             raise ValueError(f"{period!r} is not a period of board {board_id!r}")
         end = period_end(board.reset, period)
         if end is None:
             return 0
+        if empty:
+            # Live: ends after the start of the previous period and no later than the end
+            # of the next one (one period of clock skew either way, counted generously).
+            longest = _LONGEST_PERIOD[board.reset].total_seconds()
+            now = time.time()
+            if not now - longest < end.timestamp() <= now + 2 * longest:
+                return int((now + EMPTY_PERIOD_EXPIRY.total_seconds()) * 1000)
         # In milliseconds: a datetime past year 9999 overflows.
         end_ms = int(end.timestamp() * 1000) + int(self._retention.total_seconds() * 1000)
         return max(end_ms, int((time.time() + MIN_EXPIRY.total_seconds()) * 1000))
+
+
+def fingerprint(username: str, delta: int) -> str:
+    """What an event id is bound to: the increment's parameters, `<delta>:<username>`
+    (a delta has no colon, so the pair reads back unambiguously)."""
+    return f"{delta}:{username}"
 
 
 def stored_score(total: int) -> int:

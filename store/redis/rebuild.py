@@ -13,7 +13,7 @@ from typing import TypeVar
 from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE
 from store.redis.connection import AnyPipeline, Connection, text, unavailable_on_failure
-from store.redis.keys import KeyLayout, stored_score, total_of
+from store.redis.keys import KeyLayout, fingerprint, stored_score, total_of
 from store.redis.scripts import Scripts
 
 T = TypeVar("T")
@@ -54,30 +54,40 @@ class Rebuilds:
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_events: Iterable[tuple[str, str]],
+        client_events: Iterable[tuple[str, str, int]],
     ) -> None:
-        """Replace the period's ranking and event ids, then mark it loaded, atomically.
+        """Replace the period's ranking and event ids (username, event id, delta), then
+        mark it loaded, atomically.
 
         Writes temporary keys in pipelined chunks, then one script swaps them in. A
-        sharded board is loaded shard by shard, each atomically.
+        sharded board is loaded shard by shard, each atomically, then its board period's
+        event-id record (claims.py), whose presence completes the load.
         """
         config = self._layout.board(board)
         if config.shards == 1:
-            event_ids = (event_id for _, event_id in client_events)
-            await self._load_shard(board, period, 0, totals, event_ids)
+            bound = (
+                (event_id, fingerprint(user, delta)) for user, event_id, delta in client_events
+            )
+            await self._load_shard(board, period, 0, totals, bound, empty=None)
             return
         shard_totals: list[list[tuple[str, int]]] = [[] for _ in range(config.shards)]
-        shard_events: list[list[str]] = [[] for _ in range(config.shards)]
+        shard_events: list[list[tuple[str, str]]] = [[] for _ in range(config.shards)]
         for username, total in totals:
             shard_totals[config.shard_of(username)].append((username, total))
-        for username, event_id in client_events:
-            shard_events[config.shard_of(username)].append(event_id)
+        for username, event_id, delta in client_events:
+            shard_events[config.shard_of(username)].append((event_id, fingerprint(username, delta)))
+        # One expiry for every shard: a shard that is empty in a busy period is not.
+        empty = not any(shard_totals) and not any(shard_events)
         await asyncio.gather(
             *(
-                self._load_shard(board, period, shard, shard_totals[shard], shard_events[shard])
+                self._load_shard(
+                    board, period, shard, shard_totals[shard], shard_events[shard], empty=empty
+                )
                 for shard in range(config.shards)
             )
         )
+        record = [item for events in shard_events for item in events]
+        await self._load_claims(board, period, record, empty=empty)
 
     async def _load_shard(
         self,
@@ -85,9 +95,12 @@ class Rebuilds:
         period: str,
         shard: int,
         totals: Iterable[tuple[str, int]],
-        event_ids: Iterable[str],
+        event_ids: Iterable[tuple[str, str]],
+        *,
+        empty: bool | None,
     ) -> None:
-        expire_at = self._layout.expire_at_ms(board, period)
+        """Load one shard; `empty` says whether the whole period is (None: this shard is
+        the period, count what it writes)."""
         keys = self._layout.keys(board, period, shard)
         token = secrets.token_hex(8)
         temp_ranking = f"{keys.ranking}:load:{token}"
@@ -102,33 +115,61 @@ class Rebuilds:
             pipe.zadd(temp_ranking, mapping)
             pipe.pexpire(temp_ranking, LOAD_TEMP_TTL_MS)
 
-        def events_command(pipe: AnyPipeline, chunk: list[str]) -> None:
-            pipe.sadd(temp_events, *chunk)
+        def events_command(pipe: AnyPipeline, chunk: list[tuple[str, str]]) -> None:
+            pipe.hset(temp_events, mapping=dict(chunk))
             pipe.pexpire(temp_events, LOAD_TEMP_TTL_MS)
 
         try:
             with unavailable_on_failure():
-                await self._write_chunks(totals, ranking_command)
-                await self._write_chunks(event_ids, events_command)
+                written = await self._write_chunks(totals, ranking_command)
+                written += await self._write_chunks(event_ids, events_command)
+            if empty is None:
+                empty = written == 0
+            expire_at = self._layout.expire_at_ms(board, period, empty=empty)
             await self._scripts.load(keys, temp_ranking, temp_events, expire_at)
         except Exception:
             with suppress(Exception):
                 await self._connection.client.unlink(temp_ranking, temp_events)
             raise
 
+    async def _load_claims(
+        self, board: str, period: str, bound: Iterable[tuple[str, str]], *, empty: bool
+    ) -> None:
+        """Write a sharded period's event-id record (with its field '') and swap it in."""
+        keys = self._layout.keys(board, period)
+        temp_claims = f"{keys.claims}:load:{secrets.token_hex(8)}"
+
+        def claims_command(pipe: AnyPipeline, chunk: list[tuple[str, str]]) -> None:
+            pipe.hset(temp_claims, mapping=dict(chunk))
+            pipe.pexpire(temp_claims, LOAD_TEMP_TTL_MS)
+
+        try:
+            with unavailable_on_failure():
+                await self._write_chunks([("", ""), *bound], claims_command)
+            await self._scripts.load_claims(
+                keys, temp_claims, self._layout.expire_at_ms(board, period, empty=empty)
+            )
+        except Exception:
+            with suppress(Exception):
+                await self._connection.client.unlink(temp_claims)
+            raise
+
     async def _write_chunks(
         self, items: Iterable[T], command: Callable[[AnyPipeline, list[T]], None]
-    ) -> None:
+    ) -> int:
+        """Write `items` in pipelined chunks; how many there were."""
         pipe = self._connection.client.pipeline(transaction=False)
-        queued = 0
+        queued = written = 0
         for chunk in _chunks(items, LOAD_CHUNK):
             command(pipe, chunk)
+            written += len(chunk)
             queued += 1
             if queued == LOAD_CHUNKS_PER_PIPELINE:
                 await pipe.execute()
                 queued = 0
         if queued:
             await pipe.execute()
+        return written
 
     async def totals(self, board: str, period: str) -> dict[str, int]:
         """Every player's total in the period, read with ZSCAN in chunks.
@@ -154,18 +195,21 @@ class Rebuilds:
     async def is_loaded(self, board: str, period: str) -> bool:
         """Whether the period's loaded marker is present (every shard's, when sharded).
 
-        A sharded period with only some shards loaded (one node lost its data) has the
-        others' markers removed too: writes then wait for the rebuild instead of landing
-        in shards the rebuild is about to replace.
+        A sharded period with only some shards (or its event-id record) loaded (one node
+        lost its data) has the others' markers removed too: writes then wait for the
+        rebuild instead of landing in shards the rebuild is about to replace.
         """
         shard_keys = self._layout.all_shard_keys(board, period)
         if len(shard_keys) == 1:
             with unavailable_on_failure():
                 return bool(await self._connection.client.exists(shard_keys[0].loaded))
+        # The board period's event-id record completes a sharded load (claims.py).
+        claims = self._layout.keys(board, period).claims
 
         def exists(pipe: AnyPipeline) -> None:
             for keys in shard_keys:
                 pipe.exists(keys.loaded)
+            pipe.exists(claims)
 
         def unload(pipe: AnyPipeline) -> None:
             for keys in shard_keys:

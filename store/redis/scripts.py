@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
 from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
 from store.redis.connection import Connection, text, unavailable_on_failure
-from store.redis.keys import KeyLayout, PeriodKeys
+from store.redis.keys import KeyLayout, PeriodKeys, fingerprint
 
 _LUA = resources.files(__package__ or "store.redis").joinpath("lua")
 
@@ -53,6 +53,8 @@ class Scripts:
         self._load = connection.register("load", source("load"))
         self._release = connection.register("release", source("release"))
         self._shard_around = connection.register("shard_around", source("shard_around"))
+        self._claims = connection.register("claims", source("claims"))
+        self._load_claims = connection.register("load_claims", source("load_claims"))
 
     async def increment(
         self, increments: Sequence[ScoreIncrement], *, publish: bool = True, dry_run: bool = False
@@ -100,9 +102,12 @@ class Scripts:
                         group_number,
                         increment.username,
                         increment.delta,
-                        1 if increment.client_event_id else 0,
+                        1,
                         increment.event_id,
+                        fingerprint(increment.username, increment.delta),
                     ]
+                    if increment.client_event_id
+                    else [group_number, increment.username, increment.delta, 0, increment.event_id]
                     for increment, group_number in zip(increments, group_of, strict=True)
                 ]
             )
@@ -177,6 +182,35 @@ class Scripts:
                 args=[expire_at_ms],
             )
 
+    async def claims(
+        self, board: str, period: str, increments: Sequence[ScoreIncrement], *, check_only: bool
+    ) -> None:
+        """claims.lua: bind the increments' client event ids in the board period's record,
+        or raise its refusal (`RankingNotLoaded`, `EventIdReused`) having written nothing."""
+        items = [
+            [increment.event_id, fingerprint(increment.username, increment.delta)]
+            for increment in increments
+        ]
+        reply = await self._connection.call(
+            self._claims,
+            [self._layout.keys(board, period).claims],
+            [
+                "1" if check_only else "0",
+                orjson.dumps(items),
+                self._layout.expire_at_ms(board, period),
+            ],
+        )
+        status = int(reply[0])
+        if status == 1:
+            raise RankingNotLoaded(board, period)
+        if status == 3:
+            raise EventIdReused(increments[int(reply[1]) - 1].event_id)
+
+    async def load_claims(self, keys: PeriodKeys, temp_claims: str, expire_at_ms: int) -> None:
+        """load_claims.lua: swap a sharded period's freshly written event-id record in."""
+        with unavailable_on_failure():
+            await self._load_claims(keys=[keys.claims, temp_claims], args=[expire_at_ms])
+
     async def release(self, board: str, period: str, token: str) -> None:
         """release.lua: delete the rebuild claim only while it holds `token`."""
         await self._connection.call(
@@ -195,6 +229,8 @@ def _increment_outcomes(
     if status == 2:
         failed = increments[int(reply[1]) - 1]
         raise ScoreOutOfRange(failed.username, failed.board)
+    if status == 3:
+        raise EventIdReused(increments[int(reply[1]) - 1].event_id)
     if len(reply) == 1:  # a dry run
         return []
     outcomes = []

@@ -3,12 +3,11 @@
 It routes each call: a board's reads to single.py or sharded.py (by `Board.shards`),
 a batch of increments to the coalesced script call of single.py, or, when it touches
 a sharded board or runs on a cluster, to the spread path (apply, board-wide ranks,
-publish).
+publish), binding client event ids of sharded boards first (claims.py).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 
@@ -22,7 +21,7 @@ from store.models import (
     ScoreIncrement,
 )
 from store.observer import StoreObserver
-from store.redis import changes
+from store.redis import changes, claims
 from store.redis.cluster import apply_per_slot
 from store.redis.connection import Connection
 from store.redis.keys import KeyLayout
@@ -46,6 +45,7 @@ class RedisRankingStore:
         self._connection = connection
         self._layout = KeyLayout(key_prefix, boards, retention)
         scripts = Scripts(connection, self._layout)
+        self._scripts = scripts
         self._single = SingleBoards(scripts)
         self._sharded = ShardedBoards(connection, self._layout, scripts)
         self._rebuilds = Rebuilds(connection, self._layout, scripts)
@@ -53,11 +53,20 @@ class RedisRankingStore:
         # The one place the store asks which kind of Redis it has: a cluster call must
         # stay within one slot, one Redis takes any batch in one call.
         self._spread_always = connection.cluster
-        self._apply_spread: Callable[[Sequence[ScoreIncrement]], Awaitable[list[IncrementOutcome]]]
-        if connection.cluster:
-            self._apply_spread = functools.partial(apply_per_slot, scripts, self._layout)
-        else:
-            self._apply_spread = functools.partial(scripts.increment, publish=False)
+
+    async def _apply_spread(
+        self,
+        increments: Sequence[ScoreIncrement],
+        before_writes: Callable[[], Awaitable[None]] | None,
+    ) -> list[IncrementOutcome]:
+        """Apply without publishing: per slot on a cluster, else one script call (after a
+        dry run when `before_writes` must run between the checks and the writes)."""
+        if self._spread_always:
+            return await apply_per_slot(self._scripts, self._layout, increments, before_writes)
+        if before_writes is not None:
+            await self._scripts.increment(increments, publish=False, dry_run=True)
+            await before_writes()
+        return await self._scripts.increment(increments, publish=False)
 
     @classmethod
     def from_url(
@@ -99,7 +108,11 @@ class RedisRankingStore:
             if abs(increment.delta) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(increment.username, increment.board)
         if self._spread_always or any(self._layout.board(i.board).shards > 1 for i in increments):
-            outcomes = await self._apply_spread(increments)
+            to_bind = claims.needing_binding(self._layout, increments)
+            outcomes = await self._apply_spread(
+                increments,
+                (lambda: claims.bind(self._scripts, to_bind)) if to_bind else None,
+            )
             outcomes = await self._sharded.with_board_ranks(outcomes)
             await changes.publish(self._connection, self._layout, outcomes)
             return outcomes
@@ -155,7 +168,7 @@ class RedisRankingStore:
         board: str,
         period: str,
         totals: Iterable[tuple[str, int]],
-        client_events: Iterable[tuple[str, str]],
+        client_events: Iterable[tuple[str, str, int]],
     ) -> None:
         """Replace the period's ranking and event ids, then mark it loaded, atomically."""
         await self._rebuilds.load(board, period, totals, client_events)

@@ -30,7 +30,7 @@ _TOTALS = (
     "WHERE board = {p} AND period = {p} GROUP BY username"
 )
 _CLIENT_EVENTS = (
-    "SELECT username, event_id FROM score_events "
+    "SELECT username, event_id, delta FROM score_events "
     "WHERE board = {p} AND period = {p} AND client_event_id"
 )
 
@@ -197,15 +197,17 @@ class SqlScoreHistory:
 
         return await self._read("totals", query)
 
-    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
-        """(username, event id) of each client-supplied event id stored for the period.
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str, int]]:
+        """(username, event id, delta) of each client-supplied event id stored for the period.
 
         On the replica when it has caught up with the primary, else on the primary.
         """
 
-        async def query(connection: Any) -> list[tuple[str, str]]:
+        async def query(connection: Any) -> list[tuple[str, str, int]]:
             rows = await self._dialect.fetch(connection, self._client_events, (board, period))
-            return [(str(username), str(event_id)) for username, event_id in rows]
+            return [
+                (str(username), str(event_id), int(delta)) for username, event_id, delta in rows
+            ]
 
         return await self._read("client_events", query)
 

@@ -75,7 +75,7 @@ class RecordingHistory:
     async def totals(self, board: str, period: str) -> list[tuple[str, int]]:
         return await self.inner.totals(board, period)
 
-    async def client_events(self, board: str, period: str) -> list[tuple[str, str]]:
+    async def client_events(self, board: str, period: str) -> list[tuple[str, str, int]]:
         return await self.inner.client_events(board, period)
 
     async def ping(self) -> None:

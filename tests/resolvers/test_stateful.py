@@ -7,7 +7,9 @@ clock moves across day and month boundaries, lost live rankings (Redis emptied a
 the write buffer reached MySQL) and restarts, and reads of the current and of earlier
 periods. Every answer is compared with a plain Python model of the contract:
 
-- per (board, period): username -> total, and the client event ids applied;
+- per (board, period): username -> total, and the client event ids applied, each bound
+  to its increment (username, delta): a replay answers with the standing, the same id
+  for another increment is refused (BAD_USER_INPUT) and changes nothing;
 - standard competition ranks (1, 2, 2, 4), ties listed by username ascending (code
   point order, which is also the UTF-8 byte order Redis sorts members by);
 - a neighborhood is the player and up to `radius` players above and below, best first;
@@ -237,19 +239,22 @@ class Model:
 
     def __init__(self) -> None:
         self.scores: dict[Key, dict[str, int]] = {}
-        self.seen: dict[Key, set[str]] = {}
+        self.seen: dict[Key, dict[str, tuple[str, int]]] = {}
 
     def apply(self, increments: Sequence[ModelIncrement]) -> list[Standing] | None:
-        """Apply a batch in order, all or nothing; None (nothing changed) when out of range."""
+        """Apply a batch in order, all or nothing; None (nothing changed) when a total
+        would leave the range or an event id is reused for another increment."""
         scores = {key: dict(totals) for key, totals in self.scores.items()}
-        seen = {key: set(ids) for key, ids in self.seen.items()}
+        seen = {key: dict(ids) for key, ids in self.seen.items()}
         answers: list[Standing] = []
         for increment in increments:
             totals = scores.setdefault(increment.key, {})
-            ids = seen.setdefault(increment.key, set())
+            ids = seen.setdefault(increment.key, {})
             old = totals.get(increment.username)
             previous_rank = None if old is None else rank_of(totals, old)
             if increment.event_id is not None and increment.event_id in ids:
+                if ids[increment.event_id] != (increment.username, increment.delta):
+                    return None  # the id names another increment: refused
                 # A replay: nothing changes; without a score one stands where 0 would.
                 current = old or 0
                 answers.append(
@@ -261,7 +266,7 @@ class Model:
                 return None
             totals[increment.username] = new
             if increment.event_id is not None:
-                ids.add(increment.event_id)
+                ids[increment.event_id] = (increment.username, increment.delta)
             answers.append(Standing(True, new, rank_of(totals, new), old, previous_rank))
         self.scores, self.seen = scores, seen
         return answers

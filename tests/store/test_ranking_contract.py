@@ -10,7 +10,7 @@ import pytest
 
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
-from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
 from store.ports import RankingStore
 from store.redis import RedisRankingStore
@@ -77,12 +77,12 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
 async def load(
     store: RankingStore,
     totals: dict[str, int],
-    client_events: tuple[tuple[str, str], ...] = (),
+    client_events: tuple[tuple[str, str, int], ...] = (),
     *,
     board: str = GLOBAL,
     period: str = PERIOD,
 ) -> None:
-    """Load a period with these totals and client events (username, event id)."""
+    """Load a period with these totals and client events (username, event id, delta)."""
     await store.load(board, period, totals.items(), client_events)
 
 
@@ -212,7 +212,7 @@ async def test_scores_near_two_to_the_53_stay_exact(store: RankingStore) -> None
     await load(
         store,
         {"a": big + 3, "b": big + 2, "c": big + 2, "d": big + 1, "max": MAX_EXACT_SCORE - 1},
-        (("max", "e1"),),
+        (("max", "e1", 1),),
     )
     await load(store, {"min": -MAX_EXACT_SCORE}, board="alltime", period="all")
     assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
@@ -313,7 +313,7 @@ async def test_negative_deltas(store: RankingStore) -> None:
 async def test_a_client_event_id_applies_once(store: RankingStore) -> None:
     await load(store, {"zoe": 1})
     [first] = await store.increment([inc("alice", 5, "e1")])
-    [again] = await store.increment([inc("alice", 7, "e1")])
+    [again] = await store.increment([inc("alice", 5, "e1")])
     assert first.applied
     assert (again.applied, again.score, again.rank) == (False, 5, 1)
     assert (again.previous_score, again.previous_rank) == (5, 1)
@@ -323,7 +323,8 @@ async def test_a_client_event_id_applies_once(store: RankingStore) -> None:
 
 
 async def test_a_seen_event_id_for_a_player_without_a_score(store: RankingStore) -> None:
-    await load(store, {"alice": 5, "bob": -1}, (("carol", "e1"),))
+    # carol's +3 and a later -3 (generated id): no score, but e1 is bound to carol +3.
+    await load(store, {"alice": 5, "bob": -1}, (("carol", "e1", 3),))
     [outcome] = await store.increment([inc("carol", 3, "e1")])
     # Nothing applied: carol stands where a score of 0 would, without a previous standing.
     assert (outcome.applied, outcome.score, outcome.rank) == (False, 0, 2)
@@ -332,10 +333,55 @@ async def test_a_seen_event_id_for_a_player_without_a_score(store: RankingStore)
 
 
 async def test_event_ids_are_per_period(store: RankingStore) -> None:
-    await load(store, {}, (("alice", "e1"),))
+    await load(store, {}, (("alice", "e1", 1),))
     await load(store, {}, period=PROBE_PERIOD)
-    [other_period] = await store.increment([inc("alice", 1, "e1", period=PROBE_PERIOD)])
+    [other_period] = await store.increment([inc("bob", 2, "e1", period=PROBE_PERIOD)])
     assert other_period.applied
+
+
+# Four players that land in four different shards of a 4-shard board (CRC-32 mod 4).
+SPREAD = ("ann", "bob", "eve", "ivy")
+
+
+def test_the_spread_players_are_in_different_shards() -> None:
+    assert sorted(SHARDED_BOARDS[0].shard_of(name) for name in SPREAD) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-call-each", "one-batch"])
+async def test_an_event_id_reused_for_another_increment_is_refused(
+    store: RankingStore, batched: bool
+) -> None:
+    await load(store, {"zoe": 9})
+    [first] = await store.increment([inc("ann", 5, "same-id")])
+    assert first.applied
+    # Another player (on a sharded board, in another shard) or another delta: refused,
+    # alone or in a batch, and nothing of the batch is applied.
+    others = [inc(name, 5, "same-id") for name in SPREAD[1:]] + [inc("ann", 6, "same-id")]
+    for other in others:
+        batch = [inc("zoe", 1), other] if batched else [other]
+        with pytest.raises(EventIdReused) as raised:
+            await store.increment(batch)
+        assert str(raised.value) == "eventId already used for a different increment"
+    # Within one batch, on an id never seen before, the second use is refused too.
+    with pytest.raises(EventIdReused):
+        await store.increment([inc("bob", 1, "fresh"), inc("eve", 1, "fresh")])
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 9, "ann": 5}
+    # The same increment again is a replay: not applied, the player's real standing.
+    [replay] = await store.increment([inc("ann", 5, "same-id")])
+    assert (replay.applied, replay.score, replay.rank) == (False, 5, 2)
+    # "fresh" was bound to nothing: bob may use it now.
+    [fresh] = await store.increment([inc("bob", 1, "fresh")])
+    assert fresh.applied
+
+
+async def test_a_reload_keeps_each_event_id_bound_to_its_increment(store: RankingStore) -> None:
+    await load(store, {"ann": 5, "bob": 2}, (("ann", "a1", 5), ("bob", "b1", 2)))
+    for other in (inc("bob", 5, "a1"), inc("eve", 5, "a1"), inc("ann", 2, "b1")):
+        with pytest.raises(EventIdReused):
+            await store.increment([other])
+    outcomes = await store.increment([inc("ann", 5, "a1"), inc("bob", 2, "b1")])
+    assert [(o.applied, o.score) for o in outcomes] == [(False, 5), (False, 2)]
+    assert await store.totals(GLOBAL, PERIOD) == {"ann": 5, "bob": 2}
 
 
 async def test_generated_event_ids_are_never_deduplicated(store: RankingStore) -> None:
@@ -397,16 +443,16 @@ async def test_a_batch_of_a_thousand(store: RankingStore) -> None:
 
 
 async def test_load_replaces_the_previous_state(store: RankingStore) -> None:
-    await load(store, {"alice": 1, "bob": 2}, (("erin", "e1"),))
+    await load(store, {"alice": 1, "bob": 2}, (("erin", "e1", 1),))
     await store.increment([inc("carol", 3, "e3")])
-    await load(store, {"dave": 4}, (("erin", "e2"),))
+    await load(store, {"dave": 4}, (("erin", "e2", 1),))
     assert await store.totals(GLOBAL, PERIOD) == {"dave": 4}
     outcomes = await store.increment([inc("erin", 1, "e1"), inc("erin", 1, "e2")])
     assert [o.applied for o in outcomes] == [True, False]
 
 
 async def test_an_empty_load(store: RankingStore) -> None:
-    await load(store, {"alice": 1}, (("alice", "e1"),))
+    await load(store, {"alice": 1}, (("alice", "e1", 1),))
     await load(store, {})
     assert await store.is_loaded(GLOBAL, PERIOD)
     assert await store.totals(GLOBAL, PERIOD) == {}
@@ -419,7 +465,7 @@ async def test_an_empty_load(store: RankingStore) -> None:
 async def test_a_load_bigger_than_one_write_chunk(store: RankingStore) -> None:
     players = 25_001
     totals = ((f"p{i:05d}", i) for i in range(players))  # a generator: read once
-    client_events = ((f"p{i:05d}", f"event{i}") for i in range(12_345))
+    client_events = ((f"p{i:05d}", f"event{i}", 1) for i in range(12_345))
     await store.load(GLOBAL, PERIOD, totals, client_events)
     assert await store.player_count(GLOBAL, PERIOD) == players
     assert standings(await store.top(GLOBAL, PERIOD, 1, 0)) == [("p25000", 25_000, 1)]
@@ -472,7 +518,7 @@ async def test_changes_report_applied_increments_of_the_board(store: RankingStor
             previous_rank=None,
             rank=1,
         )
-        await store.increment([inc("bob", 5, "e1")])  # a duplicate: no change
+        await store.increment([inc("bob", 15, "e1")])  # a duplicate: no change
         await store.increment([inc("bob", 1, board="alltime", period="all")])  # another board
         await store.increment([inc("alice", 1), inc("alice", 5)])
         assert await feed.next() == ScoreChange(

@@ -1,16 +1,19 @@
 -- Applies a batch of increments, in order, all or none; publishes each applied one.
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
---   KEYS[3g-2] ranking, KEYS[3g-1] client event ids, KEYS[3g] loaded marker.
+--   KEYS[3g-2] ranking, KEYS[3g-1] client event ids (hash: id -> fingerprint),
+--   KEYS[3g] loaded marker.
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
 --   4 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never);
 -- then one JSON array of the increments, each [period g, username, delta, 1 when the event
---   id is the client's (0 when generated, never stored), event id]. (Deltas stay within
---   +-(2^53 - 1), which cjson decodes exactly.)
+--   id is the client's (0 when generated, never stored), event id, and for a client's id
+--   its fingerprint (keys.py)]. (Deltas stay within +-(2^53 - 1), which cjson decodes
+--   exactly.)
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
--- total beyond +-(2^53 - 1) (nothing applied either way), {0} after a dry run, else
+-- total beyond +-(2^53 - 1), {3, i} when increment i's event id was used for another
+-- increment (nothing applied in any of these), {0} after a dry run, else
 -- {0, then per increment: applied, score, rank, had score, previous score, previous rank}.
 
 local MAX_EXACT = 9007199254740991
@@ -48,6 +51,7 @@ for i, item in ipairs(cjson.decode(ARGV[at])) do
     delta = item[3],
     client = item[4] == 1,
     event_id = item[5],
+    fingerprint = item[6],
   }
 end
 
@@ -71,12 +75,19 @@ for i, inc in ipairs(increments) do
     p.scores[inc.username] = old
   end
   inc.old = old
-  if inc.client and (p.seen[inc.event_id]
-      or redis.call('SISMEMBER', p.events, inc.event_id) == 1) then
+  local recorded = nil
+  if inc.client then
+    recorded = p.seen[inc.event_id] or redis.call('HGET', p.events, inc.event_id)
+  end
+  if recorded then
+    -- A replay answers with the standing; the same id for another increment is refused.
+    if recorded ~= inc.fingerprint then
+      return {3, i}
+    end
     duplicate[i] = true
   else
     if inc.client then
-      p.seen[inc.event_id] = true
+      p.seen[inc.event_id] = inc.fingerprint
     end
     local new = (old or 0) + inc.delta
     if math.abs(new) > MAX_EXACT then
@@ -136,7 +147,7 @@ for i, inc in ipairs(increments) do
     redis.call('ZADD', p.ranking, fmt(stored), inc.username)
     p.ranking_written = true
     if inc.client then
-      redis.call('SADD', p.events, inc.event_id)
+      redis.call('HSET', p.events, inc.event_id, inc.fingerprint)
       p.events_written = true
     end
     local rank = rank_of(p.ranking, new)
@@ -169,12 +180,15 @@ for _, channel in ipairs(channels) do
   redis.call('PUBLISH', channel, '[' .. table.concat(messages[channel], ',') .. ']')
 end
 
--- A ranking or event set created here (after an empty load) must expire with the period.
+-- A ranking or event hash created here (after an empty load) must expire with the period,
+-- and so must the loaded marker, which an empty load of a period that is not live gave a
+-- short expiry (keys.py); GT never shortens it.
 for g = 1, count do
   local p = periods[g]
   if p.expire_at ~= '0' then
     if p.ranking_written and redis.call('PTTL', p.ranking) == -1 then
       redis.call('PEXPIREAT', p.ranking, p.expire_at)
+      redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
     end
     if p.events_written and redis.call('PTTL', p.events) == -1 then
       redis.call('PEXPIREAT', p.events, p.expire_at)

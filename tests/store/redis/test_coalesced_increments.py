@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, IncrementOutcome, ScoreIncrement
 from store.redis import RedisRankingStore
 from tests.support.ranking import BOARDS, GLOBAL, PERIOD, inc
@@ -71,7 +71,8 @@ async def serial_and_concurrent() -> AsyncIterator[tuple[Observed, Observed]]:
 
 def calls() -> list[list[ScoreIncrement]]:
     """Calls that interact: shared players, a repeated client event id, a refusal for a
-    total out of range and one for a period that is not loaded, a batch of several."""
+    total out of range, one for a period that is not loaded and one for an event id
+    reused for another player, a batch of several."""
     return [
         [inc("carol", 45)],
         [inc("bob", 20, "match-1:bob")],
@@ -80,6 +81,7 @@ def calls() -> list[list[ScoreIncrement]]:
         [inc("dave", 5), inc("carol", 1), inc("alice", -10)],
         [inc("erin", 7, period=UNLOADED)],  # not loaded: refused
         [inc("alice", 30)],
+        [inc("carol", 20, "match-1:bob")],  # bob's event id for carol: refused
         *([inc(f"p{number}", number)] for number in range(20)),
     ]
 
@@ -103,7 +105,7 @@ def answer(result: list[IncrementOutcome] | BaseException) -> Answer:
 async def run_alone(store: RedisRankingStore, batch: Sequence[ScoreIncrement]) -> Answer:
     try:
         return answer(await store.increment(batch))
-    except (RankingNotLoaded, ScoreOutOfRange) as error:
+    except (RankingNotLoaded, ScoreOutOfRange, EventIdReused) as error:
         return answer(error)
 
 
@@ -119,6 +121,7 @@ async def test_concurrent_calls_share_script_calls_and_answer_as_if_alone(
     assert [answer(result) for result in results] == expected
     assert expected[2] == "ScoreOutOfRange"
     assert expected[5] == "RankingNotLoaded"
+    assert expected[7] == "EventIdReused"
     assert expected[3][0][3] is False  # the retried event id did not count again
     assert serial.calls.increments == len(batches)
     # One merged call, refused (one period is not loaded), then each call alone; without
@@ -133,7 +136,7 @@ async def test_concurrent_calls_without_refusals_are_one_script_call(
     serial_and_concurrent: tuple[Observed, Observed],
 ) -> None:
     serial, concurrent = serial_and_concurrent
-    batches = [batch for index, batch in enumerate(calls()) if index not in (2, 5)]
+    batches = [batch for index, batch in enumerate(calls()) if index not in (2, 5, 7)]
     expected = [await run_alone(serial.store, batch) for batch in batches]
     results = await asyncio.gather(*(concurrent.store.increment(batch) for batch in batches))
     assert [answer(result) for result in results] == expected

@@ -84,7 +84,7 @@ async def test_only_the_marker_makes_a_period_loaded(
 async def test_layout_and_scores_stored_negated(
     store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
 ) -> None:
-    await store.load(GLOBAL, PERIOD, [("alice", 2), ("bob", 7)], [("alice", "e1")])
+    await store.load(GLOBAL, PERIOD, [("alice", 2), ("bob", 7)], [("alice", "e1", 2)])
     await store.increment([inc("carol", 3, "e2"), inc("alice", 1)])
     ranking = key(redis_prefix, GLOBAL, PERIOD, "ranking")
     assert await raw.zrange(ranking, 0, -1, withscores=True) == [
@@ -92,10 +92,14 @@ async def test_layout_and_scores_stored_negated(
         ("alice", -3.0),
         ("carol", -3.0),
     ]
-    assert await raw.smembers(key(redis_prefix, GLOBAL, PERIOD, "events")) == {"e1", "e2"}
+    # Each client event id bound to its increment's fingerprint, "<delta>:<username>".
+    assert await raw.hgetall(key(redis_prefix, GLOBAL, PERIOD, "eventids")) == {
+        "e1": "2:alice",
+        "e2": "3:carol",
+    }
     # Only these keys: the load's temporary keys are gone, generated event ids not stored.
     assert sorted([name async for name in raw.scan_iter(match=f"{redis_prefix}:*")]) == sorted(
-        key(redis_prefix, GLOBAL, PERIOD, kind) for kind in ("ranking", "events", "loaded")
+        key(redis_prefix, GLOBAL, PERIOD, kind) for kind in ("ranking", "eventids", "loaded")
     )
 
 
@@ -103,9 +107,9 @@ async def test_a_period_expires_its_retention_after_it_ends(
     store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
 ) -> None:
     period = "2999-01"
-    await store.load(GLOBAL, period, [("alice", 1)], [("alice", "e1")])
+    await store.load(GLOBAL, period, [("alice", 1)], [("alice", "e1", 1)])
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
-    for kind in ("ranking", "events", "loaded"):
+    for kind in ("ranking", "eventids", "loaded"):
         assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
 
 
@@ -116,7 +120,7 @@ async def test_keys_an_increment_creates_expire_too(
     await store.load(GLOBAL, period, [], [])  # no ranking, no event set yet
     await store.increment([inc("alice", 1, "e1", period=period)])
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
-    for kind in ("ranking", "events"):
+    for kind in ("ranking", "eventids"):
         assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
 
 
@@ -131,9 +135,9 @@ async def test_a_long_past_period_is_kept_an_hour(
 async def test_a_board_that_never_resets_never_expires(
     store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
 ) -> None:
-    await store.load("alltime", "all", [("alice", 1)], [("alice", "e1")])
+    await store.load("alltime", "all", [("alice", 1)], [("alice", "e1", 1)])
     await store.increment([inc("bob", 1, "e2", board="alltime", period="all")])
-    for kind in ("ranking", "events", "loaded"):
+    for kind in ("ranking", "eventids", "loaded"):
         assert await raw.ttl(key(redis_prefix, "alltime", "all", kind)) == -1
 
 
@@ -359,3 +363,53 @@ async def test_a_sharded_period_that_lost_one_shard_is_unloaded_whole(
         assert not [key async for key in raw.scan_iter(f"{redis_prefix}:*:loaded")]
     finally:
         await sharded.close()
+
+
+async def test_an_empty_period_that_is_not_live_leaves_no_lasting_state(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    # What a read of a far period loads: nothing. Only the marker, for a minute.
+    for period in ("2999-01", "2001-01"):
+        await store.load(GLOBAL, period, [], [])
+    names = sorted([name async for name in raw.scan_iter(match=f"{redis_prefix}:*")])
+    assert names == sorted(key(redis_prefix, GLOBAL, p, "loaded") for p in ("2001-01", "2999-01"))
+    for name in names:
+        assert 0 < await raw.pttl(name) <= 60_000
+    # The first write gives the marker the period's own expiry.
+    await store.increment([inc("alice", 1, "e1", period="2999-01")])
+    expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
+    for kind in ("ranking", "eventids", "loaded"):
+        assert await raw.pexpiretime(key(redis_prefix, GLOBAL, "2999-01", kind)) == expected
+
+
+async def test_an_empty_live_period_keeps_the_period_expiry(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    board = BOARDS[0]
+    period = board.current_period()
+    await store.load(GLOBAL, period, [], [])
+    end = datetime.fromisoformat(f"{period}-01").replace(tzinfo=UTC)
+    end = (end + timedelta(days=32)).replace(day=1)
+    expected = unix_ms(end + RETENTION)
+    assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, "loaded")) == expected
+
+
+async def test_a_sharded_empty_period_that_is_not_live_leaves_no_lasting_state(
+    raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    store = RedisRankingStore.from_url(
+        REDIS_URL, key_prefix=redis_prefix, boards=SHARDED_BOARDS, retention=RETENTION
+    )
+    try:
+        await store.load(GLOBAL, "2999-01", [], [])
+        assert await store.is_loaded(GLOBAL, "2999-01")
+        names = [name async for name in raw.scan_iter(match=f"{redis_prefix}:*")]
+        assert len(names) == 5  # four shard markers and the board period's event-id record
+        for name in names:
+            assert 0 < await raw.pttl(name) <= 60_000
+        # A write extends what it writes to the period's expiry, the record included.
+        await store.increment([inc("alice", 1, "e1", period="2999-01")])
+        expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
+        assert await raw.pexpiretime(key(redis_prefix, GLOBAL, "2999-01", "eventids")) == expected
+    finally:
+        await store.close()

@@ -186,16 +186,16 @@ async def test_client_events(history: SqlScoreHistory) -> None:
         [
             event("ann", 1, "client-1", client=True),
             event("ann", 1, "~generated", client=False),
-            event("bob", 1, "client:2", client=True),
-            event("bob", 1, "client-3", client=True, period="2026-10"),
+            event("bob", -2, "client:2", client=True),
+            event("bob", 3, "client-3", client=True, period="2026-10"),
             event("bob", 1, "client-4", client=True, board="daily"),
         ]
     )
     assert sorted(await history.client_events(BOARD, PERIOD)) == [
-        ("ann", "client-1"),
-        ("bob", "client:2"),
+        ("ann", "client-1", 1),
+        ("bob", "client:2", -2),
     ]
-    assert await history.client_events(BOARD, "2026-10") == [("bob", "client-3")]
+    assert await history.client_events(BOARD, "2026-10") == [("bob", "client-3", 3)]
     assert await history.client_events(BOARD, "2026-09") == []
 
 
@@ -353,7 +353,7 @@ async def test_unreachable_replica_is_skipped_and_reported(
         assert "reads use the primary for the next 60 s" in warnings[0].getMessage()
         observer.calls.clear()
         assert await store.totals(BOARD, PERIOD) == [("ann", 5)]
-        assert await store.client_events(BOARD, PERIOD) == [("ann", "e1")]
+        assert await store.client_events(BOARD, PERIOD) == [("ann", "e1", 5)]
         # Skipped without another try while the retry interval runs.
         assert observer.calls == [("history", "totals", False), ("history", "client_events", False)]
         status = await store.replica_status()
