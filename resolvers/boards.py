@@ -97,7 +97,7 @@ class BoardAdmin:
         except TooManyBoards:
             raise bad_input(
                 f"the service holds its most boards ({self._max_boards}, "
-                "LEADERBOARD_MAX_BOARDS); archive is not deletion"
+                "LEADERBOARD_MAX_BOARDS; archived boards count too)"
             ) from None
         except StoreUnavailable as error:
             raise unavailable(f"the board could not be stored: {error}") from None
