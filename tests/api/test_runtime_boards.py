@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from server.app import create_app
 from server.settings import Settings
 from store.board_registry import BoardConflict
-from tests.api.conftest import TOKEN
-from tests.support.graphql_client import GraphQLHttp, Json
+from tests.api.conftest import TOKEN, subscription_to
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Json
 
 ADMIN = "test-admin-token"
 MAX_EXACT = 2**53 - 1
@@ -321,3 +321,14 @@ async def test_the_periodic_reload_catches_a_lost_notice(settings: Settings) -> 
         while "errors" in await b.execute(BOARD, {"id": "race"}):
             assert time.monotonic() < deadline, "the reload did not bring the board"
             await asyncio.sleep(0.02)
+
+
+async def test_a_created_board_can_be_watched(app: Starlette, admin: GraphQLHttp) -> None:
+    await admin.data(CREATE, race(timeZone="Asia/Tokyo"))
+    watch = 'subscription { topPlayersChanged(board: "race", limit: 3) { username score } }'
+    async with subscription_to(app, TRANSPORT_WS) as subscription:
+        await subscription.start(watch)
+        assert (await subscription.next())["data"]["topPlayersChanged"] == []
+        await admin.data(INCREMENT, {"username": "ana", "delta": 2, "board": "race"})
+        changed = (await subscription.next())["data"]["topPlayersChanged"]
+        assert changed == [{"username": "ana", "score": 2}]
