@@ -56,8 +56,8 @@ mutation ($username: String!, $delta: Int!, $board: ID!) {
   incrementScore(username: $username, delta: $delta, board: $board) { score period }
 }
 """
-# `__typename` keeps this off the fast path, whose incrementScores fails on main today
-# (KeyError 'board', tests/api/test_fast_path.py); the fast path's own tests cover it.
+# `__typename` keeps this on Strawberry's path; INCREMENT (plain) takes the fast path:
+# the caps and the archive hold on both.
 INCREMENTS = """
 mutation ($increments: [ScoreIncrement!]!) {
   incrementScores(increments: $increments) { score __typename }
