@@ -13,6 +13,7 @@ class ErrorCode(enum.Enum):
     NOT_FOUND = "NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"
     RATE_LIMITED = "RATE_LIMITED"
+    FORBIDDEN = "FORBIDDEN"
 
 
 class ApiError(Exception):
@@ -35,6 +36,11 @@ def unauthenticated() -> ApiError:
         ErrorCode.UNAUTHENTICATED,
         "a valid write token is needed (header X-Internal-Token, or Authorization: Bearer)",
     )
+
+
+def forbidden(message: str) -> ApiError:
+    """A valid caller without the right to this operation (or a write on an archived board)."""
+    return ApiError(ErrorCode.FORBIDDEN, message)
 
 
 def unavailable(message: str) -> ApiError:

@@ -26,7 +26,7 @@ from typing import Protocol
 from resolvers.live_state import Feed, PlayerState, PlayerWatcher, RankUpdate, TopGroup, TopWatcher
 from resolvers.mailbox import Subscription
 from store.aio import cancel_and_wait, consume_resubscribing
-from store.boards import Board
+from store.boards import Board, board_index
 from store.models import RankedPlayer, ScoreChange
 from store.ports import ChangeFeed
 
@@ -73,6 +73,7 @@ class LiveRankings:
         self._clock = clock
         self._restart_backoff = restart_backoff
         self._resync_concurrency = max(1, resync_concurrency)
+        self._boards = board_index(boards)
         self._feeds = {
             board.id: Feed(board, board.period_at_timestamp(clock())) for board in boards
         }
@@ -91,11 +92,7 @@ class LiveRankings:
             return
         self._started = True
         for feed in self._feeds.values():
-            board = feed.board.id
-            feed.tasks = [
-                asyncio.create_task(self._consume(feed), name=f"live feed {board}"),
-                asyncio.create_task(self._resync_loop(feed), name=f"live resync {board}"),
-            ]
+            self._start_feed(feed)
         # Let each consumer run up to its first wait, so an in-process feed is subscribed
         # before start() returns (a Redis subscription still completes asynchronously).
         await asyncio.sleep(0)
@@ -149,8 +146,21 @@ class LiveRankings:
     def _feed(self, board: str) -> Feed:
         feed = self._feeds.get(board)
         if feed is None:
-            raise ValueError(f"unknown board {board!r}")
+            # A board created at run time: its feed starts with its first watcher.
+            known = self._boards.get(board)
+            if known is None:
+                raise ValueError(f"unknown board {board!r}")
+            feed = self._feeds[board] = Feed(known, known.period_at_timestamp(self._clock()))
+            if self._started and not self._closed:
+                self._start_feed(feed)
         return feed
+
+    def _start_feed(self, feed: Feed) -> None:
+        board = feed.board.id
+        feed.tasks = [
+            asyncio.create_task(self._consume(feed), name=f"live feed {board}"),
+            asyncio.create_task(self._resync_loop(feed), name=f"live resync {board}"),
+        ]
 
     # Registration
 

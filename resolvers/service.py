@@ -11,8 +11,8 @@ from typing import Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
 from resolvers import validation
-from resolvers.errors import ApiError, ErrorCode, bad_input, unavailable
-from store.boards import Board
+from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
+from store.boards import Board, board_index
 from store.errors import (
     EventIdReused,
     PartiallyApplied,
@@ -67,7 +67,7 @@ class LeaderboardService:
         self._ranking = ranking
         self._batcher = batcher
         self._recovery = recovery
-        self._boards = {board.id: board for board in boards}
+        self._boards = board_index(boards)  # live: boards created at run time show through
         self._max_delta = max_delta
         self._max_batch_increments = max_batch_increments
         self._persisted_ack = persisted_ack
@@ -144,9 +144,12 @@ class LeaderboardService:
         # Checked in this order (board, eventId, username, delta): the first failure is the
         # error reported. A board already seen in the call is known and has its period.
         board_id = request.board
+        board = self.board(board_id)
+        if not board.active:
+            raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
         period = periods.get(board_id)
         if period is None:
-            period = periods[board_id] = self.board(board_id).period_at_timestamp(now)
+            period = periods[board_id] = board.period_at_timestamp(now)
         client_event_id = validation.event_id(request.event_id)
         # By keyword, so a reorder of the str fields cannot swap them; what that costs per
         # ingested event was measured (timeit) when the value types became keyword-only.
@@ -154,7 +157,7 @@ class LeaderboardService:
             board=board_id,
             period=period,
             username=validation.username(request.username),
-            delta=validation.delta(request.delta, self._max_delta),
+            delta=validation.delta(request.delta, board.max_delta or self._max_delta),
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )

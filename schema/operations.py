@@ -8,43 +8,22 @@ import strawberry
 
 from resolvers.errors import unauthenticated
 from resolvers.service import IncrementRequest
+from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
 from schema.scalars import Long
 from schema.types import (
     GLOBAL,
     RankChange,
     RankedPlayer,
-    ResetPeriod,
     ScoreIncrement,
     ScoreUpdate,
 )
-from store.boards import Board
 
 Info = strawberry.Info[ApiContext, None]
 
 
 @strawberry.type
-class Leaderboard:
-    id: strawberry.ID
-    reset: ResetPeriod
-    current_period: str = strawberry.field(description="Id of the period that is live now.")
-
-    @strawberry.field(description="Players with a score in the period (default: the current one).")
-    async def player_count(self, info: Info, period: str | None = None) -> int:
-        return await info.context.service.player_count(self.id, period)
-
-    @classmethod
-    def of(cls, board: Board) -> Leaderboard:
-        """The GraphQL view of a board."""
-        return cls(
-            id=strawberry.ID(board.id),
-            reset=ResetPeriod.of(board.reset),
-            current_period=board.current_period(),
-        )
-
-
-@strawberry.type
-class Query:
+class Query(BoardQueries):
     @strawberry.field(
         description=(
             "The boards this service serves (configured at start-up; "
@@ -52,7 +31,7 @@ class Query:
         )
     )
     def leaderboards(self, info: Info) -> list[Leaderboard]:
-        return [Leaderboard.of(board) for board in info.context.service.boards]
+        return [leaderboard_view(info, board.id) for board in info.context.service.boards]
 
     @strawberry.field(description="Best players first. limit 1..100, offset >= 0.")
     async def top_players(
@@ -103,7 +82,7 @@ def _require_write_token(info: Info) -> None:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(BoardMutations):
     @strawberry.mutation(
         description=(
             "Add delta to the player's score in the board's current period.\n"

@@ -26,7 +26,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from resolvers.auth import token_from_headers
+from resolvers.auth import Access, token_from_headers
 from schema.build import build_schema
 from schema.context import ApiContext
 from schema.fast_path import FastPath
@@ -98,10 +98,19 @@ class GraphQLApp(GraphQL[ApiContext, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> ApiContext:
+        tokens = self.resources.tokens
+        access = tokens.access(
+            token_from_headers(
+                request.headers.get("x-internal-token"), request.headers.get("authorization")
+            )
+        )
         return ApiContext(
             service=self.resources.service,
             live=self.resources.live,
-            authorized=self._authorized(request),
+            authorized=access is not Access.NONE,
+            access=access,
+            admin_enabled=tokens.admin_enabled,
+            boards=self.resources.board_admin,
         )
 
     def _authorized(self, request: Request | WebSocket) -> bool:

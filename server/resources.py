@@ -6,16 +6,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from batcher import WriteBatcher
 from resolvers.auth import WriteTokens
+from resolvers.boards import BoardAdmin
 from resolvers.live import LiveRankings
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
 from server.rate_limit import RateLimits
 from server.settings import AckMode, Settings
+from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
+from store.board_registry import BoardRegistry
+from store.boards import Board
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
@@ -43,22 +47,30 @@ class Resources:
     live: LiveRankings
     tokens: WriteTokens
     rate_limits: RateLimits
+    registry: BoardRegistry
+    board_admin: BoardAdmin
     metrics: Metrics = field(default_factory=Metrics)
     started: bool = False
 
 
-def open_ranking(settings: Settings, observer: StoreObserver | None = None) -> RankingStore:
-    """The live ranking store the settings name: Redis, or the embedded one."""
+def open_ranking(
+    settings: Settings,
+    observer: StoreObserver | None = None,
+    boards: Sequence[Board] | None = None,
+) -> RankingStore:
+    """The live ranking store the settings name: Redis, or the embedded one; serving
+    `boards` (a registry's shared index) or else the declared boards."""
+    boards = settings.boards if boards is None else boards
     if settings.redis_url:
         return RedisRankingStore.from_url(
             settings.redis_url,
             key_prefix=settings.key_prefix,
-            boards=settings.boards,
+            boards=boards,
             retention=settings.retention,
             cluster=settings.redis_cluster,
             observer=observer,
         )
-    return EmbeddedRankingStore(boards=settings.boards)
+    return EmbeddedRankingStore(boards=boards)
 
 
 def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
@@ -71,7 +83,7 @@ def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
     return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
 
 
-def open_history(settings: Settings, observer: StoreObserver | None = None) -> ScoreHistory:
+def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(
         settings.history_url, read_url=settings.database_read_url, observer=observer
@@ -108,11 +120,26 @@ async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
         await ranking.close()
 
 
+def board_notices(settings: Settings) -> BoardNotices:
+    """How board changes reach the other instances: Redis pub/sub, or nothing when embedded."""
+    if settings.redis_url:
+        return RedisBoardNotices(settings.redis_url, f"{settings.key_prefix}:boards")
+    return NoNotices()
+
+
 def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resources:
     """Wire the components together (nothing is connected yet)."""
     metrics = metrics or Metrics()
-    ranking = cache_top(settings, open_ranking(settings, observer=metrics))
     history = open_history(settings, observer=metrics)
+    registry = BoardRegistry(
+        history.board_table(),
+        board_notices(settings),
+        settings.boards,
+        reload_seconds=settings.boards_reload_seconds,
+    )
+    # Every component serves the registry's index: a board created at run time reaches all.
+    boards = registry.index
+    ranking = cache_top(settings, open_ranking(settings, observer=metrics, boards=boards))
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -126,21 +153,19 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         ranking=ranking,
         batcher=batcher,
         recovery=recovery,
-        boards=settings.boards,
+        boards=boards,
         max_delta=settings.max_delta,
         max_batch_increments=settings.max_batch_increments,
         persisted_ack=settings.ack is AckMode.PERSISTED,
     )
-    live = LiveRankings(
-        ranking, service, settings.boards, resync_interval=settings.resync_interval_seconds
-    )
+    live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(
         batcher_depth=lambda: batcher.depth,
         subscriptions=lambda: live.subscriber_count,
     )
     if isinstance(ranking, TopCachingRankingStore):
         metrics.track_top_cache(ranking)
-    tokens = WriteTokens(settings.write_tokens)
+    tokens = WriteTokens(settings.write_tokens, admin=settings.admin_tokens)
     return Resources(
         settings=settings,
         ranking=ranking,
@@ -151,6 +176,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         live=live,
         tokens=tokens,
         rate_limits=RateLimits.from_settings(settings, tokens, metrics.registry),
+        registry=registry,
+        board_admin=BoardAdmin(registry, max_boards=settings.max_boards),
         metrics=metrics,
     )
 
@@ -170,6 +197,10 @@ async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[
         stack.push_async_callback(resources.ranking.close)
         stack.push_async_callback(resources.history.close)
         await _connect_stores(resources, timeout)
+        stack.push_async_callback(resources.registry.stop)
+        # After the migrations: the boards table exists. A declared board that differs
+        # from its stored row stops the start-up here (BoardConflict).
+        await resources.registry.start()
         stack.push_async_callback(_drain_batcher, resources)
         await resources.batcher.start()
         for board in resources.settings.boards:

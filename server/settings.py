@@ -49,7 +49,15 @@ class Settings(BaseSettings):
     """A read replica for history reads (recovery, reconcile); empty: `database_url`."""
     write_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     """Comma-separated tokens accepted for mutations (several, to rotate); empty: one is made."""
+    admin_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Comma-separated tokens accepted for admin operations (boards at run time); they may
+    also write. Empty: admin operations are refused (never open; none is generated)."""
     boards_spec: str = Field("global:monthly", validation_alias="LEADERBOARD_BOARDS")
+    max_boards: int = Field(1_000, ge=1, le=1_000_000)
+    """Most boards the `boards` table may hold (createLeaderboard refuses more)."""
+    boards_reload_seconds: float = Field(1.0, gt=0, le=3_600)
+    """How often each instance re-reads the `boards` table: the safety net for a lost
+    notice, so a board created elsewhere is served within this time."""
     flush_interval_ms: int = Field(100, ge=1, le=60_000)
     flush_max_events: int = Field(500, ge=1, le=10_000)
     flush_catch_up_events: int = Field(5_000, ge=1, le=100_000)
@@ -107,7 +115,7 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
     log_level: str = "INFO"
 
-    @field_validator("write_token", mode="before")
+    @field_validator("write_token", "admin_token", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
@@ -171,6 +179,11 @@ class Settings(BaseSettings):
         if self.write_token:
             return tuple(token.get_secret_value() for token in self.write_token)
         return (secrets.token_urlsafe(32),)
+
+    @cached_property
+    def admin_tokens(self) -> tuple[str, ...]:
+        """Tokens accepted for admin operations; none unless configured."""
+        return tuple(token.get_secret_value() for token in self.admin_token)
 
     @property
     def token_was_generated(self) -> bool:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from store.periods import Calendar
 
 
 class ResetPeriod(enum.Enum):
@@ -44,6 +50,12 @@ class Board:
     shards: int = 1
     """1: one sorted set per period. More: each player lives in one of `shards` sorted sets
     (by a hash of the username), so one board can outgrow one Redis Cluster node."""
+    time_zone: str = "UTC"
+    """IANA zone where periods start (boards created at run time); UTC for declared boards."""
+    max_delta: int | None = None
+    """Largest |delta| of one increment on this board; None: the service's bound."""
+    active: bool = True
+    """False once archived: reads work, writes are refused."""
 
     def shard_of(self, username: str) -> int:
         """The shard holding `username`: stable across processes and versions (CRC-32)."""
@@ -52,7 +64,9 @@ class Board:
         return zlib.crc32(username.encode("utf-8")) % self.shards
 
     def period_at(self, moment: datetime) -> str:
-        """The id of the period that contains `moment` (converted to UTC)."""
+        """The id of the period that contains `moment` (in the board's zone)."""
+        if self.time_zone != "UTC":
+            return _calendar(self.reset, self.time_zone).period_at(moment)
         moment = moment.astimezone(UTC)
         match self.reset:
             case ResetPeriod.NEVER:
@@ -75,9 +89,57 @@ class Board:
 
     def is_valid_period(self, period: str) -> bool:
         """Whether `period` is a well-formed id of a real period of this board."""
+        if self.time_zone != "UTC":
+            return _calendar(self.reset, self.time_zone).is_valid_period(period)
         return period_end(self.reset, period) is not None or (
             self.reset is ResetPeriod.NEVER and period == FOREVER
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _calendar(reset: ResetPeriod, zone: str) -> Calendar:
+    # Imported here: store.periods builds on this module's ResetPeriod.
+    from store.periods import Calendar
+
+    return Calendar(reset, zone)
+
+
+class BoardIndex(Sequence[Board]):
+    """The boards one process serves, shared by its components (stores, service, live feed),
+    so that a board created at run time reaches all of them at once: each keeps
+    `board_index(boards)`, which is this index's live mapping, not a copy."""
+
+    def __init__(self, boards: Iterable[Board] = ()) -> None:
+        self._by_id: dict[str, Board] = {board.id: board for board in boards}
+
+    @property
+    def by_id(self) -> Mapping[str, Board]:
+        """The boards by id (live: later changes show through)."""
+        return self._by_id
+
+    def put(self, board: Board) -> None:
+        """Serve `board` (new, or a changed version of one served)."""
+        self._by_id[board.id] = board
+
+    @overload
+    def __getitem__(self, index: int) -> Board: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Board]: ...
+    def __getitem__(self, index: int | slice) -> Board | Sequence[Board]:
+        return list(self._by_id.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Board]:
+        return iter(list(self._by_id.values()))
+
+
+def board_index(boards: Iterable[Board]) -> Mapping[str, Board]:
+    """Boards by id: the live mapping of a `BoardIndex`, else a copy of `boards`."""
+    if isinstance(boards, BoardIndex):
+        return boards.by_id
+    return {board.id: board for board in boards}
 
 
 def period_end(reset: ResetPeriod, period: str) -> datetime | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sortedcontainers import SortedList
 
-from store.boards import Board
+from store.boards import Board, board_index
 from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
 from store.models import (
     MAX_EXACT_SCORE,
@@ -80,7 +80,7 @@ class EmbeddedRankingStore:
     def __init__(
         self, *, boards: Sequence[Board], change_buffer: int = DEFAULT_CHANGE_BUFFER
     ) -> None:
-        self._boards = {board.id: board for board in boards}
+        self._boards = board_index(boards)  # live: boards created at run time show through
         self._change_buffer = change_buffer
         self._rankings: dict[tuple[str, str], _Ranking] = {}
         self._claims: dict[tuple[str, str], _Claim] = {}

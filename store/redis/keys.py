@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from store.boards import Board, ResetPeriod, period_end
+from store.boards import Board, ResetPeriod, board_index, period_end
 
 MIN_EXPIRY = timedelta(hours=1)
 """A past period loaded again (to be read) stays at least this long."""
@@ -67,7 +67,7 @@ class KeyLayout:
 
     def __init__(self, prefix: str, boards: Sequence[Board], retention: timedelta) -> None:
         self._prefix = prefix
-        self._boards = {board.id: board for board in boards}
+        self._boards = board_index(boards)  # live: boards created at run time show through
         self._retention = retention
 
     def board(self, board_id: str) -> Board:

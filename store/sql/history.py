@@ -15,6 +15,7 @@ from store.errors import StoreUnavailable
 from store.models import ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
+from store.sql.boards import SqlBoardTable
 from store.sql.dialect import Dialect, event_row
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
@@ -162,6 +163,14 @@ class SqlScoreHistory:
             "migrate",
             lambda connection: migrations.migrate(self._dialect, connection),
             limit=None,
+        )
+
+    def board_table(self) -> SqlBoardTable:
+        """The `boards` table, on this history's primary."""
+        return SqlBoardTable(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
         )
 
     # Writes

@@ -86,6 +86,50 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
+    Migration(
+        version=2,
+        # Boards created at run time (and those LEADERBOARD_BOARDS declares): the source of
+        # truth every instance loads (store/sql/boards.py). `version` grows on every change.
+        mysql=(
+            """
+            CREATE TABLE IF NOT EXISTS boards (
+                id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                reset VARCHAR(8) CHARACTER SET ascii NOT NULL,
+                update_rule VARCHAR(9) CHARACTER SET ascii NOT NULL,
+                sort_order VARCHAR(4) CHARACTER SET ascii NOT NULL,
+                tie_break VARCHAR(8) CHARACTER SET ascii NOT NULL,
+                time_zone VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                min_score BIGINT NULL,
+                max_score BIGINT NULL,
+                max_delta BIGINT NULL,
+                shards INT NOT NULL,
+                active BOOL NOT NULL,
+                version BIGINT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (id)
+            ) ENGINE=InnoDB
+            """,
+        ),
+        sqlite=(
+            """
+            CREATE TABLE IF NOT EXISTS boards (
+                id TEXT NOT NULL PRIMARY KEY,
+                reset TEXT NOT NULL,
+                update_rule TEXT NOT NULL,
+                sort_order TEXT NOT NULL,
+                tie_break TEXT NOT NULL,
+                time_zone TEXT NOT NULL,
+                min_score INTEGER NULL,
+                max_score INTEGER NULL,
+                max_delta INTEGER NULL,
+                shards INTEGER NOT NULL,
+                active INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

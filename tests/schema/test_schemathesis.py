@@ -15,8 +15,14 @@ Random strings seldom hit a configured board or a well-formed period, so most of
 arguments that the rules care about (board, period, username, eventId, limit, offset, radius,
 delta) are replaced by values near the rules' edges; otherwise the deep paths would never run.
 
+The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard) are reached
+with the admin token (configured here); a write token on them must be refused too. Their
+`id` is steered to a declared board kept for them (`scratch`) or to fresh ids, so that the
+boards the other operations write to are never archived under them.
+
 `LEADERBOARD_SCHEMATHESIS_EXAMPLES` (default 100) is the number of examples per operation and
-generation mode: 6 operations x 2 modes x 100 = 1,200 documents per backend.
+generation mode (a quarter of that for the 4 board operations): 6 x 2 x 100 + 4 x 2 x 25 =
+1,400 documents per backend.
 """
 
 from __future__ import annotations
@@ -45,7 +51,18 @@ from tests.support.graphql_client import Json
 pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("LEADERBOARD_SCHEMATHESIS_EXAMPLES", "100"))
-CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE"}
+BOARD_EXAMPLES = max(10, EXAMPLES // 4)
+"""Examples of the board operations (the four `leaderboard` ones): fewer, to keep the test
+within its time limit; each of their valid documents reaches the deep paths."""
+CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE", "FORBIDDEN"}
+ADMIN = "schemathesis-admin-token"
+ADMIN_OPERATIONS = {
+    "Mutation.createLeaderboard",
+    "Mutation.updateLeaderboard",
+    "Mutation.archiveLeaderboard",
+}
+SCRATCH = "scratch"
+"""A declared board only the admin operations touch (archived, capped at will)."""
 RESETS = {"global": "monthly", "daily-race": "daily", "weekly-cup": "weekly", "alltime": "never"}
 """The boards of the fuzzed app (one of each reset period) and how each resets."""
 
@@ -57,8 +74,10 @@ _TOPS = " ".join(
     f'b{index}: topPlayers(board: "{board}", limit: 100) {{ username score rank }}'
     for index, board in enumerate(RESETS)
 )
-SNAPSHOT = f"{{ leaderboards {{ id playerCount }} {_TOPS} }}"
-"""Every board's player count and top 100 (in its current period)."""
+SNAPSHOT = (
+    f"{{ leaderboards {{ id playerCount active timeZone minScore maxScore maxDelta }} {_TOPS} }}"
+)
+"""Every board's settings and player count, and the top 100 of the fuzzed boards."""
 
 
 def period_id(reset: str, day: date) -> str:
@@ -91,8 +110,31 @@ _VALID_EVENT_IDS = st.sampled_from(["e1", "e2", "match-9:kill-3", "a" * 128]) | 
     _NAME_CHARS + ":", min_size=1, max_size=128
 )
 
+
+class EnumLiteral(str):
+    """An enum value to steer an argument to (written unquoted)."""
+
+
+def _enums(*values: str) -> st.SearchStrategy[EnumLiteral]:
+    return st.sampled_from([EnumLiteral(value) for value in values])
+
+
+_ZONES = st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Pacific/Kiritimati"])
+_BOARD_IDS = st.just(SCRATCH) | st.text(_NAME_CHARS, min_size=1, max_size=64)
+_FRESH_IDS = st.text(_NAME_CHARS, min_size=1, max_size=64).filter(lambda name: name != SCRATCH)
+_MAX_EXACT = 2**53 - 1
+
 Literal = str | int | None
 VALID: dict[str, st.SearchStrategy[Literal]] = {
+    "id": _BOARD_IDS,
+    "timeZone": _ZONES,
+    "reset": _enums("NEVER", "DAILY", "WEEKLY", "MONTHLY"),
+    "updateRule": _enums("INCREMENT"),
+    "sortOrder": _enums("DESC"),
+    "tieBreak": _enums("SHARED"),
+    "minScore": st.none(),
+    "maxScore": st.none(),
+    "maxDelta": st.none() | st.integers(1, 1_000_000),
     "username": _VALID_NAMES,
     "eventId": st.none() | _VALID_EVENT_IDS,
     "limit": st.integers(1, 100),
@@ -102,6 +144,16 @@ VALID: dict[str, st.SearchStrategy[Literal]] = {
 }
 """Values every rule accepts, per argument (or input field) name; boards and periods apart."""
 EDGY: dict[str, st.SearchStrategy[Literal]] = {
+    "id": _BOARD_IDS | st.sampled_from(["", "global", "x" * 65, "a b"]) | st.text(max_size=70),
+    "timeZone": _ZONES
+    | st.sampled_from(["", "utc", "Mars/Olympus", "../etc/passwd", "Europe/Paris\u0000", "x" * 65])
+    | st.text(max_size=70),
+    "updateRule": _enums("INCREMENT", "BEST", "LATEST"),
+    "sortOrder": _enums("DESC", "ASC"),
+    "tieBreak": _enums("SHARED", "EARLIEST"),
+    "minScore": st.none() | st.integers(-_MAX_EXACT, _MAX_EXACT),
+    "maxScore": st.none() | st.integers(-_MAX_EXACT, _MAX_EXACT),
+    "maxDelta": st.none() | st.integers(-2, 2) | st.sampled_from([_MAX_EXACT, _MAX_EXACT + 1]),
     "username": st.one_of(
         _VALID_NAMES,
         st.sampled_from(["", "x" * 65, "a b", "e\u0301", "ana\u0000", "ana\n"]),
@@ -124,11 +176,13 @@ _ODD_PERIODS = st.one_of(
 )
 
 
-def steer(document: str, data: st.DataObject) -> str:
+def steer(document: str, data: st.DataObject, *, admin: bool = False) -> str:
     """The document with the literal arguments (and input fields) the rules care about replaced:
     all by valid values (a third of the documents), about half by values near the rules' edges
     (another third), or none. One board per document, so that periods can be made for it."""
-    intent = data.draw(st.sampled_from(["valid", "edgy", "raw"]), label="steering")
+    # The board operations' examples are fewer: more of them are steered to valid values.
+    intents = ["valid", "valid", "edgy", "raw"] if admin else ["valid", "edgy", "raw"]
+    intent = data.draw(st.sampled_from(intents), label="steering")
     if intent == "raw":
         return document
     valid = intent == "valid"
@@ -138,6 +192,8 @@ def steer(document: str, data: st.DataObject) -> str:
         "board": st.just(board),
         "period": st.none() | periods(board) if valid else periods(board) | _ODD_PERIODS,
     }
+    if valid and "createLeaderboard" in document:
+        strategies["id"] = _FRESH_IDS
 
     class Steer(graphql.Visitor):
         def enter_argument(self, node: graphql.ArgumentNode, *_: Any) -> Any:
@@ -156,6 +212,8 @@ def steer(document: str, data: st.DataObject) -> str:
             literal: graphql.ValueNode
             if value is None:
                 literal = graphql.NullValueNode()
+            elif isinstance(value, EnumLiteral):
+                literal = graphql.EnumValueNode(value=str(value))
             elif isinstance(value, int):
                 literal = graphql.IntValueNode(value=str(value))
             else:
@@ -167,8 +225,9 @@ def steer(document: str, data: st.DataObject) -> str:
 
 @pytest.fixture
 def setting_overrides() -> dict[str, Any]:
-    """A board of each reset period."""
-    return {"LEADERBOARD_BOARDS": ",".join(f"{board}:{reset}" for board, reset in RESETS.items())}
+    """A board of each reset period, the admin operations' board, and an admin token."""
+    boards = [f"{board}:{reset}" for board, reset in RESETS.items()] + [f"{SCRATCH}:monthly"]
+    return {"LEADERBOARD_BOARDS": ",".join(boards), "admin_token": ADMIN}
 
 
 class Fuzzer:
@@ -225,9 +284,15 @@ class Fuzzer:
         """Generate and send this operation's cases; hypothesis shrinks any failure."""
         is_mutation = not operation.definition.is_query
         label = operation.label
+        is_admin = label in ADMIN_OPERATIONS
+        is_board = is_admin or label == "Query.leaderboard"
+        # The admin operations mostly get the admin token, the others mostly the write token.
+        tokens: list[str | None] = [ADMIN, ADMIN, TOKEN, None, "wrong"]
+        if not is_admin:
+            tokens = [TOKEN, TOKEN, TOKEN, ADMIN, None, "wrong"]
 
         @hypothesis.settings(
-            max_examples=EXAMPLES,
+            max_examples=BOARD_EXAMPLES if is_board else EXAMPLES,
             deadline=None,
             database=None,
             derandomize=False,
@@ -236,9 +301,9 @@ class Fuzzer:
         )
         @hypothesis.given(case=operation.as_strategy(mode), data=st.data())
         def one(case: Any, data: st.DataObject) -> None:
-            document = steer(case.body, data) if mode.is_positive else case.body
+            document = steer(case.body, data, admin=is_board) if mode.is_positive else case.body
             method = data.draw(st.sampled_from(["POST", "POST", "POST", "GET"]), label="method")
-            token = data.draw(st.sampled_from([TOKEN, TOKEN, TOKEN, None, "wrong"]), label="token")
+            token = data.draw(st.sampled_from(tokens), label="token")
             before = self.snapshot() if is_mutation else None
             response = self.send(document, method=method, token=token)
             if is_mutation and method == "GET":
@@ -246,10 +311,18 @@ class Fuzzer:
                 assert response.status_code in (400, 405), response.text
             body = self.checked(response, f"{label} {method} token={token!r}\n{document}")
             failed = "errors" in body or response.status_code >= 400
+            # A mutation that ran but one of whose selected subfields failed (a bad `period`
+            # of `playerCount` under createLeaderboard) has done its work: GraphQL runs the
+            # root field first. Only a refusal of the root field must change nothing.
+            refused = response.status_code >= 400 or any(
+                len(error.get("path") or ()) <= 1 for error in body.get("errors", ())
+            )
             self.outcomes[(label, "refused" if failed else "accepted")] += 1
-            if is_mutation and token != TOKEN:
+            if is_mutation and token not in (TOKEN, ADMIN):
                 assert failed, f"a write without a valid token was accepted: {body}"
-            if is_mutation and failed:
+            if is_admin and token != ADMIN:
+                assert failed, f"an admin operation without the admin token was accepted: {body}"
+            if is_mutation and refused:
                 assert self.snapshot() == before, f"a refused mutation changed state: {document}"
 
         one()
@@ -275,6 +348,8 @@ async def test_fuzzed_operations_never_crash_and_refusals_change_nothing(
         "Query.leaderboards",
         "Mutation.incrementScore",
         "Mutation.incrementScores",
+        "Query.leaderboard",
+        *ADMIN_OPERATIONS,
     }
     for operation in operations:
         await asyncio.to_thread(fuzzer.exercise, operation, generation_mode)
