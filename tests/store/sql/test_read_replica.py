@@ -37,7 +37,7 @@ BOARD = "global"
 PERIOD = BOARDS[0].current_period()
 DATABASE = "lb"
 TOTALS_STATEMENT = "SELECT username, SUM(delta) FROM score_events WHERE board =%"
-CLIENT_EVENTS_STATEMENT = "SELECT username, event_id FROM score_events WHERE board =%"
+CLIENT_EVENTS_STATEMENT = "SELECT username, event_id, delta FROM score_events WHERE board =%"
 # Short, so the lagging cases take about a second.
 WAIT_SECONDS = 0.5
 # The history's own catch-up waits (the tests' waits use another timeout); the driver
@@ -163,14 +163,16 @@ async def assert_rebuilt_exactly(
     assert players == len(expected)
     assert await ranking.totals(BOARD, PERIOD) == expected
     # A client event id stored on the primary is known: a retry of it is not applied again.
-    username = "p" + client_event_id.rsplit("-", 1)[1]
+    # The same increment again: "client-<round>-<number>" was p<number>'s <number + round>.
+    _, round_number, number = client_event_id.split("-")
+    username = f"p{number}"
     (outcome,) = await ranking.increment(
         [
             ScoreIncrement(
                 board=BOARD,
                 period=PERIOD,
                 username=username,
-                delta=1,
+                delta=int(number) + int(round_number),
                 event_id=client_event_id,
                 client_event_id=True,
             )
