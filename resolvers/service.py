@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
 from resolvers import validation
@@ -23,6 +23,10 @@ from store.errors import (
 from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
 from store.ports import RankingReads, RankingWrites
 from store.recovery import RankingRecovery
+from store.sql.standings import SqlStandings
+
+if TYPE_CHECKING:
+    from resolvers.seasons import Seasons
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,7 @@ class LeaderboardService:
         max_batch_increments: int,
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
+        seasons: Seasons | None = None,
     ) -> None:
         self._ranking = ranking
         self._batcher = batcher
@@ -74,6 +79,8 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        self.seasons = seasons
+        """Final periods are read from their frozen standings (set once wired)."""
 
     @property
     def boards(self) -> list[Board]:
@@ -177,12 +184,18 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.limit(limit)
         validation.offset(offset)
+        frozen = await self._frozen(board, period_id, period)
+        if frozen is not None:
+            return await _reading(lambda: frozen.top(board.id, period_id, limit, offset))
         return await self._recovering(lambda: self._ranking.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
         """One player's standing, or None without a score."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
+        frozen = await self._frozen(board, period_id, period)
+        if frozen is not None:
+            return await _reading(lambda: frozen.player(board.id, period_id, username))
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
@@ -192,6 +205,11 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
+        frozen = await self._frozen(board, period_id, period)
+        if frozen is not None:
+            return await _reading(
+                lambda: frozen.neighborhood(board.id, period_id, username, radius)
+            )
         return await self._recovering(
             lambda: self._ranking.neighborhood(board.id, period_id, username, radius)
         )
@@ -199,7 +217,19 @@ class LeaderboardService:
     async def player_count(self, board_id: str, period: str | None) -> int:
         """How many players scored in the period."""
         board, period_id = self.period(board_id, period)
+        if self.seasons is not None and await self._frozen(board, period_id, period) is not None:
+            return self.seasons.final_count(board.id, period_id)
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
+
+    async def _frozen(self, board: Board, period: str, asked: str | None) -> SqlStandings | None:
+        """The frozen standings of a final period (docs/seasons.md), else None. Reads of
+        the live period (no period asked for) skip the check."""
+        if asked is None:
+            return None
+        seasons = self.seasons
+        if seasons is None:
+            return None
+        return await _reading(lambda: seasons.frozen(board, period))
 
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""
@@ -217,6 +247,15 @@ class LeaderboardService:
                     "storage is unavailable; nothing was applied, retry later"
                 ) from None
         raise unavailable("the ranking is being rebuilt; retry later")
+
+
+async def _reading(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a read of the frozen standings; the database failing is UNAVAILABLE."""
+    try:
+        return await operation()
+    except StoreUnavailable as error:
+        logger.warning("history unavailable: %s", error)
+        raise unavailable("storage is unavailable, retry later") from None
 
 
 def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
