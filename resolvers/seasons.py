@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 PERIODS_PAGE_MAX = 100
 _SUBSCRIBER_QUEUE = 16
+_LISTENER_STOP_SECONDS = 5.0
+# A pass queues the periods that ended since the last one; after a longer pause (a
+# suspended host), the start-up catch-up is what finds the older ones.
+_MAX_SKIPPED_PERIODS = 64
 _NEVER_STARTS_AT = "1970-01-01T00:00:00Z"
 """`startsAt` of a NEVER board's one period `all` (it has no start of its own)."""
 
@@ -123,8 +127,10 @@ class Seasons:
         self._flushed_through = clock()
         self._final_counts: dict[tuple[str, str], int] = {}
         self._pending: set[tuple[str, str]] = set()
+        self._live_seen: dict[str, str] = {}
         self._watchers: dict[str, set[asyncio.Queue[PeriodResult]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None
         self.results_made = 0
         """Results this instance computed (tests, logs)."""
 
@@ -139,8 +145,10 @@ class Seasons:
             asyncio.create_task(self._barrier_loop(), name="seasons barrier"),
             asyncio.create_task(self._heartbeat_loop(), name="seasons heartbeat"),
             asyncio.create_task(self._finalizer_loop(), name="seasons finalizer"),
-            asyncio.create_task(self._notices.listen(self._heard), name="seasons notices"),
         ]
+        self._listener = asyncio.create_task(
+            self._notices.listen(self._heard), name="seasons notices"
+        )
 
     async def stop(self) -> None:
         """Stop the loops (the batcher drains afterwards; then `retire`)."""
@@ -150,7 +158,6 @@ class Seasons:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._notices.close()
 
     async def listening(self) -> None:
         """Wait until this instance hears `periodEnded` announcements (tests, probes)."""
@@ -159,6 +166,14 @@ class Seasons:
     async def retire(self) -> None:
         """Drop this instance's watermark once its batcher has drained (the others need
         not wait for it any more); a failure leaves it to expire after `settle_seconds`."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            self._notices.stop()
+            try:
+                await asyncio.wait_for(listener, _LISTENER_STOP_SECONDS)
+            except TimeoutError:
+                logger.warning("the periodEnded listener did not stop in time")
+        await self._notices.close()
         try:
             await self._standings.forget(self.instance)
         except StoreUnavailable as error:
@@ -225,16 +240,38 @@ class Seasons:
                     self._pending.add((board.id, period))
 
     async def finalize_due(self) -> None:
-        """One pass: queue each board's previous period, try every queued one."""
+        """One pass: queue every period that ended since the last pass (each board's
+        previous period, and any the clock skipped past), try every queued one."""
         now = self._clock()
         for board in list(self._boards.values()):
-            previous = previous_period(board, now)
-            if previous is not None and (board.id, previous) not in self._final_counts:
-                self._pending.add((board.id, previous))
+            for period in self._ended_since_last_pass(board, now):
+                if (board.id, period) not in self._final_counts:
+                    self._pending.add((board.id, period))
         for key in sorted(self._pending):
             served = self._boards.get(key[0])
             if served is None or await self._finalize(served, key[1]):
                 self._pending.discard(key)
+
+    def _ended_since_last_pass(self, board: Board, now: float) -> list[str]:
+        """The periods of `board` that ended since the last pass, newest first (the one
+        before the live one at least)."""
+        if board.reset is ResetPeriod.NEVER:
+            return []
+        current = board.period_at_timestamp(now)
+        seen = self._live_seen.get(board.id, current)
+        self._live_seen[board.id] = current
+        ended: list[str] = []
+        moment = now
+        while len(ended) < _MAX_SKIPPED_PERIODS:
+            period = previous_period(board, moment)
+            if period is None or (ended and period < seen):
+                break
+            ended.append(period)
+            start, _ = period_span(board, period)
+            if start is None:
+                break
+            moment = start.timestamp()
+        return ended
 
     async def _finalize(self, board: Board, period: str) -> bool:
         """Try to make a period final; True once it is (or has nothing to freeze)."""
@@ -327,7 +364,9 @@ class Seasons:
         finals = await self._standings.final_periods(board.id)
         for period, count in finals.items():
             self._final_counts[(board.id, period)] = count
-        candidates = set(finals) | set(await self._standings.periods_with_events(board.id))
+        # A period frozen without scores is final but has none: not listed.
+        candidates = {period for period, count in finals.items() if count > 0}
+        candidates |= set(await self._standings.periods_with_events(board.id))
         candidates.add(current)  # its scores may all still be in a batcher
         ordered = sorted((p for p in candidates if before is None or p < before), reverse=True)
         page: list[PeriodSummary] = []

@@ -98,3 +98,11 @@ class RankChange:
     previous_rank: int | None = strawberry.field(
         description="Null when the player had no rank before (first score in the period)."
     )
+
+
+@strawberry.type
+class PageInfo:
+    """Where a page of a connection ends (shared by every cursor-paged list)."""
+
+    has_next_page: bool
+    end_cursor: str | None

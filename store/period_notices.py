@@ -25,6 +25,7 @@ from store.period_codec import decode, encode
 logger = logging.getLogger(__name__)
 
 _RETRY_SECONDS = 1.0
+_READ_SECONDS = 0.2
 
 Received = Callable[[PeriodResult], Awaitable[None]]
 
@@ -37,15 +38,19 @@ class PeriodNotices(Protocol):
         ...
 
     async def listen(self, received: Received) -> None:
-        """Call `received(result)` for every announced result, until cancelled."""
+        """Call `received(result)` for every announced result, until closed."""
         ...
 
     async def subscribed(self) -> None:
         """Wait until this instance hears announcements."""
         ...
 
+    def stop(self) -> None:
+        """Make `listen` return soon."""
+        ...
+
     async def close(self) -> None:
-        """Release the connection."""
+        """Stop listening (`listen` returns soon after) and release the connection."""
         ...
 
 
@@ -53,16 +58,20 @@ class InProcessPeriodNotices:
     """Embedded mode: the one process hears what it announces."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[PeriodResult] = asyncio.Queue()
+        self._queue: asyncio.Queue[PeriodResult | None] = asyncio.Queue()
 
     async def publish(self, result: PeriodResult) -> None:
         """Hand the result to this process's listener."""
         self._queue.put_nowait(result)
 
     async def listen(self, received: Received) -> None:
-        """Hand on every result, until cancelled."""
-        while True:
-            await received(await self._queue.get())
+        """Hand on every result, until stopped."""
+        while (result := await self._queue.get()) is not None:
+            await received(result)
+
+    def stop(self) -> None:
+        """Make `listen` return."""
+        self._queue.put_nowait(None)
 
     async def subscribed(self) -> None:
         """Always: the queue is there from the start."""
@@ -78,6 +87,7 @@ class RedisPeriodNotices:
         self._client = redis.Redis.from_url(url)
         self._channel = channel
         self._subscribed = asyncio.Event()
+        self._closing = False
 
     async def publish(self, result: PeriodResult) -> None:
         """PUBLISH the result; a failure is logged."""
@@ -93,14 +103,17 @@ class RedisPeriodNotices:
         await self._subscribed.wait()
 
     async def listen(self, received: Received) -> None:
-        """Subscribe and hand every result on; resubscribe after a failure."""
-        while True:
+        """Subscribe and hand every result on; resubscribe after a failure. Returns once
+        `close` is called: the loop is left between reads rather than cancelled (a pub/sub
+        connection cancelled while it subscribes was seen to hang the event loop's shutdown).
+        """
+        while not self._closing:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
                 self._subscribed.set()
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=_READ_SECONDS)
                     if message is None or message.get("type") != "message":
                         continue
                     try:
@@ -116,6 +129,10 @@ class RedisPeriodNotices:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
+
+    def stop(self) -> None:
+        """Make `listen` return after its current read."""
+        self._closing = True
 
     async def close(self) -> None:
         """Close the client's connections."""

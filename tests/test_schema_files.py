@@ -38,7 +38,6 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
     "SortOrder": None,
     "TieBreak": None,
     "LeaderboardInput": None,
-    # `periods` belongs to the seasons issue.
     "Leaderboard": frozenset(
         {
             "updateRule",
@@ -49,8 +48,15 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
             "maxScore",
             "maxDelta",
             "active",
+            "periods",
         }
     ),
+    "PeriodSummary": None,
+    "PeriodConnection": None,
+    "PeriodEdge": None,
+    "PageInfo": None,
+    "PeriodResult": None,
+    "Subscription": frozenset({"periodEnded"}),
     "Query": frozenset({"leaderboard"}),
     "Mutation": frozenset({"createLeaderboard", "updateLeaderboard", "archiveLeaderboard"}),
 }
@@ -150,7 +156,8 @@ def test_the_implemented_additions_are_checked() -> None:
     sdl = implemented_additions()
     assert "createLeaderboard(input: LeaderboardInput!): Leaderboard!" in sdl
     assert 'timeZone: String! = "UTC"' in sdl
-    assert "periods(" not in sdl
+    assert "periods(first: Int! = 12, after: String = null): PeriodConnection!" in sdl
+    assert 'periodEnded(board: ID! = "global"): PeriodResult!' in sdl
     assert "setScore" not in sdl
     mutilated = build_schema(
         export_sdl()

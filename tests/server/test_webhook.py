@@ -90,6 +90,12 @@ async def test_a_result_reaches_a_failing_receiver_signed_with_one_delivery_id(
     async with instance(webhook_settings(backend, receiver.url), clock) as resources:
         await play_a_week(resources, clock)
         await until(advancing(clock, receiver), what="the delivery")
+
+        async def drained() -> bool:
+            assert resources.webhook is not None
+            return resources.webhook.depth == 0
+
+        await until(drained, what="the outbox emptied")
         metrics = generate_latest(resources.metrics.registry).decode()
     assert len(receiver.requests) == 3
     assert all(valid for _, _, valid in receiver.requests)
