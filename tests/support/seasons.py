@@ -68,11 +68,14 @@ async def instance(settings: Settings, clock: Callable[[], float]) -> AsyncItera
 
 @dataclass
 class Receiver:
-    """A real local HTTP receiver: fails the first `failures` requests with 503, then
-    accepts; checks each signature with `secret`."""
+    """A real local HTTP receiver: holds the first `hangs` requests without answering
+    (until `release`), fails the next `failures` with 503, then accepts; checks each
+    signature with `secret`."""
 
     secret: bytes
     failures: int = 0
+    hangs: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[tuple[dict[str, str], bytes, bool]] = field(default_factory=list)
     accepted: list[bytes] = field(default_factory=list)
     port: int = 0
@@ -87,6 +90,10 @@ class Receiver:
     def url(self) -> str:
         """Where it listens."""
         return f"http://127.0.0.1:{self.port}/hook"
+
+    def release(self) -> None:
+        """Let the held requests go (their connections close unanswered)."""
+        self.released.set()
 
     async def stop(self) -> None:
         """Stop listening (connections are then refused)."""
@@ -107,7 +114,10 @@ class Receiver:
             expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
             valid = hmac.compare_digest(expected, headers.get("x-leaderboard-signature", ""))
             self.requests.append((headers, body, valid))
-            if len(self.requests) <= self.failures or not valid:
+            if len(self.requests) <= self.hangs:
+                await self.released.wait()
+                return
+            if len(self.requests) <= self.hangs + self.failures or not valid:
                 status = b"503 Service Unavailable" if valid else b"401 Unauthorized"
             else:
                 status = b"204 No Content"
