@@ -15,7 +15,15 @@ from resolvers.service import IncrementRequest
 from server.resources import Resources
 from store.models import PeriodResult, RankedPlayer
 from tests.support.history_database import query_history
-from tests.support.seasons import SharedClock, instance, season_settings, until, utc
+from tests.support.seasons import (
+    SharedClock,
+    delete_cluster_keys,
+    delete_period_events,
+    instance,
+    season_settings,
+    until,
+    utc,
+)
 from tests.support.shared_services import REDIS_URL, delete_prefix
 
 pytestmark = pytest.mark.integration
@@ -24,14 +32,23 @@ BOARDS = "global:monthly,daily:daily"
 DAY = "2026-12-05"
 
 
-@pytest.fixture(params=["redis", "embedded"])
+@pytest.fixture(params=["redis", "cluster", "embedded"])
 def backend(
     request: pytest.FixtureRequest,
     redis_prefix: str,
     mysql_database_url: str,
     sqlite_database_url: str,
 ) -> dict[str, Any]:
-    """Settings values of one backend: Redis + MariaDB, or the embedded default (SQLite)."""
+    """Settings values of one backend: Redis + MariaDB, a Redis Cluster + MariaDB with the
+    daily board sharded, or the embedded default (SQLite)."""
+    if request.param == "cluster":
+        return {
+            "redis_url": request.getfixturevalue("redis_cluster").url(),
+            "redis_cluster": True,
+            "key_prefix": redis_prefix,
+            "database_url": mysql_database_url,
+            "LEADERBOARD_BOARDS": "global:monthly,daily:daily:shards=4",
+        }
     if request.param == "redis":
         return {
             "redis_url": REDIS_URL,
@@ -78,7 +95,7 @@ async def test_a_period_ends_once_exactly_across_instances(
 ) -> None:
     clock = SharedClock(utc("2026-12-05T23:59:00"))
     # Events wait in each batcher for up to 1.5 s: some are still buffered at the boundary.
-    settings = season_settings(LEADERBOARD_BOARDS=BOARDS, flush_interval_ms=1500, **backend)
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend), flush_interval_ms=1500)
     count = 3 if "redis_url" in backend else 1
     heard: list[list[PeriodResult]] = [[] for _ in range(count)]
     async with contextlib.AsyncExitStack() as stack:
@@ -124,7 +141,7 @@ async def test_a_period_ends_once_exactly_across_instances(
 
 async def test_past_reads_come_from_the_frozen_standings(backend: dict[str, Any]) -> None:
     clock = SharedClock(utc("2026-12-05T12:00:00"))
-    settings = season_settings(LEADERBOARD_BOARDS=BOARDS, **backend)
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend))
     async with instance(settings, clock) as resources:
         service = resources.service
         await service.increment(
@@ -138,11 +155,15 @@ async def test_past_reads_come_from_the_frozen_standings(backend: dict[str, Any]
 
         await until(final, what="the period's result")
         # Take the period's raw events and live keys away: the reads still answer.
-        await query_history(
-            settings.history_url, f"DELETE FROM score_events WHERE period = '{DAY}'"
-        )
-        if "key_prefix" in backend:
+        await delete_period_events(settings.history_url, DAY)
+        if backend.get("redis_cluster"):
+            assert await delete_cluster_keys(backend["redis_url"], backend["key_prefix"]) > 0
+        elif "key_prefix" in backend:
             await delete_prefix(backend["key_prefix"])
+    # A new instance: nothing of the period in its memory (embedded) or in Redis, nor in
+    # the history's events; only the frozen standings can answer.
+    async with instance(settings, clock) as resources:
+        service = resources.service
         assert await service.top("daily", DAY, 10) == live_top
         assert await service.top("daily", DAY, 2, offset=1) == live_top[1:3]
         assert await service.player("daily", DAY, "cy") == RankedPlayer(
@@ -159,7 +180,7 @@ async def test_a_period_that_ended_while_all_were_down_is_final_at_the_next_star
     backend: dict[str, Any],
 ) -> None:
     clock = SharedClock(utc("2026-12-04T20:00:00"))
-    settings = season_settings(LEADERBOARD_BOARDS=BOARDS, **backend)
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend))
     async with instance(settings, clock) as resources:
         await resources.service.increment(increments(("ana", 3), ("bob", 4)))
     # Down across two boundaries: both ended periods are finalized at the next start.

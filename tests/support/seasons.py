@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from server.resources import Resources, build_resources, running
 from server.settings import Settings
+from tests.support.history_database import query_history
 
 
 class SharedClock:
@@ -128,3 +132,28 @@ class Receiver:
             await writer.drain()
         finally:
             writer.close()
+
+
+async def delete_period_events(url: str, period: str) -> None:
+    """Move a period's raw events out of the history's hot table (delete them, committed)."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split(":///", 1)[1])
+        try:
+            with connection:
+                connection.execute("DELETE FROM score_events WHERE period = ?", (period,))
+        finally:
+            connection.close()
+        return
+    await query_history(url, f"DELETE FROM score_events WHERE period = '{period}'")
+
+
+async def delete_cluster_keys(url: str, prefix: str) -> int:
+    """Delete every key under `prefix` on every node of a Redis Cluster; how many."""
+    client = RedisCluster.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        for key in keys:
+            await client.delete(key)
+        return len(keys)
+    finally:
+        await client.aclose()
