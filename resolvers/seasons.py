@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import logging
 import secrets
 import time
@@ -35,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from batcher import WriteBatcher
 from resolvers.errors import bad_input
+from store.aio import cancel_and_wait
 from store.boards import Board, ResetPeriod, board_index
 from store.errors import StoreUnavailable
 from store.models import PeriodResult, PeriodSummary
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 PERIODS_PAGE_MAX = 100
 _SUBSCRIBER_QUEUE = 16
 _LISTENER_STOP_SECONDS = 5.0
+_STOP_SECONDS = 5.0
 # A pass queues the periods that ended since the last one; after a longer pause (a
 # suspended host), the start-up catch-up is what finds the older ones.
 _MAX_SKIPPED_PERIODS = 64
@@ -153,11 +154,7 @@ class Seasons:
     async def stop(self) -> None:
         """Stop the loops (the batcher drains afterwards; then `retire`)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks, timeout=_STOP_SECONDS, log=logger, what="seasons tasks")
 
     async def listening(self) -> None:
         """Wait until this instance hears `periodEnded` announcements (tests, probes)."""

@@ -20,7 +20,6 @@ has per-phase timeouts; it moved to the runtime dependencies for this.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -30,6 +29,7 @@ from typing import Protocol
 
 import httpx
 
+from store.aio import cancel_and_wait
 from store.errors import StoreUnavailable
 from store.sql.outbox import SqlOutbox
 
@@ -94,9 +94,7 @@ class WebhookSender:
         """Stop polling; an attempt in flight is abandoned (its claim expires, it is retried)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task], timeout=5.0, log=logger, what="webhook sender")
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
