@@ -311,6 +311,12 @@ class SqlStandings:
         if self._sqlite:
             await connection.execute("BEGIN IMMEDIATE")
         else:
+            # READ COMMITTED: the SELECT over score_events is then a consistent read that
+            # locks nothing, so the next period's inserts (gaps next to the ended period's
+            # index range) never wait for a long freeze.
+            await self._dialect.execute(
+                connection, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+            )
             await connection.begin()
         try:
             yield
