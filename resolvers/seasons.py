@@ -32,6 +32,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from cachetools import LRUCache
+
 from batcher import WriteBatcher
 from resolvers.errors import bad_input
 from store.aio import cancel_and_wait
@@ -47,7 +49,9 @@ logger = logging.getLogger(__name__)
 PERIODS_PAGE_MAX = 100
 _SUBSCRIBER_QUEUE = 16
 _LISTENER_STOP_SECONDS = 5.0
+_FINAL_PERIODS_CACHED = 100_000
 _STOP_SECONDS = 5.0
+_FINAL_PERIODS_CACHED = 100_000
 # A pass queues the periods that ended since the last one; after a longer pause (a
 # suspended host), the start-up catch-up is what finds the older ones.
 _MAX_SKIPPED_PERIODS = 64
@@ -126,7 +130,9 @@ class Seasons:
         self._claim_ms = _ms(claim_seconds)
         self.instance = instance or secrets.token_hex(8)
         self._flushed_through = clock()
-        self._final_counts: dict[tuple[str, str], int] = {}
+        # Final periods are final for ever: a bounded cache of what this instance saw
+        # (a miss costs one primary-key lookup of period_results).
+        self._final_counts: LRUCache[tuple[str, str], int] = LRUCache(_FINAL_PERIODS_CACHED)
         self._pending: set[tuple[str, str]] = set()
         self._live_seen: dict[str, str] = {}
         self._watchers: dict[str, set[asyncio.Queue[PeriodResult]]] = {}
