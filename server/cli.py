@@ -58,6 +58,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         loop="uvloop",
         # httptools with a deadline for each request head (uvicorn has none).
         http="server.http_timeouts:HeadTimeoutProtocol",
+        # uvicorn's own WebSocket protocol, letting go of the handshake once it is sent.
+        ws="server.websocket_protocol:LeanWebSocketProtocol",
         lifespan="on",
         # uvicorn applies it in every worker process it starts, so all of them log alike.
         log_config=logging_config(settings.log_format, settings.log_level),
