@@ -2,8 +2,9 @@
 with less kept per open connection (docs/performance.md, "Memory per WebSocket subscriber"):
 
 - the handshake: uvicorn keeps the parsed upgrade request and the handshake response on the
-  protocol, though nothing reads them once the `websocket.accept` went out (about 5 KiB of
-  header objects; the ASGI scope keeps its own copy of the request headers for the app);
+  protocol, and the websockets parser keeps the request, though nothing reads them once the
+  `websocket.accept` went out (about 5 KiB of header objects; the ASGI scope keeps its own
+  copy of the request headers for the app);
 - the receive queue and the "writable" flag: an `asyncio.Queue` is three deques and an
   `asyncio.Event`, an Event one more deque, 760 bytes each even when empty. `Inbox` and
   `Flag` do what uvicorn asks of them (tests/server/test_websocket_protocol.py checks which
@@ -117,5 +118,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if self.handshake_complete and "request" in self.__dict__:
             # uvicorn reads them only until the handshake completes (handle_connect, send).
+            # The request's headers are emptied in place: the websockets parser's generator
+            # frame keeps the request itself for as long as the connection lives.
+            self.request.headers.clear()
             del self.request
             del self.response
