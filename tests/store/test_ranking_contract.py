@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -41,6 +42,13 @@ SIX_STANDINGS = [
 ]
 
 
+SHARDED_CAPPED = tuple(
+    dataclasses.replace(board, shards=4) if board.id == "capped-total" else board
+    for board in RULED_BOARDS
+)
+"""The boards of other kinds, with the capped INCREMENT board spread over four shards."""
+
+
 @pytest.fixture(
     params=[
         "redis",
@@ -63,9 +71,12 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
         ranking = RedisRankingStore.from_url(
             url,
             key_prefix=redis_prefix,
-            # The boards of other kinds stay unsharded (docs/boards.md: sharded boards are
-            # INCREMENT, DESC, SHARED); on a cluster they take the per-slot path.
-            boards=(SHARDED_BOARDS if request.param.endswith("sharded") else BOARDS) + RULED_BOARDS,
+            # Boards of other kinds are unsharded (docs/boards.md: a sharded board is
+            # INCREMENT, DESC, SHARED, caps allowed); on a cluster they take the per-slot
+            # path. The sharded variants spread the capped INCREMENT board too.
+            boards=SHARDED_BOARDS + SHARDED_CAPPED
+            if request.param.endswith("sharded")
+            else BOARDS + RULED_BOARDS,
             retention=timedelta(days=35),
             cluster=cluster,
         )
