@@ -92,7 +92,7 @@ async def _increments(service: LeaderboardService, args: Arguments, shape: Field
     return await service.increment(requests)
 
 
-_PLAYER_FIELDS = frozenset({"username", "score", "rank"})
+_PLAYER_FIELDS = frozenset({"username", "score", "rank", "topPercent"})
 _UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "applied"})
 # What the shortcut knows of each operation besides what the schema declares: how to run it,
 # and which fields of its result the encoder below can write.
@@ -178,7 +178,12 @@ def _encode(result: Any, selections: tuple[str, ...]) -> Any:
 
 
 _PATHS: dict[type, dict[str, str]] = {
-    RankedPlayer: {"username": "username", "score": "score", "rank": "rank"},
+    RankedPlayer: {
+        "username": "username",
+        "score": "score",
+        "rank": "rank",
+        "topPercent": "top_percent",
+    },
     IncrementOutcome: {
         "username": "increment.username",
         "board": "increment.board",

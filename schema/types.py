@@ -41,11 +41,19 @@ class RankedPlayer:
     username: str
     score: Long
     rank: int
+    top_percent: float = strawberry.field(
+        description="100 * rank / playerCount of the period: 0.5 means the top half percent."
+    )
 
     @classmethod
     def of(cls, player: RankedPlayerValue) -> RankedPlayer:
         """The GraphQL view of a standing."""
-        return cls(username=player.username, score=Long(player.score), rank=player.rank)
+        return cls(
+            username=player.username,
+            score=Long(player.score),
+            rank=player.rank,
+            top_percent=player.top_percent,
+        )
 
 
 @strawberry.type(description="What an increment did.")

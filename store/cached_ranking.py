@@ -11,6 +11,10 @@ than the bound. Within the bound, snapshots are dropped early when they may be w
 - change events from every instance (the board's change feed, consumed by one background
   task per board) drop the windows an event can reach.
 
+A snapshot's player count (each player's topPercent) is only held to the staleness bound: a
+player joining below every cached window changes the count but drops nothing, as dropping
+every window of a period on each newcomer would empty the cache under a busy period's writes.
+
 Misses are single flight: concurrent misses of one key share one inner read. A read that an
 invalidation overtakes still answers its waiters (it started before the change, like any
 read racing a write) but is never cached. Failed reads are not cached: their waiters get the

@@ -50,13 +50,16 @@ class _Ranking:
         """The players at positions start .. stop - 1 with their competition ranks."""
         players: list[RankedPlayer] = []
         rank = 0
+        count = len(self.scores)
         for position, (stored, username) in enumerate(self.order.islice(start, stop), start):
             score = -stored
             if not players:
                 rank = self.rank(score)
             elif score != players[-1].score:
                 rank = position + 1
-            players.append(RankedPlayer(username=username, score=score, rank=rank))
+            players.append(
+                RankedPlayer(username=username, score=score, rank=rank, player_count=count)
+            )
         return players
 
     def set_score(self, username: str, score: int) -> None:
@@ -208,7 +211,12 @@ class EmbeddedRankingStore:
         score = ranking.scores.get(username)
         if score is None:
             return None
-        return RankedPlayer(username=username, score=score, rank=ranking.rank(score))
+        return RankedPlayer(
+            username=username,
+            score=score,
+            rank=ranking.rank(score),
+            player_count=len(ranking.scores),
+        )
 
     async def neighborhood(
         self, board: str, period: str, username: str, radius: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
@@ -47,6 +47,18 @@ class RankedPlayer:
     username: str
     score: int
     rank: int
+    # Appended with a default and left out of equality: it describes the period at the
+    # moment of the read (for topPercent), not the standing; every read of every backend
+    # sets it in the same script or pipeline as the ranks (the contract suite checks).
+    player_count: int = field(default=0, compare=False)
+    """How many players had a score in the period when this standing was read."""
+
+    @property
+    def top_percent(self) -> float:
+        """100 x rank / playerCount: 0.5 means the top half percent."""
+        # A standing always counts its own player, so the count is at least the rank; the
+        # guard only keeps a value built without a count (in a test) from dividing by 0.
+        return 100.0 * self.rank / max(self.player_count, self.rank)
 
 
 @value_type

@@ -52,6 +52,7 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
         }
     ),
     "Query": frozenset({"leaderboard"}),
+    "RankedPlayer": frozenset({"topPercent"}),
     "Mutation": frozenset({"createLeaderboard", "updateLeaderboard", "archiveLeaderboard"}),
 }
 """The parts of contract-additions.graphql the service implements so far (None: the whole

@@ -31,12 +31,14 @@ def rank_by_position(
     *,
     first_rank: int | None,
     start: int = 0,
+    player_count: int = 0,
 ) -> list[RankedPlayer]:
     """Ranked players from `entries` (in order, entries[0] at 0-based board position
     `start`), those at indexes offset .. offset+limit-1.
 
     A rank is the position + 1, shared on ties; `first_rank` is the first shown one's
     when known, else the entries begin at the top of the board (every tie visible).
+    `player_count` is the period's, for each player's topPercent.
     """
     players = []
     rank = 0
@@ -48,7 +50,9 @@ def rank_by_position(
             rank = first_rank
         previous = score
         if index >= offset:
-            players.append(RankedPlayer(username=username, score=score, rank=rank))
+            players.append(
+                RankedPlayer(username=username, score=score, rank=rank, player_count=player_count)
+            )
     return players
 
 

@@ -37,6 +37,8 @@ class ShardAround:
     """How many of the shard's players come before the place."""
     before: list[tuple[str, int]]
     after: list[tuple[str, int]]
+    players: int
+    """How many players the shard holds."""
 
 
 class Scripts:
@@ -127,7 +129,9 @@ class Scripts:
         _check_loaded(board, period, reply)
         if len(reply) == 1:
             return None
-        return RankedPlayer(username=username, score=int(reply[1]), rank=int(reply[2]))
+        return RankedPlayer(
+            username=username, score=int(reply[1]), rank=int(reply[2]), player_count=int(reply[3])
+        )
 
     async def neighborhood(
         self, board: str, period: str, username: str, radius: int
@@ -162,12 +166,13 @@ class Scripts:
         for reply in replies:
             _check_loaded(board, period, reply)
             count_before = int(reply[2])
-            entries = [(text(reply[at]), int(reply[at + 1])) for at in range(3, len(reply), 2)]
+            entries = [(text(reply[at]), int(reply[at + 1])) for at in range(4, len(reply), 2)]
             shards.append(
                 ShardAround(
                     position=int(reply[1]),
                     before=entries[:count_before],
                     after=entries[count_before:],
+                    players=int(reply[3]),
                 )
             )
         return shards
@@ -258,7 +263,13 @@ def _check_loaded(board: str, period: str, reply: list[Any]) -> None:
 
 def _ranked_players(board: str, period: str, reply: list[Any]) -> list[RankedPlayer]:
     _check_loaded(board, period, reply)
+    count = int(reply[1])
     return [
-        RankedPlayer(username=text(reply[at]), score=int(reply[at + 1]), rank=int(reply[at + 2]))
-        for at in range(1, len(reply), 3)
+        RankedPlayer(
+            username=text(reply[at]),
+            score=int(reply[at + 1]),
+            rank=int(reply[at + 2]),
+            player_count=count,
+        )
+        for at in range(2, len(reply), 3)
     ]

@@ -41,25 +41,29 @@ class ShardedBoards:
             for keys in shard_keys:
                 pipe.exists(keys.loaded)
                 pipe.zrange(keys.ranking, 0, offset + limit - 1, withscores=True)
+                pipe.zcard(keys.ranking)
 
         replies = await self._connection.pipelined(commands)
-        if not all(replies[0::2]):
+        if not all(replies[0::3]):
             raise RankingNotLoaded(board, period)
         merged = [
             (text(member), total_of(stored))
-            for entries in replies[1::2]
+            for entries in replies[1::3]
             for member, stored in entries
         ]
         merged.sort(key=order)
-        return rank_by_position(merged, offset, limit, first_rank=None)
+        count = sum(int(players) for players in replies[2::3])
+        return rank_by_position(merged, offset, limit, first_rank=None, player_count=count)
 
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
         """The player's score from its shard, its rank from every shard's count above."""
         found = await self._scripts.player(board, period, username)
         if found is None:
             return None
-        higher = await self.higher_counts(board, period, [found.score])
-        return RankedPlayer(username=username, score=found.score, rank=1 + higher[found.score])
+        higher, count = await self._counts(board, period, [found.score])
+        return RankedPlayer(
+            username=username, score=found.score, rank=1 + higher[found.score], player_count=count
+        )
 
     async def neighborhood(
         self, board: str, period: str, username: str, radius: int
@@ -85,7 +89,10 @@ class ShardedBoards:
         if len(before) > len(shown_before) and before[-len(shown_before) - 1][1] == window[0][1]:
             first_score = window[0][1]
             first_rank = 1 + (await self.higher_counts(board, period, [first_score]))[first_score]
-        return rank_by_position(window, 0, len(window), first_rank=first_rank, start=first_position)
+        count = sum(shard.players for shard in shards)
+        return rank_by_position(
+            window, 0, len(window), first_rank=first_rank, start=first_position, player_count=count
+        )
 
     async def player_count(self, board: str, period: str) -> int:
         """The shards' ZCARDs summed, in one pipelined round."""
@@ -131,20 +138,35 @@ class ShardedBoards:
 
     async def higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
         """For each score, how many players of the period have a strictly higher one."""
+        higher, _ = await self._counts(board, period, scores, with_total=False)
+        return higher
+
+    async def _counts(
+        self, board: str, period: str, scores: list[int], *, with_total: bool = True
+    ) -> tuple[dict[int, int], int]:
+        """For each score, how many players have a strictly higher one; and how many
+        players the period has (0 without `with_total`): one pipelined round."""
         shard_keys = self._layout.all_shard_keys(board, period)
 
         def commands(pipe: AnyPipeline) -> None:
             for keys in shard_keys:
                 pipe.exists(keys.loaded)
+                # The write path's ranks (with_board_ranks) need no total: not one more command.
+                if with_total:
+                    pipe.zcard(keys.ranking)
                 for score in scores:
                     pipe.zcount(keys.ranking, "-inf", f"({-score}")
 
         replies = await self._connection.pipelined(commands)
         totals = dict.fromkeys(scores, 0)
-        step = 1 + len(scores)
+        players = 0
+        first = 2 if with_total else 1
+        step = first + len(scores)
         for at in range(0, len(replies), step):
             if not replies[at]:
                 raise RankingNotLoaded(board, period)
-            for score, count in zip(scores, replies[at + 1 : at + step], strict=True):
+            if with_total:
+                players += int(replies[at + 1])
+            for score, count in zip(scores, replies[at + first : at + step], strict=True):
                 totals[score] += int(count)
-        return totals
+        return totals, players

@@ -46,6 +46,9 @@ READS: list[Case] = [
     ('{ neighborhood(username: "ana", radius: 2) { username } }', {}, None),
     ("{ topPlayers(limit: 3) { score } }", {}, None),
     ("{ topPlayers(limit: 2, offset: 9) { rank username } }", {}, None),
+    ("{ topPlayers(limit: 4) { topPercent rank username } }", {}, None),
+    ('{ player(username: "cy") { topPercent } }', {}, None),
+    ('{ neighborhood(username: "ana", radius: 1) { username topPercent } }', {}, None),
 ]
 WRITES: list[Case] = [
     (INCREMENT, {"username": "ana", "delta": 5, "eventId": "seen"}, TOKEN),

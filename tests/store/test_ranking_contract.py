@@ -575,3 +575,30 @@ def test_the_suite_covers_every_store_method() -> None:
 
 async def test_ping(store: RankingStore) -> None:
     await store.ping()
+
+
+# Player reads (#14): topPercent, named players, filled neighbourhoods, paging
+
+
+def counts(players: list[RankedPlayer]) -> list[tuple[str, int, float]]:
+    """(username, player count, top percent) of each player."""
+    return [(player.username, player.player_count, player.top_percent) for player in players]
+
+
+async def test_every_read_carries_the_period_player_count(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    expected = [(name, 6, 100 * rank / 6) for name, _, rank in SIX_STANDINGS]
+    assert counts(await store.top(GLOBAL, PERIOD, 10, 0)) == expected
+    assert counts(await store.top(GLOBAL, PERIOD, 2, 3)) == expected[3:5]
+    assert counts(await store.neighborhood(GLOBAL, PERIOD, "carol", 1)) == expected[1:4]
+    for name, _, rank in SIX_STANDINGS:
+        player = await store.player(GLOBAL, PERIOD, name)
+        assert player is not None
+        assert (player.player_count, player.top_percent) == (6, 100 * rank / 6)
+    await store.increment([inc("newcomer", 1)])
+    # A window not read before: the top cache keeps a count within its staleness bound only.
+    assert counts(await store.top(GLOBAL, PERIOD, 1, 0))[0][1] in (6, 7)
+    assert counts(await store.top(GLOBAL, PERIOD, 3, 0))[0] == ("alice", 7, 100 / 7)
+    newcomer = await store.player(GLOBAL, PERIOD, "newcomer")
+    assert newcomer is not None
+    assert (newcomer.rank, newcomer.player_count, newcomer.top_percent) == (7, 7, 100.0)
