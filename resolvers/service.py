@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
-from resolvers import validation
+from resolvers import cursors, validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
 from store.boards import Board, board_index
 from store.errors import (
@@ -47,6 +47,16 @@ class IncrementRequest:
     delta: int
     board: str
     event_id: str | None
+
+
+@value_type
+class RankingPageView:
+    """A page of `ranking` as clients see it: players best first, each one's cursor."""
+
+    players: tuple[RankedPlayer, ...]
+    cursors: tuple[str, ...]
+    total: int
+    has_next: bool
 
 
 class LeaderboardService:
@@ -186,14 +196,39 @@ class LeaderboardService:
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
-        self, board_id: str, period: str | None, username: str, radius: int
+        self, board_id: str, period: str | None, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below."""
+        """The player and up to `radius` players above and below (with `fill`, 2 * radius + 1
+        whenever the period has that many)."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
         return await self._recovering(
-            lambda: self._ranking.neighborhood(board.id, period_id, username, radius)
+            lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
+        )
+
+    async def players(
+        self, board_id: str, period: str | None, usernames: list[str]
+    ) -> list[RankedPlayer]:
+        """Up to 100 named players with their board-wide ranks, best first; those without a
+        score left out."""
+        board, period_id = self.period(board_id, period)
+        validation.usernames(usernames)
+        return await self._recovering(lambda: self._ranking.players(board.id, period_id, usernames))
+
+    async def ranking(
+        self, board_id: str, period: str | None, first: int, after: str | None
+    ) -> RankingPageView:
+        """One page of the whole ranking after the cursor `after` (from the top without)."""
+        board, period_id = self.period(board_id, period)
+        validation.first(first)
+        key = None if after is None else cursors.decode(after, board.id, period_id)
+        page = await self._recovering(lambda: self._ranking.page(board.id, period_id, first, key))
+        return RankingPageView(
+            players=page.players,
+            cursors=tuple(cursors.encode(board.id, period_id, key) for key in page.keys),
+            total=page.total,
+            has_next=page.has_next,
         )
 
     async def player_count(self, board_id: str, period: str | None) -> int:

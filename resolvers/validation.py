@@ -97,3 +97,25 @@ def batch_size(count: int, maximum: int) -> int:
     if not 1 <= count <= maximum:
         raise bad_input(f"increments must hold 1..{maximum} items, not {count}")
     return count
+
+
+PLAYERS_MAX = 100
+PAGE_MAX = 100
+
+
+def usernames(values: list[str]) -> list[str]:
+    """1..100 distinct valid usernames."""
+    if not 1 <= len(values) <= PLAYERS_MAX:
+        raise bad_input(f"usernames must hold 1..{PLAYERS_MAX} names, not {len(values)}")
+    if len(set(values)) != len(values):
+        raise bad_input("usernames must be distinct")
+    for value in values:
+        username(value)
+    return values
+
+
+def first(value: int) -> int:
+    """1..100 players on a page."""
+    if not 1 <= value <= PAGE_MAX:
+        raise bad_input(f"first must be 1..{PAGE_MAX}")
+    return value

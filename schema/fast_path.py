@@ -65,7 +65,7 @@ async def _player(service: LeaderboardService, args: Arguments, _: FieldShape) -
 
 async def _neighborhood(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     return await service.neighborhood(
-        args["board"], args["period"], args["username"], args["radius"]
+        args["board"], args["period"], args["username"], args["radius"], args["fill"]
     )
 
 

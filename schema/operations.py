@@ -10,6 +10,7 @@ from resolvers.errors import unauthenticated
 from resolvers.service import IncrementRequest
 from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
+from schema.players import PlayerQueries
 from schema.scalars import Long
 from schema.types import (
     GLOBAL,
@@ -23,7 +24,7 @@ Info = strawberry.Info[ApiContext, None]
 
 
 @strawberry.type
-class Query(BoardQueries):
+class Query(BoardQueries, PlayerQueries):
     @strawberry.field(
         description=(
             "The boards this service serves (configured at start-up; "
@@ -61,7 +62,9 @@ class Query(BoardQueries):
     @strawberry.field(
         description=(
             "The player and up to `radius` players ranked directly above and below,\n"
-            "best first (radius 0..50). Empty when the player has no score in the period."
+            "best first (radius 0..50). Empty when the player has no score in the period.\n"
+            "With fill: true, 2 * radius + 1 players whenever the period has that many:\n"
+            "the window shifts down at the top and up at the bottom."
         )
     )
     async def neighborhood(
@@ -71,8 +74,9 @@ class Query(BoardQueries):
         radius: int = 5,
         board: strawberry.ID = GLOBAL,
         period: str | None = None,
+        fill: bool = False,
     ) -> list[RankedPlayer]:
-        players = await info.context.service.neighborhood(board, period, username, radius)
+        players = await info.context.service.neighborhood(board, period, username, radius, fill)
         return [RankedPlayer.of(player) for player in players]
 
 

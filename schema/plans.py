@@ -351,6 +351,8 @@ def _plainly(value: Any, type_name: str, declared: Argument) -> bool:
         return _plain_int(value)
     if base in ("String", "ID"):
         return isinstance(value, str)
+    if base == "Boolean":
+        return isinstance(value, bool)
     return False
 
 

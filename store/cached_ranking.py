@@ -34,7 +34,14 @@ from typing import Any
 from cachetools import LRUCache
 
 from store.aio import cancel_and_wait, close_iterator, consume_resubscribing
-from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreIncrement
+from store.models import (
+    IncrementOutcome,
+    PageKey,
+    RankedPlayer,
+    RankingPage,
+    ScoreChange,
+    ScoreIncrement,
+)
 from store.ports import RankingStore
 
 logger = logging.getLogger(__name__)
@@ -325,10 +332,20 @@ class TopCachingRankingStore:
         return await self._inner.player(board, period, username)
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """The player and up to `radius` players above and below (not cached)."""
-        return await self._inner.neighborhood(board, period, username, radius)
+        return await self._inner.neighborhood(board, period, username, radius, fill=fill)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first (not cached)."""
+        return await self._inner.players(board, period, usernames)
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (not cached)."""
+        return await self._inner.page(board, period, first, after)
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period (not cached)."""

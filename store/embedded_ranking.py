@@ -21,7 +21,9 @@ from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
+    PageKey,
     RankedPlayer,
+    RankingPage,
     ScoreChange,
     ScoreIncrement,
 )
@@ -219,9 +221,10 @@ class EmbeddedRankingStore:
         )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first
+        (with `fill`, 2 * radius + 1 whenever the period has that many)."""
         if radius < 0:
             raise ValueError("radius must not be negative")
         ranking = self._loaded(board, period)
@@ -229,7 +232,43 @@ class EmbeddedRankingStore:
         if score is None:
             return []
         position = int(ranking.order.index((-score, username)))
-        return ranking.page(max(0, position - radius), position + radius + 1)
+        start = position - radius
+        if fill:
+            start = min(start, len(ranking.order) - (2 * radius + 1))
+        start = max(0, start)
+        stop = start + 2 * radius + 1 if fill else position + radius + 1
+        return ranking.page(start, stop)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first (rank, then username)."""
+        ranking = self._loaded(board, period)
+        count = len(ranking.scores)
+        players = [
+            RankedPlayer(
+                username=username, score=score, rank=ranking.rank(score), player_count=count
+            )
+            for username in usernames
+            if (score := ranking.scores.get(username)) is not None
+        ]
+        players.sort(key=lambda player: (player.rank, player.username))
+        return players
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (from the top without one)."""
+        if first < 0:
+            raise ValueError("first must not be negative")
+        ranking = self._loaded(board, period)
+        # The order holds (stored score, username): an order key is one of its entries.
+        start = 0 if after is None else int(ranking.order.bisect_right(after))
+        players = ranking.page(start, start + first)
+        return RankingPage(
+            players=tuple(players),
+            keys=tuple((-player.score, player.username) for player in players),
+            total=len(ranking.scores),
+            has_next=start + len(players) < len(ranking.scores),
+        )
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""

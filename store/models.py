@@ -114,3 +114,21 @@ class ScoreChange:
     score: int
     previous_rank: int | None
     rank: int
+
+
+PageKey = tuple[int, str]
+"""A place in a ranking's order, as the sorted set holds it: (stored score, member). Stored
+scores ascend in the board's order and equal ones order by member bytes, so a page after a
+key starts right after it whether or not its player still stands there."""
+
+
+@value_type
+class RankingPage:
+    """One page of a ranking: its players best first, each one's order key (for cursors),
+    and whether more follow."""
+
+    players: tuple[RankedPlayer, ...]
+    keys: tuple[PageKey, ...]
+    total: int
+    """Players with a score in the period."""
+    has_next: bool

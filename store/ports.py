@@ -26,7 +26,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
-from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreEvent, ScoreIncrement
+from store.models import (
+    IncrementOutcome,
+    PageKey,
+    RankedPlayer,
+    RankingPage,
+    ScoreChange,
+    ScoreEvent,
+    ScoreIncrement,
+)
 
 
 class TopReads(Protocol):
@@ -45,13 +53,30 @@ class RankingReads(TopReads, Protocol):
         ...
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first.
+
+        With `fill`, 2 * radius + 1 players whenever the period has that many: the window
+        shifts down at the top and up at the bottom.
+        """
         ...
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
+        ...
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players (distinct) that have a score, with board-wide ranks, best first
+        (rank, then username): one round trip per shard, whatever the number of names."""
+        ...
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players following the place `after` in the ranking's order (from
+        the top without one): O(log N + first), and a player whose score does not change
+        is never skipped nor repeated by a reader following the keys."""
         ...
 
 

@@ -51,7 +51,10 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
             "active",
         }
     ),
-    "Query": frozenset({"leaderboard"}),
+    "Query": frozenset({"leaderboard", "players", "ranking"}),
+    "PageInfo": None,
+    "RankedPlayerEdge": None,
+    "RankedPlayerConnection": None,
     "RankedPlayer": frozenset({"topPercent"}),
     "Mutation": frozenset({"createLeaderboard", "updateLeaderboard", "archiveLeaderboard"}),
 }

@@ -11,11 +11,11 @@ score; the order is score descending, then username ascending.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sortedcontainers import SortedList
 
-from store.models import IncrementOutcome, RankedPlayer
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
 
 
 def order(entry: tuple[str, int]) -> tuple[int, str]:
@@ -109,3 +109,51 @@ def replay_ranks(
             dataclasses.replace(outcome, rank=rank(outcome.score), previous_rank=previous_rank)
         )
     return ranked
+
+
+def merge_pages(
+    shards: Sequence[tuple[int, int, int, list[tuple[PageKey, int]]]],
+    first: int,
+    after: PageKey | None,
+) -> RankingPage:
+    """A page of the whole ranking from each sorted set's page after the same place.
+
+    Each shard gives (players it holds, how many of them come up to the place, how many
+    of them have a strictly lower stored score than the place, its page: ((stored,
+    member), score) in order). Every player of the merged page is within its own shard's
+    first `first` after the place, so the merge by (stored score, member) is exact. The
+    first one's rank: 1 + the players with a better stored score when it ties the place,
+    else its position + 1 (everything before it is strictly better); the next ones share
+    the previous rank on an equal stored score, else take their position + 1.
+    """
+    total = sum(shard[0] for shard in shards)
+    position = sum(shard[1] for shard in shards)
+    better = sum(shard[2] for shard in shards)
+    merged = sorted((entry for shard in shards for entry in shard[3]), key=lambda e: e[0])
+    merged = merged[:first]
+    players = []
+    rank = 0
+    previous: int | None = None
+    for index, ((stored, member), score) in enumerate(merged):
+        if previous is None:
+            rank = 1 + better if after is not None and stored == after[0] else position + 1
+        elif stored != previous:
+            rank = position + index + 1
+        previous = stored
+        players.append(RankedPlayer(username=member, score=score, rank=rank, player_count=total))
+    return RankingPage(
+        players=tuple(players),
+        keys=tuple(key for key, _ in merged),
+        total=total,
+        has_next=position + len(merged) < total,
+    )
+
+
+def window_sides(radius: int, above: int, below: int, *, fill: bool) -> tuple[int, int]:
+    """How many players a neighbourhood shows above and below its player, who has `above`
+    players before and `below` after. Up to `radius` each side; with `fill`, a side cut
+    short (the top, the bottom) gives its room to the other, for 2 * radius + 1 players
+    whenever there are that many."""
+    if not fill:
+        return min(radius, above), min(radius, below)
+    return min(above, radius + max(0, radius - below)), min(below, radius + max(0, radius - above))

@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 
 from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
-from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage, ScoreIncrement
 from store.redis.connection import Connection, text, unavailable_on_failure
 from store.redis.keys import KeyLayout, PeriodKeys, fingerprint
+from store.redis.ranks import merge_pages
 
 _LUA = resources.files(__package__ or "store.redis").joinpath("lua")
 
@@ -56,6 +57,8 @@ class Scripts:
         self._release = connection.register("release", source("release"))
         self._shard_around = connection.register("shard_around", source("shard_around"))
         self._claims = connection.register("claims", source("claims"))
+        self._players = connection.register("players", source("players"))
+        self._page = connection.register("page", source("page"))
         self._load_claims = connection.register("load_claims", source("load_claims"))
 
     async def increment(
@@ -134,13 +137,14 @@ class Scripts:
         )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """neighborhood.lua on an unsharded board."""
         keys = self._layout.keys(board, period)
-        reply = await self._connection.call(
-            self._neighborhood, [keys.ranking, keys.loaded], [username, radius]
-        )
+        args: list[str | int | bytes] = [username, radius]
+        if fill:
+            args.append(1)
+        reply = await self._connection.call(self._neighborhood, [keys.ranking, keys.loaded], args)
         return _ranked_players(board, period, reply)
 
     async def player_count(self, board: str, period: str) -> int:
@@ -176,6 +180,38 @@ class Scripts:
                 )
             )
         return shards
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """players.lua on an unsharded board: the named players that have a score (in the
+        order given), each with the period's player count."""
+        keys = self._layout.keys(board, period)
+        reply = await self._connection.call(self._players, [keys.ranking, keys.loaded], usernames)
+        return _ranked_players(board, period, reply)
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """page.lua on every shard at once (one round trip): each one's players after the
+        place `after` (from the top without one), merged (ranks.py `merge_pages`)."""
+        args: list[str | int | bytes] = [first]
+        if after is not None:
+            args += [after[0], after[1]]
+        replies = await self._connection.fan_out(
+            self._page,
+            [
+                ([shard.ranking, shard.loaded], args)
+                for shard in self._layout.all_shard_keys(board, period)
+            ],
+        )
+        shards = []
+        for reply in replies:
+            _check_loaded(board, period, reply)
+            entries = [
+                ((int(float(reply[at + 1])), text(reply[at])), int(reply[at + 2]))
+                for at in range(4, len(reply), 3)
+            ]
+            shards.append((int(reply[1]), int(reply[2]), int(reply[3]), entries))
+        return merge_pages(shards, first, after)
 
     async def load(
         self, keys: PeriodKeys, temp_ranking: str, temp_events: str, expire_at_ms: int

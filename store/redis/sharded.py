@@ -9,12 +9,19 @@ A player lives in one shard (`Board.shard_of`); a script sees one shard, so a ra
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from store.errors import RankingNotLoaded
-from store.models import IncrementOutcome, RankedPlayer
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
 from store.redis.connection import AnyPipeline, Connection, text
 from store.redis.keys import KeyLayout, total_of
-from store.redis.ranks import order, rank_by_position, replay_ranks, scores_of
+from store.redis.ranks import (
+    order,
+    rank_by_position,
+    replay_ranks,
+    scores_of,
+    window_sides,
+)
 from store.redis.scripts import Scripts
 
 
@@ -66,33 +73,81 @@ class ShardedBoards:
         )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """The player's score from its shard, then each shard's players around that place
         (and how many come before it there), merged: two parallel rounds, a third only
-        when the first player shown ties with the one above it."""
+        when the first player shown ties with the one above it.
+
+        With `fill` each shard gives up to 2 * radius on each side (2 * radius + 1 above,
+        for the tie check), enough for a window shifted as far as it can go."""
         found = await self._scripts.player(board, period, username)
         if found is None:
             return []
         score = found.score
+        reach = 2 * radius if fill else radius
         # One extra player above, to tell whether the first one shown ties with it.
         shards = await self._scripts.shard_around(
-            board, period, score, username, before=radius + 1, after=radius
+            board, period, score, username, before=reach + 1, after=reach
         )
         position = sum(shard.position for shard in shards)
+        count = sum(shard.players for shard in shards)
         before = sorted((entry for shard in shards for entry in shard.before), key=order)
         after = sorted((entry for shard in shards for entry in shard.after), key=order)
-        shown_before = before[max(0, len(before) - radius) :] if radius else []
-        window = [*shown_before, (username, score), *after[:radius]]
+        above, below = window_sides(radius, position, count - position - 1, fill=fill)
+        shown_before = before[len(before) - above :] if above else []
+        window = [*shown_before, (username, score), *after[:below]]
         first_position = position - len(shown_before)
         first_rank = first_position + 1
         if len(before) > len(shown_before) and before[-len(shown_before) - 1][1] == window[0][1]:
             first_score = window[0][1]
             first_rank = 1 + (await self.higher_counts(board, period, [first_score]))[first_score]
-        count = sum(shard.players for shard in shards)
         return rank_by_position(
             window, 0, len(window), first_rank=first_rank, start=first_position, player_count=count
         )
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players' scores from their shards, then the counts above those scores
+        from every shard: two pipelined rounds (one round trip per node each), whatever
+        the number of names."""
+        by_shard: dict[int, list[str]] = {}
+        board_value = self._layout.board(board)
+        for username in usernames:
+            by_shard.setdefault(board_value.shard_of(username), []).append(username)
+        touched = [
+            (self._layout.keys(board, period, shard), names) for shard, names in by_shard.items()
+        ]
+
+        def commands(pipe: AnyPipeline) -> None:
+            for keys, names in touched:
+                pipe.exists(keys.loaded)
+                pipe.zmscore(keys.ranking, names)
+
+        replies = await self._connection.pipelined(commands)
+        if not all(replies[0::2]):
+            raise RankingNotLoaded(board, period)
+        found = [
+            (username, total_of(stored))
+            for (_, names), scores in zip(touched, replies[1::2], strict=True)
+            for username, stored in zip(names, scores, strict=True)
+            if stored is not None
+        ]
+        if not found:
+            await self.player_count(board, period)  # still refuses an unloaded period
+            return []
+        higher, count = await self._counts(board, period, sorted({score for _, score in found}))
+        players = [
+            RankedPlayer(username=username, score=score, rank=1 + higher[score], player_count=count)
+            for username, score in found
+        ]
+        players.sort(key=lambda player: (player.rank, player.username))
+        return players
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Every shard's page after the place, merged (page.lua: one round)."""
+        return await self._scripts.page(board, period, first, after)
 
     async def player_count(self, board: str, period: str) -> int:
         """The shards' ZCARDs summed, in one pipelined round."""

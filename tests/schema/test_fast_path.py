@@ -15,6 +15,11 @@ from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER
 
 pytestmark = pytest.mark.integration
 
+FILLED = """
+query($username: String!, $fill: Boolean! = false) {
+  neighborhood(username: $username, radius: 1, fill: $fill) { username score rank topPercent }
+}"""
+
 Case = tuple[str, dict[str, Any], str | None]
 """A document, its variables, and the write token to present (None: none)."""
 
@@ -49,6 +54,13 @@ READS: list[Case] = [
     ("{ topPlayers(limit: 4) { topPercent rank username } }", {}, None),
     ('{ player(username: "cy") { topPercent } }', {}, None),
     ('{ neighborhood(username: "ana", radius: 1) { username topPercent } }', {}, None),
+    ('{ neighborhood(username: "ana", radius: 1, fill: true) { username rank } }', {}, None),
+    ('{ neighborhood(username: "bo", radius: 2, fill: false) { username rank } }', {}, None),
+    (FILLED, {"username": "dee", "fill": True}, None),
+    (FILLED, {"username": "dee"}, None),
+    (FILLED, {"username": "dee", "fill": None}, None),
+    (FILLED, {"username": "dee", "fill": "yes"}, None),
+    (FILLED, {"username": "dee", "fill": 1}, None),
 ]
 WRITES: list[Case] = [
     (INCREMENT, {"username": "ana", "delta": 5, "eventId": "seen"}, TOKEN),
@@ -162,7 +174,7 @@ async def test_shortcut_answers_as_strawberry_does(
 
 def test_simple_documents_take_the_shortcut(app: Starlette) -> None:
     fast_path: FastPath = app.state.graphql.fast_path
-    for document in (TOP, PLAYER, NEIGHBORHOOD, INCREMENT, INCREMENTS):
+    for document in (TOP, PLAYER, NEIGHBORHOOD, INCREMENT, INCREMENTS, FILLED):
         assert isinstance(fast_path.plan(document, None), Plan), document
 
 

@@ -72,9 +72,11 @@ async def test_changed_read_defaults_reach_the_fast_path(monkeypatch: pytest.Mon
     fast = FastPath(schema, cast(LeaderboardService, recorder), max_tokens=2_000)
     await answer(fast, "{ topPlayers { username } }")
     await answer(fast, '{ neighborhood(username: "ana") { rank } }')
+    await answer(fast, '{ neighborhood(username: "ana", fill: true) { rank } }')
     assert recorder.calls == [
         ("top", "alltime", None, 7, 0),
-        ("neighborhood", "global", None, "ana", 2),
+        ("neighborhood", "global", None, "ana", 2, False),
+        ("neighborhood", "global", None, "ana", 2, True),
     ]
 
 
