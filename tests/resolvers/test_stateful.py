@@ -192,6 +192,14 @@ BAD_READS = (
     BadRead("empty username", lambda s: s.neighborhood("daily", None, "", 1), BAD),
     BadRead("unknown board", lambda s: s.player_count("nope", None), NOT_FOUND),
     BadRead("unknown board top", lambda s: s.top("nope", None, 10), NOT_FOUND),
+    BadRead("no names", lambda s: s.players("global", None, []), BAD),
+    BadRead("101 names", lambda s: s.players("global", None, [f"p{i}" for i in range(101)]), BAD),
+    BadRead("a name twice", lambda s: s.players("daily", None, ["bob", "a", "bob"]), BAD),
+    BadRead("a bad name", lambda s: s.players("global", None, ["bob", "bob smith"]), BAD),
+    BadRead("players of no board", lambda s: s.players("nope", None, ["bob"]), NOT_FOUND),
+    BadRead("first 0", lambda s: s.ranking("global", None, 0, None), BAD),
+    BadRead("first 101", lambda s: s.ranking("alltime", None, 101, None), BAD),
+    BadRead("ranking of no board", lambda s: s.ranking("nope", None, 10, None), NOT_FOUND),
 )
 
 
@@ -281,13 +289,21 @@ class Model:
         return None
 
     def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
         everybody = self.standings(board, period)
         for position, player in enumerate(everybody):
             if player.username == username:
-                return everybody[max(0, position - radius) : position + radius + 1]
+                if not fill:
+                    return everybody[max(0, position - radius) : position + radius + 1]
+                # 2r + 1 players whenever there are that many: the window shifts at the ends.
+                start = max(0, min(position - radius, len(everybody) - (2 * radius + 1)))
+                return everybody[start : start + 2 * radius + 1]
         return []
+
+    def players(self, board: str, period: str, usernames: Sequence[str]) -> list[RankedPlayer]:
+        """The named ones with a score, best first (ties by username)."""
+        return [player for player in self.standings(board, period) if player.username in usernames]
 
 
 # The machine
@@ -621,6 +637,77 @@ class LeaderboardMachine(RuleBasedStateMachine):
                     want = self.model.player(board, period, username)
                     got = await self.service.player(board, period, username)
                     assert got == want, f"{board}/{period} {username}"
+
+    # Player reads (#14): named players, filled neighbourhoods, paging, topPercent
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        names=st.lists(usernames, min_size=1, max_size=len(USERNAMES), unique=True),
+        radius=st.integers(min_value=0, max_value=4),
+    )
+    def read_players(self, board: str, choice: int, names: list[str], radius: int) -> None:
+        """Named players and every player's filled neighbourhood, with topPercent."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        count = len(self.model.standings(board, model_period))
+        got = self._run(self.service.players(board, period, names))
+        assert got == self.model.players(board, model_period, names), (board, model_period)
+        for username in USERNAMES:
+            filled = self._run(self.service.neighborhood(board, period, username, radius, True))
+            want = self.model.neighborhood(board, model_period, username, radius, True)
+            assert filled == want, (board, model_period, username, radius)
+            got += filled
+        for player in got:
+            assert player.top_percent == 100 * player.rank / count, player
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        first=st.integers(min_value=1, max_value=4) | st.just(100),
+        moves=st.lists(valid_requests, max_size=6),
+    )
+    def page_through(
+        self, board: str, choice: int, first: int, moves: list[IncrementRequest]
+    ) -> None:
+        """Page the whole ranking with cursors while other increments land between the
+        pages: every player the moves did not touch is seen exactly once, and without
+        moves the pages are the model's standings."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        touched = {move.username for move in moves if move.board == board}
+        seen: list[RankedPlayer] = []
+        after: str | None = None
+        pending = list(moves)
+        while True:
+            page = self._run(self.service.ranking(board, period, first, after))
+            assert len(page.players) <= first
+            seen += page.players
+            if not page.has_next:
+                break
+            after = page.cursors[-1]
+            if pending:
+                self._increment(pending.pop())
+        for move in pending:
+            self._increment(move)
+        everybody = self.model.standings(board, model_period)
+        if not touched or model_period != self._current(board):
+            assert seen == everybody, f"{board}/{model_period}"
+            return
+        unchanged = [player.username for player in seen if player.username not in touched]
+        assert sorted(unchanged) == sorted(
+            player.username for player in everybody if player.username not in touched
+        )
+        assert len(unchanged) == len(set(unchanged))
+
+    @rule(
+        board=boards,
+        cursor=st.sampled_from(("", "x", "bm90IGpzb24", "WzEsMiwzXQ", "A" * 600)),
+    )
+    def page_with_a_bad_cursor(self, board: str, cursor: str) -> None:
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.ranking(board, None, 10, cursor))
+        assert refused.value.code is BAD, refused.value.message
 
     # Losses
 
