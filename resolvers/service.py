@@ -20,8 +20,18 @@ from store.errors import (
     ScoreOutOfRange,
     StoreUnavailable,
 )
-from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
+from store.models import (
+    LEAVE,
+    NO_PROFILE,
+    IncrementOutcome,
+    PlayerProfile,
+    RankedPlayer,
+    ScoreEvent,
+    ScoreIncrement,
+    value_type,
+)
 from store.ports import RankingReads, RankingWrites
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 
 logger = logging.getLogger(__name__)
@@ -73,6 +83,7 @@ class LeaderboardService:
         max_batch_increments: int,
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
+        profiles: PlayerProfiles | None = None,
     ) -> None:
         self._ranking = ranking
         self._batcher = batcher
@@ -84,6 +95,7 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        self._profiles = profiles
 
     @property
     def boards(self) -> list[Board]:
@@ -235,6 +247,35 @@ class LeaderboardService:
         """How many players scored in the period."""
         board, period_id = self.period(board_id, period)
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
+
+    # Profiles
+
+    async def set_profile(
+        self, username: str, display_name: str | None, metadata: object | None
+    ) -> bool:
+        """Set a player's display name and metadata (None leaves a field; "" and {} clear
+        it), durably before answering."""
+        validation.username(username)
+        name = LEAVE if display_name is None else validation.display_name(display_name)
+        data = LEAVE if metadata is None else validation.metadata(metadata)
+        if self._profiles is None:
+            raise unavailable("player profiles are not configured on this instance")
+        try:
+            await self._profiles.change(username, name, data)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; the profile was not changed") from None
+        return True
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """The profiles of the named players (`NO_PROFILE` when never set), in one fetch."""
+        if self._profiles is None:
+            return dict.fromkeys(usernames, NO_PROFILE)
+        try:
+            return await self._profiles.profiles(usernames)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; retry later") from None
 
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""

@@ -11,6 +11,7 @@ from resolvers.service import IncrementRequest
 from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
 from schema.players import PlayerQueries
+from schema.profiles import ProfileMutations, ranked_views, selects_profiles
 from schema.scalars import Long
 from schema.types import (
     GLOBAL,
@@ -44,7 +45,7 @@ class Query(BoardQueries, PlayerQueries):
         period: str | None = None,
     ) -> list[RankedPlayer]:
         players = await info.context.service.top(board, period, limit, offset)
-        return [RankedPlayer.of(player) for player in players]
+        return await ranked_views(info, players)
 
     @strawberry.field(
         description="One player's standing; null when the player has no score in the period."
@@ -57,7 +58,7 @@ class Query(BoardQueries, PlayerQueries):
         period: str | None = None,
     ) -> RankedPlayer | None:
         player = await info.context.service.player(board, period, username)
-        return None if player is None else RankedPlayer.of(player)
+        return None if player is None else (await ranked_views(info, [player]))[0]
 
     @strawberry.field(
         description=(
@@ -77,7 +78,7 @@ class Query(BoardQueries, PlayerQueries):
         fill: bool = False,
     ) -> list[RankedPlayer]:
         players = await info.context.service.neighborhood(board, period, username, radius, fill)
-        return [RankedPlayer.of(player) for player in players]
+        return await ranked_views(info, players)
 
 
 def _require_write_token(info: Info) -> None:
@@ -86,7 +87,7 @@ def _require_write_token(info: Info) -> None:
 
 
 @strawberry.type
-class Mutation(BoardMutations):
+class Mutation(BoardMutations, ProfileMutations):
     @strawberry.mutation(
         description=(
             "Add delta to the player's score in the board's current period.\n"
@@ -138,7 +139,12 @@ class Subscription:
         self, info: Info, username: str, board: strawberry.ID = GLOBAL
     ) -> AsyncGenerator[RankChange, None]:
         info.context.service.subscribable_player(board, username)
+        named = selects_profiles(info)
         async for update in info.context.live.watch_player(board, username):
+            display_name = None
+            if named:
+                profiles = await info.context.service.profiles([update.username])
+                display_name = profiles[update.username].display_name or update.username
             yield RankChange(
                 username=update.username,
                 board=strawberry.ID(update.board),
@@ -146,6 +152,7 @@ class Subscription:
                 score=Long(update.score),
                 rank=update.rank,
                 previous_rank=update.previous_rank,
+                display_name=display_name,
             )
 
     @strawberry.subscription(
@@ -156,4 +163,4 @@ class Subscription:
     ) -> AsyncGenerator[list[RankedPlayer], None]:
         info.context.service.subscribable_top(board, limit)
         async for players in info.context.live.watch_top(board, limit):
-            yield [RankedPlayer.of(player) for player in players]
+            yield await ranked_views(info, players)

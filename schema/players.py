@@ -6,6 +6,7 @@ from __future__ import annotations
 import strawberry
 
 from schema.context import ApiContext
+from schema.profiles import ranked_views
 from schema.types import GLOBAL, RankedPlayer
 
 Info = strawberry.Info[ApiContext, None]
@@ -46,7 +47,7 @@ class PlayerQueries:
         period: str | None = None,
     ) -> list[RankedPlayer]:
         players = await info.context.service.players(board, period, usernames)
-        return [RankedPlayer.of(player) for player in players]
+        return await ranked_views(info, players)
 
     @strawberry.field(
         description=(
@@ -63,9 +64,10 @@ class PlayerQueries:
         after: str | None = None,
     ) -> RankedPlayerConnection:
         page = await info.context.service.ranking(board, period, first, after)
+        nodes = await ranked_views(info, page.players)
         edges = [
-            RankedPlayerEdge(cursor=cursor, node=RankedPlayer.of(player))
-            for player, cursor in zip(page.players, page.cursors, strict=True)
+            RankedPlayerEdge(cursor=cursor, node=node)
+            for node, cursor in zip(nodes, page.cursors, strict=True)
         ]
         return RankedPlayerConnection(
             edges=edges,

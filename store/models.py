@@ -132,3 +132,36 @@ class RankingPage:
     total: int
     """Players with a score in the period."""
     has_next: bool
+
+
+@value_type
+class PlayerProfile:
+    """What a player shows on every board: a display name and metadata (a JSON object,
+    kept as its serialized text); None where never set or cleared."""
+
+    display_name: str | None
+    metadata: str | None
+
+
+@value_type
+class StoredProfile:
+    """A player's profile as the source of truth holds it, with its version (grows on
+    every change, so a cache keeps the newest of two racing copies); version 0: none."""
+
+    version: int
+    profile: PlayerProfile
+
+
+NO_PROFILE = PlayerProfile(display_name=None, metadata=None)
+"""The profile of a player who never set one."""
+
+
+class _Leave:
+    """The type of `LEAVE`."""
+
+    def __repr__(self) -> str:
+        return "LEAVE"
+
+
+LEAVE = _Leave()
+"""A profile field a change leaves as it is (None clears it)."""

@@ -29,11 +29,13 @@ from typing import Protocol
 from store.models import (
     IncrementOutcome,
     PageKey,
+    PlayerProfile,
     RankedPlayer,
     RankingPage,
     ScoreChange,
     ScoreEvent,
     ScoreIncrement,
+    StoredProfile,
 )
 
 
@@ -202,4 +204,27 @@ class ScoreHistory(HistoryWrites, HistoryReads, Protocol):
 
     async def replica_status(self) -> str | None:
         """The read replica's state for a readiness report; None when there is none."""
+        ...
+
+
+class ProfileCache(Protocol):
+    """A cache of player profiles in front of their table (Redis, or in-process): rebuildable
+    from the table at any time, so a lost entry only costs a read of the table."""
+
+    async def get(self, usernames: Sequence[str]) -> dict[str, StoredProfile]:
+        """The cached entries of those players the cache holds (a player without a profile
+        is cached as version 0): one round trip per shard of the cache."""
+        ...
+
+    async def put(self, entries: dict[str, StoredProfile]) -> None:
+        """Cache entries, each only over an older version (racing writers converge on the
+        newest)."""
+        ...
+
+
+class ProfileReads(Protocol):
+    """What reads need of the profiles: many at once."""
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """Every named player's profile (`NO_PROFILE` when never set), in one fetch."""
         ...

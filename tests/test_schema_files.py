@@ -55,8 +55,12 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
     "PageInfo": None,
     "RankedPlayerEdge": None,
     "RankedPlayerConnection": None,
-    "RankedPlayer": frozenset({"topPercent"}),
-    "Mutation": frozenset({"createLeaderboard", "updateLeaderboard", "archiveLeaderboard"}),
+    "RankedPlayer": frozenset({"topPercent", "displayName", "metadata"}),
+    "RankChange": frozenset({"displayName"}),
+    "JSON": None,
+    "Mutation": frozenset(
+        {"createLeaderboard", "updateLeaderboard", "archiveLeaderboard", "setPlayerProfile"}
+    ),
 }
 """The parts of contract-additions.graphql the service implements so far (None: the whole
 definition; a set: those fields of a type extension). Add to it as issues land."""

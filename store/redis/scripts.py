@@ -30,6 +30,11 @@ def source(name: str) -> str:
     )
 
 
+def source_plain(name: str) -> str:
+    """The text of lua/`name`.lua alone (a script that needs none of common.lua)."""
+    return _LUA.joinpath(f"{name}.lua").read_text("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class ShardAround:
     """One shard's answer to shard_around.lua: its players before and after a place."""

@@ -27,6 +27,7 @@ from store.redis import changes, claims
 from store.redis.cluster import apply_per_slot
 from store.redis.connection import Connection
 from store.redis.keys import KeyLayout
+from store.redis.profiles import RedisProfileCache
 from store.redis.rebuild import Rebuilds
 from store.redis.scripts import Scripts
 from store.redis.sharded import ShardedBoards
@@ -159,6 +160,10 @@ class RedisRankingStore:
         if first < 0:
             raise ValueError("first must not be negative")
         return await self._boards(board).page(board, period, first, after)
+
+    def profile_cache(self) -> RedisProfileCache:
+        """The player profile cache on this store's Redis (profiles.py)."""
+        return RedisProfileCache(self._connection, self._layout)
 
     # Rebuilds (rebuild.py)
 
