@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from tests.support.graphql_client import GraphQLHttp
+from tests.support.asgi_app import subscription_to
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp
 from tests.support.operations import score
 
 pytestmark = pytest.mark.integration
@@ -165,3 +166,44 @@ async def test_reads_without_profile_fields_fetch_no_profile(
     assert calls == []
     await gql.data("{ topPlayers(limit: 100) { displayName } }")
     assert calls == [["ana"]]  # one fetch for the whole answer
+
+
+RANK_NAMED = """
+subscription($username: String!) {
+  rankChanged(username: $username) { username rank displayName }
+}"""
+TOP_NAMED = """
+subscription { topPlayersChanged(limit: 3) { username displayName metadata topPercent } }"""
+
+
+async def test_subscriptions_show_display_names(gql: GraphQLHttp, app: Starlette) -> None:
+    await score(gql, "ana", 10)
+    await score(gql, "bo", 5)
+    await set_profile(gql, "bo", displayName="Bo <b>", metadata={"flag": "🇫🇷"})
+    async with (
+        subscription_to(app, TRANSPORT_WS) as ranks,
+        subscription_to(app, TRANSPORT_WS) as tops,
+    ):
+        await ranks.start(RANK_NAMED, {"username": "ana"})
+        first = (await ranks.next())["data"]["rankChanged"]
+        assert first == {"username": "ana", "rank": 1, "displayName": "ana"}  # the fallback
+        await tops.start(TOP_NAMED)
+        top = (await tops.next())["data"]["topPlayersChanged"]
+        assert top == [
+            {"username": "ana", "displayName": None, "metadata": None, "topPercent": 50.0},
+            {
+                "username": "bo",
+                "displayName": "Bo <b>",
+                "metadata": {"flag": "🇫🇷"},
+                "topPercent": 100.0,
+            },
+        ]
+        await set_profile(gql, "ana", displayName="Ana")
+        await score(gql, "bo", 10)  # bo passes ana
+        passed = (await ranks.next())["data"]["rankChanged"]
+        assert passed == {"username": "ana", "rank": 2, "displayName": "Ana"}
+        top = (await tops.next())["data"]["topPlayersChanged"]
+        assert [(row["username"], row["displayName"]) for row in top] == [
+            ("bo", "Bo <b>"),
+            ("ana", "Ana"),
+        ]
