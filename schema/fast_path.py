@@ -1,8 +1,9 @@
 """A shortcut for the hot operations: one root field, plain selections, no fragments.
 
 Game servers and frontends send the same few documents thousands of times a second
-(`incrementScore`, `incrementScores`, `topPlayers`, `player`, `neighborhood`: the five of
-`_OPERATIONS`). Strawberry's execution of
+(`incrementScore`, `incrementScores`, `topPlayers`, `player`, `neighborhood`, `players`: the
+six of `_OPERATIONS`). A ranked player's `displayName` and `metadata` are served too: the
+answer's profiles in one fetch, only when selected. Strawberry's execution of
 them costs several times what the service call does, so a document of that simple shape
 is planned once (parsed and validated against the schema) and then answered by calling
 the service directly and writing the JSON with orjson. The answer, errors included, is
@@ -69,6 +70,10 @@ async def _neighborhood(service: LeaderboardService, args: Arguments, _: FieldSh
     )
 
 
+async def _players(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+    return await service.players(args["board"], args["period"], args["usernames"])
+
+
 async def _increment(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     request = IncrementRequest(
         username=args["username"],
@@ -92,7 +97,8 @@ async def _increments(service: LeaderboardService, args: Arguments, shape: Field
     return await service.increment(requests)
 
 
-_PLAYER_FIELDS = frozenset({"username", "score", "rank", "topPercent"})
+_PROFILE_FIELDS = frozenset({"displayName", "metadata"})
+_PLAYER_FIELDS = frozenset({"username", "score", "rank", "topPercent"}) | _PROFILE_FIELDS
 _UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "applied"})
 # What the shortcut knows of each operation besides what the schema declares: how to run it,
 # and which fields of its result the encoder below can write.
@@ -100,6 +106,7 @@ _OPERATIONS: dict[str, tuple[OperationType, frozenset[str], Execute]] = {
     "topPlayers": (OperationType.QUERY, _PLAYER_FIELDS, _top),
     "player": (OperationType.QUERY, _PLAYER_FIELDS, _player),
     "neighborhood": (OperationType.QUERY, _PLAYER_FIELDS, _neighborhood),
+    "players": (OperationType.QUERY, _PLAYER_FIELDS, _players),
     "incrementScore": (OperationType.MUTATION, _UPDATE_FIELDS, _increment),
     "incrementScores": (OperationType.MUTATION, _UPDATE_FIELDS, _increments),
 }
@@ -146,6 +153,8 @@ class FastPath:
             if plan.field.kind is OperationType.MUTATION and not authorized:
                 raise unauthenticated()
             result = await plan.field.execute(self._service, arguments, plan.field.shape)
+            if not _PROFILE_FIELDS.isdisjoint(plan.selections):
+                result = await _with_profiles(self._service, result)
         except ApiError as error:
             return self._error(plan, error.message, error.code.value), error.code.value
         except Exception:
@@ -163,6 +172,42 @@ class FastPath:
         }
         data = {plan.response_key: None} if plan.field.shape.nullable else None
         return orjson.dumps({"data": data, "errors": [error]})
+
+
+@dataclass(frozen=True, slots=True)
+class _Profiled:
+    """A ranked player with its profile, as the encoder reads it (metadata: its JSON text,
+    written into the answer as it is)."""
+
+    username: str
+    score: int
+    rank: int
+    top_percent: float
+    display_name: str | None
+    metadata: orjson.Fragment | None
+
+
+async def _with_profiles(service: LeaderboardService, result: Any) -> Any:
+    """The ranked player(s) of a result with their profiles: one fetch for the answer."""
+    if result is None or result == []:
+        return result
+    players: list[RankedPlayer] = result if isinstance(result, list) else [result]
+    profiles = await service.profiles([player.username for player in players])
+    dressed = []
+    for player in players:
+        profile = profiles[player.username]
+        metadata = profile.metadata
+        dressed.append(
+            _Profiled(
+                player.username,
+                player.score,
+                player.rank,
+                player.top_percent,
+                profile.display_name,
+                None if metadata is None else orjson.Fragment(metadata),
+            )
+        )
+    return dressed if isinstance(result, list) else dressed[0]
 
 
 def _encode(result: Any, selections: tuple[str, ...]) -> Any:
@@ -183,6 +228,14 @@ _PATHS: dict[type, dict[str, str]] = {
         "score": "score",
         "rank": "rank",
         "topPercent": "top_percent",
+    },
+    _Profiled: {
+        "username": "username",
+        "score": "score",
+        "rank": "rank",
+        "topPercent": "top_percent",
+        "displayName": "display_name",
+        "metadata": "metadata",
     },
     IncrementOutcome: {
         "username": "increment.username",

@@ -59,6 +59,7 @@ from schema.documents import (
 
 _INT32 = range(-(2**31), 2**31)
 _INCREMENT_LIST = "[ScoreIncrement!]"
+_NAME_LIST = "[String!]"
 
 Arguments = dict[str, Any]
 
@@ -353,6 +354,8 @@ def _plainly(value: Any, type_name: str, declared: Argument) -> bool:
         return isinstance(value, str)
     if base == "Boolean":
         return isinstance(value, bool)
+    if base == _NAME_LIST:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
     return False
 
 

@@ -123,4 +123,11 @@ def test_the_shortcuts_know_the_five_operations_and_their_fields() -> None:
     player = fast.plan('{ player(username: "a") { username score rank } }', None)
     assert player is not None
     assert player.field.shape.nullable
-    assert player.field.shape.subfields == {"username", "score", "rank", "topPercent"}
+    assert player.field.shape.subfields == {
+        "username",
+        "score",
+        "rank",
+        "topPercent",
+        "displayName",
+        "metadata",
+    }
