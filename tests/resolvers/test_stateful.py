@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -59,9 +60,11 @@ from batcher import WriteBatcher
 from resolvers.errors import ApiError, ErrorCode
 from resolvers.service import IncrementRequest, LeaderboardService
 from store.boards import Board, ResetPeriod
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
-from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
+from store.models import MAX_EXACT_SCORE, NO_PROFILE, IncrementOutcome, PlayerProfile, RankedPlayer
 from store.ports import RankingStore
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
@@ -248,6 +251,15 @@ class Model:
     def __init__(self) -> None:
         self.scores: dict[Key, dict[str, int]] = {}
         self.seen: dict[Key, dict[str, tuple[str, int]]] = {}
+        self.profiles: dict[str, PlayerProfile] = {}
+        """Per player, shared by every board: what setPlayerProfile left."""
+
+    def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
+        """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
+        current = self.profiles.get(username, NO_PROFILE)
+        name = current.display_name if display_name is None else (display_name or None)
+        data = current.metadata if metadata is None else (None if metadata == "{}" else metadata)
+        self.profiles[username] = PlayerProfile(display_name=name, metadata=data)
 
     def apply(self, increments: Sequence[ModelIncrement]) -> list[Standing] | None:
         """Apply a batch in order, all or nothing; None (nothing changed) when a total
@@ -373,6 +385,11 @@ class LeaderboardMachine(RuleBasedStateMachine):
             wait_seconds=WAIT,
             settle_seconds=SETTLE,
         )
+        cache = (
+            self.ranking.profile_cache()
+            if isinstance(self.ranking, RedisRankingStore)
+            else InProcessProfileCache()
+        )
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -381,6 +398,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=self._clock,
+            profiles=PlayerProfiles(self.history.profile_table(), cache),
         )
         await self.batcher.start()
 
@@ -709,6 +727,40 @@ class LeaderboardMachine(RuleBasedStateMachine):
             self._run(self.service.ranking(board, None, 10, cursor))
         assert refused.value.code is BAD, refused.value.message
 
+    # Profiles
+
+    @rule(
+        # Three names, so that a player's profile changes again and again.
+        username=st.sampled_from(USERNAMES[:3]),
+        display_name=st.none() | st.sampled_from(["", "Ana", "Bo ⚔️", "x" * 64, "<b>é</b>"]),
+        metadata=st.none() | st.sampled_from([{}, {"c": "FR"}, {"a": [1, {"b": None}]}]),
+    )
+    def set_profile(
+        self, username: str, display_name: str | None, metadata: dict[str, Any] | None
+    ) -> None:
+        assert self._run(self.service.set_profile(username, display_name, metadata)) is True
+        text = None if metadata is None else orjson.dumps(metadata).decode()
+        self.model.set_profile(username, display_name, text)
+
+    @rule(
+        username=usernames,
+        display_name=st.sampled_from(["x" * 65, "a\u202eb", "\n", " "]) | st.none(),
+        metadata=st.sampled_from([[1], "x", {"a": {"b": {"c": {"d": {"e": 1}}}}}]) | st.none(),
+    )
+    def set_profile_refused(self, username: str, display_name: str | None, metadata: Any) -> None:
+        if display_name is None and metadata is None:
+            return
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.set_profile(username, display_name, metadata))
+        assert refused.value.code is BAD, refused.value.message
+        self.read_profiles()
+
+    @rule()
+    def read_profiles(self) -> None:
+        """Every player's profile, as one answer would fetch them."""
+        got = self._run(self.service.profiles(list(USERNAMES)))
+        assert got == {name: self.model.profiles.get(name, NO_PROFILE) for name in USERNAMES}
+
     # Losses
 
     @precondition(lambda self: self.backend is Backend.REDIS_MARIADB)
@@ -721,6 +773,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._lose_redis())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()  # the profile cache went too: refilled from the table
 
     async def _lose_redis(self) -> None:
         await self._flushed()
@@ -736,6 +789,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._restart())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()
 
     async def _restart(self) -> None:
         await self._stop_components()
