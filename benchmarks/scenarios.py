@@ -25,7 +25,7 @@ import orjson
 import redis.asyncio as redis_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import documents, profiling, rate_limit_cost
+from benchmarks import board_rules, documents, profiling, rate_limit_cost
 from benchmarks.bench import PERIOD, Bench, Row, ratio
 from benchmarks.loadgen import Recorder, closed_loop, http_get, latency_summary, open_loop
 from benchmarks.processes import LEADERBOARD, HttpService, clean_environment, cpu_seconds
@@ -1367,6 +1367,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "write": write_stress,
     "read": read_throughput,
     "limits": rate_limit_cost.rate_limit_cost,
+    "rules": board_rules.board_rules,
     "ingest": batched_ingest,
     "outage": history_outage,
     "fanout": fan_out,

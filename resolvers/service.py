@@ -12,11 +12,13 @@ from typing import Protocol, TypeVar
 from batcher import WriteBatcher, WriteRefused
 from resolvers import cursors, validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
+from store.board_kinds import UpdateRule
 from store.boards import Board, board_index
 from store.errors import (
     EventIdReused,
     PartiallyApplied,
     RankingNotLoaded,
+    ScoreBeyondCap,
     ScoreOutOfRange,
     StoreUnavailable,
 )
@@ -43,8 +45,10 @@ class ServedRanking(RankingReads, RankingWrites, Protocol):
     """The part of the live ranking store the service uses: its reads and its one write."""
 
 
-# A store call can meet several lost rankings in a row (one per period it touches).
-_RECOVERY_ATTEMPTS = 4
+# A store call can meet several lost rankings in a row, one per period it touches: each is
+# rebuilt once. A period reported lost again right after its rebuild (Redis lost it again,
+# or the rebuild is another instance's and still running) is retried this many times.
+_RECOVERY_REPEATS = 3
 
 
 # kw_only=False on purpose: schema/fast_path.py builds one per item of a batch of up to 1000
@@ -144,7 +148,11 @@ class LeaderboardService:
                     outcomes, partial = error.outcomes, error
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
-                    [_event(outcome.increment, now_ms) for outcome in outcomes if outcome.applied]
+                    [
+                        _event(outcome.increment, now_ms, outcome.instant)
+                        for outcome in outcomes
+                        if outcome.applied
+                    ]
                 )
                 if partial is not None:
                     logger.warning("a batch was applied in part: %s", partial)
@@ -154,7 +162,7 @@ class LeaderboardService:
                     )
         except WriteRefused as error:
             raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-        except (ScoreOutOfRange, EventIdReused) as error:
+        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
             raise bad_input(str(error)) from None
         if self._persisted_ack:
             await persisted
@@ -169,6 +177,8 @@ class LeaderboardService:
         board = self.board(board_id)
         if not board.active:
             raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
+        if board.update_rule is not UpdateRule.INCREMENT:
+            raise bad_input(_use_set_score(board))
         period = periods.get(board_id)
         if period is None:
             period = periods[board_id] = board.period_at_timestamp(now)
@@ -183,6 +193,42 @@ class LeaderboardService:
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
+
+    async def set_score(
+        self, username: str, score: int, board_id: str, event_id: str | None
+    ) -> IncrementOutcome:
+        """Submit a score to a BEST or LATEST board: the outcome's `score` is the kept one,
+        `changed` whether it changed (`improved`), `applied` false for a replayed eventId."""
+        board = self.board(board_id)
+        if not board.active:
+            raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
+        if board.update_rule is UpdateRule.INCREMENT:
+            raise bad_input(f"board {board_id!r} adds scores: use incrementScore")
+        client_event_id = validation.event_id(event_id)
+        submission = ScoreIncrement(
+            board=board_id,
+            period=board.period_at_timestamp(self._clock()),
+            username=validation.username(username),
+            delta=validation.score(score, board),
+            event_id=client_event_id or self._generated_event_id(),
+            client_event_id=client_event_id is not None,
+        )
+        try:
+            with self._batcher.reserve(1) as reservation:
+                # One write on one key: it applies whole or not at all (no partial batch).
+                (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
+                persisted = reservation.commit(
+                    [_event(submission, int(self._clock() * 1000), outcome.instant)]
+                    if outcome.applied
+                    else []
+                )
+        except WriteRefused as error:
+            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
+        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
+            raise bad_input(str(error)) from None
+        if self._persisted_ack:
+            await persisted
+        return outcome
 
     def _generated_event_id(self) -> str:
         # '~' is outside the client alphabet, so a generated id never meets a client's; a
@@ -279,10 +325,18 @@ class LeaderboardService:
 
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""
-        for _ in range(_RECOVERY_ATTEMPTS):
+        rebuilt: set[tuple[str, str]] = set()
+        repeats = 0
+        while True:
             try:
                 return await operation()
             except RankingNotLoaded as missing:
+                lost = (missing.board, missing.period)
+                # Bounded by repeats, not by attempts: a batch may touch many lost periods.
+                repeats += lost in rebuilt
+                if repeats > _RECOVERY_REPEATS:
+                    break
+                rebuilt.add(lost)
                 try:
                     await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
@@ -295,7 +349,12 @@ class LeaderboardService:
         raise unavailable("the ranking is being rebuilt; retry later")
 
 
-def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
+def _use_set_score(board: Board) -> str:
+    kept = "best" if board.update_rule is UpdateRule.BEST else "latest"
+    return f"board {board.id!r} keeps the {kept} score: use setScore"
+
+
+def _event(increment: ScoreIncrement, created_at_ms: int, applied_at_us: int | None) -> ScoreEvent:
     return ScoreEvent(
         board=increment.board,
         period=increment.period,
@@ -304,4 +363,5 @@ def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
         event_id=increment.event_id,
         client_event_id=increment.client_event_id,
         created_at_ms=created_at_ms,
+        applied_at_us=applied_at_us,
     )

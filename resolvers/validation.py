@@ -9,6 +9,7 @@ import orjson
 
 from resolvers.errors import bad_input
 from store.boards import Board
+from store.models import MAX_EXACT_SCORE
 
 USERNAME_MAX_LENGTH = 64
 EVENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -45,6 +46,17 @@ def delta(value: int, max_delta: int) -> int:
         raise bad_input("delta must not be zero")
     if abs(value) > max_delta:
         raise bad_input(f"delta must be within ±{max_delta}")
+    return value
+
+
+def score(value: int, board: Board) -> int:
+    """A submission within ±(2^53 - 1) and the board's minScore..maxScore."""
+    if abs(value) > MAX_EXACT_SCORE:
+        raise bad_input(f"score must be within ±{MAX_EXACT_SCORE}")
+    if board.min_score is not None and value < board.min_score:
+        raise bad_input(f"score {value} is below minScore {board.min_score} of board {board.id!r}")
+    if board.max_score is not None and value > board.max_score:
+        raise bad_input(f"score {value} is above maxScore {board.max_score} of board {board.id!r}")
     return value
 
 

@@ -1,9 +1,9 @@
 """A shortcut for the hot operations: one root field, plain selections, no fragments.
 
 Game servers and frontends send the same few documents thousands of times a second
-(`incrementScore`, `incrementScores`, `topPlayers`, `player`, `neighborhood`, `players`: the
-six of `_OPERATIONS`). A ranked player's `displayName` and `metadata` are served too: the
-answer's profiles in one fetch, only when selected. Strawberry's execution of
+(`incrementScore`, `incrementScores`, `setScore`, `topPlayers`, `player`, `neighborhood`,
+`players`: the seven of `_OPERATIONS`). A ranked player's `displayName` and `metadata` are
+served too: the answer's profiles in one fetch, only when selected. Strawberry's execution of
 them costs several times what the service call does, so a document of that simple shape
 is planned once (parsed and validated against the schema) and then answered by calling
 the service directly and writing the JSON with orjson. The answer, errors included, is
@@ -97,9 +97,14 @@ async def _increments(service: LeaderboardService, args: Arguments, shape: Field
     return await service.increment(requests)
 
 
+async def _set_score(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+    return await service.set_score(args["username"], args["score"], args["board"], args["eventId"])
+
+
 _PROFILE_FIELDS = frozenset({"displayName", "metadata"})
 _PLAYER_FIELDS = frozenset({"username", "score", "rank", "topPercent"}) | _PROFILE_FIELDS
 _UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "applied"})
+_SUBMISSION_FIELDS = _UPDATE_FIELDS | {"improved"}
 # What the shortcut knows of each operation besides what the schema declares: how to run it,
 # and which fields of its result the encoder below can write.
 _OPERATIONS: dict[str, tuple[OperationType, frozenset[str], Execute]] = {
@@ -109,6 +114,7 @@ _OPERATIONS: dict[str, tuple[OperationType, frozenset[str], Execute]] = {
     "players": (OperationType.QUERY, _PLAYER_FIELDS, _players),
     "incrementScore": (OperationType.MUTATION, _UPDATE_FIELDS, _increment),
     "incrementScores": (OperationType.MUTATION, _UPDATE_FIELDS, _increments),
+    "setScore": (OperationType.MUTATION, _SUBMISSION_FIELDS, _set_score),
 }
 
 
@@ -244,6 +250,8 @@ _PATHS: dict[type, dict[str, str]] = {
         "score": "score",
         "rank": "rank",
         "applied": "applied",
+        # setScore's ScoreSubmission (incrementScore's ScoreUpdate has no such field).
+        "improved": "changed",
     },
 }
 

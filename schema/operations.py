@@ -18,6 +18,7 @@ from schema.types import (
     RankChange,
     RankedPlayer,
     ScoreIncrement,
+    ScoreSubmission,
     ScoreUpdate,
 )
 
@@ -125,6 +126,24 @@ class Mutation(BoardMutations, ProfileMutations):
         ]
         outcomes = await info.context.service.increment(requests)
         return [ScoreUpdate.of(outcome) for outcome in outcomes]
+
+    @strawberry.mutation(
+        description=(
+            "Submit a score to a BEST or LATEST board (write token). On an INCREMENT\n"
+            "board it is refused with BAD_USER_INPUT (use incrementScore)."
+        )
+    )
+    async def set_score(
+        self,
+        info: Info,
+        username: str,
+        score: Long,
+        board: strawberry.ID,
+        event_id: str | None = None,
+    ) -> ScoreSubmission:
+        _require_write_token(info)
+        outcome = await info.context.service.set_score(username, score, board, event_id)
+        return ScoreSubmission.of(outcome)
 
 
 @strawberry.type

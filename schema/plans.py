@@ -56,6 +56,7 @@ from schema.documents import (
     document_bytes,
     text_bytes,
 )
+from store.models import MAX_EXACT_SCORE
 
 _INT32 = range(-(2**31), 2**31)
 _INCREMENT_LIST = "[ScoreIncrement!]"
@@ -350,6 +351,10 @@ def _plainly(value: Any, type_name: str, declared: Argument) -> bool:
         return isinstance(value, list) and all(map(_plain_increment, value, keys))
     if base == "Int":
         return _plain_int(value)
+    if base == "Long":
+        return (
+            isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_EXACT_SCORE
+        )
     if base in ("String", "ID"):
         return isinstance(value, str)
     if base == "Boolean":

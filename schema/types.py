@@ -126,3 +126,36 @@ class RankChange:
         default=None,
         description="The player's display name (setPlayerProfile), else the username.",
     )
+
+
+@strawberry.type(description="What setScore did.")
+class ScoreSubmission:
+    username: str
+    board: strawberry.ID
+    period: str
+    score: Long = strawberry.field(
+        description="The player's score in the period after the submission (the kept one)."
+    )
+    rank: int
+    improved: bool = strawberry.field(
+        description=(
+            "True when the submission changed the kept score (a BEST board keeps the better one)."
+        )
+    )
+    applied: bool = strawberry.field(
+        description="False when eventId was seen before: nothing changed."
+    )
+
+    @classmethod
+    def of(cls, outcome: IncrementOutcome) -> ScoreSubmission:
+        """The GraphQL view of a submission's outcome."""
+        submission = outcome.increment
+        return cls(
+            username=submission.username,
+            board=strawberry.ID(submission.board),
+            period=submission.period,
+            score=Long(outcome.score),
+            rank=outcome.rank,
+            improved=outcome.changed,
+            applied=outcome.applied,
+        )

@@ -105,8 +105,10 @@ def make_recovery(
     ranking: RankingStore,
     history: ScoreHistory,
     observer: RebuildObserver | None = None,
+    boards: Sequence[Board] | None = None,
 ) -> RankingRecovery:
-    """Recovery of the live rankings from the history, with the configured timings."""
+    """Recovery of the live rankings from the history, with the configured timings, for
+    `boards` (a registry's shared index) or else the declared boards."""
     return RankingRecovery(
         ranking,
         history,
@@ -114,6 +116,7 @@ def make_recovery(
         wait_seconds=settings.rebuild_wait_seconds,
         settle_seconds=settings.rebuild_settle_seconds,
         observer=observer,
+        boards=settings.boards if boards is None else boards,
     )
 
 
@@ -159,7 +162,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
-    recovery = make_recovery(settings, ranking, history, observer=metrics)
+    recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,

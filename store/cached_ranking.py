@@ -27,7 +27,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,10 +262,15 @@ class TopCachingRankingStore:
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
         """Replace the period's ranking through the inner store; drop every window of it."""
         try:
-            await self._inner.load(board, period, totals, client_events)
+            await self._inner.load(
+                board, period, totals, client_events, instants=instants, clock=clock
+            )
         finally:
             self._invalidate(board, period, 0)
 

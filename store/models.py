@@ -88,6 +88,15 @@ class IncrementOutcome:
     applied: bool
     previous_score: int | None
     previous_rank: int | None
+    instant: int | None = None
+    """When the write was applied (µs since the Unix epoch, strictly increasing per ranking)
+    on boards whose history needs the order (BEST, LATEST, EARLIEST); None elsewhere."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the kept score changed (a first score counts): `ScoreSubmission.improved`,
+        and whether the write is published."""
+        return self.applied and (self.previous_score is None or self.score != self.previous_score)
 
 
 @value_type
@@ -101,6 +110,9 @@ class ScoreEvent:
     event_id: str
     client_event_id: bool
     created_at_ms: int
+    applied_at_us: int | None = None
+    """`IncrementOutcome.instant`: the order a rebuild replays BEST and LATEST writes in, and
+    the instant an EARLIEST board ranks by."""
 
 
 @value_type

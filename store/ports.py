@@ -23,7 +23,7 @@ silently serving or counting from zero. Backend failures raise `StoreUnavailable
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from store.models import (
@@ -131,9 +131,15 @@ class RebuildTarget(Protocol):
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
-        """Replace the period's ranking and seen client events (username, event id,
-        delta: the id's binding to its increment), then mark it loaded, atomically.
+        """Replace the period's ranking (each player's kept score) and seen client events
+        (username, event id, delta: the id's binding to its write), then mark it loaded,
+        atomically. On boards that keep instants (`Board.keeps_instants`), `instants` is
+        when each player reached the kept score (EARLIEST ranks by it) and `clock` the
+        last instant given out in the period (later writes get later ones).
 
         Readers and writers see either the old state (not loaded) or the whole new one.
         """
@@ -177,6 +183,11 @@ class HistoryReads(Protocol):
         """(username, event id, delta) of the client-supplied event ids stored for the
         period (to restore idempotency: the increment each id is bound to; the username
         also says which shard of a board holds it)."""
+        ...
+
+    async def writes(self, board: str, period: str) -> list[tuple[str, int, int]]:
+        """(username, applied_at_us, value) of every write of the period, in the order
+        they were applied (by applied_at_us): what a board that keeps instants replays."""
         ...
 
 

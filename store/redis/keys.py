@@ -7,6 +7,10 @@ Per board and period, one hash tag, so that a period's keys share a Cluster slot
                                       increment it named (`fingerprint`)
     {prefix}:{board|period}:loaded    marker: present = the ranking may be served
     {prefix}:{board|period}:rebuild   rebuild claim, value = the claimer's token
+    {prefix}:{board|period}:instants  hash, on BEST, LATEST and EARLIEST boards only:
+                                      username -> 16 hex digits of the instant the
+                                      player reached the kept score; field "" = the
+                                      key's clock (write.lua, docs/boards.md)
 
 A board spread over N shards has N of each of the first three, tagged
 `{board|period|shard}` (different Cluster slots, so the shards spread over the nodes);
@@ -19,7 +23,9 @@ as "not loaded". A load writes temporary keys `<ranking>:load:<token>` and
 
 Scores are stored negated so that ascending member order is the leaderboard order
 (score descending, ties by username ascending, as Redis orders equal scores by member
-bytes). Applied increments are published on `{prefix}:changes:{board}` (changes.py).
+bytes); on ASC boards as they are (`Board.sign`); on EARLIEST boards the member is the
+instant's 16 hex digits, then the username (store/tiebreak.py). Applied increments are
+published on `{prefix}:changes:{board}` (changes.py).
 
 Player profiles (store/redis/profiles.py), shared by every board, in PROFILE_BUCKETS hashes
 (each its own hash tag, so they spread over a Cluster's nodes; a player's bucket is the
@@ -161,3 +167,8 @@ def total_of(stored: float) -> int:
     """The total of a sorted-set score (exact: every stored score is an integer within
     +-(2^53 - 1))."""
     return -int(stored)
+
+
+def instants_key(keys: PeriodKeys) -> str:
+    """The instants hash next to a period's ranking (same hash tag: same Cluster slot)."""
+    return keys.ranking.removesuffix("ranking") + "instants"

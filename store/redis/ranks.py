@@ -112,19 +112,22 @@ def replay_ranks(
 
 
 def merge_pages(
-    shards: Sequence[tuple[int, int, int, list[tuple[PageKey, int]]]],
+    shards: Sequence[tuple[int, int, int, list[tuple[PageKey, int, str]]]],
     first: int,
     after: PageKey | None,
+    *,
+    unique_ranks: bool = False,
 ) -> RankingPage:
     """A page of the whole ranking from each sorted set's page after the same place.
 
     Each shard gives (players it holds, how many of them come up to the place, how many
     of them have a strictly lower stored score than the place, its page: ((stored,
-    member), score) in order). Every player of the merged page is within its own shard's
+    member), score, username) in order). Every player of the merged page is within its own shard's
     first `first` after the place, so the merge by (stored score, member) is exact. The
     first one's rank: 1 + the players with a better stored score when it ties the place,
     else its position + 1 (everything before it is strictly better); the next ones share
-    the previous rank on an equal stored score, else take their position + 1.
+    the previous rank on an equal stored score, else take their position + 1. With
+    `unique_ranks` (EARLIEST boards: members order ties) every rank is the position + 1.
     """
     total = sum(shard[0] for shard in shards)
     position = sum(shard[1] for shard in shards)
@@ -134,16 +137,18 @@ def merge_pages(
     players = []
     rank = 0
     previous: int | None = None
-    for index, ((stored, member), score) in enumerate(merged):
-        if previous is None:
+    for index, ((stored, _), score, username) in enumerate(merged):
+        if unique_ranks:
+            rank = position + index + 1
+        elif previous is None:
             rank = 1 + better if after is not None and stored == after[0] else position + 1
         elif stored != previous:
             rank = position + index + 1
         previous = stored
-        players.append(RankedPlayer(username=member, score=score, rank=rank, player_count=total))
+        players.append(RankedPlayer(username=username, score=score, rank=rank, player_count=total))
     return RankingPage(
         players=tuple(players),
-        keys=tuple(key for key, _ in merged),
+        keys=tuple(key for key, _, _ in merged),
         total=total,
         has_next=position + len(merged) < total,
     )

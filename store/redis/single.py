@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
+from store.errors import (
+    EventIdReused,
+    RankingNotLoaded,
+    ScoreBeyondCap,
+    ScoreOutOfRange,
+    StoreUnavailable,
+)
 from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage, ScoreIncrement
 from store.redis.coalescing import CoalescedCalls
 from store.redis.scripts import Scripts
@@ -27,7 +33,7 @@ class SingleBoards:
             max_items=COALESCED_MAX_INCREMENTS,
             max_in_flight=COALESCED_MAX_IN_FLIGHT,
             # The script refused the whole call before writing anything.
-            retry_alone=(RankingNotLoaded, ScoreOutOfRange, EventIdReused),
+            retry_alone=(RankingNotLoaded, ScoreOutOfRange, EventIdReused, ScoreBeyondCap),
             abandoned=lambda: StoreUnavailable(
                 "the Redis call was abandoned (shutting down); whether it applied is unknown"
             ),

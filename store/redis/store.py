@@ -8,7 +8,7 @@ publish), binding client event ids of sharded boards first (claims.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 
 from store.boards import Board
@@ -189,9 +189,14 @@ class RedisRankingStore:
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
         """Replace the period's ranking and event ids, then mark it loaded, atomically."""
-        await self._rebuilds.load(board, period, totals, client_events)
+        await self._rebuilds.load(
+            board, period, totals, client_events, instants=instants, clock=clock
+        )
 
     # Live changes (changes.py)
 

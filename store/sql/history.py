@@ -36,6 +36,12 @@ _CLIENT_EVENTS = (
     "WHERE board = {p} AND period = {p} AND client_event_id"
 )
 
+# NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
+_WRITES = (
+    "SELECT username, applied_at_us, delta FROM score_events "
+    "WHERE board = {p} AND period = {p} ORDER BY applied_at_us, id"
+)
+
 
 def _scheme(url: str) -> str:
     return url.partition("://")[0].lower()
@@ -90,6 +96,7 @@ class SqlScoreHistory:
         self._replica_pool: Pool | None = None
         self._totals = _TOTALS.format(p=self._dialect.placeholder)
         self._client_events = _CLIENT_EVENTS.format(p=self._dialect.placeholder)
+        self._writes = _WRITES.format(p=self._dialect.placeholder)
 
     # Lifecycle
 
@@ -228,6 +235,21 @@ class SqlScoreHistory:
             ]
 
         return await self._read("client_events", query)
+
+    async def writes(self, board: str, period: str) -> list[tuple[str, int, int]]:
+        """(username, applied_at_us, value) of every write of the period, in the order
+        applied (rows without an instant count as 0, first).
+
+        On the replica when it has caught up with the primary, else on the primary.
+        """
+
+        async def query(connection: Any) -> list[tuple[str, int, int]]:
+            rows = await self._dialect.fetch(connection, self._writes, (board, period))
+            return [
+                (str(username), int(instant or 0), int(value)) for username, instant, value in rows
+            ]
+
+        return await self._read("writes", query)
 
     # Plumbing
 

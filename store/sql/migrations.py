@@ -132,6 +132,14 @@ MIGRATIONS: Final = (
     ),
     Migration(
         version=3,
+        # The instant write.lua applied a write of a BEST, LATEST or EARLIEST board (Redis
+        # TIME, µs, strictly increasing per ranking): a rebuild replays a player's writes in
+        # that order and ranks EARLIEST ties by it (docs/boards.md). NULL on other boards.
+        mysql=("ALTER TABLE score_events ADD COLUMN IF NOT EXISTS applied_at_us BIGINT NULL",),
+        sqlite=("ALTER TABLE score_events ADD COLUMN applied_at_us INTEGER NULL",),
+    ),
+    Migration(
+        version=4,
         # Player profiles (setPlayerProfile): per player, shared by every board; the source
         # of truth of the Redis cache (store/sql/profiles.py). `version` grows on every change.
         mysql=(

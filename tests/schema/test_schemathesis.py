@@ -26,7 +26,9 @@ a refused setPlayerProfile must leave them as they were.
 
 `LEADERBOARD_SCHEMATHESIS_EXAMPLES` (default 100) is the number of examples per operation and
 generation mode (a quarter of that for the 4 board operations and the 3 player operations):
-6 x 2 x 100 + 7 x 2 x 25 = 1,550 documents per backend.
+7 x 2 x 100 + 7 x 2 x 25 = 1,750 documents per backend. setScore is steered to the BEST and
+LATEST boards created at the start (`SET_BOARDS`), the other writes to the declared
+INCREMENT ones.
 """
 
 from __future__ import annotations
@@ -75,6 +77,15 @@ SCRATCH = "scratch"
 """A declared board only the admin operations touch (archived, capped at will)."""
 RESETS = {"global": "monthly", "daily-race": "daily", "weekly-cup": "weekly", "alltime": "never"}
 """The boards of the fuzzed app (one of each reset period) and how each resets."""
+SET_BOARDS = {
+    "best-lap": (
+        "daily",
+        '{id: "best-lap", reset: DAILY, updateRule: BEST, sortOrder: ASC, '
+        "tieBreak: EARLIEST, minScore: 0, maxScore: 1000000}",
+    ),
+    "latest-rating": ("monthly", '{id: "latest-rating", updateRule: LATEST}'),
+}
+"""Boards setScore serves, created at run time before the fuzzing (board -> reset, input)."""
 
 T = TypeVar("T")
 
@@ -83,7 +94,7 @@ INTROSPECTION = graphql.get_introspection_query()
 _TOPS = " ".join(
     f'b{index}: topPlayers(board: "{board}", limit: 100) '
     "{ username score rank displayName metadata }"
-    for index, board in enumerate(RESETS)
+    for index, board in enumerate([*RESETS, *SET_BOARDS])
 )
 SNAPSHOT = (
     f"{{ leaderboards {{ id playerCount active timeZone minScore maxScore maxDelta }} {_TOPS} }}"
@@ -109,7 +120,7 @@ _DAYS = st.dates() | st.sampled_from(
 
 def periods(board: str) -> st.SearchStrategy[str]:
     """Well-formed period ids of a board (the global board's for an unknown one)."""
-    reset = RESETS.get(board, "monthly")
+    reset = RESETS.get(board) or SET_BOARDS.get(board, ("monthly", ""))[0]
     return _DAYS.map(lambda day: period_id(reset, day))
 
 
@@ -161,6 +172,7 @@ VALID: dict[str, st.SearchStrategy[Literal]] = {
     "offset": st.integers(0, 200),
     "radius": st.integers(0, 50),
     "delta": st.integers(-1_000_000, -1) | st.integers(1, 1_000_000) | st.integers(1, 5),
+    "score": st.integers(0, 1_000_000) | st.integers(0, 5),
 }
 """Values every rule accepts, per argument (or input field) name; boards and periods apart."""
 EDGY: dict[str, st.SearchStrategy[Literal]] = {
@@ -193,9 +205,13 @@ EDGY: dict[str, st.SearchStrategy[Literal]] = {
     "offset": st.integers(-1, 200) | st.just(2**31 - 1),
     "radius": st.integers(-1, 51),
     "delta": st.integers(-1_000_001, 1_000_001) | st.integers(-2, 2),
+    "score": st.integers(-2, 1_000_001)
+    | st.sampled_from([_MAX_EXACT, -_MAX_EXACT, _MAX_EXACT + 1, -(_MAX_EXACT + 1)]),
 }
 """Values on both sides of the rules, and odd ones."""
-_EDGY_BOARDS = st.sampled_from(list(RESETS)) | st.sampled_from(["", "Global", "global ", "x" * 65])
+_EDGY_BOARDS = st.sampled_from([*RESETS, *SET_BOARDS]) | st.sampled_from(
+    ["", "Global", "global ", "x" * 65]
+)
 _ODD_PERIODS = st.one_of(
     st.sampled_from(["all", "", "2026-13", "2026-W00", "2026-W53", "2026-02-29", "2024-02-29"]),
     _DAYS.flatmap(lambda day: st.sampled_from([period_id(r, day) for r in RESETS.values()])),
@@ -213,7 +229,10 @@ def steer(document: str, data: st.DataObject, *, admin: bool = False) -> str:
     if intent == "raw":
         return document
     valid = intent == "valid"
-    board = data.draw(st.sampled_from(list(RESETS)) if valid else _EDGY_BOARDS, label="board")
+    # setScore takes BEST/LATEST boards, the other writes INCREMENT ones (a valid document
+    # for either names a board of its kind).
+    kind = list(SET_BOARDS) if "setScore" in document else list(RESETS)
+    board = data.draw(st.sampled_from(kind) if valid else _EDGY_BOARDS, label="board")
     strategies: dict[str, st.SearchStrategy[Literal]] = {
         **(VALID if valid else EDGY),
         "board": st.just(board),
@@ -377,6 +396,13 @@ async def test_fuzzed_operations_never_crash_and_refusals_change_nothing(
     assert response.status_code == 200
     schema = schemathesis.graphql.from_dict(response.json()["data"])
     fuzzer = Fuzzer(http, asyncio.get_running_loop())
+    for _, board_input in SET_BOARDS.values():
+        created = await http.post(
+            "/graphql",
+            json={"query": f"mutation {{ createLeaderboard(input: {board_input}) {{ id }} }}"},
+            headers={"X-Internal-Token": ADMIN},
+        )
+        assert "errors" not in created.json(), created.text
     generation_mode = schemathesis.GenerationMode(mode)
     operations = []
     for result in schema.get_all_operations():
@@ -389,6 +415,7 @@ async def test_fuzzed_operations_never_crash_and_refusals_change_nothing(
         "Query.leaderboards",
         "Mutation.incrementScore",
         "Mutation.incrementScores",
+        "Mutation.setScore",
         "Query.leaderboard",
         *ADMIN_OPERATIONS,
         *FEWER_EXAMPLES,

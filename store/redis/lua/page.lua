@@ -2,11 +2,11 @@
 -- The place is an order key: a stored score and a member, as the sorted set holds them;
 -- the page starts with the first member after it, whether or not the place's member is
 -- still there or still at that score (a cursor outlives the score it was made from).
--- KEYS: ranking, loaded marker. ARGV: how many, then (optional) the place's stored score
---   and member.
+-- KEYS: ranking, loaded marker. ARGV: how many, sign, '1' for EARLIEST (use_board,
+--   common.lua), then (optional) the place's stored score and member.
 -- Returns {0} when not loaded, else {1, player count, position of the first one
 --   (0-based), players with a strictly better stored score than the place's (0 without
---   one), then per player: member, stored score, score}. Ranks follow from these
+--   one), then per player: member, stored score, score, username}. Ranks follow from these
 --   (store/redis/ranks.py `page_ranks`), as a sharded board's merged pages need too.
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {0}
@@ -24,12 +24,13 @@ local function bytes_less_or_equal(a, b)
   return #a <= #b
 end
 
+use_board(ARGV[2], ARGV[3])
 local first = tonumber(ARGV[1])
 local count = redis.call('ZCARD', ranking)
 local position = 0
 local better = 0
-if ARGV[2] then
-  local stored, member = ARGV[2], ARGV[3]
+if ARGV[4] then
+  local stored, member = ARGV[4], ARGV[5]
   better = redis.call('ZCOUNT', ranking, '-inf', '(' .. stored)
   -- The members up to and including the place: all with a lower stored score, then those
   -- tied with it whose member sorts no later (ZRANK when the member is there at that score,
@@ -59,6 +60,7 @@ if first > 0 then
     out[#out + 1] = entries[i]
     out[#out + 1] = entries[i + 1]
     out[#out + 1] = score_of(entries[i + 1])
+    out[#out + 1] = username_of(entries[i])
   end
 end
 return out
