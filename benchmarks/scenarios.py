@@ -1354,6 +1354,14 @@ async def scale(bench: Bench, context: Context) -> list[Row]:
     return rows
 
 
+def _player_reads() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
+    """The player reads scenario (benchmarks/player_reads.py), imported when it runs: that
+    module builds on this one's helpers."""
+    from benchmarks.player_reads import player_reads
+
+    return player_reads
+
+
 SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "spike": spike,
     "write": write_stress,
@@ -1366,6 +1374,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "wsmemory": ws_memory.ws_memory,
     "recovery": recovery,
     "scale": scale,
+    "players": lambda bench, context: _player_reads()(bench, context),
 }
 """Every scenario by its `--scenarios` name, in the order they run."""
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
-from resolvers import validation
+from resolvers import cursors, validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
 from store.board_kinds import UpdateRule
 from store.boards import Board, board_index
@@ -22,8 +22,18 @@ from store.errors import (
     ScoreOutOfRange,
     StoreUnavailable,
 )
-from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
+from store.models import (
+    LEAVE,
+    NO_PROFILE,
+    IncrementOutcome,
+    PlayerProfile,
+    RankedPlayer,
+    ScoreEvent,
+    ScoreIncrement,
+    value_type,
+)
 from store.ports import RankingReads, RankingWrites
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 
 logger = logging.getLogger(__name__)
@@ -53,6 +63,16 @@ class IncrementRequest:
     event_id: str | None
 
 
+@value_type
+class RankingPageView:
+    """A page of `ranking` as clients see it: players best first, each one's cursor."""
+
+    players: tuple[RankedPlayer, ...]
+    cursors: tuple[str, ...]
+    total: int
+    has_next: bool
+
+
 class LeaderboardService:
     """Reads and writes of the leaderboards, with the contract's rules and error codes."""
 
@@ -67,6 +87,7 @@ class LeaderboardService:
         max_batch_increments: int,
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
+        profiles: PlayerProfiles | None = None,
     ) -> None:
         self._ranking = ranking
         self._batcher = batcher
@@ -78,6 +99,7 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        self._profiles = profiles
 
     @property
     def boards(self) -> list[Board]:
@@ -232,20 +254,74 @@ class LeaderboardService:
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
-        self, board_id: str, period: str | None, username: str, radius: int
+        self, board_id: str, period: str | None, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below."""
+        """The player and up to `radius` players above and below (with `fill`, 2 * radius + 1
+        whenever the period has that many)."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
         return await self._recovering(
-            lambda: self._ranking.neighborhood(board.id, period_id, username, radius)
+            lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
+        )
+
+    async def players(
+        self, board_id: str, period: str | None, usernames: list[str]
+    ) -> list[RankedPlayer]:
+        """Up to 100 named players with their board-wide ranks, best first; those without a
+        score left out."""
+        board, period_id = self.period(board_id, period)
+        validation.usernames(usernames)
+        return await self._recovering(lambda: self._ranking.players(board.id, period_id, usernames))
+
+    async def ranking(
+        self, board_id: str, period: str | None, first: int, after: str | None
+    ) -> RankingPageView:
+        """One page of the whole ranking after the cursor `after` (from the top without)."""
+        board, period_id = self.period(board_id, period)
+        validation.first(first)
+        key = None if after is None else cursors.decode(after, board.id, period_id)
+        page = await self._recovering(lambda: self._ranking.page(board.id, period_id, first, key))
+        return RankingPageView(
+            players=page.players,
+            cursors=tuple(cursors.encode(board.id, period_id, key) for key in page.keys),
+            total=page.total,
+            has_next=page.has_next,
         )
 
     async def player_count(self, board_id: str, period: str | None) -> int:
         """How many players scored in the period."""
         board, period_id = self.period(board_id, period)
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
+
+    # Profiles
+
+    async def set_profile(
+        self, username: str, display_name: str | None, metadata: object | None
+    ) -> bool:
+        """Set a player's display name and metadata (None leaves a field; "" and {} clear
+        it), durably before answering."""
+        validation.username(username)
+        name = LEAVE if display_name is None else validation.display_name(display_name)
+        data = LEAVE if metadata is None else validation.metadata(metadata)
+        if self._profiles is None:
+            raise unavailable("player profiles are not configured on this instance")
+        try:
+            await self._profiles.change(username, name, data)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; the profile was not changed") from None
+        return True
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """The profiles of the named players (`NO_PROFILE` when never set), in one fetch."""
+        if self._profiles is None:
+            return dict.fromkeys(usernames, NO_PROFILE)
+        try:
+            return await self._profiles.profiles(usernames)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; retry later") from None
 
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""

@@ -60,6 +60,7 @@ from store.models import MAX_EXACT_SCORE
 
 _INT32 = range(-(2**31), 2**31)
 _INCREMENT_LIST = "[ScoreIncrement!]"
+_NAME_LIST = "[String!]"
 
 Arguments = dict[str, Any]
 
@@ -356,6 +357,10 @@ def _plainly(value: Any, type_name: str, declared: Argument) -> bool:
         )
     if base in ("String", "ID"):
         return isinstance(value, str)
+    if base == "Boolean":
+        return isinstance(value, bool)
+    if base == _NAME_LIST:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
     return False
 
 

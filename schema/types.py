@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 from schema.scalars import Long
 from store import boards as board_values
@@ -41,11 +43,33 @@ class RankedPlayer:
     username: str
     score: Long
     rank: int
+    top_percent: float = strawberry.field(
+        description="100 * rank / playerCount of the period: 0.5 means the top half percent."
+    )
+    display_name: str | None = strawberry.field(
+        default=None, description="Set with setPlayerProfile; null when never set."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            "A JSON object of at most 1 KiB set with setPlayerProfile (country, avatar, ...); "
+            "null when never set."
+        ),
+    )
 
     @classmethod
-    def of(cls, player: RankedPlayerValue) -> RankedPlayer:
-        """The GraphQL view of a standing."""
-        return cls(username=player.username, score=Long(player.score), rank=player.rank)
+    def of(
+        cls, player: RankedPlayerValue, display_name: str | None = None, metadata: Any = None
+    ) -> RankedPlayer:
+        """The GraphQL view of a standing (with its profile's fields when given)."""
+        return cls(
+            username=player.username,
+            score=Long(player.score),
+            rank=player.rank,
+            top_percent=player.top_percent,
+            display_name=display_name,
+            metadata=metadata,
+        )
 
 
 @strawberry.type(description="What an increment did.")
@@ -97,6 +121,10 @@ class RankChange:
     rank: int
     previous_rank: int | None = strawberry.field(
         description="Null when the player had no rank before (first score in the period)."
+    )
+    display_name: str | None = strawberry.field(
+        default=None,
+        description="The player's display name (setPlayerProfile), else the username.",
     )
 
 

@@ -21,10 +21,12 @@ from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
 from store.board_registry import BoardRegistry
 from store.boards import Board
 from store.cached_ranking import TopCachingRankingStore
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.observer import StoreObserver
 from store.ports import RankingStore, ScoreHistory
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery, RebuildObserver
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
@@ -81,6 +83,14 @@ def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
     if settings.top_cache_staleness_ms == 0 or not settings.redis_url:
         return ranking
     return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
+
+
+def open_profiles(history: SqlScoreHistory, ranking: RankingStore) -> PlayerProfiles:
+    """Player profiles in the history database, cached on the ranking store's Redis (or in
+    process when embedded)."""
+    if isinstance(ranking, RedisRankingStore):
+        return PlayerProfiles(history.profile_table(), ranking.profile_cache())
+    return PlayerProfiles(history.profile_table(), InProcessProfileCache())
 
 
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
@@ -142,7 +152,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     )
     # Every component serves the registry's index: a board created at run time reaches all.
     boards = registry.index
-    ranking = cache_top(settings, open_ranking(settings, observer=metrics, boards=boards))
+    plain_ranking = open_ranking(settings, observer=metrics, boards=boards)
+    ranking = cache_top(settings, plain_ranking)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -160,6 +171,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_delta=settings.max_delta,
         max_batch_increments=settings.max_batch_increments,
         persisted_ack=settings.ack is AckMode.PERSISTED,
+        profiles=open_profiles(history, plain_ranking),
     )
     live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(

@@ -11,6 +11,7 @@ so each one is atomic on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -25,7 +26,9 @@ from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreO
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
+    PageKey,
     RankedPlayer,
+    RankingPage,
     ScoreChange,
     ScoreIncrement,
 )
@@ -67,14 +70,25 @@ class _Ranking:
         """The players at positions start .. stop - 1 with their competition ranks."""
         players: list[RankedPlayer] = []
         rank = 0
+        count = len(self.scores)
         for position, (stored, username) in enumerate(self.order.islice(start, stop), start):
             score = -stored
             if not players:
                 rank = self.rank(score)
             elif score != players[-1].score:
                 rank = position + 1
-            players.append(RankedPlayer(username=username, score=score, rank=rank))
+            players.append(
+                RankedPlayer(username=username, score=score, rank=rank, player_count=count)
+            )
         return players
+
+    def keys(self, start: int, stop: int) -> list[PageKey]:
+        """The order keys (stored score, member) of the players at start .. stop - 1."""
+        return list(self.order.islice(start, stop))
+
+    def position_after(self, key: PageKey) -> int:
+        """How many players come up to and including the place `key`."""
+        return int(self.order.bisect_right(key))
 
     def set_score(self, username: str, score: int) -> None:
         """Give a player a new total, keeping the order in step."""
@@ -136,8 +150,30 @@ class _RuledRanking:
                 rank = self.rank(score)
             elif score != players[-1].score:
                 rank = position + 1
-            players.append(RankedPlayer(username=username, score=score, rank=rank))
+            players.append(
+                RankedPlayer(
+                    username=username, score=score, rank=rank, player_count=len(self.scores)
+                )
+            )
         return players
+
+    def keys(self, start: int, stop: int) -> list[PageKey]:
+        """The order keys (stored score, member) of the players at start .. stop - 1, as the
+        Redis store's sorted set holds them (the member behind its instant on EARLIEST)."""
+        return [
+            (stored, f"{instant:016x}{username}" if self.earliest else username)
+            for stored, instant, username in self.order.islice(start, stop)
+        ]
+
+    def position_after(self, key: PageKey) -> int:
+        """How many players come up to and including the place `key`."""
+        stored, member = key
+        instant, username = 0, member
+        if self.earliest:
+            # A member not of this board (a forged cursor) is still a place in the order.
+            with contextlib.suppress(ValueError):
+                instant, username = int(member[:16], 16), member[16:]
+        return int(self.order.bisect_right((stored, instant, username)))
 
     def set_score(self, username: str, score: int) -> None:
         """`put` without an instant (never called: these boards take `_apply_ruled`)."""
@@ -311,13 +347,17 @@ class EmbeddedRankingStore:
         if score is None:
             return None
         return RankedPlayer(
-            username=username, score=score, rank=ranking.player_rank(username, score)
+            username=username,
+            score=score,
+            rank=ranking.player_rank(username, score),
+            player_count=len(ranking.scores),
         )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first
+        (with `fill`, 2 * radius + 1 whenever the period has that many)."""
         if radius < 0:
             raise ValueError("radius must not be negative")
         ranking = self._loaded(board, period)
@@ -325,7 +365,45 @@ class EmbeddedRankingStore:
         if score is None:
             return []
         position = ranking.position(username, score)
-        return ranking.page(max(0, position - radius), position + radius + 1)
+        start = position - radius
+        if fill:
+            start = min(start, len(ranking.order) - (2 * radius + 1))
+        start = max(0, start)
+        stop = start + 2 * radius + 1 if fill else position + radius + 1
+        return ranking.page(start, stop)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first (rank, then username)."""
+        ranking = self._loaded(board, period)
+        count = len(ranking.scores)
+        players = [
+            RankedPlayer(
+                username=username,
+                score=score,
+                rank=ranking.player_rank(username, score),
+                player_count=count,
+            )
+            for username in usernames
+            if (score := ranking.scores.get(username)) is not None
+        ]
+        players.sort(key=lambda player: (player.rank, player.username))
+        return players
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (from the top without one)."""
+        if first < 0:
+            raise ValueError("first must not be negative")
+        ranking = self._loaded(board, period)
+        start = 0 if after is None else ranking.position_after(after)
+        players = ranking.page(start, start + first)
+        return RankingPage(
+            players=tuple(players),
+            keys=tuple(ranking.keys(start, start + first)),
+            total=len(ranking.scores),
+            has_next=start + len(players) < len(ranking.scores),
+        )
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""

@@ -26,7 +26,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreEvent, ScoreIncrement
+from store.models import (
+    IncrementOutcome,
+    PageKey,
+    PlayerProfile,
+    RankedPlayer,
+    RankingPage,
+    ScoreChange,
+    ScoreEvent,
+    ScoreIncrement,
+    StoredProfile,
+)
 
 
 class TopReads(Protocol):
@@ -45,13 +55,30 @@ class RankingReads(TopReads, Protocol):
         ...
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first.
+
+        With `fill`, 2 * radius + 1 players whenever the period has that many: the window
+        shifts down at the top and up at the bottom.
+        """
         ...
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
+        ...
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players (distinct) that have a score, with board-wide ranks, best first
+        (rank, then username): one round trip per shard, whatever the number of names."""
+        ...
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players following the place `after` in the ranking's order (from
+        the top without one): O(log N + first), and a player whose score does not change
+        is never skipped nor repeated by a reader following the keys."""
         ...
 
 
@@ -188,4 +215,27 @@ class ScoreHistory(HistoryWrites, HistoryReads, Protocol):
 
     async def replica_status(self) -> str | None:
         """The read replica's state for a readiness report; None when there is none."""
+        ...
+
+
+class ProfileCache(Protocol):
+    """A cache of player profiles in front of their table (Redis, or in-process): rebuildable
+    from the table at any time, so a lost entry only costs a read of the table."""
+
+    async def get(self, usernames: Sequence[str]) -> dict[str, StoredProfile]:
+        """The cached entries of those players the cache holds (a player without a profile
+        is cached as version 0): one round trip per shard of the cache."""
+        ...
+
+    async def put(self, entries: dict[str, StoredProfile]) -> None:
+        """Cache entries, each only over an older version (racing writers converge on the
+        newest)."""
+        ...
+
+
+class ProfileReads(Protocol):
+    """What reads need of the profiles: many at once."""
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """Every named player's profile (`NO_PROFILE` when never set), in one fetch."""
         ...

@@ -51,9 +51,21 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
             "active",
         }
     ),
-    "Query": frozenset({"leaderboard"}),
+    "Query": frozenset({"leaderboard", "players", "ranking"}),
+    "PageInfo": None,
+    "RankedPlayerEdge": None,
+    "RankedPlayerConnection": None,
+    "RankedPlayer": frozenset({"topPercent", "displayName", "metadata"}),
+    "RankChange": frozenset({"displayName"}),
+    "JSON": None,
     "Mutation": frozenset(
-        {"createLeaderboard", "updateLeaderboard", "archiveLeaderboard", "setScore"}
+        {
+            "createLeaderboard",
+            "updateLeaderboard",
+            "archiveLeaderboard",
+            "setScore",
+            "setPlayerProfile",
+        }
     ),
     "ScoreSubmission": None,
 }

@@ -27,6 +27,13 @@ bytes); on ASC boards as they are (`Board.sign`); on EARLIEST boards the member 
 instant's 16 hex digits, then the username (store/tiebreak.py). Applied increments are
 published on `{prefix}:changes:{board}` (changes.py).
 
+Player profiles (store/redis/profiles.py), shared by every board, in PROFILE_BUCKETS hashes
+(each its own hash tag, so they spread over a Cluster's nodes; a player's bucket is the
+CRC-32 of the username):
+
+    {prefix}:{profiles|N}             hash: username -> "<version>:<JSON [displayName,
+                                      metadata]>", a cache of the player_profiles table
+
 Keys expire `retention` after their period ends (never for a board that never resets).
 A period loaded with nothing in it (no history row) that is not live (not the current
 period, nor one period either side of it: clock skew between instances) keeps its
@@ -38,12 +45,16 @@ marker to the period's own expiry (increment.lua, claims.lua).
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from store.boards import Board, ResetPeriod, board_index, period_end
 
+PROFILE_BUCKETS = 16
+"""Hashes the profile cache spreads over: a read of 100 players is one HMGET per bucket
+touched, in one pipeline (one round trip per Cluster node)."""
 MIN_EXPIRY = timedelta(hours=1)
 """A past period loaded again (to be read) stays at least this long."""
 EMPTY_PERIOD_EXPIRY = timedelta(seconds=60)
@@ -99,6 +110,11 @@ class KeyLayout:
             rebuild=f"{claim_tag}:rebuild",
             claims=f"{claim_tag}:eventids",
         )
+
+    def profile_bucket(self, username: str) -> str:
+        """The profile cache hash that holds `username`'s entry."""
+        bucket = zlib.crc32(username.encode("utf-8")) % PROFILE_BUCKETS
+        return f"{self._prefix}:{{profiles|{bucket}}}"
 
     def player_keys(self, board: str, period: str, username: str) -> PeriodKeys:
         """The keys of the shard that holds `username`."""

@@ -16,9 +16,10 @@ import orjson
 
 from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
-from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage, ScoreIncrement
 from store.redis.connection import Connection, text, unavailable_on_failure
 from store.redis.keys import KeyLayout, PeriodKeys, fingerprint, instants_key
+from store.redis.ranks import merge_pages
 
 _LUA = resources.files(__package__ or "store.redis").joinpath("lua")
 
@@ -30,6 +31,11 @@ def source(name: str) -> str:
     )
 
 
+def source_plain(name: str) -> str:
+    """The text of lua/`name`.lua alone (a script that needs none of common.lua)."""
+    return _LUA.joinpath(f"{name}.lua").read_text("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class ShardAround:
     """One shard's answer to shard_around.lua: its players before and after a place."""
@@ -38,6 +44,8 @@ class ShardAround:
     """How many of the shard's players come before the place."""
     before: list[tuple[str, int]]
     after: list[tuple[str, int]]
+    players: int
+    """How many players the shard holds."""
 
 
 class Scripts:
@@ -56,6 +64,8 @@ class Scripts:
         self._release = connection.register("release", source("release"))
         self._shard_around = connection.register("shard_around", source("shard_around"))
         self._claims = connection.register("claims", source("claims"))
+        self._players = connection.register("players", source("players"))
+        self._page = connection.register("page", source("page"))
         self._load_claims = connection.register("load_claims", source("load_claims"))
 
     async def increment(
@@ -233,6 +243,11 @@ class Scripts:
             return []
         return [board.sign, "1" if board.tie_break is TieBreak.EARLIEST else "0"]
 
+    def _board_args(self, board_id: str) -> list[str | int]:
+        """Sign and EARLIEST flag for the scripts that always take them (players, page)."""
+        board = self._layout.board(board_id)
+        return [board.sign, "1" if board.tie_break is TieBreak.EARLIEST else "0"]
+
     async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
         """top.lua on an unsharded board: players at positions offset .. offset+limit-1."""
         keys = self._layout.keys(board, period)
@@ -252,17 +267,19 @@ class Scripts:
         _check_loaded(board, period, reply)
         if len(reply) == 1:
             return None
-        return RankedPlayer(username=username, score=int(reply[1]), rank=int(reply[2]))
+        return RankedPlayer(
+            username=username, score=int(reply[1]), rank=int(reply[2]), player_count=int(reply[3])
+        )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """neighborhood.lua on an unsharded board."""
         keys = self._layout.keys(board, period)
         reply = await self._connection.call(
             self._neighborhood,
             [keys.ranking, keys.loaded, instants_key(keys)],
-            [username, radius, *self._order_args(board)],
+            [username, radius, "1" if fill else "0", *self._order_args(board)],
         )
         return _ranked_players(board, period, reply)
 
@@ -289,15 +306,57 @@ class Scripts:
         for reply in replies:
             _check_loaded(board, period, reply)
             count_before = int(reply[2])
-            entries = [(text(reply[at]), int(reply[at + 1])) for at in range(3, len(reply), 2)]
+            entries = [(text(reply[at]), int(reply[at + 1])) for at in range(4, len(reply), 2)]
             shards.append(
                 ShardAround(
                     position=int(reply[1]),
                     before=entries[:count_before],
                     after=entries[count_before:],
+                    players=int(reply[3]),
                 )
             )
         return shards
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """players.lua on an unsharded board: the named players that have a score (in the
+        order given), each with the period's player count."""
+        keys = self._layout.keys(board, period)
+        reply = await self._connection.call(
+            self._players,
+            [keys.ranking, keys.loaded, instants_key(keys)],
+            [*self._board_args(board), *usernames],
+        )
+        return _ranked_players(board, period, reply)
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """page.lua on every shard at once (one round trip): each one's players after the
+        place `after` (from the top without one), merged (ranks.py `merge_pages`)."""
+        args: list[str | int | bytes] = [first, *self._board_args(board)]
+        if after is not None:
+            args += [after[0], after[1]]
+        replies = await self._connection.fan_out(
+            self._page,
+            [
+                ([shard.ranking, shard.loaded], args)
+                for shard in self._layout.all_shard_keys(board, period)
+            ],
+        )
+        shards = []
+        for reply in replies:
+            _check_loaded(board, period, reply)
+            entries = [
+                (
+                    (int(float(reply[at + 1])), text(reply[at])),
+                    int(reply[at + 2]),
+                    text(reply[at + 3]),
+                )
+                for at in range(4, len(reply), 4)
+            ]
+            shards.append((int(reply[1]), int(reply[2]), int(reply[3]), entries))
+        unique = self._layout.board(board).tie_break is TieBreak.EARLIEST
+        return merge_pages(shards, first, after, unique_ranks=unique)
 
     async def load(
         self,
@@ -392,7 +451,13 @@ def _check_loaded(board: str, period: str, reply: list[Any]) -> None:
 
 def _ranked_players(board: str, period: str, reply: list[Any]) -> list[RankedPlayer]:
     _check_loaded(board, period, reply)
+    count = int(reply[1])
     return [
-        RankedPlayer(username=text(reply[at]), score=int(reply[at + 1]), rank=int(reply[at + 2]))
-        for at in range(1, len(reply), 3)
+        RankedPlayer(
+            username=text(reply[at]),
+            score=int(reply[at + 1]),
+            rank=int(reply[at + 2]),
+            player_count=count,
+        )
+        for at in range(2, len(reply), 3)
     ]

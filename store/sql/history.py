@@ -20,6 +20,7 @@ from store.sql.dialect import Dialect, event_row
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
 from store.sql.pool import Pool
+from store.sql.profiles import SqlProfileTable
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS, Replica
 from store.sql.sqlite import SCHEMES as SQLITE_SCHEMES
 from store.sql.sqlite import SqliteDialect
@@ -175,6 +176,14 @@ class SqlScoreHistory:
     def board_table(self) -> SqlBoardTable:
         """The `boards` table, on this history's primary."""
         return SqlBoardTable(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
+        )
+
+    def profile_table(self) -> SqlProfileTable:
+        """The `player_profiles` table, on this history's primary."""
+        return SqlProfileTable(
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
             sqlite=self._mysql is None,

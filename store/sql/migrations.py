@@ -138,6 +138,34 @@ MIGRATIONS: Final = (
         mysql=("ALTER TABLE score_events ADD COLUMN IF NOT EXISTS applied_at_us BIGINT NULL",),
         sqlite=("ALTER TABLE score_events ADD COLUMN applied_at_us INTEGER NULL",),
     ),
+    Migration(
+        version=4,
+        # Player profiles (setPlayerProfile): per player, shared by every board; the source
+        # of truth of the Redis cache (store/sql/profiles.py). `version` grows on every change.
+        mysql=(
+            """
+            CREATE TABLE IF NOT EXISTS player_profiles (
+                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                display_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                metadata TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                version BIGINT NOT NULL,
+                updated_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (username)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+        sqlite=(
+            """
+            CREATE TABLE IF NOT EXISTS player_profiles (
+                username TEXT NOT NULL PRIMARY KEY,
+                display_name TEXT NULL,
+                metadata TEXT NULL,
+                version INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

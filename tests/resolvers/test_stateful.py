@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -68,9 +69,11 @@ from resolvers.service import IncrementRequest, LeaderboardService
 from store.board_kinds import UpdateRule
 from store.board_model import kept_score
 from store.boards import Board, ResetPeriod
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
-from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
+from store.models import MAX_EXACT_SCORE, NO_PROFILE, IncrementOutcome, PlayerProfile, RankedPlayer
 from store.ports import RankingStore
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
@@ -202,6 +205,14 @@ BAD_READS = (
     BadRead("empty username", lambda s: s.neighborhood("daily", None, "", 1), BAD),
     BadRead("unknown board", lambda s: s.player_count("nope", None), NOT_FOUND),
     BadRead("unknown board top", lambda s: s.top("nope", None, 10), NOT_FOUND),
+    BadRead("no names", lambda s: s.players("global", None, []), BAD),
+    BadRead("101 names", lambda s: s.players("global", None, [f"p{i}" for i in range(101)]), BAD),
+    BadRead("a name twice", lambda s: s.players("daily", None, ["bob", "a", "bob"]), BAD),
+    BadRead("a bad name", lambda s: s.players("global", None, ["bob", "bob smith"]), BAD),
+    BadRead("players of no board", lambda s: s.players("nope", None, ["bob"]), NOT_FOUND),
+    BadRead("first 0", lambda s: s.ranking("global", None, 0, None), BAD),
+    BadRead("first 101", lambda s: s.ranking("alltime", None, 101, None), BAD),
+    BadRead("ranking of no board", lambda s: s.ranking("nope", None, 10, None), NOT_FOUND),
 )
 
 
@@ -250,6 +261,15 @@ class Model:
     def __init__(self) -> None:
         self.scores: dict[Key, dict[str, int]] = {}
         self.seen: dict[Key, dict[str, tuple[str, int]]] = {}
+        self.profiles: dict[str, PlayerProfile] = {}
+        """Per player, shared by every board: what setPlayerProfile left."""
+
+    def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
+        """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
+        current = self.profiles.get(username, NO_PROFILE)
+        name = current.display_name if display_name is None else (display_name or None)
+        data = current.metadata if metadata is None else (None if metadata == "{}" else metadata)
+        self.profiles[username] = PlayerProfile(display_name=name, metadata=data)
 
     def apply(self, increments: Sequence[ModelIncrement]) -> list[Standing] | None:
         """Apply a batch in order, all or nothing; None (nothing changed) when a total
@@ -291,13 +311,21 @@ class Model:
         return None
 
     def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
         everybody = self.standings(board, period)
         for position, player in enumerate(everybody):
             if player.username == username:
-                return everybody[max(0, position - radius) : position + radius + 1]
+                if not fill:
+                    return everybody[max(0, position - radius) : position + radius + 1]
+                # 2r + 1 players whenever there are that many: the window shifts at the ends.
+                start = max(0, min(position - radius, len(everybody) - (2 * radius + 1)))
+                return everybody[start : start + 2 * radius + 1]
         return []
+
+    def players(self, board: str, period: str, usernames: Sequence[str]) -> list[RankedPlayer]:
+        """The named ones with a score, best first (ties by username)."""
+        return [player for player in self.standings(board, period) if player.username in usernames]
 
 
 # The machine
@@ -367,6 +395,11 @@ class LeaderboardMachine(RuleBasedStateMachine):
             wait_seconds=WAIT,
             settle_seconds=SETTLE,
         )
+        cache = (
+            self.ranking.profile_cache()
+            if isinstance(self.ranking, RedisRankingStore)
+            else InProcessProfileCache()
+        )
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -375,6 +408,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=self._clock,
+            profiles=PlayerProfiles(self.history.profile_table(), cache),
         )
         await self.batcher.start()
 
@@ -632,6 +666,111 @@ class LeaderboardMachine(RuleBasedStateMachine):
                     got = await self.service.player(board, period, username)
                     assert got == want, f"{board}/{period} {username}"
 
+    # Player reads (#14): named players, filled neighbourhoods, paging, topPercent
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        names=st.lists(usernames, min_size=1, max_size=len(USERNAMES), unique=True),
+        radius=st.integers(min_value=0, max_value=4),
+    )
+    def read_players(self, board: str, choice: int, names: list[str], radius: int) -> None:
+        """Named players and every player's filled neighbourhood, with topPercent."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        count = len(self.model.standings(board, model_period))
+        got = self._run(self.service.players(board, period, names))
+        assert got == self.model.players(board, model_period, names), (board, model_period)
+        for username in USERNAMES:
+            filled = self._run(self.service.neighborhood(board, period, username, radius, True))
+            want = self.model.neighborhood(board, model_period, username, radius, True)
+            assert filled == want, (board, model_period, username, radius)
+            got += filled
+        for player in got:
+            assert player.top_percent == 100 * player.rank / count, player
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        first=st.integers(min_value=1, max_value=4) | st.just(100),
+        moves=st.lists(valid_requests, max_size=6),
+    )
+    def page_through(
+        self, board: str, choice: int, first: int, moves: list[IncrementRequest]
+    ) -> None:
+        """Page the whole ranking with cursors while other increments land between the
+        pages: every player the moves did not touch is seen exactly once, and without
+        moves the pages are the model's standings."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        touched = {move.username for move in moves if move.board == board}
+        seen: list[RankedPlayer] = []
+        after: str | None = None
+        pending = list(moves)
+        while True:
+            page = self._run(self.service.ranking(board, period, first, after))
+            assert len(page.players) <= first
+            seen += page.players
+            if not page.has_next:
+                break
+            after = page.cursors[-1]
+            if pending:
+                self._increment(pending.pop())
+        for move in pending:
+            self._increment(move)
+        everybody = self.model.standings(board, model_period)
+        if not touched or model_period != self._current(board):
+            assert seen == everybody, f"{board}/{model_period}"
+            return
+        unchanged = [player.username for player in seen if player.username not in touched]
+        assert sorted(unchanged) == sorted(
+            player.username for player in everybody if player.username not in touched
+        )
+        assert len(unchanged) == len(set(unchanged))
+
+    @rule(
+        board=boards,
+        cursor=st.sampled_from(("", "x", "bm90IGpzb24", "WzEsMiwzXQ", "A" * 600)),
+    )
+    def page_with_a_bad_cursor(self, board: str, cursor: str) -> None:
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.ranking(board, None, 10, cursor))
+        assert refused.value.code is BAD, refused.value.message
+
+    # Profiles
+
+    @rule(
+        # Three names, so that a player's profile changes again and again.
+        username=st.sampled_from(USERNAMES[:3]),
+        display_name=st.none() | st.sampled_from(["", "Ana", "Bo ⚔️", "x" * 64, "<b>é</b>"]),
+        metadata=st.none() | st.sampled_from([{}, {"c": "FR"}, {"a": [1, {"b": None}]}]),
+    )
+    def set_profile(
+        self, username: str, display_name: str | None, metadata: dict[str, Any] | None
+    ) -> None:
+        assert self._run(self.service.set_profile(username, display_name, metadata)) is True
+        text = None if metadata is None else orjson.dumps(metadata).decode()
+        self.model.set_profile(username, display_name, text)
+
+    @rule(
+        username=usernames,
+        display_name=st.sampled_from(["x" * 65, "a\u202eb", "\n", " "]) | st.none(),
+        metadata=st.sampled_from([[1], "x", {"a": {"b": {"c": {"d": {"e": 1}}}}}]) | st.none(),
+    )
+    def set_profile_refused(self, username: str, display_name: str | None, metadata: Any) -> None:
+        if display_name is None and metadata is None:
+            return
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.set_profile(username, display_name, metadata))
+        assert refused.value.code is BAD, refused.value.message
+        self.read_profiles()
+
+    @rule()
+    def read_profiles(self) -> None:
+        """Every player's profile, as one answer would fetch them."""
+        got = self._run(self.service.profiles(list(USERNAMES)))
+        assert got == {name: self.model.profiles.get(name, NO_PROFILE) for name in USERNAMES}
+
     # Losses
 
     @precondition(lambda self: self.backend is Backend.REDIS_MARIADB)
@@ -644,6 +783,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._lose_redis())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()  # the profile cache went too: refilled from the table
 
     async def _lose_redis(self) -> None:
         await self._flushed()
@@ -659,6 +799,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._restart())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()
 
     async def _restart(self) -> None:
         await self._stop_components()

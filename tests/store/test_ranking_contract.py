@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest
@@ -101,7 +101,7 @@ async def load(
     await store.load(board, period, totals.items(), client_events)
 
 
-def standings(players: list[RankedPlayer]) -> list[tuple[str, int, int]]:
+def standings(players: Sequence[RankedPlayer]) -> list[tuple[str, int, int]]:
     """(username, score, rank) of each player, for compact comparisons."""
     return [(player.username, player.score, player.rank) for player in players]
 
@@ -626,6 +626,7 @@ async def test_every_kind_of_board_against_the_model(
     assert await store.neighborhood(board, PERIOD, expected[2].username, 1) == expected[1:4]
     assert await store.player_count(board, PERIOD) == len(expected)
     assert await store.totals(board, PERIOD) == model.kept
+    await check_player_reads(store, board, expected)
     # A load of the kept scores and instants (what a rebuild does) ranks the same, and its
     # clock keeps later writes later.
     await store.load(
@@ -775,3 +776,173 @@ def test_the_suite_covers_every_store_method() -> None:
 
 async def test_ping(store: RankingStore) -> None:
     await store.ping()
+
+
+# Player reads (#14): topPercent, named players, filled neighbourhoods, paging
+
+
+def counts(players: list[RankedPlayer]) -> list[tuple[str, int, float]]:
+    """(username, player count, top percent) of each player."""
+    return [(player.username, player.player_count, player.top_percent) for player in players]
+
+
+async def test_every_read_carries_the_period_player_count(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    expected = [(name, 6, 100 * rank / 6) for name, _, rank in SIX_STANDINGS]
+    assert counts(await store.top(GLOBAL, PERIOD, 10, 0)) == expected
+    assert counts(await store.top(GLOBAL, PERIOD, 2, 3)) == expected[3:5]
+    assert counts(await store.neighborhood(GLOBAL, PERIOD, "carol", 1)) == expected[1:4]
+    for name, _, rank in SIX_STANDINGS:
+        player = await store.player(GLOBAL, PERIOD, name)
+        assert player is not None
+        assert (player.player_count, player.top_percent) == (6, 100 * rank / 6)
+    await store.increment([inc("newcomer", 1)])
+    # A window not read before: the top cache keeps a count within its staleness bound only.
+    assert counts(await store.top(GLOBAL, PERIOD, 1, 0))[0][1] in (6, 7)
+    assert counts(await store.top(GLOBAL, PERIOD, 3, 0))[0] == ("alice", 7, 100 / 7)
+    newcomer = await store.player(GLOBAL, PERIOD, "newcomer")
+    assert newcomer is not None
+    assert (newcomer.rank, newcomer.player_count, newcomer.top_percent) == (7, 7, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("usernames", "expected"),
+    [
+        (["frank", "nobody", "bob", "alice"], [("alice", 30, 1), ("bob", 20, 2), ("frank", 5, 6)]),
+        (["erin", "dave", "carol"], [("carol", 20, 2), ("dave", 10, 4), ("erin", 10, 4)]),
+        (["nobody", "ghost"], []),
+        ([name for name in SIX_PLAYERS][::-1], SIX_STANDINGS),
+    ],
+)
+async def test_players_are_the_named_ones_best_first(
+    store: RankingStore, usernames: list[str], expected: list[tuple[str, int, int]]
+) -> None:
+    await load(store, SIX_PLAYERS)
+    found = await store.players(GLOBAL, PERIOD, usernames)
+    assert standings(found) == expected
+    assert {player.player_count for player in found} <= {6}
+
+
+async def test_players_of_a_hundred_names_across_shards(store: RankingStore) -> None:
+    totals = {f"p{index:03}": index % 17 for index in range(300)}
+    await load(store, totals)
+    named = [f"p{index:03}" for index in range(0, 300, 3)] + ["nobody"]
+    found = await store.players(GLOBAL, PERIOD, named[:100])
+    everyone = await store.top(GLOBAL, PERIOD, 300, 0)
+    expected = [player for player in everyone if player.username in set(named[:100])]
+    assert standings(found) == standings(expected)
+    assert {player.player_count for player in found} == {300}
+
+
+# (radius, username) -> the filled window, on SIX_PLAYERS.
+FILLED = [
+    ("alice", 1, SIX_STANDINGS[0:3]),
+    ("alice", 2, SIX_STANDINGS[0:5]),
+    ("bob", 2, SIX_STANDINGS[0:5]),
+    ("carol", 2, SIX_STANDINGS[0:5]),
+    ("dave", 2, SIX_STANDINGS[1:6]),
+    ("frank", 2, SIX_STANDINGS[1:6]),
+    ("frank", 1, SIX_STANDINGS[3:6]),
+    ("erin", 1, SIX_STANDINGS[3:6]),
+    ("erin", 0, SIX_STANDINGS[4:5]),
+    ("carol", 3, SIX_STANDINGS),  # fewer players than 2r+1: everyone
+    ("nobody", 2, []),
+]
+
+
+@pytest.mark.parametrize(("username", "radius", "expected"), FILLED)
+async def test_a_filled_neighborhood_shifts_at_the_ends(
+    store: RankingStore, username: str, radius: int, expected: list[tuple[str, int, int]]
+) -> None:
+    await load(store, SIX_PLAYERS)
+    found = await store.neighborhood(GLOBAL, PERIOD, username, radius, fill=True)
+    assert standings(found) == expected
+    # Unfilled, the same call keeps today's window.
+    window = await store.neighborhood(GLOBAL, PERIOD, username, radius)
+    assert standings(window) == standings(
+        await store.neighborhood(GLOBAL, PERIOD, username, radius, fill=False)
+    )
+
+
+async def test_a_filled_neighborhood_on_a_larger_board(store: RankingStore) -> None:
+    totals = {f"p{index:02}": 100 - index // 2 for index in range(40)}  # pairs tie
+    await load(store, totals)
+    everyone = standings(await store.top(GLOBAL, PERIOD, 40, 0))
+    for position in range(40):
+        name = everyone[position][0]
+        for radius in (0, 1, 3, 7):
+            start = max(0, min(position - radius, 40 - (2 * radius + 1)))
+            filled = await store.neighborhood(GLOBAL, PERIOD, name, radius, fill=True)
+            assert standings(filled) == everyone[start : start + 2 * radius + 1], (name, radius)
+
+
+async def check_player_reads(store: RankingStore, board: str, expected: list[RankedPlayer]) -> None:
+    """The player reads of #14 on a board of any kind agree with its standings."""
+    names = [player.username for player in expected]
+    assert await store.players(board, PERIOD, [*reversed(names), "nobody"]) == expected
+    for first in (1, 2, 5):
+        assert await read_all_pages(store, first, board) == expected, first
+    count = len(expected)
+    assert await store.neighborhood(board, PERIOD, names[0], 1, fill=True) == expected[:3]
+    assert await store.neighborhood(board, PERIOD, names[-1], 1, fill=True) == expected[-3:]
+    for player in await store.top(board, PERIOD, 100, 0):
+        assert player.top_percent == 100 * player.rank / count
+
+
+async def read_all_pages(
+    store: RankingStore, first: int, board: str = GLOBAL
+) -> list[RankedPlayer]:
+    """Every page of the period in turn, following the last key of each."""
+    seen: list[RankedPlayer] = []
+    after = None
+    while True:
+        page = await store.page(board, PERIOD, first, after)
+        seen += page.players
+        assert len(page.players) == len(page.keys)
+        if not page.has_next:
+            return seen
+        assert len(page.players) == first
+        after = page.keys[-1]
+
+
+@pytest.mark.parametrize("first", [1, 2, 4, 6, 10])
+async def test_pages_follow_each_other_exactly(store: RankingStore, first: int) -> None:
+    await load(store, SIX_PLAYERS)
+    pages = await read_all_pages(store, first)
+    assert standings(pages) == SIX_STANDINGS
+    assert {player.player_count for player in pages} == {6}
+    assert (await store.page(GLOBAL, PERIOD, first, None)).total == 6
+
+
+async def test_an_empty_period_has_one_empty_page(store: RankingStore) -> None:
+    await load(store, {})
+    page = await store.page(GLOBAL, PERIOD, 10, None)
+    assert (page.players, page.keys, page.total, page.has_next) == ((), (), 0, False)
+
+
+async def test_a_page_continues_after_a_key_whose_player_moved_or_left(
+    store: RankingStore,
+) -> None:
+    await load(store, SIX_PLAYERS)
+    first = await store.page(GLOBAL, PERIOD, 2, None)
+    assert standings(first.players) == SIX_STANDINGS[:2]
+    # bob (the last key) scores: the next page starts after where bob was, ranks are fresh.
+    await store.increment([inc("bob", 100)])
+    rest = await store.page(GLOBAL, PERIOD, 10, first.keys[-1])
+    assert standings(rest.players) == [
+        ("carol", 20, 3),
+        ("dave", 10, 4),
+        ("erin", 10, 4),
+        ("frank", 5, 6),
+    ]
+    # A key between two players, of a member not in the ranking at all.
+    between = await store.page(GLOBAL, PERIOD, 10, (first.keys[-1][0], "bz"))
+    assert standings(between.players)[0] == ("carol", 20, 3)
+
+
+async def test_pages_of_a_larger_board_with_ties(store: RankingStore) -> None:
+    totals = {f"p{index:03}": index % 7 for index in range(250)}
+    await load(store, totals)
+    everyone = standings(await store.top(GLOBAL, PERIOD, 250, 0))
+    for first in (1, 7, 100):
+        assert standings(await read_all_pages(store, first)) == everyone

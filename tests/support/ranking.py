@@ -107,4 +107,6 @@ NOT_LOADED_OPERATIONS: dict[str, Callable[[RankingStore], Awaitable[object]]] = 
     "neighborhood": lambda store: store.neighborhood(GLOBAL, PERIOD, "alice", 2),
     "player_count": lambda store: store.player_count(GLOBAL, PERIOD),
     "totals": lambda store: store.totals(GLOBAL, PERIOD),
+    "players": lambda store: store.players(GLOBAL, PERIOD, ["alice", "bob"]),
+    "page": lambda store: store.page(GLOBAL, PERIOD, 10, None),
 }

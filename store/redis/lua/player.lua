@@ -1,7 +1,7 @@
 -- One player's standing.
 -- KEYS: ranking, loaded marker, and on EARLIEST boards the instants hash. ARGV: username,
 -- then on boards other than DESC with shared ranks: sign, '1' for EARLIEST (common.lua).
--- Returns {0} when not loaded, {1} without a score, else {1, score, rank}.
+-- Returns {0} when not loaded, {1} without a score, else {1, score, rank, player count}.
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {0}
 end
@@ -21,7 +21,8 @@ if not stored then
   return {1}
 end
 local score = score_of(stored)
+local count = redis.call('ZCARD', KEYS[1])
 if EARLIEST then
-  return {1, score, redis.call('ZRANK', KEYS[1], member) + 1}
+  return {1, score, redis.call('ZRANK', KEYS[1], member) + 1, count}
 end
-return {1, score, rank_of(KEYS[1], score)}
+return {1, score, rank_of(KEYS[1], score), count}
