@@ -9,6 +9,8 @@ A player lives in one shard (`Board.shard_of`); a script sees one shard, so a ra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable
 
 from store.errors import RankingNotLoaded
 from store.models import IncrementOutcome, RankedPlayer
@@ -45,12 +47,13 @@ class ShardedBoards:
         replies = await self._connection.pipelined(commands)
         if not all(replies[0::2]):
             raise RankingNotLoaded(board, period)
+        sign = self._layout.board(board).sign
         merged = [
-            (text(member), total_of(stored))
+            (text(member), total_of(stored) if sign < 0 else int(stored))
             for entries in replies[1::2]
             for member, stored in entries
         ]
-        merged.sort(key=order)
+        merged.sort(key=ordering(sign))
         return rank_by_position(merged, offset, limit, first_rank=None)
 
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
@@ -76,8 +79,9 @@ class ShardedBoards:
             board, period, score, username, before=radius + 1, after=radius
         )
         position = sum(shard.position for shard in shards)
-        before = sorted((entry for shard in shards for entry in shard.before), key=order)
-        after = sorted((entry for shard in shards for entry in shard.after), key=order)
+        key = ordering(self._layout.board(board).sign)
+        before = sorted((entry for shard in shards for entry in shard.before), key=key)
+        after = sorted((entry for shard in shards for entry in shard.after), key=key)
         shown_before = before[max(0, len(before) - radius) :] if radius else []
         window = [*shown_before, (username, score), *after[:radius]]
         first_position = position - len(shown_before)
@@ -122,22 +126,37 @@ class ShardedBoards:
             )
         )
         ranked = list(outcomes)
-        for indexes, higher in zip(by_period.values(), counts, strict=True):
-            for index, outcome in zip(
-                indexes, replay_ranks([outcomes[i] for i in indexes], higher), strict=True
-            ):
+        for (board, _), indexes, higher in zip(
+            by_period.keys(), by_period.values(), counts, strict=True
+        ):
+            period_outcomes = [outcomes[i] for i in indexes]
+            if self._layout.board(board).sign > 0:
+                # ASC: the arithmetic of ranks.py, on negated scores ("higher is better").
+                negated = replay_ranks(
+                    [_negated(outcome) for outcome in period_outcomes],
+                    {-score: count for score, count in higher.items()},
+                )
+                period_ranked = [
+                    dataclasses.replace(original, rank=new.rank, previous_rank=new.previous_rank)
+                    for original, new in zip(period_outcomes, negated, strict=True)
+                ]
+            else:
+                period_ranked = replay_ranks(period_outcomes, higher)
+            for index, outcome in zip(indexes, period_ranked, strict=True):
                 ranked[index] = outcome
         return ranked
 
     async def higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
-        """For each score, how many players of the period have a strictly higher one."""
+        """For each score, how many players of the period have a strictly better one
+        (higher; lower on ASC boards)."""
         shard_keys = self._layout.all_shard_keys(board, period)
+        sign = self._layout.board(board).sign
 
         def commands(pipe: AnyPipeline) -> None:
             for keys in shard_keys:
                 pipe.exists(keys.loaded)
                 for score in scores:
-                    pipe.zcount(keys.ranking, "-inf", f"({-score}")
+                    pipe.zcount(keys.ranking, "-inf", f"({sign * score}")
 
         replies = await self._connection.pipelined(commands)
         totals = dict.fromkeys(scores, 0)
@@ -148,3 +167,18 @@ class ShardedBoards:
             for score, count in zip(scores, replies[at + 1 : at + step], strict=True):
                 totals[score] += int(count)
         return totals
+
+
+def ordering(sign: int) -> Callable[[tuple[str, int]], tuple[int, str]]:
+    """Sort key of (username, score) entries in a board's order: `ranks.order` on DESC
+    boards, (score, username) on ASC ones."""
+    if sign < 0:
+        return order
+    return lambda entry: (entry[1], entry[0])
+
+
+def _negated(outcome: IncrementOutcome) -> IncrementOutcome:
+    previous = outcome.previous_score
+    return dataclasses.replace(
+        outcome, score=-outcome.score, previous_score=None if previous is None else -previous
+    )
