@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -17,7 +16,13 @@ from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreO
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
 from store.ports import RankingStore
 from store.redis import RedisRankingStore
-from tests.support.board_model import KINDS, RULED_BOARDS, PeriodModel, kind_id
+from tests.support.board_model import (
+    KINDS,
+    RULED_BOARDS,
+    SHARDED_KINDS,
+    PeriodModel,
+    kind_id,
+)
 from tests.support.ranking import (
     BOARDS,
     GLOBAL,
@@ -41,14 +46,6 @@ SIX_STANDINGS = [
     ("erin", 10, 4),
     ("frank", 5, 6),
 ]
-
-
-SHARDED_KINDS = tuple(
-    dataclasses.replace(board, shards=4) if board.tie_break is TieBreak.SHARED else board
-    for board in RULED_BOARDS
-)
-"""The boards of other kinds, each spread over four shards but the EARLIEST ones (which
-sharded boards do not serve yet, docs/boards.md)."""
 
 
 @pytest.fixture(
