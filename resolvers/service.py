@@ -35,8 +35,10 @@ class ServedRanking(RankingReads, RankingWrites, Protocol):
     """The part of the live ranking store the service uses: its reads and its one write."""
 
 
-# A store call can meet several lost rankings in a row (one per period it touches).
-_RECOVERY_ATTEMPTS = 4
+# A store call can meet several lost rankings in a row, one per period it touches: each is
+# rebuilt once. A period reported lost again right after its rebuild (Redis lost it again,
+# or the rebuild is another instance's and still running) is retried this many times.
+_RECOVERY_REPEATS = 3
 
 
 # kw_only=False on purpose: schema/fast_path.py builds one per item of a batch of up to 1000
@@ -247,10 +249,18 @@ class LeaderboardService:
 
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""
-        for _ in range(_RECOVERY_ATTEMPTS):
+        rebuilt: set[tuple[str, str]] = set()
+        repeats = 0
+        while True:
             try:
                 return await operation()
             except RankingNotLoaded as missing:
+                lost = (missing.board, missing.period)
+                # Bounded by repeats, not by attempts: a batch may touch many lost periods.
+                repeats += lost in rebuilt
+                if repeats > _RECOVERY_REPEATS:
+                    break
+                rebuilt.add(lost)
                 try:
                     await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
