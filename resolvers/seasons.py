@@ -138,6 +138,7 @@ class Seasons:
         self._watchers: dict[str, set[asyncio.Queue[PeriodResult]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
+        self._started = False
         self.results_made = 0
         """Results this instance computed (tests, logs)."""
 
@@ -147,6 +148,7 @@ class Seasons:
         """Record this instance's watermark (it acknowledged nothing before now), then run
         the watermark, the finalizer and the notice listener."""
         self._flushed_through = self._clock()
+        self._started = True
         await self._standings.mark(self.instance, _ms(self._flushed_through), _ms(self._clock()))
         self._tasks = [
             asyncio.create_task(self._barrier_loop(), name="seasons barrier"),
@@ -169,6 +171,8 @@ class Seasons:
     async def retire(self) -> None:
         """Drop this instance's watermark once its batcher has drained (the others need
         not wait for it any more); a failure leaves it to expire after `settle_seconds`."""
+        if not self._started:
+            return  # never started: no watermark row, no listener
         listener, self._listener = self._listener, None
         if listener is not None:
             self._notices.stop()
@@ -278,6 +282,10 @@ class Seasons:
 
     async def _finalize(self, board: Board, period: str) -> bool:
         """Try to make a period final; True once it is (or has nothing to freeze)."""
+        if not board.plain:
+            # The fold in store/sql/standings.py is INCREMENT, DESC, SHARED only: other
+            # boards stay live-read (never a wrong result) until it knows their rule.
+            return True
         existing = await self._standings.result(board.id, period)
         if existing is not None:
             self._final_counts[(board.id, period)] = existing.player_count
@@ -337,6 +345,8 @@ class Seasons:
 
     async def frozen(self, board: Board, period: str) -> SqlStandings | None:
         """The frozen standings when `period` is final, else None (read it live)."""
+        if not board.plain:
+            return None  # never frozen (see `_finalize`)
         if (board.id, period) in self._final_counts:
             return self._standings
         if board.reset is ResetPeriod.NEVER or period >= board.period_at_timestamp(self._clock()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -10,18 +11,30 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
-from resolvers import validation
+from resolvers import cursors, validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
+from store.board_kinds import UpdateRule
 from store.boards import Board, board_index
 from store.errors import (
     EventIdReused,
     PartiallyApplied,
     RankingNotLoaded,
+    ScoreBeyondCap,
     ScoreOutOfRange,
     StoreUnavailable,
 )
-from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
+from store.models import (
+    LEAVE,
+    NO_PROFILE,
+    IncrementOutcome,
+    PlayerProfile,
+    RankedPlayer,
+    ScoreEvent,
+    ScoreIncrement,
+    value_type,
+)
 from store.ports import RankingReads, RankingWrites
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.sql.standings import SqlStandings
 
@@ -37,8 +50,10 @@ class ServedRanking(RankingReads, RankingWrites, Protocol):
     """The part of the live ranking store the service uses: its reads and its one write."""
 
 
-# A store call can meet several lost rankings in a row (one per period it touches).
-_RECOVERY_ATTEMPTS = 4
+# A store call can meet several lost rankings in a row, one per period it touches: each is
+# rebuilt once. A period reported lost again right after its rebuild (Redis lost it again,
+# or the rebuild is another instance's and still running) is retried this many times.
+_RECOVERY_REPEATS = 3
 
 
 # kw_only=False on purpose: schema/fast_path.py builds one per item of a batch of up to 1000
@@ -51,6 +66,16 @@ class IncrementRequest:
     delta: int
     board: str
     event_id: str | None
+
+
+@value_type
+class RankingPageView:
+    """A page of `ranking` as clients see it: players best first, each one's cursor."""
+
+    players: tuple[RankedPlayer, ...]
+    cursors: tuple[str, ...]
+    total: int
+    has_next: bool
 
 
 class LeaderboardService:
@@ -68,6 +93,7 @@ class LeaderboardService:
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
         seasons: Seasons | None = None,
+        profiles: PlayerProfiles | None = None,
     ) -> None:
         self._ranking = ranking
         self._batcher = batcher
@@ -81,6 +107,7 @@ class LeaderboardService:
         self._event_counter = itertools.count()
         self.seasons = seasons
         """Final periods are read from their frozen standings (set once wired)."""
+        self._profiles = profiles
 
     @property
     def boards(self) -> list[Board]:
@@ -129,7 +156,11 @@ class LeaderboardService:
                     outcomes, partial = error.outcomes, error
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
-                    [_event(outcome.increment, now_ms) for outcome in outcomes if outcome.applied]
+                    [
+                        _event(outcome.increment, now_ms, outcome.instant)
+                        for outcome in outcomes
+                        if outcome.applied
+                    ]
                 )
                 if partial is not None:
                     logger.warning("a batch was applied in part: %s", partial)
@@ -139,7 +170,7 @@ class LeaderboardService:
                     )
         except WriteRefused as error:
             raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-        except (ScoreOutOfRange, EventIdReused) as error:
+        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
             raise bad_input(str(error)) from None
         if self._persisted_ack:
             await persisted
@@ -154,6 +185,8 @@ class LeaderboardService:
         board = self.board(board_id)
         if not board.active:
             raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
+        if board.update_rule is not UpdateRule.INCREMENT:
+            raise bad_input(_use_set_score(board))
         period = periods.get(board_id)
         if period is None:
             period = periods[board_id] = board.period_at_timestamp(now)
@@ -168,6 +201,42 @@ class LeaderboardService:
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
+
+    async def set_score(
+        self, username: str, score: int, board_id: str, event_id: str | None
+    ) -> IncrementOutcome:
+        """Submit a score to a BEST or LATEST board: the outcome's `score` is the kept one,
+        `changed` whether it changed (`improved`), `applied` false for a replayed eventId."""
+        board = self.board(board_id)
+        if not board.active:
+            raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
+        if board.update_rule is UpdateRule.INCREMENT:
+            raise bad_input(f"board {board_id!r} adds scores: use incrementScore")
+        client_event_id = validation.event_id(event_id)
+        submission = ScoreIncrement(
+            board=board_id,
+            period=board.period_at_timestamp(self._clock()),
+            username=validation.username(username),
+            delta=validation.score(score, board),
+            event_id=client_event_id or self._generated_event_id(),
+            client_event_id=client_event_id is not None,
+        )
+        try:
+            with self._batcher.reserve(1) as reservation:
+                # One write on one key: it applies whole or not at all (no partial batch).
+                (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
+                persisted = reservation.commit(
+                    [_event(submission, int(self._clock() * 1000), outcome.instant)]
+                    if outcome.applied
+                    else []
+                )
+        except WriteRefused as error:
+            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
+        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
+            raise bad_input(str(error)) from None
+        if self._persisted_ack:
+            await persisted
+        return outcome
 
     def _generated_event_id(self) -> str:
         # '~' is outside the client alphabet, so a generated id never meets a client's; a
@@ -186,7 +255,8 @@ class LeaderboardService:
         validation.offset(offset)
         frozen = await self._frozen(board, period_id, period)
         if frozen is not None:
-            return await _reading(lambda: frozen.top(board.id, period_id, limit, offset))
+            top = await _reading(lambda: frozen.top(board.id, period_id, limit, offset))
+            return self._counted(board.id, period_id, top)
         return await self._recovering(lambda: self._ranking.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
@@ -195,23 +265,50 @@ class LeaderboardService:
         validation.username(username)
         frozen = await self._frozen(board, period_id, period)
         if frozen is not None:
-            return await _reading(lambda: frozen.player(board.id, period_id, username))
+            found = await _reading(lambda: frozen.player(board.id, period_id, username))
+            return None if found is None else self._counted(board.id, period_id, [found])[0]
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
-        self, board_id: str, period: str | None, username: str, radius: int
+        self, board_id: str, period: str | None, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below."""
+        """The player and up to `radius` players above and below (with `fill`, 2 * radius + 1
+        whenever the period has that many)."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
         frozen = await self._frozen(board, period_id, period)
         if frozen is not None:
-            return await _reading(
-                lambda: frozen.neighborhood(board.id, period_id, username, radius)
+            around = await _reading(
+                lambda: frozen.neighborhood(board.id, period_id, username, radius, fill=fill)
             )
+            return self._counted(board.id, period_id, around)
         return await self._recovering(
-            lambda: self._ranking.neighborhood(board.id, period_id, username, radius)
+            lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
+        )
+
+    async def players(
+        self, board_id: str, period: str | None, usernames: list[str]
+    ) -> list[RankedPlayer]:
+        """Up to 100 named players with their board-wide ranks, best first; those without a
+        score left out."""
+        board, period_id = self.period(board_id, period)
+        validation.usernames(usernames)
+        return await self._recovering(lambda: self._ranking.players(board.id, period_id, usernames))
+
+    async def ranking(
+        self, board_id: str, period: str | None, first: int, after: str | None
+    ) -> RankingPageView:
+        """One page of the whole ranking after the cursor `after` (from the top without)."""
+        board, period_id = self.period(board_id, period)
+        validation.first(first)
+        key = None if after is None else cursors.decode(after, board.id, period_id)
+        page = await self._recovering(lambda: self._ranking.page(board.id, period_id, first, key))
+        return RankingPageView(
+            players=page.players,
+            cursors=tuple(cursors.encode(board.id, period_id, key) for key in page.keys),
+            total=page.total,
+            has_next=page.has_next,
         )
 
     async def player_count(self, board_id: str, period: str | None) -> int:
@@ -220,6 +317,13 @@ class LeaderboardService:
         if self.seasons is not None and await self._frozen(board, period_id, period) is not None:
             return self.seasons.final_count(board.id, period_id)
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
+
+    def _counted(self, board: str, period: str, players: list[RankedPlayer]) -> list[RankedPlayer]:
+        """Frozen standings with their period's player count (for topPercent)."""
+        if self.seasons is None:
+            return players
+        count = self.seasons.final_count(board, period)
+        return [dataclasses.replace(player, player_count=count) for player in players]
 
     async def _frozen(self, board: Board, period: str, asked: str | None) -> SqlStandings | None:
         """The frozen standings of a final period (docs/seasons.md), else None. Reads of
@@ -231,12 +335,49 @@ class LeaderboardService:
             return None
         return await _reading(lambda: seasons.frozen(board, period))
 
+    # Profiles
+
+    async def set_profile(
+        self, username: str, display_name: str | None, metadata: object | None
+    ) -> bool:
+        """Set a player's display name and metadata (None leaves a field; "" and {} clear
+        it), durably before answering."""
+        validation.username(username)
+        name = LEAVE if display_name is None else validation.display_name(display_name)
+        data = LEAVE if metadata is None else validation.metadata(metadata)
+        if self._profiles is None:
+            raise unavailable("player profiles are not configured on this instance")
+        try:
+            await self._profiles.change(username, name, data)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; the profile was not changed") from None
+        return True
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """The profiles of the named players (`NO_PROFILE` when never set), in one fetch."""
+        if self._profiles is None:
+            return dict.fromkeys(usernames, NO_PROFILE)
+        try:
+            return await self._profiles.profiles(usernames)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; retry later") from None
+
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""
-        for _ in range(_RECOVERY_ATTEMPTS):
+        rebuilt: set[tuple[str, str]] = set()
+        repeats = 0
+        while True:
             try:
                 return await operation()
             except RankingNotLoaded as missing:
+                lost = (missing.board, missing.period)
+                # Bounded by repeats, not by attempts: a batch may touch many lost periods.
+                repeats += lost in rebuilt
+                if repeats > _RECOVERY_REPEATS:
+                    break
+                rebuilt.add(lost)
                 try:
                     await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
@@ -258,7 +399,12 @@ async def _reading(operation: Callable[[], Awaitable[T]]) -> T:
         raise unavailable("storage is unavailable, retry later") from None
 
 
-def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
+def _use_set_score(board: Board) -> str:
+    kept = "best" if board.update_rule is UpdateRule.BEST else "latest"
+    return f"board {board.id!r} keeps the {kept} score: use setScore"
+
+
+def _event(increment: ScoreIncrement, created_at_ms: int, applied_at_us: int | None) -> ScoreEvent:
     return ScoreEvent(
         board=increment.board,
         period=increment.period,
@@ -267,4 +413,5 @@ def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
         event_id=increment.event_id,
         client_event_id=increment.client_event_id,
         created_at_ms=created_at_ms,
+        applied_at_us=applied_at_us,
     )

@@ -10,7 +10,8 @@ import strawberry
 from resolvers.errors import unavailable
 from resolvers.seasons import Seasons, encode_cursor
 from schema.context import ApiContext
-from schema.types import PageInfo, RankedPlayer
+from schema.players import PageInfo
+from schema.types import RankedPlayer
 from store.models import PeriodResult as PeriodResultValue
 from store.models import PeriodSummary as PeriodSummaryValue
 

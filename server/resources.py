@@ -23,11 +23,13 @@ from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
 from store.board_registry import BoardRegistry
 from store.boards import Board
 from store.cached_ranking import TopCachingRankingStore
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.observer import StoreObserver
 from store.period_notices import InProcessPeriodNotices, PeriodNotices, RedisPeriodNotices
 from store.ports import RankingStore, ScoreHistory
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery, RebuildObserver
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
@@ -88,6 +90,14 @@ def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
     return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
 
 
+def open_profiles(history: SqlScoreHistory, ranking: RankingStore) -> PlayerProfiles:
+    """Player profiles in the history database, cached on the ranking store's Redis (or in
+    process when embedded)."""
+    if isinstance(ranking, RedisRankingStore):
+        return PlayerProfiles(history.profile_table(), ranking.profile_cache())
+    return PlayerProfiles(history.profile_table(), InProcessProfileCache())
+
+
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(
@@ -100,8 +110,10 @@ def make_recovery(
     ranking: RankingStore,
     history: ScoreHistory,
     observer: RebuildObserver | None = None,
+    boards: Sequence[Board] | None = None,
 ) -> RankingRecovery:
-    """Recovery of the live rankings from the history, with the configured timings."""
+    """Recovery of the live rankings from the history, with the configured timings, for
+    `boards` (a registry's shared index) or else the declared boards."""
     return RankingRecovery(
         ranking,
         history,
@@ -109,6 +121,7 @@ def make_recovery(
         wait_seconds=settings.rebuild_wait_seconds,
         settle_seconds=settings.rebuild_settle_seconds,
         observer=observer,
+        boards=settings.boards if boards is None else boards,
     )
 
 
@@ -154,7 +167,8 @@ def build_resources(
     )
     # Every component serves the registry's index: a board created at run time reaches all.
     boards = registry.index
-    ranking = cache_top(settings, open_ranking(settings, observer=metrics, boards=boards))
+    plain_ranking = open_ranking(settings, observer=metrics, boards=boards)
+    ranking = cache_top(settings, plain_ranking)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -163,6 +177,7 @@ def build_resources(
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
+    recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
     recovery = make_recovery(settings, ranking, history, observer=metrics)
     seasons = Seasons(
         standings=history.standings(),
@@ -199,6 +214,7 @@ def build_resources(
         max_delta=settings.max_delta,
         max_batch_increments=settings.max_batch_increments,
         persisted_ack=settings.ack is AckMode.PERSISTED,
+        profiles=open_profiles(history, plain_ranking),
         clock=clock,
         seasons=seasons,
     )

@@ -54,6 +54,7 @@ def decode(data: bytes | str) -> PeriodResult:
                     username=str(player["username"]),
                     score=int(player["score"]),
                     rank=int(player["rank"]),
+                    player_count=int(document["playerCount"]),
                 )
                 for player in document["top"]
             ),

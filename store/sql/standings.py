@@ -246,7 +246,7 @@ class SqlStandings:
                     board=board,
                     period=period,
                     player_count=count,
-                    top=tuple(_player(row) for row in top),
+                    top=tuple(_player(row, count) for row in top),
                 )
                 body = encode(result).decode()
                 await self._dialect.execute(connection, complete, (count, body, board, period))
@@ -281,21 +281,35 @@ class SqlStandings:
         return None if row is None else _player(row)
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below, in a final period."""
+        """The player and up to `radius` players above and below, in a final period (with
+        `fill`, the window shifts at the top and bottom to hold 2 * radius + 1 players)."""
         row = await self._player_row(board, period, username)
         if row is None:
             return []
         position = int(row[3])
         start = max(0, position - radius - 1)
+        end = position + radius
+        if fill:
+            count = await self._player_total(board, period)
+            start = max(0, min(start, count - (2 * radius + 1)))
+            end = start + 2 * radius + 1
 
         async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(
-                connection, self._page, (board, period, start, position + radius)
-            )
+            return await self._dialect.fetch(connection, self._page, (board, period, start, end))
 
         return [_player(found) for found in await self._run("final_neighborhood", query)]
+
+    async def _player_total(self, board: str, period: str) -> int:
+        p = self._p
+        select = f"SELECT player_count FROM period_results WHERE board = {p} AND period = {p}"  # noqa: S608
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, select, (board, period))
+
+        rows = await self._run("final_count", query)
+        return int(rows[0][0]) if rows else 0
 
     async def _player_row(self, board: str, period: str, username: str) -> Any:
         async def query(connection: Any) -> list[Any]:
@@ -348,5 +362,7 @@ class SqlStandings:
             return int(await cursor.execute(statement, parameters))
 
 
-def _player(row: Any) -> RankedPlayer:
-    return RankedPlayer(username=str(row[0]), score=int(row[1]), rank=int(row[2]))
+def _player(row: Any, player_count: int = 0) -> RankedPlayer:
+    return RankedPlayer(
+        username=str(row[0]), score=int(row[1]), rank=int(row[2]), player_count=player_count
+    )

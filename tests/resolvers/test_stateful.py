@@ -21,6 +21,13 @@ prefix and database per example) and embedded + SQLite (a temporary file). Hypot
 state machines are synchronous, so each machine owns an `asyncio.Runner` and runs
 the async service on it, from `__init__` to `teardown`.
 
+A second machine (`KindsMachine`) drives boards of every update rule x sort order x
+tie-break, and boards with caps, against `tests/support/board_model.PeriodModel`: each
+write's answer (kept score, rank, previous standing, whether it changed), replays and
+reused event ids, the wrong mutation for a board, caps and the exact range, every read,
+and every rank after Redis loses everything or the process restarts (a rebuild from the
+history replays the writes in the order applied, `applied_at_us`), across month ends.
+
 LEADERBOARD_PROPERTY_EXAMPLES sets the examples per backend (default 25),
 LEADERBOARD_PROPERTY_STEPS the steps per example (default 30).
 """
@@ -43,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -58,13 +66,18 @@ from hypothesis.stateful import (
 from batcher import WriteBatcher
 from resolvers.errors import ApiError, ErrorCode
 from resolvers.service import IncrementRequest, LeaderboardService
+from store.board_kinds import UpdateRule
+from store.board_model import kept_score
 from store.boards import Board, ResetPeriod
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
-from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
+from store.models import MAX_EXACT_SCORE, NO_PROFILE, IncrementOutcome, PlayerProfile, RankedPlayer
 from store.ports import RankingStore
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
+from tests.support.board_model import RULED_BOARDS, SHARDED_KINDS, PeriodModel
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
@@ -192,6 +205,14 @@ BAD_READS = (
     BadRead("empty username", lambda s: s.neighborhood("daily", None, "", 1), BAD),
     BadRead("unknown board", lambda s: s.player_count("nope", None), NOT_FOUND),
     BadRead("unknown board top", lambda s: s.top("nope", None, 10), NOT_FOUND),
+    BadRead("no names", lambda s: s.players("global", None, []), BAD),
+    BadRead("101 names", lambda s: s.players("global", None, [f"p{i}" for i in range(101)]), BAD),
+    BadRead("a name twice", lambda s: s.players("daily", None, ["bob", "a", "bob"]), BAD),
+    BadRead("a bad name", lambda s: s.players("global", None, ["bob", "bob smith"]), BAD),
+    BadRead("players of no board", lambda s: s.players("nope", None, ["bob"]), NOT_FOUND),
+    BadRead("first 0", lambda s: s.ranking("global", None, 0, None), BAD),
+    BadRead("first 101", lambda s: s.ranking("alltime", None, 101, None), BAD),
+    BadRead("ranking of no board", lambda s: s.ranking("nope", None, 10, None), NOT_FOUND),
 )
 
 
@@ -240,6 +261,15 @@ class Model:
     def __init__(self) -> None:
         self.scores: dict[Key, dict[str, int]] = {}
         self.seen: dict[Key, dict[str, tuple[str, int]]] = {}
+        self.profiles: dict[str, PlayerProfile] = {}
+        """Per player, shared by every board: what setPlayerProfile left."""
+
+    def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
+        """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
+        current = self.profiles.get(username, NO_PROFILE)
+        name = current.display_name if display_name is None else (display_name or None)
+        data = current.metadata if metadata is None else (None if metadata == "{}" else metadata)
+        self.profiles[username] = PlayerProfile(display_name=name, metadata=data)
 
     def apply(self, increments: Sequence[ModelIncrement]) -> list[Standing] | None:
         """Apply a batch in order, all or nothing; None (nothing changed) when a total
@@ -281,13 +311,21 @@ class Model:
         return None
 
     def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
         everybody = self.standings(board, period)
         for position, player in enumerate(everybody):
             if player.username == username:
-                return everybody[max(0, position - radius) : position + radius + 1]
+                if not fill:
+                    return everybody[max(0, position - radius) : position + radius + 1]
+                # 2r + 1 players whenever there are that many: the window shifts at the ends.
+                start = max(0, min(position - radius, len(everybody) - (2 * radius + 1)))
+                return everybody[start : start + 2 * radius + 1]
         return []
+
+    def players(self, board: str, period: str, usernames: Sequence[str]) -> list[RankedPlayer]:
+        """The named ones with a score, best first (ties by username)."""
+        return [player for player in self.standings(board, period) if player.username in usernames]
 
 
 # The machine
@@ -357,6 +395,11 @@ class LeaderboardMachine(RuleBasedStateMachine):
             wait_seconds=WAIT,
             settle_seconds=SETTLE,
         )
+        cache = (
+            self.ranking.profile_cache()
+            if isinstance(self.ranking, RedisRankingStore)
+            else InProcessProfileCache()
+        )
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -365,6 +408,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=self._clock,
+            profiles=PlayerProfiles(self.history.profile_table(), cache),
         )
         await self.batcher.start()
 
@@ -622,6 +666,111 @@ class LeaderboardMachine(RuleBasedStateMachine):
                     got = await self.service.player(board, period, username)
                     assert got == want, f"{board}/{period} {username}"
 
+    # Player reads (#14): named players, filled neighbourhoods, paging, topPercent
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        names=st.lists(usernames, min_size=1, max_size=len(USERNAMES), unique=True),
+        radius=st.integers(min_value=0, max_value=4),
+    )
+    def read_players(self, board: str, choice: int, names: list[str], radius: int) -> None:
+        """Named players and every player's filled neighbourhood, with topPercent."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        count = len(self.model.standings(board, model_period))
+        got = self._run(self.service.players(board, period, names))
+        assert got == self.model.players(board, model_period, names), (board, model_period)
+        for username in USERNAMES:
+            filled = self._run(self.service.neighborhood(board, period, username, radius, True))
+            want = self.model.neighborhood(board, model_period, username, radius, True)
+            assert filled == want, (board, model_period, username, radius)
+            got += filled
+        for player in got:
+            assert player.top_percent == 100 * player.rank / count, player
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        first=st.integers(min_value=1, max_value=4) | st.just(100),
+        moves=st.lists(valid_requests, max_size=6),
+    )
+    def page_through(
+        self, board: str, choice: int, first: int, moves: list[IncrementRequest]
+    ) -> None:
+        """Page the whole ranking with cursors while other increments land between the
+        pages: every player the moves did not touch is seen exactly once, and without
+        moves the pages are the model's standings."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        touched = {move.username for move in moves if move.board == board}
+        seen: list[RankedPlayer] = []
+        after: str | None = None
+        pending = list(moves)
+        while True:
+            page = self._run(self.service.ranking(board, period, first, after))
+            assert len(page.players) <= first
+            seen += page.players
+            if not page.has_next:
+                break
+            after = page.cursors[-1]
+            if pending:
+                self._increment(pending.pop())
+        for move in pending:
+            self._increment(move)
+        everybody = self.model.standings(board, model_period)
+        if not touched or model_period != self._current(board):
+            assert seen == everybody, f"{board}/{model_period}"
+            return
+        unchanged = [player.username for player in seen if player.username not in touched]
+        assert sorted(unchanged) == sorted(
+            player.username for player in everybody if player.username not in touched
+        )
+        assert len(unchanged) == len(set(unchanged))
+
+    @rule(
+        board=boards,
+        cursor=st.sampled_from(("", "x", "bm90IGpzb24", "WzEsMiwzXQ", "A" * 600)),
+    )
+    def page_with_a_bad_cursor(self, board: str, cursor: str) -> None:
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.ranking(board, None, 10, cursor))
+        assert refused.value.code is BAD, refused.value.message
+
+    # Profiles
+
+    @rule(
+        # Three names, so that a player's profile changes again and again.
+        username=st.sampled_from(USERNAMES[:3]),
+        display_name=st.none() | st.sampled_from(["", "Ana", "Bo ⚔️", "x" * 64, "<b>é</b>"]),
+        metadata=st.none() | st.sampled_from([{}, {"c": "FR"}, {"a": [1, {"b": None}]}]),
+    )
+    def set_profile(
+        self, username: str, display_name: str | None, metadata: dict[str, Any] | None
+    ) -> None:
+        assert self._run(self.service.set_profile(username, display_name, metadata)) is True
+        text = None if metadata is None else orjson.dumps(metadata).decode()
+        self.model.set_profile(username, display_name, text)
+
+    @rule(
+        username=usernames,
+        display_name=st.sampled_from(["x" * 65, "a\u202eb", "\n", " "]) | st.none(),
+        metadata=st.sampled_from([[1], "x", {"a": {"b": {"c": {"d": {"e": 1}}}}}]) | st.none(),
+    )
+    def set_profile_refused(self, username: str, display_name: str | None, metadata: Any) -> None:
+        if display_name is None and metadata is None:
+            return
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.set_profile(username, display_name, metadata))
+        assert refused.value.code is BAD, refused.value.message
+        self.read_profiles()
+
+    @rule()
+    def read_profiles(self) -> None:
+        """Every player's profile, as one answer would fetch them."""
+        got = self._run(self.service.profiles(list(USERNAMES)))
+        assert got == {name: self.model.profiles.get(name, NO_PROFILE) for name in USERNAMES}
+
     # Losses
 
     @precondition(lambda self: self.backend is Backend.REDIS_MARIADB)
@@ -634,6 +783,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._lose_redis())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()  # the profile cache went too: refilled from the table
 
     async def _lose_redis(self) -> None:
         await self._flushed()
@@ -649,6 +799,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._restart())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()
 
     async def _restart(self) -> None:
         await self._stop_components()
@@ -716,3 +867,285 @@ async def test_default_period_follows_the_injected_clock(sqlite_database_url: st
     finally:
         assert await batcher.close(WAIT) == 0
         await history.close()
+
+
+# Boards of every kind: rule x order x tie-break, caps (docs/boards.md)
+
+KIND_BOARD_IDS = tuple(board.id for board in RULED_BOARDS)
+KIND_USERNAMES = ("a", "Bob", "bob", "é")
+KIND_VALUES = st.sampled_from(
+    (*_SMALL * 4, 0, 10, 100, 101, -11, 1000, 1001, MAX_EXACT_SCORE, -MAX_EXACT_SCORE)
+)
+"""Small values (ties are the rule), the caps' edges, and the exact range's."""
+
+
+@dataclass
+class KindModel:
+    """Every (board, period) of the boards of every kind: a `PeriodModel` each, and the
+    client event ids applied there, bound to (username, value)."""
+
+    periods: dict[Key, PeriodModel] = dataclasses.field(default_factory=dict)
+    seen: dict[Key, dict[str, tuple[str, int]]] = dataclasses.field(default_factory=dict)
+
+    def period(self, board: Board, period: str) -> PeriodModel:
+        """The model of one board period."""
+        return self.periods.setdefault((board.id, period), PeriodModel(board))
+
+    def refusal(
+        self, board: Board, period: str, username: str, value: int, event_id: str | None
+    ) -> bool:
+        """Whether the write must be refused (BAD_USER_INPUT), changing nothing."""
+        ids = self.seen.get((board.id, period), {})
+        if event_id is not None and event_id in ids:
+            return ids[event_id] != (username, value)
+        if abs(value) > MAX_EXACT_SCORE:
+            return True
+        old = self.period(board, period).kept.get(username)
+        new = kept_score(board.update_rule, board.sort_order, old, value)
+        capped = new if board.update_rule is UpdateRule.INCREMENT else value
+        return (
+            abs(new) > MAX_EXACT_SCORE
+            or (board.min_score is not None and capped < board.min_score)
+            or (board.max_score is not None and capped > board.max_score)
+        )
+
+
+class KindsMachine(RuleBasedStateMachine):
+    """The real service on boards of every rule, order, tie-break and with caps, against
+    `KindModel`: each write's answer, every read, and every rank after rebuilds (Redis
+    emptied, or a restart) and across a month boundary."""
+
+    backend: ClassVar[Backend]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = KindModel()
+        self.moment = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+        self.periods_seen: set[str] = set()
+        self.prefix = f"lbkinds-{secrets.token_hex(6)}"
+        self._stack = AsyncExitStack()
+        self._runner = asyncio.Runner()
+        try:
+            self._run(self._open())
+        except BaseException:
+            self._close()
+            raise
+
+    async def _open(self) -> None:
+        if self.backend is Backend.REDIS_MARIADB:
+            await require_redis()
+            self._stack.push_async_callback(delete_prefix, self.prefix)
+            database = await self._stack.enter_async_context(private_database())
+            url = mysql_url(database)
+        else:
+            directory = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="lbkind-"))
+            url = f"sqlite+aiosqlite:///{Path(directory) / 'leaderboard.db'}"
+        self.history = SqlScoreHistory(url)
+        await self.history.connect()
+        self._stack.push_async_callback(self.history.close)
+        await self.history.migrate()
+        await self._start_components()
+        self._stack.push_async_callback(self._stop_components)
+
+    async def _start_components(self) -> None:
+        self.ranking: RankingStore
+        # On Redis the SHARED kinds are spread over shards: the answers must not change.
+        boards = SHARDED_KINDS if self.backend is Backend.REDIS_MARIADB else RULED_BOARDS
+        if self.backend is Backend.REDIS_MARIADB:
+            self.ranking = RedisRankingStore.from_url(
+                REDIS_URL, key_prefix=self.prefix, boards=boards, retention=RETENTION
+            )
+        else:
+            self.ranking = EmbeddedRankingStore(boards=boards)
+        self.batcher = WriteBatcher(self.history, flush_interval=FLUSH_INTERVAL)
+        recovery = RankingRecovery(
+            self.ranking,
+            self.history,
+            claim_seconds=WAIT,
+            wait_seconds=WAIT,
+            settle_seconds=SETTLE,
+            boards=boards,
+        )
+        self.service = LeaderboardService(
+            ranking=self.ranking,
+            batcher=self.batcher,
+            recovery=recovery,
+            boards=boards,
+            max_delta=MAX_DELTA,
+            max_batch_increments=MAX_BATCH,
+            clock=lambda: self.moment.timestamp(),
+        )
+        await self.batcher.start()
+
+    async def _stop_components(self) -> None:
+        lost = await self.batcher.close(WAIT)
+        await self.ranking.close()
+        assert lost == 0, f"{lost} acknowledged events never reached the history"
+
+    def teardown(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        try:
+            self._run(self._stack.aclose())
+        finally:
+            self._runner.close()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coroutine)
+
+    def _period(self, board: Board) -> str:
+        period = board.period_at(self.moment)
+        self.periods_seen.add(period)
+        return period
+
+    # Writes
+
+    @rule(
+        board_id=st.sampled_from(KIND_BOARD_IDS),
+        username=st.sampled_from(KIND_USERNAMES),
+        value=KIND_VALUES,
+        event_id=st.none() | st.sampled_from(("e1", "e2", "e3")),
+    )
+    def write(self, board_id: str, username: str, value: int, event_id: str | None) -> None:
+        """setScore on a BEST/LATEST board, incrementScore on an INCREMENT one."""
+        self._write_checked(board_id, username, value, event_id)
+
+    @rule(
+        board_id=st.sampled_from(KIND_BOARD_IDS),
+        writes=st.lists(
+            st.tuples(st.sampled_from(KIND_USERNAMES), st.sampled_from(_SMALL)),
+            min_size=2,
+            max_size=8,
+        ),
+    )
+    def write_many(self, board_id: str, writes: list[tuple[str, int]]) -> None:
+        """Several small writes to one board in a row: ties, passes and repeated players."""
+        for username, value in writes:
+            self._write_checked(board_id, username, value, None)
+
+    def _write_checked(
+        self, board_id: str, username: str, value: int, event_id: str | None
+    ) -> None:
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        if board.update_rule is UpdateRule.INCREMENT and value == 0:
+            value = 1  # a zero delta is refused before any board rule applies
+        period = self._period(board)
+        model = self.model.period(board, period)
+        if self.model.refusal(board, period, username, value, event_id):
+            with pytest.raises(ApiError) as refused:
+                self._run(self._write(board, username, value, event_id))
+            assert refused.value.code is BAD, refused.value.message
+            self._run(self._compare(board, period))
+            return
+        seen = self.model.seen.setdefault((board.id, period), {})
+        replay = event_id is not None and event_id in seen
+        previous = model.kept.get(username)
+        previous_rank = None if previous is None else model.rank(username)
+        outcome = self._run(self._write(board, username, value, event_id))
+        if replay:
+            assert (outcome.applied, outcome.score) == (False, previous)
+            assert outcome.rank == model.rank(username)
+            return
+        assert outcome.applied
+        if board.keeps_instants:
+            assert outcome.instant is not None
+        score, changed = model.write(username, value, outcome.instant)
+        if event_id is not None:
+            seen[event_id] = (username, value)
+        got = (outcome.score, outcome.rank, outcome.previous_score, outcome.previous_rank)
+        assert got == (score, model.rank(username), previous, previous_rank), board.id
+        assert outcome.changed is changed
+
+    async def _write(
+        self, board: Board, username: str, value: int, event_id: str | None
+    ) -> IncrementOutcome:
+        if board.update_rule is UpdateRule.INCREMENT:
+            [outcome] = await self.service.increment(
+                [IncrementRequest(username, value, board.id, event_id)]
+            )
+            return outcome
+        return await self.service.set_score(username, value, board.id, event_id)
+
+    @rule(board_id=st.sampled_from(KIND_BOARD_IDS), value=st.integers(1, 5))
+    def wrong_kind(self, board_id: str, value: int) -> None:
+        """The other mutation than the board's: refused naming the right one."""
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        wrong: Coroutine[Any, Any, object] = (
+            self.service.set_score("a", value, board.id, None)
+            if board.update_rule is UpdateRule.INCREMENT
+            else self.service.increment([IncrementRequest("a", value, board.id, None)])
+        )
+        with pytest.raises(ApiError) as refused:
+            self._run(wrong)
+        assert refused.value.code is BAD
+        want = "use incrementScore" if board.update_rule is UpdateRule.INCREMENT else "use setScore"
+        assert want in refused.value.message
+        self._run(self._compare(board, self._period(board)))
+
+    @rule(hours=st.integers(1, 400))
+    def advance_clock(self, hours: int) -> None:
+        """Time passes, now and then into the next month (a new period)."""
+        self.moment += timedelta(hours=hours)
+
+    # Reads
+
+    async def _compare(self, board: Board, period: str) -> None:
+        want = self.model.period(board, period).standings()
+        where = f"{board.id}/{period}"
+        assert await self.service.top(board.id, period, 100) == want, where
+        for player in want:
+            assert await self.service.player(board.id, period, player.username) == player, where
+        if want:
+            middle = want[len(want) // 2].username
+            position = len(want) // 2
+            got = await self.service.neighborhood(board.id, period, middle, 1)
+            assert got == want[max(0, position - 1) : position + 2], where
+
+    @rule()
+    def read_everything(self) -> None:
+        self._run(self._compare_everything())
+
+    async def _compare_everything(self) -> None:
+        for board in RULED_BOARDS:
+            for period in sorted(self.periods_seen):
+                await self._compare(board, period)
+
+    # Losses
+
+    @precondition(lambda self: self.backend is Backend.REDIS_MARIADB)
+    @rule()
+    def redis_loses_everything(self) -> None:
+        """Redis comes back empty: every period is rebuilt from MariaDB, instants included."""
+        self._run(self._lose_redis())
+        self._run(self._compare_everything())
+
+    async def _lose_redis(self) -> None:
+        deadline = time.monotonic() + WAIT
+        while self.batcher.depth or self.batcher.reserved:
+            assert time.monotonic() < deadline, "the write buffer did not flush"
+            await asyncio.sleep(FLUSH_INTERVAL / 4)
+        await delete_prefix(self.prefix)
+
+    @rule()
+    def restart(self) -> None:
+        """The process restarts (embedded: every period is rebuilt from SQLite)."""
+        self._run(self._stop_components())
+        self._run(self._start_components())
+        self._run(self._compare_everything())
+
+
+class RedisMariaDBKindsMachine(KindsMachine):
+    backend = Backend.REDIS_MARIADB
+
+
+class EmbeddedSQLiteKindsMachine(KindsMachine):
+    backend = Backend.EMBEDDED_SQLITE
+
+
+def test_every_kind_of_board_on_redis_and_mariadb_follows_the_model() -> None:
+    run_state_machine_as_test(RedisMariaDBKindsMachine, settings=SETTINGS)
+
+
+def test_every_kind_of_board_embedded_follows_the_model() -> None:
+    run_state_machine_as_test(EmbeddedSQLiteKindsMachine, settings=SETTINGS)
