@@ -149,15 +149,25 @@ class Feed:
 
         The mover is above a score s iff its score is strictly greater (competition ranks),
         so moving up from p to n passes exactly the scores in [p, n) and falling from p to
-        n drops below exactly those in [n, p); a new player (p None) passes those below n.
+        n drops below exactly those in [n, p); a new player (p None) passes those below n;
+        a removed player leaves from its score s, and those below s move up.
         """
         before, after = change.previous_score, change.score
+        if change.removed:
+            # Gone from the ranking: as if it fell below everyone, from the score it had.
+            return self._moved(change, None, after, -1)
         if before == after:
             return []
         if before is None or before < after:
             low, high, step = before, after, 1
         else:
             low, high, step = after, before, -1
+        return self._moved(change, low, high, step)
+
+    def _moved(
+        self, change: ScoreChange, low: int | None, high: int, step: int
+    ) -> list[PlayerState]:
+        """Move by `step` the watched players scoring in [low, high) (None: no lower bound)."""
         # (score, "") sorts before every (score, username): usernames are never empty.
         start = 0 if low is None else bisect.bisect_left(self.index, (low, ""))
         end = bisect.bisect_left(self.index, (high, ""), lo=start)

@@ -6,7 +6,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
@@ -63,6 +63,7 @@ class LeaderboardService:
         max_batch_increments: int,
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
+        banned: Collection[str] = frozenset(),
     ) -> None:
         self._ranking = ranking
         self._batcher = batcher
@@ -74,6 +75,9 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        # The banned usernames (store/ban_registry.py keeps this set in step): one set
+        # lookup per write, no round trip.
+        self._banned = banned
 
     @property
     def boards(self) -> list[Board]:
@@ -122,7 +126,7 @@ class LeaderboardService:
                     outcomes, partial = error.outcomes, error
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
-                    [_event(outcome.increment, now_ms) for outcome in outcomes if outcome.applied]
+                    [_event(outcome, now_ms) for outcome in outcomes if outcome.applied]
                 )
                 if partial is not None:
                     logger.warning("a batch was applied in part: %s", partial)
@@ -151,12 +155,15 @@ class LeaderboardService:
         if period is None:
             period = periods[board_id] = board.period_at_timestamp(now)
         client_event_id = validation.event_id(request.event_id)
+        username = validation.username(request.username)
+        if username in self._banned:
+            raise forbidden("player is banned")
         # By keyword, so a reorder of the str fields cannot swap them; what that costs per
         # ingested event was measured (timeit) when the value types became keyword-only.
         return ScoreIncrement(
             board=board_id,
             period=period,
-            username=validation.username(request.username),
+            username=username,
             delta=validation.delta(request.delta, board.max_delta or self._max_delta),
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
@@ -219,7 +226,8 @@ class LeaderboardService:
         raise unavailable("the ranking is being rebuilt; retry later")
 
 
-def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
+def _event(outcome: IncrementOutcome, created_at_ms: int) -> ScoreEvent:
+    increment = outcome.increment
     return ScoreEvent(
         board=increment.board,
         period=increment.period,
@@ -228,4 +236,7 @@ def _event(increment: ScoreIncrement, created_at_ms: int) -> ScoreEvent:
         event_id=increment.event_id,
         client_event_id=increment.client_event_id,
         created_at_ms=created_at_ms,
+        # The player had no score before it: a rebuild counts the player present again
+        # after a removal (docs/moderation.md).
+        presence=1 if outcome.previous_score is None else 0,
     )

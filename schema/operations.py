@@ -10,6 +10,7 @@ from resolvers.errors import unauthenticated
 from resolvers.service import IncrementRequest
 from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
+from schema.moderation import ModerationMutations, ModerationQueries
 from schema.scalars import Long
 from schema.types import (
     GLOBAL,
@@ -23,7 +24,7 @@ Info = strawberry.Info[ApiContext, None]
 
 
 @strawberry.type
-class Query(BoardQueries):
+class Query(BoardQueries, ModerationQueries):
     @strawberry.field(
         description=(
             "The boards this service serves (configured at start-up; "
@@ -82,7 +83,7 @@ def _require_write_token(info: Info) -> None:
 
 
 @strawberry.type
-class Mutation(BoardMutations):
+class Mutation(BoardMutations, ModerationMutations):
     @strawberry.mutation(
         description=(
             "Add delta to the player's score in the board's current period.\n"

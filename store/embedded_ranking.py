@@ -59,6 +59,13 @@ class _Ranking:
             players.append(RankedPlayer(username=username, score=score, rank=rank))
         return players
 
+    def drop(self, username: str) -> int | None:
+        """Take a player out; the score it had, or None."""
+        old = self.scores.pop(username, None)
+        if old is not None:
+            self.order.remove((-old, username))
+        return old
+
     def set_score(self, username: str, score: int) -> None:
         """Give a player a new total, keeping the order in step."""
         old = self.scores.get(username)
@@ -193,6 +200,69 @@ class EmbeddedRankingStore:
             scores,
             {event_id: (username, delta) for username, event_id, delta in client_events},
         )
+
+    # Moderation
+
+    async def remove(self, board: str, period: str, username: str) -> int | None:
+        """Take the player out of the period's ranking; the total removed, or None."""
+        self._check_period(board, period)
+        return self._take_out(self._loaded(board, period), board, period, username)
+
+    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+        """Set the player's total; False when the period is not loaded."""
+        self._check_period(board, period)
+        if abs(total) > MAX_EXACT_SCORE:
+            raise ScoreOutOfRange(username, board)
+        ranking = self._rankings.get((board, period))
+        if ranking is None:
+            return False
+        old = ranking.scores.get(username)
+        previous_rank = None if old is None else ranking.rank(old)
+        ranking.set_score(username, total)
+        self._publish(
+            ScoreChange(
+                board=board,
+                period=period,
+                username=username,
+                previous_score=old,
+                score=total,
+                previous_rank=previous_rank,
+                rank=ranking.rank(total),
+            )
+        )
+        return True
+
+    async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
+        """Take the player out (when the period is in memory) and forget their `event_ids`."""
+        self._check_period(board, period)
+        ranking = self._rankings.get((board, period))
+        if ranking is None:
+            return 0
+        for event_id in event_ids:
+            bound = ranking.events.get(event_id)
+            if bound is not None and bound[0] == username:
+                del ranking.events[event_id]
+        return 0 if self._take_out(ranking, board, period, username) is None else 1
+
+    def _take_out(self, ranking: _Ranking, board: str, period: str, username: str) -> int | None:
+        old = ranking.scores.get(username)
+        if old is None:
+            return None
+        rank = ranking.rank(old)
+        ranking.drop(username)
+        self._publish(
+            ScoreChange(
+                board=board,
+                period=period,
+                username=username,
+                previous_score=old,
+                score=old,
+                previous_rank=rank,
+                rank=rank,
+                removed=True,
+            )
+        )
+        return old
 
     # Reads
 

@@ -52,7 +52,18 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
         }
     ),
     "Query": frozenset({"leaderboard"}),
-    "Mutation": frozenset({"createLeaderboard", "updateLeaderboard", "archiveLeaderboard"}),
+    "Mutation": frozenset(
+        {
+            "createLeaderboard",
+            "updateLeaderboard",
+            "archiveLeaderboard",
+            "removePlayer",
+            "banPlayer",
+            "unbanPlayer",
+            "erasePlayer",
+        }
+    ),
+    "PlayerRemoval": None,
 }
 """The parts of contract-additions.graphql the service implements so far (None: the whole
 definition; a set: those fields of a type extension). Add to it as issues land."""
