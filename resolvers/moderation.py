@@ -162,8 +162,16 @@ class PlayerModeration:
         the player was not banned."""
         validation.username(username)
         try:
-            if await self._bans.record(username) is None:
+            record = await self._bans.record(username)
+            if record is None:
                 return False
+            # What the history must hold first: this instance's buffer, and what the others
+            # acknowledged before the ban (they flush within `settle_seconds`).
+            await self._batcher.persisted_so_far()
+            since = self._clock() - record.banned_at_ms / 1000
+            settled = min(self._settle_seconds, self._settle_seconds - since)
+            if settled > 0:
+                await asyncio.sleep(settled)
             # Restored while still banned everywhere: no write of the player can land in
             # between and be overwritten.
             for entry in await self._records.periods(username):
