@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REASON_MAX_LENGTH = 512
+_REFUSED = frozenset({"Cc", "Cf", "Cs"})
 _RECOVERY_ATTEMPTS = 4
 
 
@@ -65,12 +66,14 @@ class Removal:
 
 
 def reason(value: str | None) -> str | None:
-    """A ban's reason: null, or 1..512 characters without control characters."""
+    """A ban's reason: null, or 1..512 characters without control or format characters."""
     if value is None:
         return None
     if not 1 <= len(value) <= REASON_MAX_LENGTH:
         raise bad_input(f"reason must be 1..{REASON_MAX_LENGTH} characters long")
-    if any(unicodedata.category(character).startswith("C") for character in value):
+    # Control and format characters (bidi overrides among them) and lone surrogates, which
+    # no database column can store; private-use and unassigned characters are fine.
+    if any(unicodedata.category(character) in _REFUSED for character in value):
         raise bad_input("reason must not hold control or format characters")
     return value
 

@@ -15,14 +15,15 @@ Random strings seldom hit a configured board or a well-formed period, so most of
 arguments that the rules care about (board, period, username, eventId, limit, offset, radius,
 delta) are replaced by values near the rules' edges; otherwise the deep paths would never run.
 
-The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard) are reached
+The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard, and the
+moderation ones: removePlayer, banPlayer, unbanPlayer, erasePlayer, bannedPlayer) are reached
 with the admin token (configured here); a write token on them must be refused too. Their
 `id` is steered to a declared board kept for them (`scratch`) or to fresh ids, so that the
 boards the other operations write to are never archived under them.
 
 `LEADERBOARD_SCHEMATHESIS_EXAMPLES` (default 100) is the number of examples per operation and
-generation mode (a quarter of that for the 4 board operations): 6 x 2 x 100 + 4 x 2 x 25 =
-1,400 documents per backend.
+generation mode (a quarter of that for the 4 board and 5 moderation operations):
+6 x 2 x 100 + 9 x 2 x 25 = 1,650 documents per backend.
 """
 
 from __future__ import annotations
@@ -56,10 +57,18 @@ BOARD_EXAMPLES = max(10, EXAMPLES // 4)
 within its time limit; each of their valid documents reaches the deep paths."""
 CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE", "FORBIDDEN"}
 ADMIN = "schemathesis-admin-token"
+MODERATION_OPERATIONS = {
+    "Mutation.removePlayer",
+    "Mutation.banPlayer",
+    "Mutation.unbanPlayer",
+    "Mutation.erasePlayer",
+    "Query.bannedPlayer",
+}
 ADMIN_OPERATIONS = {
     "Mutation.createLeaderboard",
     "Mutation.updateLeaderboard",
     "Mutation.archiveLeaderboard",
+    *MODERATION_OPERATIONS,
 }
 SCRATCH = "scratch"
 """A declared board only the admin operations touch (archived, capped at will)."""
@@ -141,6 +150,7 @@ VALID: dict[str, st.SearchStrategy[Literal]] = {
     "offset": st.integers(0, 200),
     "radius": st.integers(0, 50),
     "delta": st.integers(-1_000_000, -1) | st.integers(1, 1_000_000) | st.integers(1, 5),
+    "reason": st.none() | st.sampled_from(["cheating", "Betrug 🎯", "x" * 512]),
 }
 """Values every rule accepts, per argument (or input field) name; boards and periods apart."""
 EDGY: dict[str, st.SearchStrategy[Literal]] = {
@@ -166,6 +176,11 @@ EDGY: dict[str, st.SearchStrategy[Literal]] = {
     "offset": st.integers(-1, 200) | st.just(2**31 - 1),
     "radius": st.integers(-1, 51),
     "delta": st.integers(-1_000_001, 1_000_001) | st.integers(-2, 2),
+    "reason": st.one_of(
+        st.none(),
+        st.sampled_from(["", "x" * 513, "a\u0000b", "bidi\u202e", "tab\t"]),
+        st.text(max_size=600),
+    ),
 }
 """Values on both sides of the rules, and odd ones."""
 _EDGY_BOARDS = st.sampled_from(list(RESETS)) | st.sampled_from(["", "Global", "global ", "x" * 65])
@@ -286,13 +301,14 @@ class Fuzzer:
         label = operation.label
         is_admin = label in ADMIN_OPERATIONS
         is_board = is_admin or label == "Query.leaderboard"
+        examples = BOARD_EXAMPLES if is_board else EXAMPLES
         # The admin operations mostly get the admin token, the others mostly the write token.
         tokens: list[str | None] = [ADMIN, ADMIN, TOKEN, None, "wrong"]
         if not is_admin:
             tokens = [TOKEN, TOKEN, TOKEN, ADMIN, None, "wrong"]
 
         @hypothesis.settings(
-            max_examples=BOARD_EXAMPLES if is_board else EXAMPLES,
+            max_examples=examples,
             deadline=None,
             database=None,
             derandomize=False,
