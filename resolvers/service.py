@@ -33,6 +33,9 @@ class ServedRanking(RankingReads, RankingWrites, Protocol):
     """The part of the live ranking store the service uses: its reads and its one write."""
 
 
+BANNED = "player is banned"
+"""The FORBIDDEN message of every write of a banned player."""
+
 # A store call can meet several lost rankings in a row (one per period it touches).
 _RECOVERY_ATTEMPTS = 4
 
@@ -108,6 +111,12 @@ class LeaderboardService:
 
     # Writes
 
+    def refuse_banned(self, username: str) -> None:
+        """FORBIDDEN when the player is banned: every write of a player checks it first
+        (increments in `_validated`; setScore and setPlayerProfile call this)."""
+        if username in self._banned:
+            raise forbidden(BANNED)
+
     async def increment(self, requests: Sequence[IncrementRequest]) -> list[IncrementOutcome]:
         """Validate every increment, then apply all in order, or none."""
         validation.batch_size(len(requests), self._max_batch_increments)
@@ -156,8 +165,8 @@ class LeaderboardService:
             period = periods[board_id] = board.period_at_timestamp(now)
         client_event_id = validation.event_id(request.event_id)
         username = validation.username(request.username)
-        if username in self._banned:
-            raise forbidden("player is banned")
+        if username in self._banned:  # `refuse_banned`, inline on the hot path
+            raise forbidden(BANNED)
         # By keyword, so a reorder of the str fields cannot swap them; what that costs per
         # ingested event was measured (timeit) when the value types became keyword-only.
         return ScoreIncrement(

@@ -12,9 +12,9 @@ player's writes within that interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from store.aio import cancel_until_done
 from store.board_notices import BoardNotices
 from store.errors import StoreUnavailable
 from store.sql.players import BanRecord, SqlPlayerRecords
@@ -52,11 +52,7 @@ class BanRegistry:
 
     async def stop(self) -> None:
         """Stop following changes and close the notices' connection."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_until_done(self._tasks)
         self._tasks = []
         await self._notices.close()
 
