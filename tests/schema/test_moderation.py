@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 
 from server.app import create_app
 from server.settings import Settings
-from tests.support.asgi_app import TOKEN, subscription_to
+from tests.support.asgi_app import BOARDS, TOKEN, subscription_to
+from tests.support.cli import leaderboard
 from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Json
 from tests.support.player_traces import redis_keys_holding, tables_holding
 from tests.support.shared_services import REDIS_URL
@@ -360,3 +361,26 @@ async def test_a_removal_on_one_instance_reaches_a_subscriber_on_another(
                 "rankChanged": {"username": "carol", "score": 10, "rank": 1, "previousRank": 2}
             } in seen
             assert {"topPlayersChanged": [{"username": "carol"}]} in seen
+
+
+@pytest.mark.parametrize("backend", ["redis-mysql"])
+async def test_the_rebuild_command_keeps_removals_bans_and_erasures(
+    app: Starlette, admin: GraphQLHttp, settings: Settings
+) -> None:
+    for username, delta in (("alice", 30), ("bob", 20), ("carol", 10), ("zed-erased", 5)):
+        await add(admin, username, delta, eventId=f"first-{delta}")
+    await admin.data(REMOVE, {"username": "bob", "board": "global"})
+    await admin.data(BAN, {"username": "carol"})
+    await admin.data(ERASE, {"username": "zed-erased"})
+    await app.state.resources.batcher.persisted_so_far()
+    environment = {
+        "LEADERBOARD_REDIS_URL": REDIS_URL,
+        "LEADERBOARD_KEY_PREFIX": settings.key_prefix,
+        "LEADERBOARD_DATABASE_URL": settings.history_url,
+        "LEADERBOARD_WRITE_TOKEN": TOKEN,
+        "LEADERBOARD_BOARDS": BOARDS,
+    }
+    code, output = await leaderboard(environment, "rebuild", "--board", "global")
+    assert code == 0, output
+    assert await top(admin) == [("alice", 30, 1)]
+    assert await redis_keys_holding(REDIS_URL, settings.key_prefix, "zed-erased") == []
