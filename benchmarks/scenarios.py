@@ -25,7 +25,7 @@ import orjson
 import redis.asyncio as redis_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import documents, profiling, rate_limit_cost
+from benchmarks import board_rules, documents, profiling, rate_limit_cost, ws_memory
 from benchmarks.bench import PERIOD, Bench, Row, ratio
 from benchmarks.loadgen import Recorder, closed_loop, http_get, latency_summary, open_loop
 from benchmarks.processes import LEADERBOARD, HttpService, clean_environment, cpu_seconds
@@ -1354,16 +1354,27 @@ async def scale(bench: Bench, context: Context) -> list[Row]:
     return rows
 
 
+def _player_reads() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
+    """The player reads scenario (benchmarks/player_reads.py), imported when it runs: that
+    module builds on this one's helpers."""
+    from benchmarks.player_reads import player_reads
+
+    return player_reads
+
+
 SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "spike": spike,
     "write": write_stress,
     "read": read_throughput,
     "limits": rate_limit_cost.rate_limit_cost,
+    "rules": board_rules.board_rules,
     "ingest": batched_ingest,
     "outage": history_outage,
     "fanout": fan_out,
+    "wsmemory": ws_memory.ws_memory,
     "recovery": recovery,
     "scale": scale,
+    "players": lambda bench, context: _player_reads()(bench, context),
 }
 """Every scenario by its `--scenarios` name, in the order they run."""
 

@@ -1,10 +1,7 @@
 """Boards at run time: create, change the caps of, archive and look up a board (admin scope).
 
-What the store can rank today is an INCREMENT board, highest first, with shared ranks;
-any other rule, order or tie-break, and the total caps (minScore, maxScore, which need
-the current total checked inside the write script to be race-free), are refused with
-BAD_USER_INPUT naming what is supported (docs/boards.md). A time zone and maxDelta are
-supported.
+Every update rule, order, tie-break, time zone and cap is served (docs/boards.md): the
+write scripts apply the rules and check the caps atomically.
 """
 
 from __future__ import annotations
@@ -15,35 +12,6 @@ from store.board_registry import BoardRegistry
 from store.boards import ResetPeriod
 from store.errors import StoreUnavailable
 from store.sql.boards import BoardExists, TooManyBoards
-
-SUPPORTED = "updateRule INCREMENT, sortOrder DESC, tieBreak SHARED"
-
-
-def _unsupported(spec: BoardSpec) -> list[str]:
-    problems = []
-    if spec.update_rule is not UpdateRule.INCREMENT:
-        problems.append(
-            f"updateRule {spec.update_rule.name} is not served yet (supported today: {SUPPORTED})"
-        )
-    if spec.sort_order is not SortOrder.DESC:
-        problems.append(
-            f"sortOrder {spec.sort_order.name} is not served yet (supported today: {SUPPORTED})"
-        )
-    if spec.tie_break is not TieBreak.SHARED:
-        problems.append(
-            f"tieBreak {spec.tie_break.name} is not served yet (supported today: {SUPPORTED})"
-        )
-    problems.extend(_total_caps(spec.min_score, spec.max_score))
-    return problems
-
-
-def _total_caps(min_score: int | None, max_score: int | None) -> list[str]:
-    if min_score is None and max_score is None:
-        return []
-    return [
-        "minScore and maxScore are not enforced yet (a total cap needs the write script to "
-        "check the current total atomically); maxDelta is"
-    ]
 
 
 class BoardAdmin:
@@ -85,7 +53,7 @@ class BoardAdmin:
             max_score=max_score,
             max_delta=max_delta,
         )
-        problems = spec_problems(spec) or _unsupported(spec)
+        problems = spec_problems(spec)
         if problems:
             raise bad_input("; ".join(problems))
         if self._registry.spec(board_id) is not None:
@@ -123,7 +91,7 @@ class BoardAdmin:
             max_delta=max_delta,
             shards=current.shards,
         )
-        problems = spec_problems(spec) or _total_caps(min_score, max_score)
+        problems = spec_problems(spec)
         if problems:
             raise bad_input("; ".join(problems))
         try:

@@ -282,7 +282,7 @@ class LiveRankings:
         for state in feed.crossed(change):
             self._publish_player(feed, state, state.watchers)
         for group in tuple(feed.tops.values()):
-            if group.may_change(change):
+            if group.may_change(change, feed.board.sort_order):
                 self._top_dirty(feed, group)
 
     def _publish_player(

@@ -15,6 +15,7 @@ import bisect
 from dataclasses import dataclass, field, replace
 
 from resolvers.mailbox import Mailbox
+from store.board_kinds import SortOrder, TieBreak
 from store.boards import Board
 from store.models import RankedPlayer, ScoreChange
 
@@ -97,7 +98,7 @@ class TopGroup:
     refresher: asyncio.Task[None] | None = None
     watchers: set[TopWatcher] = field(default_factory=set)
 
-    def may_change(self, change: ScoreChange) -> bool:
+    def may_change(self, change: ScoreChange, order: SortOrder = SortOrder.DESC) -> bool:
         """Whether the change can alter this top list (then it is re-read)."""
         players = self.players
         return (
@@ -105,7 +106,11 @@ class TopGroup:
             or len(players) < self.limit
             or change.username in self.usernames
             # Equal to the lowest shown can still enter: ties are ordered by username.
-            or change.score >= players[-1].score
+            or (
+                change.score >= players[-1].score
+                if order is SortOrder.DESC
+                else change.score <= players[-1].score
+            )
         )
 
 
@@ -125,20 +130,24 @@ class Feed:
     resync_now: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def _key(self, score: int) -> int:
+        # The index is kept in "higher is better" terms: ASC boards index -score.
+        return score if self.board.sort_order is SortOrder.DESC else -score
+
     def set_standing(self, state: PlayerState, score: int | None, rank: int | None) -> None:
         """Record a watched player's standing, keeping the index in step."""
         if state.score != score:
             self.unindex(state)
             state.score = score
             if score is not None:
-                bisect.insort(self.index, (score, state.username))
+                bisect.insort(self.index, (self._key(score), state.username))
         state.rank = rank
 
     def unindex(self, state: PlayerState) -> None:
         """Take a watched player out of the index (it has no score, or is no longer watched)."""
         if state.score is None:
             return
-        key = (state.score, state.username)
+        key = (self._key(state.score), state.username)
         position = bisect.bisect_left(self.index, key)
         if position < len(self.index) and self.index[position] == key:
             del self.index[position]
@@ -147,35 +156,49 @@ class Feed:
         """Move by one the rank of every watched player whose score the mover crossed, and
         return them.
 
-        The mover is above a score s iff its score is strictly greater (competition ranks),
-        so moving up from p to n passes exactly the scores in [p, n) and falling from p to
-        n drops below exactly those in [n, p); a new player (p None) passes those below n;
-        a removed player leaves from its score s, and those below s move up.
+        In "higher is better" terms (`_key`): the mover is above a score s iff its score is
+        strictly greater (competition ranks), so moving up from p to n passes exactly the
+        scores in [p, n) and falling from p to n drops below exactly those in [n, p); a new
+        player (p None) passes those below n; a removed player leaves from its score s, and
+        those below s move up. On EARLIEST boards ranks are unique: a player
+        reaching n ranks after those already at n (as above), and of the players tied at p
+        the mover passed only those it was behind (rising) or drops below only those it was
+        ahead of (falling), which the ranks before the change tell.
         """
-        before, after = change.previous_score, change.score
+        before = None if change.previous_score is None else self._key(change.previous_score)
+        after = self._key(change.score)
+        low: int | None
         if change.removed:
             # Gone from the ranking: as if it fell below everyone, from the score it had.
-            return self._moved(change, None, after, -1)
-        if before == after:
+            before = after
+            low, high, step = None, after, -1
+        elif before == after:
             return []
-        if before is None or before < after:
+        elif before is None or before < after:
             low, high, step = before, after, 1
         else:
             low, high, step = after, before, -1
-        return self._moved(change, low, high, step)
-
-    def _moved(
-        self, change: ScoreChange, low: int | None, high: int, step: int
-    ) -> list[PlayerState]:
-        """Move by `step` the watched players scoring in [low, high) (None: no lower bound)."""
         # (score, "") sorts before every (score, username): usernames are never empty.
         start = 0 if low is None else bisect.bisect_left(self.index, (low, ""))
         end = bisect.bisect_left(self.index, (high, ""), lo=start)
+        earliest = self.board.tie_break is TieBreak.EARLIEST
+        candidates = self.index[start:end]
+        if earliest and step == -1 and before is not None:
+            tied_end = bisect.bisect_left(self.index, (before + 1, ""), lo=end)
+            candidates += self.index[end:tied_end]
         moved: list[PlayerState] = []
-        for _, username in self.index[start:end]:
+        for key, username in candidates:
             state = self.players.get(username)
             if username == change.username or state is None or state.rank is None:
                 continue
+            if earliest and key == before:
+                mover_rank = change.previous_rank
+                if mover_rank is None:
+                    continue
+                if step == 1 and mover_rank < state.rank:
+                    continue  # the mover was ahead already
+                if step == -1 and mover_rank > state.rank:
+                    continue  # the mover was behind already
             state.changes += 1
             state.rank = max(1, state.rank + step)
             moved.append(state)

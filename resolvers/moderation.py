@@ -23,6 +23,7 @@ The caller has checked the admin token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -39,7 +40,7 @@ from resolvers.service import LeaderboardService
 from store.ban_registry import BanRegistry
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent, value_type
-from store.ports import RankingModeration
+from store.ports import RankingModeration, RankingReads, RebuildTarget
 from store.recovery import RankingRecovery
 from store.sql.players import BanRecord, SqlPlayerRecords
 
@@ -52,7 +53,7 @@ _REFUSED = frozenset({"Cc", "Cf", "Cs"})
 _RECOVERY_ATTEMPTS = 4
 
 
-class ModeratedRanking(RankingModeration, Protocol):
+class ModeratedRanking(RankingModeration, RankingReads, RebuildTarget, Protocol):
     """The part of the live ranking store moderation uses."""
 
 
@@ -111,6 +112,11 @@ class PlayerModeration:
         """Take the player off one board period (a removal row makes it durable)."""
         board, period_id = self._service.period(board_id, period)
         validation.username(username)
+        if not board.summed:
+            raise bad_input(
+                f"removePlayer is served on INCREMENT, DESC, SHARED boards for now; board "
+                f"{board.id!r} keeps its scores otherwise (ban the player, or rebuild)"
+            )
         try:
             with self._batcher.reserve(1) as reservation:
                 total = await self._recovering(
@@ -152,7 +158,10 @@ class PlayerModeration:
             changed = 0
             for board, period in await self._live_periods(username):
                 try:
-                    if await self._ranking.remove(board, period, username) is not None:
+                    if not self._service.board(board).summed:
+                        # Rebuilt from the history, which leaves banned players out.
+                        changed += await self._rebuild_holding(board, period, username)
+                    elif await self._ranking.remove(board, period, username) is not None:
                         changed += 1
                 except RankingNotLoaded:
                     pass  # its rebuild leaves banned players out
@@ -176,11 +185,20 @@ class PlayerModeration:
             if settled > 0:
                 await asyncio.sleep(settled)
             # Restored while still banned everywhere: no write of the player can land in
-            # between and be overwritten.
+            # between and be overwritten. Other boards are rebuilt once the ban is lifted.
+            rebuilt: list[tuple[str, str]] = []
             for entry in await self._records.periods(username):
-                if entry.present and self._served(entry.board):
+                if not self._served(entry.board):
+                    continue
+                if not self._service.board(entry.board).summed:
+                    rebuilt.append((entry.board, entry.period))
+                elif entry.present:
                     await self._ranking.restore(entry.board, entry.period, username, entry.total)
-            return await self._bans.unban(username)
+            lifted = await self._bans.unban(username)
+            for board, period in rebuilt:
+                if await self._ranking.is_loaded(board, period):
+                    await self._recovery.rebuild(board, period)
+            return lifted
         except StoreUnavailable as error:
             raise unavailable(f"the ban could not be lifted, retry: {error}") from None
 
@@ -225,11 +243,28 @@ class PlayerModeration:
         for board, period, event_id in await self._records.client_event_ids(username):
             event_ids.setdefault((board, period), []).append(event_id)
         changed = 0
+        rebuilt: list[tuple[str, str]] = []
         for board, period in await self._live_periods(username):
+            if not self._service.board(board).summed:
+                rebuilt.append((board, period))
+                continue
             ids = event_ids.get((board, period), [])
             changed += await self._ranking.erase(board, period, username, ids)
         erased = await self._records.erase(username)
+        # The other boards' periods holding the player: rebuilt from a history without it.
+        for board, period in rebuilt:
+            # Not loaded: its next rebuild finds nothing of the player.
+            with contextlib.suppress(RankingNotLoaded):
+                changed += await self._rebuild_holding(board, period, username)
         return Removal(username=username, rankings_changed=changed, events_deleted=erased.events)
+
+    async def _rebuild_holding(self, board: str, period: str, username: str) -> int:
+        """Rebuild a loaded period from the history when its live ranking holds the player
+        (boards the scripts do not change directly); 1 when it did. `RankingNotLoaded`."""
+        if await self._ranking.player(board, period, username) is None:
+            return 0
+        await self._recovery.rebuild(board, period)
+        return 1
 
     # Helpers
 

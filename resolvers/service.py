@@ -10,18 +10,30 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
-from resolvers import validation
+from resolvers import cursors, validation
 from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
+from store.board_kinds import UpdateRule
 from store.boards import Board, board_index
 from store.errors import (
     EventIdReused,
     PartiallyApplied,
     RankingNotLoaded,
+    ScoreBeyondCap,
     ScoreOutOfRange,
     StoreUnavailable,
 )
-from store.models import IncrementOutcome, RankedPlayer, ScoreEvent, ScoreIncrement, value_type
+from store.models import (
+    LEAVE,
+    NO_PROFILE,
+    IncrementOutcome,
+    PlayerProfile,
+    RankedPlayer,
+    ScoreEvent,
+    ScoreIncrement,
+    value_type,
+)
 from store.ports import RankingReads, RankingWrites
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 
 logger = logging.getLogger(__name__)
@@ -33,11 +45,13 @@ class ServedRanking(RankingReads, RankingWrites, Protocol):
     """The part of the live ranking store the service uses: its reads and its one write."""
 
 
+# A store call can meet several lost rankings in a row, one per period it touches: each is
+# rebuilt once. A period reported lost again right after its rebuild (Redis lost it again,
+# or the rebuild is another instance's and still running) is retried this many times.
+_RECOVERY_REPEATS = 3
+
 BANNED = "player is banned"
 """The FORBIDDEN message of every write of a banned player."""
-
-# A store call can meet several lost rankings in a row (one per period it touches).
-_RECOVERY_ATTEMPTS = 4
 
 
 # kw_only=False on purpose: schema/fast_path.py builds one per item of a batch of up to 1000
@@ -50,6 +64,16 @@ class IncrementRequest:
     delta: int
     board: str
     event_id: str | None
+
+
+@value_type
+class RankingPageView:
+    """A page of `ranking` as clients see it: players best first, each one's cursor."""
+
+    players: tuple[RankedPlayer, ...]
+    cursors: tuple[str, ...]
+    total: int
+    has_next: bool
 
 
 class LeaderboardService:
@@ -67,6 +91,7 @@ class LeaderboardService:
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
         banned: Collection[str] = frozenset(),
+        profiles: PlayerProfiles | None = None,
     ) -> None:
         self._ranking = ranking
         self._batcher = batcher
@@ -78,6 +103,7 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        self._profiles = profiles
         # The banned usernames (store/ban_registry.py keeps this set in step): one set
         # lookup per write, no round trip.
         self._banned = banned
@@ -113,7 +139,7 @@ class LeaderboardService:
 
     def refuse_banned(self, username: str) -> None:
         """FORBIDDEN when the player is banned: every write of a player checks it first
-        (increments in `_validated`; setScore and setPlayerProfile call this)."""
+        (increments inline in `_validated`, setScore and setPlayerProfile here)."""
         if username in self._banned:
             raise forbidden(BANNED)
 
@@ -135,7 +161,11 @@ class LeaderboardService:
                     outcomes, partial = error.outcomes, error
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
-                    [_event(outcome, now_ms) for outcome in outcomes if outcome.applied]
+                    [
+                        _event(outcome.increment, now_ms, outcome.instant, outcome)
+                        for outcome in outcomes
+                        if outcome.applied
+                    ]
                 )
                 if partial is not None:
                     logger.warning("a batch was applied in part: %s", partial)
@@ -145,7 +175,7 @@ class LeaderboardService:
                     )
         except WriteRefused as error:
             raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-        except (ScoreOutOfRange, EventIdReused) as error:
+        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
             raise bad_input(str(error)) from None
         if self._persisted_ack:
             await persisted
@@ -160,6 +190,8 @@ class LeaderboardService:
         board = self.board(board_id)
         if not board.active:
             raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
+        if board.update_rule is not UpdateRule.INCREMENT:
+            raise bad_input(_use_set_score(board))
         period = periods.get(board_id)
         if period is None:
             period = periods[board_id] = board.period_at_timestamp(now)
@@ -177,6 +209,43 @@ class LeaderboardService:
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
+
+    async def set_score(
+        self, username: str, score: int, board_id: str, event_id: str | None
+    ) -> IncrementOutcome:
+        """Submit a score to a BEST or LATEST board: the outcome's `score` is the kept one,
+        `changed` whether it changed (`improved`), `applied` false for a replayed eventId."""
+        board = self.board(board_id)
+        if not board.active:
+            raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
+        if board.update_rule is UpdateRule.INCREMENT:
+            raise bad_input(f"board {board_id!r} adds scores: use incrementScore")
+        client_event_id = validation.event_id(event_id)
+        self.refuse_banned(validation.username(username))
+        submission = ScoreIncrement(
+            board=board_id,
+            period=board.period_at_timestamp(self._clock()),
+            username=username,
+            delta=validation.score(score, board),
+            event_id=client_event_id or self._generated_event_id(),
+            client_event_id=client_event_id is not None,
+        )
+        try:
+            with self._batcher.reserve(1) as reservation:
+                # One write on one key: it applies whole or not at all (no partial batch).
+                (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
+                persisted = reservation.commit(
+                    [_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
+                    if outcome.applied
+                    else []
+                )
+        except WriteRefused as error:
+            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
+        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
+            raise bad_input(str(error)) from None
+        if self._persisted_ack:
+            await persisted
+        return outcome
 
     def _generated_event_id(self) -> str:
         # '~' is outside the client alphabet, so a generated id never meets a client's; a
@@ -202,14 +271,39 @@ class LeaderboardService:
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
-        self, board_id: str, period: str | None, username: str, radius: int
+        self, board_id: str, period: str | None, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below."""
+        """The player and up to `radius` players above and below (with `fill`, 2 * radius + 1
+        whenever the period has that many)."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
         return await self._recovering(
-            lambda: self._ranking.neighborhood(board.id, period_id, username, radius)
+            lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
+        )
+
+    async def players(
+        self, board_id: str, period: str | None, usernames: list[str]
+    ) -> list[RankedPlayer]:
+        """Up to 100 named players with their board-wide ranks, best first; those without a
+        score left out."""
+        board, period_id = self.period(board_id, period)
+        validation.usernames(usernames)
+        return await self._recovering(lambda: self._ranking.players(board.id, period_id, usernames))
+
+    async def ranking(
+        self, board_id: str, period: str | None, first: int, after: str | None
+    ) -> RankingPageView:
+        """One page of the whole ranking after the cursor `after` (from the top without)."""
+        board, period_id = self.period(board_id, period)
+        validation.first(first)
+        key = None if after is None else cursors.decode(after, board.id, period_id)
+        page = await self._recovering(lambda: self._ranking.page(board.id, period_id, first, key))
+        return RankingPageView(
+            players=page.players,
+            cursors=tuple(cursors.encode(board.id, period_id, key) for key in page.keys),
+            total=page.total,
+            has_next=page.has_next,
         )
 
     async def player_count(self, board_id: str, period: str | None) -> int:
@@ -217,12 +311,50 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
 
+    # Profiles
+
+    async def set_profile(
+        self, username: str, display_name: str | None, metadata: object | None
+    ) -> bool:
+        """Set a player's display name and metadata (None leaves a field; "" and {} clear
+        it), durably before answering."""
+        validation.username(username)
+        self.refuse_banned(username)
+        name = LEAVE if display_name is None else validation.display_name(display_name)
+        data = LEAVE if metadata is None else validation.metadata(metadata)
+        if self._profiles is None:
+            raise unavailable("player profiles are not configured on this instance")
+        try:
+            await self._profiles.change(username, name, data)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; the profile was not changed") from None
+        return True
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """The profiles of the named players (`NO_PROFILE` when never set), in one fetch."""
+        if self._profiles is None:
+            return dict.fromkeys(usernames, NO_PROFILE)
+        try:
+            return await self._profiles.profiles(usernames)
+        except StoreUnavailable as error:
+            logger.warning("profile store unavailable: %s", error)
+            raise unavailable("storage is unavailable; retry later") from None
+
     async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run a store operation, rebuilding any period it finds not loaded, then retrying."""
-        for _ in range(_RECOVERY_ATTEMPTS):
+        rebuilt: set[tuple[str, str]] = set()
+        repeats = 0
+        while True:
             try:
                 return await operation()
             except RankingNotLoaded as missing:
+                lost = (missing.board, missing.period)
+                # Bounded by repeats, not by attempts: a batch may touch many lost periods.
+                repeats += lost in rebuilt
+                if repeats > _RECOVERY_REPEATS:
+                    break
+                rebuilt.add(lost)
                 try:
                     await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
@@ -235,8 +367,17 @@ class LeaderboardService:
         raise unavailable("the ranking is being rebuilt; retry later")
 
 
-def _event(outcome: IncrementOutcome, created_at_ms: int) -> ScoreEvent:
-    increment = outcome.increment
+def _use_set_score(board: Board) -> str:
+    kept = "best" if board.update_rule is UpdateRule.BEST else "latest"
+    return f"board {board.id!r} keeps the {kept} score: use setScore"
+
+
+def _event(
+    increment: ScoreIncrement,
+    created_at_ms: int,
+    applied_at_us: int | None,
+    outcome: IncrementOutcome,
+) -> ScoreEvent:
     return ScoreEvent(
         board=increment.board,
         period=increment.period,
@@ -245,6 +386,7 @@ def _event(outcome: IncrementOutcome, created_at_ms: int) -> ScoreEvent:
         event_id=increment.event_id,
         client_event_id=increment.client_event_id,
         created_at_ms=created_at_ms,
+        applied_at_us=applied_at_us,
         # The player had no score before it: a rebuild counts the player present again
         # after a removal (docs/moderation.md).
         presence=1 if outcome.previous_score is None else 0,

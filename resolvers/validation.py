@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import orjson
+
 from resolvers.errors import bad_input
 from store.boards import Board
+from store.models import MAX_EXACT_SCORE
 
 USERNAME_MAX_LENGTH = 64
 EVENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -43,6 +46,17 @@ def delta(value: int, max_delta: int) -> int:
         raise bad_input("delta must not be zero")
     if abs(value) > max_delta:
         raise bad_input(f"delta must be within ±{max_delta}")
+    return value
+
+
+def score(value: int, board: Board) -> int:
+    """A submission within ±(2^53 - 1) and the board's minScore..maxScore."""
+    if abs(value) > MAX_EXACT_SCORE:
+        raise bad_input(f"score must be within ±{MAX_EXACT_SCORE}")
+    if board.min_score is not None and value < board.min_score:
+        raise bad_input(f"score {value} is below minScore {board.min_score} of board {board.id!r}")
+    if board.max_score is not None and value > board.max_score:
+        raise bad_input(f"score {value} is above maxScore {board.max_score} of board {board.id!r}")
     return value
 
 
@@ -97,3 +111,91 @@ def batch_size(count: int, maximum: int) -> int:
     if not 1 <= count <= maximum:
         raise bad_input(f"increments must hold 1..{maximum} items, not {count}")
     return count
+
+
+PLAYERS_MAX = 100
+PAGE_MAX = 100
+
+
+def usernames(values: list[str]) -> list[str]:
+    """1..100 distinct valid usernames."""
+    if not 1 <= len(values) <= PLAYERS_MAX:
+        raise bad_input(f"usernames must hold 1..{PLAYERS_MAX} names, not {len(values)}")
+    if len(set(values)) != len(values):
+        raise bad_input("usernames must be distinct")
+    for value in values:
+        username(value)
+    return values
+
+
+def first(value: int) -> int:
+    """1..100 players on a page."""
+    if not 1 <= value <= PAGE_MAX:
+        raise bad_input(f"first must be 1..{PAGE_MAX}")
+    return value
+
+
+DISPLAY_NAME_MAX_LENGTH = 64
+METADATA_MAX_BYTES = 1024
+METADATA_MAX_DEPTH = 4
+# Characters that reorder the text around them (bidi embeddings, overrides, isolates): a
+# name could make a neighbour's row read backwards.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+# Not printable by Python's rule (format characters), yet part of ordinary names: the
+# zero-width joiner of emoji sequences and the non-joiner of Persian and Indic scripts.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def display_name(value: str) -> str | None:
+    """1..64 printable characters (no control or bidi-control character, not only spaces);
+    "" clears the name (None)."""
+    if value == "":
+        return None
+    if len(value) > DISPLAY_NAME_MAX_LENGTH:
+        raise bad_input(f"displayName must be 1..{DISPLAY_NAME_MAX_LENGTH} characters long")
+    for character in value:
+        if character in _BIDI_CONTROLS or not (character.isprintable() or character in _JOINERS):
+            raise bad_input(
+                f"displayName may hold only printable characters, not U+{ord(character):04X}"
+            )
+    if value.isspace() or not value.strip():
+        raise bad_input("displayName must not be only spaces")
+    return value
+
+
+def metadata(value: object) -> str | None:
+    """A JSON object of at most 1 KiB serialized and depth 4 (an object in an object... four
+    deep); {} clears the metadata (None). The serialized text."""
+    if not isinstance(value, dict):
+        raise bad_input("metadata must be a JSON object")
+    if not value:
+        return None
+    if _depth(value) > METADATA_MAX_DEPTH:
+        raise bad_input(f"metadata must nest at most {METADATA_MAX_DEPTH} levels deep")
+    try:
+        text = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        raise bad_input("metadata must be plain JSON") from None
+    if len(text) > METADATA_MAX_BYTES:
+        raise bad_input(f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON")
+    return text.decode("utf-8")
+
+
+def _depth(value: object) -> int:
+    """How deep objects and arrays nest (a scalar: 0), stopping past the limit."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > METADATA_MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

@@ -1,8 +1,9 @@
 """A shortcut for the hot operations: one root field, plain selections, no fragments.
 
 Game servers and frontends send the same few documents thousands of times a second
-(`incrementScore`, `incrementScores`, `topPlayers`, `player`, `neighborhood`: the five of
-`_OPERATIONS`). Strawberry's execution of
+(`incrementScore`, `incrementScores`, `setScore`, `topPlayers`, `player`, `neighborhood`,
+`players`: the seven of `_OPERATIONS`). A ranked player's `displayName` and `metadata` are
+served too: the answer's profiles in one fetch, only when selected. Strawberry's execution of
 them costs several times what the service call does, so a document of that simple shape
 is planned once (parsed and validated against the schema) and then answered by calling
 the service directly and writing the JSON with orjson. The answer, errors included, is
@@ -65,8 +66,12 @@ async def _player(service: LeaderboardService, args: Arguments, _: FieldShape) -
 
 async def _neighborhood(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
     return await service.neighborhood(
-        args["board"], args["period"], args["username"], args["radius"]
+        args["board"], args["period"], args["username"], args["radius"], args["fill"]
     )
+
+
+async def _players(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+    return await service.players(args["board"], args["period"], args["usernames"])
 
 
 async def _increment(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
@@ -92,16 +97,24 @@ async def _increments(service: LeaderboardService, args: Arguments, shape: Field
     return await service.increment(requests)
 
 
-_PLAYER_FIELDS = frozenset({"username", "score", "rank"})
+async def _set_score(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+    return await service.set_score(args["username"], args["score"], args["board"], args["eventId"])
+
+
+_PROFILE_FIELDS = frozenset({"displayName", "metadata"})
+_PLAYER_FIELDS = frozenset({"username", "score", "rank", "topPercent"}) | _PROFILE_FIELDS
 _UPDATE_FIELDS = frozenset({"username", "board", "period", "score", "rank", "applied"})
+_SUBMISSION_FIELDS = _UPDATE_FIELDS | {"improved"}
 # What the shortcut knows of each operation besides what the schema declares: how to run it,
 # and which fields of its result the encoder below can write.
 _OPERATIONS: dict[str, tuple[OperationType, frozenset[str], Execute]] = {
     "topPlayers": (OperationType.QUERY, _PLAYER_FIELDS, _top),
     "player": (OperationType.QUERY, _PLAYER_FIELDS, _player),
     "neighborhood": (OperationType.QUERY, _PLAYER_FIELDS, _neighborhood),
+    "players": (OperationType.QUERY, _PLAYER_FIELDS, _players),
     "incrementScore": (OperationType.MUTATION, _UPDATE_FIELDS, _increment),
     "incrementScores": (OperationType.MUTATION, _UPDATE_FIELDS, _increments),
+    "setScore": (OperationType.MUTATION, _SUBMISSION_FIELDS, _set_score),
 }
 
 
@@ -146,6 +159,8 @@ class FastPath:
             if plan.field.kind is OperationType.MUTATION and not authorized:
                 raise unauthenticated()
             result = await plan.field.execute(self._service, arguments, plan.field.shape)
+            if not _PROFILE_FIELDS.isdisjoint(plan.selections):
+                result = await _with_profiles(self._service, result)
         except ApiError as error:
             return self._error(plan, error.message, error.code.value), error.code.value
         except Exception:
@@ -165,6 +180,42 @@ class FastPath:
         return orjson.dumps({"data": data, "errors": [error]})
 
 
+@dataclass(frozen=True, slots=True)
+class _Profiled:
+    """A ranked player with its profile, as the encoder reads it (metadata: its JSON text,
+    written into the answer as it is)."""
+
+    username: str
+    score: int
+    rank: int
+    top_percent: float
+    display_name: str | None
+    metadata: orjson.Fragment | None
+
+
+async def _with_profiles(service: LeaderboardService, result: Any) -> Any:
+    """The ranked player(s) of a result with their profiles: one fetch for the answer."""
+    if result is None or result == []:
+        return result
+    players: list[RankedPlayer] = result if isinstance(result, list) else [result]
+    profiles = await service.profiles([player.username for player in players])
+    dressed = []
+    for player in players:
+        profile = profiles[player.username]
+        metadata = profile.metadata
+        dressed.append(
+            _Profiled(
+                player.username,
+                player.score,
+                player.rank,
+                player.top_percent,
+                profile.display_name,
+                None if metadata is None else orjson.Fragment(metadata),
+            )
+        )
+    return dressed if isinstance(result, list) else dressed[0]
+
+
 def _encode(result: Any, selections: tuple[str, ...]) -> Any:
     if result is None:
         return None
@@ -178,7 +229,20 @@ def _encode(result: Any, selections: tuple[str, ...]) -> Any:
 
 
 _PATHS: dict[type, dict[str, str]] = {
-    RankedPlayer: {"username": "username", "score": "score", "rank": "rank"},
+    RankedPlayer: {
+        "username": "username",
+        "score": "score",
+        "rank": "rank",
+        "topPercent": "top_percent",
+    },
+    _Profiled: {
+        "username": "username",
+        "score": "score",
+        "rank": "rank",
+        "topPercent": "top_percent",
+        "displayName": "display_name",
+        "metadata": "metadata",
+    },
     IncrementOutcome: {
         "username": "increment.username",
         "board": "increment.board",
@@ -186,6 +250,8 @@ _PATHS: dict[type, dict[str, str]] = {
         "score": "score",
         "rank": "rank",
         "applied": "applied",
+        # setScore's ScoreSubmission (incrementScore's ScoreUpdate has no such field).
+        "improved": "changed",
     },
 }
 

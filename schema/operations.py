@@ -11,12 +11,15 @@ from resolvers.service import IncrementRequest
 from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
 from schema.moderation import ModerationMutations, ModerationQueries
+from schema.players import PlayerQueries
+from schema.profiles import ProfileMutations, ranked_views, selects_profiles
 from schema.scalars import Long
 from schema.types import (
     GLOBAL,
     RankChange,
     RankedPlayer,
     ScoreIncrement,
+    ScoreSubmission,
     ScoreUpdate,
 )
 
@@ -24,7 +27,7 @@ Info = strawberry.Info[ApiContext, None]
 
 
 @strawberry.type
-class Query(BoardQueries, ModerationQueries):
+class Query(BoardQueries, PlayerQueries, ModerationQueries):
     @strawberry.field(
         description=(
             "The boards this service serves (configured at start-up; "
@@ -44,7 +47,7 @@ class Query(BoardQueries, ModerationQueries):
         period: str | None = None,
     ) -> list[RankedPlayer]:
         players = await info.context.service.top(board, period, limit, offset)
-        return [RankedPlayer.of(player) for player in players]
+        return await ranked_views(info, players)
 
     @strawberry.field(
         description="One player's standing; null when the player has no score in the period."
@@ -57,12 +60,14 @@ class Query(BoardQueries, ModerationQueries):
         period: str | None = None,
     ) -> RankedPlayer | None:
         player = await info.context.service.player(board, period, username)
-        return None if player is None else RankedPlayer.of(player)
+        return None if player is None else (await ranked_views(info, [player]))[0]
 
     @strawberry.field(
         description=(
             "The player and up to `radius` players ranked directly above and below,\n"
-            "best first (radius 0..50). Empty when the player has no score in the period."
+            "best first (radius 0..50). Empty when the player has no score in the period.\n"
+            "With fill: true, 2 * radius + 1 players whenever the period has that many:\n"
+            "the window shifts down at the top and up at the bottom."
         )
     )
     async def neighborhood(
@@ -72,9 +77,10 @@ class Query(BoardQueries, ModerationQueries):
         radius: int = 5,
         board: strawberry.ID = GLOBAL,
         period: str | None = None,
+        fill: bool = False,
     ) -> list[RankedPlayer]:
-        players = await info.context.service.neighborhood(board, period, username, radius)
-        return [RankedPlayer.of(player) for player in players]
+        players = await info.context.service.neighborhood(board, period, username, radius, fill)
+        return await ranked_views(info, players)
 
 
 def _require_write_token(info: Info) -> None:
@@ -83,7 +89,7 @@ def _require_write_token(info: Info) -> None:
 
 
 @strawberry.type
-class Mutation(BoardMutations, ModerationMutations):
+class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
     @strawberry.mutation(
         description=(
             "Add delta to the player's score in the board's current period.\n"
@@ -122,6 +128,24 @@ class Mutation(BoardMutations, ModerationMutations):
         outcomes = await info.context.service.increment(requests)
         return [ScoreUpdate.of(outcome) for outcome in outcomes]
 
+    @strawberry.mutation(
+        description=(
+            "Submit a score to a BEST or LATEST board (write token). On an INCREMENT\n"
+            "board it is refused with BAD_USER_INPUT (use incrementScore)."
+        )
+    )
+    async def set_score(
+        self,
+        info: Info,
+        username: str,
+        score: Long,
+        board: strawberry.ID,
+        event_id: str | None = None,
+    ) -> ScoreSubmission:
+        _require_write_token(info)
+        outcome = await info.context.service.set_score(username, score, board, event_id)
+        return ScoreSubmission.of(outcome)
+
 
 @strawberry.type
 class Subscription:
@@ -135,7 +159,12 @@ class Subscription:
         self, info: Info, username: str, board: strawberry.ID = GLOBAL
     ) -> AsyncGenerator[RankChange, None]:
         info.context.service.subscribable_player(board, username)
+        named = selects_profiles(info)
         async for update in info.context.live.watch_player(board, username):
+            display_name = None
+            if named:
+                profiles = await info.context.service.profiles([update.username])
+                display_name = profiles[update.username].display_name or update.username
             yield RankChange(
                 username=update.username,
                 board=strawberry.ID(update.board),
@@ -143,6 +172,7 @@ class Subscription:
                 score=Long(update.score),
                 rank=update.rank,
                 previous_rank=update.previous_rank,
+                display_name=display_name,
             )
 
     @strawberry.subscription(
@@ -153,4 +183,4 @@ class Subscription:
     ) -> AsyncGenerator[list[RankedPlayer], None]:
         info.context.service.subscribable_top(board, limit)
         async for players in info.context.live.watch_top(board, limit):
-            yield [RankedPlayer.of(player) for player in players]
+            yield await ranked_views(info, players)

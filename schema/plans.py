@@ -56,9 +56,11 @@ from schema.documents import (
     document_bytes,
     text_bytes,
 )
+from store.models import MAX_EXACT_SCORE
 
 _INT32 = range(-(2**31), 2**31)
 _INCREMENT_LIST = "[ScoreIncrement!]"
+_NAME_LIST = "[String!]"
 
 Arguments = dict[str, Any]
 
@@ -349,8 +351,16 @@ def _plainly(value: Any, type_name: str, declared: Argument) -> bool:
         return isinstance(value, list) and all(map(_plain_increment, value, keys))
     if base == "Int":
         return _plain_int(value)
+    if base == "Long":
+        return (
+            isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_EXACT_SCORE
+        )
     if base in ("String", "ID"):
         return isinstance(value, str)
+    if base == "Boolean":
+        return isinstance(value, bool)
+    if base == _NAME_LIST:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
     return False
 
 

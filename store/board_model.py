@@ -7,44 +7,17 @@ Standard library only.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# Re-exported: the kinds were first defined here, and callers import them from here.
+from store.board_kinds import SortOrder as SortOrder
+from store.board_kinds import TieBreak as TieBreak
+from store.board_kinds import UpdateRule as UpdateRule
 from store.boards import MAX_SHARDS, ResetPeriod
 from store.models import MAX_EXACT_SCORE
 from store.periods import UnknownTimeZone, zone_named
-
-
-class UpdateRule(enum.Enum):
-    """How a board combines a player's submissions in one period."""
-
-    INCREMENT = "increment"
-    """Add each delta (incrementScore)."""
-    BEST = "best"
-    """Keep the better of the kept score and a submission."""
-    LATEST = "latest"
-    """Keep the last submission."""
-
-
-class SortOrder(enum.Enum):
-    """Which end of the scores ranks first."""
-
-    DESC = "desc"
-    """Highest first (points)."""
-    ASC = "asc"
-    """Lowest first (race times, strokes)."""
-
-
-class TieBreak(enum.Enum):
-    """How equal scores rank."""
-
-    SHARED = "shared"
-    """Equal scores share a rank (1, 2, 2, 4), listed by username."""
-    EARLIEST = "earliest"
-    """Who reached the score first ranks higher; every rank is unique."""
-
 
 BOARD_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 
@@ -97,6 +70,14 @@ def spec_problems(spec: BoardSpec) -> list[str]:
             problems.append(f"maxDelta must be within 1..{MAX_EXACT_SCORE}")
     if not 1 <= spec.shards <= MAX_SHARDS:
         problems.append(f"shards must be 1..{MAX_SHARDS}")
+    elif spec.shards > 1 and (
+        spec.update_rule is not UpdateRule.INCREMENT
+        or spec.sort_order is not SortOrder.DESC
+        or spec.tie_break is not TieBreak.SHARED
+    ):
+        # The shard merge and board-wide ranks (store/redis/sharded.py) read DESC totals
+        # with shared ranks; caps are checked where the player lives, in its shard.
+        problems.append("a board spread over shards is INCREMENT, DESC, SHARED")
     return problems
 
 

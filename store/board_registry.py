@@ -38,6 +38,11 @@ def board_of(spec: BoardSpec) -> Board:
         time_zone=spec.time_zone,
         max_delta=spec.max_delta,
         active=spec.active,
+        update_rule=spec.update_rule,
+        sort_order=spec.sort_order,
+        tie_break=spec.tie_break,
+        min_score=spec.min_score,
+        max_score=spec.max_score,
     )
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, overload
 
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
+
 if TYPE_CHECKING:
     from store.periods import Calendar
 
@@ -56,6 +58,47 @@ class Board:
     """Largest |delta| of one increment on this board; None: the service's bound."""
     active: bool = True
     """False once archived: reads work, writes are refused."""
+    update_rule: UpdateRule = UpdateRule.INCREMENT
+    """How submissions combine (boards created at run time; INCREMENT for declared boards)."""
+    sort_order: SortOrder = SortOrder.DESC
+    tie_break: TieBreak = TieBreak.SHARED
+    min_score: int | None = None
+    """Lowest kept score (the total, on INCREMENT boards); None: no bound but ±(2^53 - 1)."""
+    max_score: int | None = None
+
+    @property
+    def plain(self) -> bool:
+        """INCREMENT, DESC, SHARED, no caps on the total: what today's increment script serves
+        (any other board's writes take the rules script, docs/boards.md)."""
+        return (
+            self.update_rule is UpdateRule.INCREMENT
+            and self.sort_order is SortOrder.DESC
+            and self.tie_break is TieBreak.SHARED
+            and self.min_score is None
+            and self.max_score is None
+        )
+
+    @property
+    def summed(self) -> bool:
+        """INCREMENT, DESC, SHARED (caps allowed): moderation takes a player out of, or puts
+        a total back into, its live ranking directly (docs/moderation.md); the other boards'
+        periods are rebuilt from the history instead."""
+        return (
+            self.update_rule is UpdateRule.INCREMENT
+            and self.sort_order is SortOrder.DESC
+            and self.tie_break is TieBreak.SHARED
+        )
+
+    @property
+    def keeps_instants(self) -> bool:
+        """Whether writes get an instant (history `applied_at_us`): BEST and LATEST boards,
+        whose rebuild replays writes in the order applied, and EARLIEST ones, which rank by it."""
+        return self.update_rule is not UpdateRule.INCREMENT or self.tie_break is TieBreak.EARLIEST
+
+    @property
+    def sign(self) -> int:
+        """Stored sorted-set score = sign * score: ascending stored order is the board's order."""
+        return -1 if self.sort_order is SortOrder.DESC else 1
 
     def shard_of(self, username: str) -> int:
         """The shard holding `username`: stable across processes and versions (CRC-32)."""

@@ -11,6 +11,10 @@ than the bound. Within the bound, snapshots are dropped early when they may be w
 - change events from every instance (the board's change feed, consumed by one background
   task per board) drop the windows an event can reach.
 
+A snapshot's player count (each player's topPercent) is only held to the staleness bound: a
+player joining below every cached window changes the count but drops nothing, as dropping
+every window of a period on each newcomer would empty the cache under a busy period's writes.
+
 Misses are single flight: concurrent misses of one key share one inner read. A read that an
 invalidation overtakes still answers its waiters (it started before the change, like any
 read racing a write) but is never cached. Failed reads are not cached: their waiters get the
@@ -23,14 +27,21 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cachetools import LRUCache
 
 from store.aio import cancel_and_wait, close_iterator, consume_resubscribing
-from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreIncrement
+from store.models import (
+    IncrementOutcome,
+    PageKey,
+    RankedPlayer,
+    RankingPage,
+    ScoreChange,
+    ScoreIncrement,
+)
 from store.ports import RankingStore
 
 logger = logging.getLogger(__name__)
@@ -251,10 +262,15 @@ class TopCachingRankingStore:
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
         """Replace the period's ranking through the inner store; drop every window of it."""
         try:
-            await self._inner.load(board, period, totals, client_events)
+            await self._inner.load(
+                board, period, totals, client_events, instants=instants, clock=clock
+            )
         finally:
             self._invalidate(board, period, 0)
 
@@ -344,10 +360,20 @@ class TopCachingRankingStore:
         return await self._inner.player(board, period, username)
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """The player and up to `radius` players above and below (not cached)."""
-        return await self._inner.neighborhood(board, period, username, radius)
+        return await self._inner.neighborhood(board, period, username, radius, fill=fill)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first (not cached)."""
+        return await self._inner.players(board, period, usernames)
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (not cached)."""
+        return await self._inner.page(board, period, first, after)
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period (not cached)."""

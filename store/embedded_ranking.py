@@ -2,26 +2,33 @@
 
 Same semantics as the Redis store, without a server: per board period, a dict of
 scores and a sorted list of (-score, username), so that list order is the
-leaderboard order (score descending, ties by username ascending). Every method
-runs without awaiting in the middle, so each one is atomic on the event loop.
+leaderboard order (score descending, ties by username ascending). Boards of another
+rule, order or tie-break keep (sign * score, instant, username) instead (`_RuledRanking`,
+the twin of write.lua: docs/boards.md). Every method runs without awaiting in the middle,
+so each one is atomic on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sortedcontainers import SortedList
 
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
+from store.board_model import kept_score
 from store.boards import Board, board_index
-from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
+from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
+    PageKey,
     RankedPlayer,
+    RankingPage,
     ScoreChange,
     ScoreIncrement,
 )
@@ -33,13 +40,26 @@ DEFAULT_CHANGE_BUFFER = 1024
 class _Ranking:
     """One loaded board period."""
 
-    __slots__ = ("events", "order", "scores")
+    __slots__ = ("clock", "events", "order", "scores")
 
     def __init__(self, totals: dict[str, int], events: dict[str, tuple[str, int]]) -> None:
         self.scores = totals
         self.order = SortedList((-score, username) for username, score in totals.items())
         self.events = events
         """Each client event id applied, bound to its increment's (username, delta)."""
+        self.clock: int | None = None
+
+    def player_rank(self, username: str, score: int) -> int:
+        """The rank of a player with this score."""
+        return self.rank(score)
+
+    def position(self, username: str, score: int) -> int:
+        """Where the player stands in the list (0 first)."""
+        return int(self.order.index((-score, username)))
+
+    def put(self, username: str, score: int, instant: int) -> None:
+        """`set_score` (no instant is kept on these boards)."""
+        self.set_score(username, score)
 
     def rank(self, score: int) -> int:
         """1 + the number of players with a strictly higher score."""
@@ -50,13 +70,16 @@ class _Ranking:
         """The players at positions start .. stop - 1 with their competition ranks."""
         players: list[RankedPlayer] = []
         rank = 0
+        count = len(self.scores)
         for position, (stored, username) in enumerate(self.order.islice(start, stop), start):
             score = -stored
             if not players:
                 rank = self.rank(score)
             elif score != players[-1].score:
                 rank = position + 1
-            players.append(RankedPlayer(username=username, score=score, rank=rank))
+            players.append(
+                RankedPlayer(username=username, score=score, rank=rank, player_count=count)
+            )
         return players
 
     def drop(self, username: str) -> int | None:
@@ -66,6 +89,14 @@ class _Ranking:
             self.order.remove((-old, username))
         return old
 
+    def keys(self, start: int, stop: int) -> list[PageKey]:
+        """The order keys (stored score, member) of the players at start .. stop - 1."""
+        return list(self.order.islice(start, stop))
+
+    def position_after(self, key: PageKey) -> int:
+        """How many players come up to and including the place `key`."""
+        return int(self.order.bisect_right(key))
+
     def set_score(self, username: str, score: int) -> None:
         """Give a player a new total, keeping the order in step."""
         old = self.scores.get(username)
@@ -73,6 +104,97 @@ class _Ranking:
             self.order.remove((-old, username))
         self.scores[username] = score
         self.order.add((-score, username))
+
+
+class _RuledRanking:
+    """One loaded period of a board of another order, tie-break or rule: entries
+    (sign * score, instant, username), the instant 0 unless the board is EARLIEST."""
+
+    __slots__ = ("clock", "earliest", "events", "instants", "order", "scores", "sign")
+
+    def __init__(
+        self,
+        board: Board,
+        totals: dict[str, int],
+        events: dict[str, tuple[str, int]],
+        instants: Mapping[str, int],
+        clock: int | None,
+    ) -> None:
+        self.sign = board.sign
+        self.earliest = board.tie_break is TieBreak.EARLIEST
+        self.scores = totals
+        self.instants = {name: instants.get(name, 0) for name in totals} if self.earliest else {}
+        self.order = SortedList(self._entry(name, score) for name, score in totals.items())
+        self.events = events
+        self.clock = clock
+
+    def _entry(self, username: str, score: int) -> tuple[int, int, str]:
+        return (self.sign * score, self.instants.get(username, 0), username)
+
+    def rank(self, score: int) -> int:
+        """1 + the number of players with a strictly better score."""
+        return 1 + int(self.order.bisect_left((self.sign * score,)))
+
+    def player_rank(self, username: str, score: int) -> int:
+        """The rank of a player with this score: unique on EARLIEST boards."""
+        if self.earliest:
+            return 1 + self.position(username, score)
+        return self.rank(score)
+
+    def position(self, username: str, score: int) -> int:
+        """Where the player stands in the list (0 first)."""
+        return int(self.order.index(self._entry(username, score)))
+
+    def page(self, start: int, stop: int) -> list[RankedPlayer]:
+        """The players at positions start .. stop - 1 with their ranks."""
+        players: list[RankedPlayer] = []
+        rank = 0
+        for position, (stored, _, username) in enumerate(self.order.islice(start, stop), start):
+            score = self.sign * stored
+            if self.earliest:
+                rank = position + 1
+            elif not players:
+                rank = self.rank(score)
+            elif score != players[-1].score:
+                rank = position + 1
+            players.append(
+                RankedPlayer(
+                    username=username, score=score, rank=rank, player_count=len(self.scores)
+                )
+            )
+        return players
+
+    def keys(self, start: int, stop: int) -> list[PageKey]:
+        """The order keys (stored score, member) of the players at start .. stop - 1, as the
+        Redis store's sorted set holds them (the member behind its instant on EARLIEST)."""
+        return [
+            (stored, f"{instant:016x}{username}" if self.earliest else username)
+            for stored, instant, username in self.order.islice(start, stop)
+        ]
+
+    def position_after(self, key: PageKey) -> int:
+        """How many players come up to and including the place `key`."""
+        stored, member = key
+        instant, username = 0, member
+        if self.earliest:
+            # A member not of this board (a forged cursor) is still a place in the order.
+            with contextlib.suppress(ValueError):
+                instant, username = int(member[:16], 16), member[16:]
+        return int(self.order.bisect_right((stored, instant, username)))
+
+    def set_score(self, username: str, score: int) -> None:
+        """`put` without an instant (never called: these boards take `_apply_ruled`)."""
+        self.put(username, score, 0)
+
+    def put(self, username: str, score: int, instant: int) -> None:
+        """Give a player a new kept score, reached at `instant` (kept on EARLIEST boards)."""
+        old = self.scores.get(username)
+        if old is not None:
+            self.order.remove(self._entry(username, old))
+        self.scores[username] = score
+        if self.earliest:
+            self.instants[username] = instant
+        self.order.add(self._entry(username, score))
 
 
 @dataclass(slots=True)
@@ -89,7 +211,7 @@ class EmbeddedRankingStore:
     ) -> None:
         self._boards = board_index(boards)  # live: boards created at run time show through
         self._change_buffer = change_buffer
-        self._rankings: dict[tuple[str, str], _Ranking] = {}
+        self._rankings: dict[tuple[str, str], _Ranking | _RuledRanking] = {}
         self._claims: dict[tuple[str, str], _Claim] = {}
         self._subscribers: dict[str, set[asyncio.Queue[ScoreChange]]] = {}
 
@@ -101,11 +223,15 @@ class EmbeddedRankingStore:
             if abs(increment.delta) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(increment.username, increment.board)
             self._check_period(increment.board, increment.period)
-        rankings: dict[tuple[str, str], _Ranking] = {}
+        rankings: dict[tuple[str, str], _Ranking | _RuledRanking] = {}
+        ruled = False
         for increment in increments:
             key = (increment.board, increment.period)
             if key not in rankings:
                 rankings[key] = self._loaded(*key)
+                ruled = ruled or not self._boards[increment.board].plain
+        if ruled:
+            return self._apply_ruled(increments, rankings)
 
         # Pass 1 simulates the batch, so that nothing changes when a total would overflow.
         duplicate: list[bool] = []
@@ -189,33 +315,46 @@ class EmbeddedRankingStore:
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
-        """Replace the period's ranking and event ids, then mark it loaded, atomically."""
+        """Replace the period's ranking and event ids, then mark it loaded, atomically
+        (`instants`, `clock`: see `RebuildTarget.load`)."""
         self._check_period(board, period)
         scores = dict(totals)
         for username, total in scores.items():
             if abs(total) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(username, board)
-        self._rankings[(board, period)] = _Ranking(
-            scores,
-            {event_id: (username, delta) for username, event_id, delta in client_events},
-        )
+        events = {event_id: (username, delta) for username, event_id, delta in client_events}
+        config = self._boards[board]
+        if (
+            config.update_rule is UpdateRule.INCREMENT
+            and config.sort_order is SortOrder.DESC
+            and config.tie_break is TieBreak.SHARED
+        ):
+            self._rankings[(board, period)] = _Ranking(scores, events)
+        else:
+            self._rankings[(board, period)] = _RuledRanking(
+                config, scores, events, instants or {}, clock
+            )
 
     # Moderation
 
     async def remove(self, board: str, period: str, username: str) -> int | None:
         """Take the player out of the period's ranking; the total removed, or None."""
         self._check_period(board, period)
-        return self._take_out(self._loaded(board, period), board, period, username)
+        return self._take_out(_summed(self._loaded(board, period)), board, period, username)
 
     async def restore(self, board: str, period: str, username: str, total: int) -> bool:
         """Set the player's total; False when the period is not loaded."""
         self._check_period(board, period)
         if abs(total) > MAX_EXACT_SCORE:
             raise ScoreOutOfRange(username, board)
-        ranking = self._rankings.get((board, period))
-        if ranking is None:
+        found = self._rankings.get((board, period))
+        if found is None:
             return False
+        ranking = _summed(found)
         old = ranking.scores.get(username)
         previous_rank = None if old is None else ranking.rank(old)
         ranking.set_score(username, total)
@@ -235,9 +374,10 @@ class EmbeddedRankingStore:
     async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
         """Take the player out (when the period is in memory) and forget their `event_ids`."""
         self._check_period(board, period)
-        ranking = self._rankings.get((board, period))
-        if ranking is None:
+        found = self._rankings.get((board, period))
+        if found is None:
             return 0
+        ranking = _summed(found)
         for event_id in event_ids:
             bound = ranking.events.get(event_id)
             if bound is not None and bound[0] == username:
@@ -278,20 +418,64 @@ class EmbeddedRankingStore:
         score = ranking.scores.get(username)
         if score is None:
             return None
-        return RankedPlayer(username=username, score=score, rank=ranking.rank(score))
+        return RankedPlayer(
+            username=username,
+            score=score,
+            rank=ranking.player_rank(username, score),
+            player_count=len(ranking.scores),
+        )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first
+        (with `fill`, 2 * radius + 1 whenever the period has that many)."""
         if radius < 0:
             raise ValueError("radius must not be negative")
         ranking = self._loaded(board, period)
         score = ranking.scores.get(username)
         if score is None:
             return []
-        position = int(ranking.order.index((-score, username)))
-        return ranking.page(max(0, position - radius), position + radius + 1)
+        position = ranking.position(username, score)
+        start = position - radius
+        if fill:
+            start = min(start, len(ranking.order) - (2 * radius + 1))
+        start = max(0, start)
+        stop = start + 2 * radius + 1 if fill else position + radius + 1
+        return ranking.page(start, stop)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first (rank, then username)."""
+        ranking = self._loaded(board, period)
+        count = len(ranking.scores)
+        players = [
+            RankedPlayer(
+                username=username,
+                score=score,
+                rank=ranking.player_rank(username, score),
+                player_count=count,
+            )
+            for username in usernames
+            if (score := ranking.scores.get(username)) is not None
+        ]
+        players.sort(key=lambda player: (player.rank, player.username))
+        return players
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (from the top without one)."""
+        if first < 0:
+            raise ValueError("first must not be negative")
+        ranking = self._loaded(board, period)
+        start = 0 if after is None else ranking.position_after(after)
+        players = ranking.page(start, start + first)
+        return RankingPage(
+            players=tuple(players),
+            keys=tuple(ranking.keys(start, start + first)),
+            total=len(ranking.scores),
+            has_next=start + len(players) < len(ranking.scores),
+        )
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
@@ -356,9 +540,104 @@ class EmbeddedRankingStore:
     async def close(self) -> None:
         """Nothing to release."""
 
+    def _apply_ruled(
+        self,
+        increments: Sequence[ScoreIncrement],
+        rankings: dict[tuple[str, str], _Ranking | _RuledRanking],
+    ) -> list[IncrementOutcome]:
+        """`increment` of a batch touching a board other than `Board.plain`: each board's
+        rule, order, ties and caps (the twin of write.lua)."""
+        # Pass 1 simulates the batch, so that nothing changes when any write is refused.
+        duplicate: list[bool] = []
+        scores: dict[tuple[str, str, str], int | None] = {}
+        seen: dict[tuple[str, str, str], tuple[str, int]] = {}
+        for increment in increments:
+            board = self._boards[increment.board]
+            ranking = rankings[(increment.board, increment.period)]
+            event = (increment.board, increment.period, increment.event_id)
+            bound = (increment.username, increment.delta)
+            if increment.client_event_id:
+                recorded = seen.get(event) or ranking.events.get(increment.event_id)
+                if recorded is not None:
+                    if recorded != bound:
+                        raise EventIdReused(increment.event_id)
+                    duplicate.append(True)
+                    continue
+                seen[event] = bound
+            duplicate.append(False)
+            player = (increment.board, increment.period, increment.username)
+            old = scores[player] if player in scores else ranking.scores.get(increment.username)
+            new = kept_score(board.update_rule, board.sort_order, old, increment.delta)
+            if abs(new) > MAX_EXACT_SCORE:
+                raise ScoreOutOfRange(increment.username, increment.board)
+            _check_caps(board, increment, new)
+            scores[player] = new
+
+        # Pass 2 applies.
+        now_us = time.time_ns() // 1000
+        outcomes: list[IncrementOutcome] = []
+        changes: list[ScoreChange] = []
+        for increment, is_duplicate in zip(increments, duplicate, strict=True):
+            board = self._boards[increment.board]
+            ranking = rankings[(increment.board, increment.period)]
+            username = increment.username
+            old = ranking.scores.get(username)
+            previous_rank = None if old is None else ranking.player_rank(username, old)
+            if is_duplicate:
+                rank = ranking.rank(0) if old is None else ranking.player_rank(username, old)
+                outcomes.append(
+                    IncrementOutcome(
+                        increment=increment,
+                        score=old or 0,
+                        rank=rank,
+                        applied=False,
+                        previous_score=old,
+                        previous_rank=previous_rank,
+                    )
+                )
+                continue
+            new = kept_score(board.update_rule, board.sort_order, old, increment.delta)
+            instant = None
+            if board.keeps_instants:
+                # tiebreak.next_instant: strictly increasing per period, as Redis' clock is.
+                clock = ranking.clock
+                instant = ranking.clock = now_us if clock is None else max(now_us, clock + 1)
+            changed = old is None or new != old
+            if changed:
+                ranking.put(username, new, instant or 0)
+            if increment.client_event_id:
+                ranking.events[increment.event_id] = (username, increment.delta)
+            rank = ranking.player_rank(username, new)
+            outcomes.append(
+                IncrementOutcome(
+                    increment=increment,
+                    score=new,
+                    rank=rank,
+                    applied=True,
+                    previous_score=old,
+                    previous_rank=previous_rank,
+                    instant=instant,
+                )
+            )
+            if changed:
+                changes.append(
+                    ScoreChange(
+                        board=increment.board,
+                        period=increment.period,
+                        username=username,
+                        previous_score=old,
+                        score=new,
+                        previous_rank=previous_rank,
+                        rank=rank,
+                    )
+                )
+        for change in changes:
+            self._publish(change)
+        return outcomes
+
     # Helpers
 
-    def _loaded(self, board: str, period: str) -> _Ranking:
+    def _loaded(self, board: str, period: str) -> _Ranking | _RuledRanking:
         ranking = self._rankings.get((board, period))
         if ranking is None:
             raise RankingNotLoaded(board, period)
@@ -370,3 +649,36 @@ class EmbeddedRankingStore:
             raise ValueError(f"unknown board {board_id!r}")
         if not board.is_valid_period(period):
             raise ValueError(f"{period!r} is not a period of board {board_id!r}")
+
+
+def _check_caps(board: Board, increment: ScoreIncrement, new: int) -> None:
+    """Raise `ScoreBeyondCap` when a write breaks the board's caps: they bound the
+    submission on BEST/LATEST boards, the total on INCREMENT ones (as write.lua)."""
+    total = board.update_rule is UpdateRule.INCREMENT
+    capped = new if total else increment.delta
+    if board.min_score is not None and capped < board.min_score:
+        raise ScoreBeyondCap(
+            increment.username,
+            board.id,
+            capped,
+            below=True,
+            bound=board.min_score,
+            total=total,
+        )
+    if board.max_score is not None and capped > board.max_score:
+        raise ScoreBeyondCap(
+            increment.username,
+            board.id,
+            capped,
+            below=False,
+            bound=board.max_score,
+            total=total,
+        )
+
+
+def _summed(ranking: _Ranking | _RuledRanking) -> _Ranking:
+    """A ranking moderation changes directly (INCREMENT, DESC, SHARED); the others are
+    rebuilt from the history instead (resolvers/moderation.py)."""
+    if not isinstance(ranking, _Ranking):
+        raise ValueError("only INCREMENT, DESC, SHARED rankings are changed directly")
+    return ranking

@@ -40,6 +40,20 @@ class ScoreOutOfRange(StoreError):
         self.board = board
 
 
+class ScoreBeyondCap(StoreError):
+    """A write would take a kept score (an INCREMENT board's total) outside the board's
+    minScore..maxScore; nothing of the batch applied."""
+
+    def __init__(
+        self, username: str, board: str, score: int, *, below: bool, bound: int, total: bool
+    ) -> None:
+        what = "the total" if total else "the score"
+        side = f"below minScore {bound}" if below else f"above maxScore {bound}"
+        super().__init__(f"{what} of {username!r} on board {board!r} would be {score}, {side}")
+        self.username = username
+        self.board = board
+
+
 class EventIdReused(StoreError):
     """An increment names an event id already bound to a different increment (another
     player or delta): a client's mistake, refused like Stripe's reused idempotency keys;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
@@ -50,6 +50,18 @@ class RankedPlayer:
     username: str
     score: int
     rank: int
+    # Appended with a default and left out of equality: it describes the period at the
+    # moment of the read (for topPercent), not the standing; every read of every backend
+    # sets it in the same script or pipeline as the ranks (the contract suite checks).
+    player_count: int = field(default=0, compare=False)
+    """How many players had a score in the period when this standing was read."""
+
+    @property
+    def top_percent(self) -> float:
+        """100 x rank / playerCount: 0.5 means the top half percent."""
+        # A standing always counts its own player, so the count is at least the rank; the
+        # guard only keeps a value built without a count (in a test) from dividing by 0.
+        return 100.0 * self.rank / max(self.player_count, self.rank)
 
 
 @value_type
@@ -79,6 +91,15 @@ class IncrementOutcome:
     applied: bool
     previous_score: int | None
     previous_rank: int | None
+    instant: int | None = None
+    """When the write was applied (µs since the Unix epoch, strictly increasing per ranking)
+    on boards whose history needs the order (BEST, LATEST, EARLIEST); None elsewhere."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the kept score changed (a first score counts): `ScoreSubmission.improved`,
+        and whether the write is published."""
+        return self.applied and (self.previous_score is None or self.score != self.previous_score)
 
 
 @value_type
@@ -96,6 +117,9 @@ class ScoreEvent:
     """+1 when the event gave the player a score they did not have (the live ranking said so),
     -1 for a removal (event id '!...', delta = minus the total removed), else 0: a rebuild
     keeps a removed player only while these sum above 0 (docs/moderation.md)."""
+    applied_at_us: int | None = None
+    """`IncrementOutcome.instant`: the order a rebuild replays BEST and LATEST writes in, and
+    the instant an EARLIEST board ranks by."""
 
 
 @value_type
@@ -112,3 +136,54 @@ class ScoreChange:
     removed: bool = False
     """The player left the ranking (removePlayer, banPlayer, erasePlayer): `score` and `rank`
     are then the ones it had, and everyone below moves up one."""
+
+
+PageKey = tuple[int, str]
+"""A place in a ranking's order, as the sorted set holds it: (stored score, member). Stored
+scores ascend in the board's order and equal ones order by member bytes, so a page after a
+key starts right after it whether or not its player still stands there."""
+
+
+@value_type
+class RankingPage:
+    """One page of a ranking: its players best first, each one's order key (for cursors),
+    and whether more follow."""
+
+    players: tuple[RankedPlayer, ...]
+    keys: tuple[PageKey, ...]
+    total: int
+    """Players with a score in the period."""
+    has_next: bool
+
+
+@value_type
+class PlayerProfile:
+    """What a player shows on every board: a display name and metadata (a JSON object,
+    kept as its serialized text); None where never set or cleared."""
+
+    display_name: str | None
+    metadata: str | None
+
+
+@value_type
+class StoredProfile:
+    """A player's profile as the source of truth holds it, with its version (grows on
+    every change, so a cache keeps the newest of two racing copies); version 0: none."""
+
+    version: int
+    profile: PlayerProfile
+
+
+NO_PROFILE = PlayerProfile(display_name=None, metadata=None)
+"""The profile of a player who never set one."""
+
+
+class _Leave:
+    """The type of `LEAVE`."""
+
+    def __repr__(self) -> str:
+        return "LEAVE"
+
+
+LEAVE = _Leave()
+"""A profile field a change leaves as it is (None clears it)."""

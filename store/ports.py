@@ -24,10 +24,20 @@ silently serving or counting from zero. Backend failures raise `StoreUnavailable
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from store.models import IncrementOutcome, RankedPlayer, ScoreChange, ScoreEvent, ScoreIncrement
+from store.models import (
+    IncrementOutcome,
+    PageKey,
+    PlayerProfile,
+    RankedPlayer,
+    RankingPage,
+    ScoreChange,
+    ScoreEvent,
+    ScoreIncrement,
+    StoredProfile,
+)
 
 
 class TopReads(Protocol):
@@ -46,13 +56,30 @@ class RankingReads(TopReads, Protocol):
         ...
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first.
+
+        With `fill`, 2 * radius + 1 players whenever the period has that many: the window
+        shifts down at the top and up at the bottom.
+        """
         ...
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
+        ...
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players (distinct) that have a score, with board-wide ranks, best first
+        (rank, then username): one round trip per shard, whatever the number of names."""
+        ...
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players following the place `after` in the ranking's order (from
+        the top without one): O(log N + first), and a player whose score does not change
+        is never skipped nor repeated by a reader following the keys."""
         ...
 
 
@@ -105,9 +132,15 @@ class RebuildTarget(Protocol):
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
-        """Replace the period's ranking and seen client events (username, event id,
-        delta: the id's binding to its increment), then mark it loaded, atomically.
+        """Replace the period's ranking (each player's kept score) and seen client events
+        (username, event id, delta: the id's binding to its write), then mark it loaded,
+        atomically. On boards that keep instants (`Board.keeps_instants`), `instants` is
+        when each player reached the kept score (EARLIEST ranks by it) and `clock` the
+        last instant given out in the period (later writes get later ones).
 
         Readers and writers see either the old state (not loaded) or the whole new one.
         """
@@ -181,6 +214,11 @@ class HistoryReads(Protocol):
         also says which shard of a board holds it)."""
         ...
 
+    async def writes(self, board: str, period: str) -> list[tuple[str, int, int]]:
+        """(username, applied_at_us, value) of every write of the period, in the order
+        they were applied (by applied_at_us): what a board that keeps instants replays."""
+        ...
+
 
 class ScoreHistory(HistoryWrites, HistoryReads, Protocol):
     """Append-only history of applied score events (MySQL, or SQLite when embedded).
@@ -206,4 +244,27 @@ class ScoreHistory(HistoryWrites, HistoryReads, Protocol):
 
     async def replica_status(self) -> str | None:
         """The read replica's state for a readiness report; None when there is none."""
+        ...
+
+
+class ProfileCache(Protocol):
+    """A cache of player profiles in front of their table (Redis, or in-process): rebuildable
+    from the table at any time, so a lost entry only costs a read of the table."""
+
+    async def get(self, usernames: Sequence[str]) -> dict[str, StoredProfile]:
+        """The cached entries of those players the cache holds (a player without a profile
+        is cached as version 0): one round trip per shard of the cache."""
+        ...
+
+    async def put(self, entries: dict[str, StoredProfile]) -> None:
+        """Cache entries, each only over an older version (racing writers converge on the
+        newest)."""
+        ...
+
+
+class ProfileReads(Protocol):
+    """What reads need of the profiles: many at once."""
+
+    async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
+        """Every named player's profile (`NO_PROFILE` when never set), in one fetch."""
         ...

@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from store.board_model import replay
+from store.boards import Board, board_index
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.ports import HistoryReads, RebuildTarget
 
@@ -81,8 +83,11 @@ class RankingRecovery:
         wait_seconds: float,
         settle_seconds: float,
         observer: RebuildObserver | None = None,
+        boards: Sequence[Board] = (),
     ) -> None:
         self._ranking = ranking
+        # Live (a registry's index): how each board's history folds into kept scores.
+        self._boards = board_index(boards)
         self._history = history
         self._claim_seconds = claim_seconds
         self._wait_seconds = wait_seconds
@@ -128,7 +133,7 @@ class RankingRecovery:
         an event acknowledged but not yet flushed while it runs counts as drift.
         """
         progress("reading the history", 0, 2)
-        history = dict(await self._history.totals(board, period))
+        history = dict((await self._standings(board, period))[0])
         progress("reading the live ranking", 1, 2)
         try:
             live = await self._ranking.totals(board, period)
@@ -194,11 +199,13 @@ class RankingRecovery:
         started = time.monotonic()
         try:
             progress("reading the history", 1, _REBUILD_STEPS)
-            totals = await self._history.totals(board, period)
+            totals, instants, clock = await self._standings(board, period)
             progress("reading the event ids", 2, _REBUILD_STEPS)
             client_events = await self._history.client_events(board, period)
             progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
-            await self._ranking.load(board, period, totals, client_events)
+            await self._ranking.load(
+                board, period, totals, client_events, instants=instants, clock=clock
+            )
         except StoreUnavailable:
             if self._observer is not None:
                 self._observer.rebuild_failed(time.monotonic() - started)
@@ -215,3 +222,27 @@ class RankingRecovery:
                 time.monotonic() - started,
             )
         return len(totals)
+
+    async def _standings(
+        self, board: str, period: str
+    ) -> tuple[list[tuple[str, int]], dict[str, int] | None, int | None]:
+        """Each player's kept score in the period from the history, and on boards that keep
+        instants when each reached it and the period's last instant (docs/boards.md,
+        "Rebuild"): INCREMENT boards sum, the others replay each player's writes in the
+        order they were applied (`board_model.replay`)."""
+        config = self._boards.get(board)
+        if config is None or not config.keeps_instants:
+            return await self._history.totals(board, period), None, None
+        writes: dict[str, list[tuple[int, int]]] = {}
+        clock: int | None = None
+        for username, instant, value in await self._history.writes(board, period):
+            writes.setdefault(username, []).append((instant, value))
+            clock = instant if clock is None else max(clock, instant)
+        totals: list[tuple[str, int]] = []
+        instants: dict[str, int] = {}
+        for username, applied in writes.items():
+            kept = replay(config.update_rule, config.sort_order, applied)
+            if kept is not None:
+                totals.append((username, kept[0]))
+                instants[username] = kept[1]
+        return totals, instants, clock

@@ -7,7 +7,8 @@ concern:
 - connection.py  the client: single node vs cluster, calls, pipelines, fan-out,
                  pub/sub, errors mapped to `StoreUnavailable`, timing for the observer
 - keys.py        the key layout (documented there) and key expiry
-- scripts.py     the Lua scripts (lua/*.lua): KEYS/ARGV built, replies decoded
+- scripts.py     the Lua scripts (lua/*.lua): KEYS/ARGV built, replies decoded; a batch
+                 touching a board that is not `Board.plain` goes to lua/write.lua
 - single.py      unsharded boards: one script call each, concurrent increments merged
 - coalescing.py  `CoalescedCalls`, the merging of concurrent all-or-nothing calls
 - sharded.py     sharded boards: reads merged over the shards, board-wide ranks
@@ -19,7 +20,8 @@ concern:
                  own small pool so a slow limiter never queues behind the rankings
 
 May import the standard library, redis-py, orjson, sortedcontainers and `store.boards`,
-`store.errors`, `store.models`, `store.observer`, `store.rate_limits`; nothing else of the project.
+`store.board_kinds`, `store.tiebreak` (the EARLIEST member encoding), `store.errors`,
+`store.models`, `store.observer`, `store.rate_limits`; nothing else of the project.
 """
 
 from store.redis.store import RedisRankingStore

@@ -107,7 +107,8 @@ async def publish(
     """
     by_board: dict[str, list[ScoreChange]] = {}
     for outcome in outcomes:
-        if outcome.applied:
+        # Only a changed kept score is news (a worse submission to a BEST board is not).
+        if outcome.changed:
             by_board.setdefault(outcome.increment.board, []).append(change_of(outcome))
     for board, changes in by_board.items():
         try:

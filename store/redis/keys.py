@@ -7,6 +7,10 @@ Per board and period, one hash tag, so that a period's keys share a Cluster slot
                                       increment it named (`fingerprint`)
     {prefix}:{board|period}:loaded    marker: present = the ranking may be served
     {prefix}:{board|period}:rebuild   rebuild claim, value = the claimer's token
+    {prefix}:{board|period}:instants  hash, on BEST, LATEST and EARLIEST boards only:
+                                      username -> 16 hex digits of the instant the
+                                      player reached the kept score; field "" = the
+                                      key's clock (write.lua, docs/boards.md)
 
 A board spread over N shards has N of each of the first three, tagged
 `{board|period|shard}` (different Cluster slots, so the shards spread over the nodes);
@@ -19,7 +23,16 @@ as "not loaded". A load writes temporary keys `<ranking>:load:<token>` and
 
 Scores are stored negated so that ascending member order is the leaderboard order
 (score descending, ties by username ascending, as Redis orders equal scores by member
-bytes). Applied increments are published on `{prefix}:changes:{board}` (changes.py).
+bytes); on ASC boards as they are (`Board.sign`); on EARLIEST boards the member is the
+instant's 16 hex digits, then the username (store/tiebreak.py). Applied increments are
+published on `{prefix}:changes:{board}` (changes.py).
+
+Player profiles (store/redis/profiles.py), shared by every board, in PROFILE_BUCKETS hashes
+(each its own hash tag, so they spread over a Cluster's nodes; a player's bucket is the
+CRC-32 of the username):
+
+    {prefix}:{profiles|N}             hash: username -> "<version>:<JSON [displayName,
+                                      metadata]>", a cache of the player_profiles table
 
 Keys expire `retention` after their period ends (never for a board that never resets).
 A period loaded with nothing in it (no history row) that is not live (not the current
@@ -32,12 +45,16 @@ marker to the period's own expiry (increment.lua, claims.lua).
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from store.boards import Board, ResetPeriod, board_index, period_end
 
+PROFILE_BUCKETS = 16
+"""Hashes the profile cache spreads over: a read of 100 players is one HMGET per bucket
+touched, in one pipeline (one round trip per Cluster node)."""
 MIN_EXPIRY = timedelta(hours=1)
 """A past period loaded again (to be read) stays at least this long."""
 EMPTY_PERIOD_EXPIRY = timedelta(seconds=60)
@@ -94,6 +111,11 @@ class KeyLayout:
             claims=f"{claim_tag}:eventids",
         )
 
+    def profile_bucket(self, username: str) -> str:
+        """The profile cache hash that holds `username`'s entry."""
+        bucket = zlib.crc32(username.encode("utf-8")) % PROFILE_BUCKETS
+        return f"{self._prefix}:{{profiles|{bucket}}}"
+
     def player_keys(self, board: str, period: str, username: str) -> PeriodKeys:
         """The keys of the shard that holds `username`."""
         return self.keys(board, period, self.board(board).shard_of(username))
@@ -145,3 +167,8 @@ def total_of(stored: float) -> int:
     """The total of a sorted-set score (exact: every stored score is an integer within
     +-(2^53 - 1))."""
     return -int(stored)
+
+
+def instants_key(keys: PeriodKeys) -> str:
+    """The instants hash next to a period's ranking (same hash tag: same Cluster slot)."""
+    return keys.ranking.removesuffix("ranking") + "instants"

@@ -36,6 +36,12 @@ class Moderation:
         self._restore = connection.register("restore", source("restore"))
         self._forget = connection.register("forget", source("forget"))
 
+    def _summed(self, board: str) -> None:
+        # The scripts know negated totals and bare usernames: INCREMENT, DESC, SHARED boards.
+        # The others are rebuilt from the history instead (resolvers/moderation.py).
+        if not self._layout.board(board).summed:
+            raise ValueError(f"board {board!r} is changed by a rebuild, not directly")
+
     def _publishes_from_script(self, board: str) -> bool:
         return not self._connection.cluster and self._layout.board(board).shards == 1
 
@@ -70,6 +76,7 @@ class Moderation:
         *,
         loaded_only: bool,
     ) -> int | None:
+        self._summed(board)
         keys = self._layout.player_keys(board, period, username)
         in_script = self._publishes_from_script(board)
         reply = await self._connection.call(
@@ -115,6 +122,7 @@ class Moderation:
     async def restore(self, board: str, period: str, username: str, total: int) -> bool:
         """Give the player `total` in the period and publish it; False (nothing changed) when
         the period is not loaded: its rebuild will rank the player from the history."""
+        self._summed(board)
         keys = self._layout.player_keys(board, period, username)
         in_script = self._publishes_from_script(board)
         reply = await self._connection.call(

@@ -11,11 +11,11 @@ score; the order is score descending, then username ascending.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sortedcontainers import SortedList
 
-from store.models import IncrementOutcome, RankedPlayer
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
 
 
 def order(entry: tuple[str, int]) -> tuple[int, str]:
@@ -31,12 +31,14 @@ def rank_by_position(
     *,
     first_rank: int | None,
     start: int = 0,
+    player_count: int = 0,
 ) -> list[RankedPlayer]:
     """Ranked players from `entries` (in order, entries[0] at 0-based board position
     `start`), those at indexes offset .. offset+limit-1.
 
     A rank is the position + 1, shared on ties; `first_rank` is the first shown one's
     when known, else the entries begin at the top of the board (every tie visible).
+    `player_count` is the period's, for each player's topPercent.
     """
     players = []
     rank = 0
@@ -48,7 +50,9 @@ def rank_by_position(
             rank = first_rank
         previous = score
         if index >= offset:
-            players.append(RankedPlayer(username=username, score=score, rank=rank))
+            players.append(
+                RankedPlayer(username=username, score=score, rank=rank, player_count=player_count)
+            )
     return players
 
 
@@ -105,3 +109,56 @@ def replay_ranks(
             dataclasses.replace(outcome, rank=rank(outcome.score), previous_rank=previous_rank)
         )
     return ranked
+
+
+def merge_pages(
+    shards: Sequence[tuple[int, int, int, list[tuple[PageKey, int, str]]]],
+    first: int,
+    after: PageKey | None,
+    *,
+    unique_ranks: bool = False,
+) -> RankingPage:
+    """A page of the whole ranking from each sorted set's page after the same place.
+
+    Each shard gives (players it holds, how many of them come up to the place, how many
+    of them have a strictly lower stored score than the place, its page: ((stored,
+    member), score, username) in order). Every player of the merged page is within its own shard's
+    first `first` after the place, so the merge by (stored score, member) is exact. The
+    first one's rank: 1 + the players with a better stored score when it ties the place,
+    else its position + 1 (everything before it is strictly better); the next ones share
+    the previous rank on an equal stored score, else take their position + 1. With
+    `unique_ranks` (EARLIEST boards: members order ties) every rank is the position + 1.
+    """
+    total = sum(shard[0] for shard in shards)
+    position = sum(shard[1] for shard in shards)
+    better = sum(shard[2] for shard in shards)
+    merged = sorted((entry for shard in shards for entry in shard[3]), key=lambda e: e[0])
+    merged = merged[:first]
+    players = []
+    rank = 0
+    previous: int | None = None
+    for index, ((stored, _), score, username) in enumerate(merged):
+        if unique_ranks:
+            rank = position + index + 1
+        elif previous is None:
+            rank = 1 + better if after is not None and stored == after[0] else position + 1
+        elif stored != previous:
+            rank = position + index + 1
+        previous = stored
+        players.append(RankedPlayer(username=username, score=score, rank=rank, player_count=total))
+    return RankingPage(
+        players=tuple(players),
+        keys=tuple(key for key, _, _ in merged),
+        total=total,
+        has_next=position + len(merged) < total,
+    )
+
+
+def window_sides(radius: int, above: int, below: int, *, fill: bool) -> tuple[int, int]:
+    """How many players a neighbourhood shows above and below its player, who has `above`
+    players before and `below` after. Up to `radius` each side; with `fill`, a side cut
+    short (the top, the bottom) gives its room to the other, for 2 * radius + 1 players
+    whenever there are that many."""
+    if not fill:
+        return min(radius, above), min(radius, below)
+    return min(above, radius + max(0, radius - below)), min(below, radius + max(0, radius - above))

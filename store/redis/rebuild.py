@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from itertools import islice
 from typing import TypeVar
 
+from store.board_kinds import TieBreak
+from store.boards import Board
 from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE
 from store.redis.connection import AnyPipeline, Connection, text, unavailable_on_failure
-from store.redis.keys import KeyLayout, fingerprint, stored_score, total_of
+from store.redis.keys import KeyLayout, fingerprint, instants_key, stored_score, total_of
 from store.redis.scripts import Scripts
+from store.tiebreak import decode_member, encode_instant, encode_member, score_from_stored
 
 T = TypeVar("T")
 
@@ -55,15 +58,23 @@ class Rebuilds:
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
         """Replace the period's ranking and event ids (username, event id, delta), then
-        mark it loaded, atomically.
+        mark it loaded, atomically. On boards that keep instants (scripts.keeps_instants)
+        `instants` gives the instant each player reached the kept score and `clock` the
+        last instant given out (docs/boards.md, "Rebuild").
 
         Writes temporary keys in pipelined chunks, then one script swaps them in. A
         sharded board is loaded shard by shard, each atomically, then its board period's
         event-id record (claims.py), whose presence completes the load.
         """
         config = self._layout.board(board)
+        if not config.plain and config.shards == 1:
+            await self._load_ruled(config, period, totals, client_events, instants or {}, clock)
+            return
         if config.shards == 1:
             bound = (
                 (event_id, fingerprint(user, delta)) for user, event_id, delta in client_events
@@ -88,6 +99,68 @@ class Rebuilds:
         )
         record = [item for events in shard_events for item in events]
         await self._load_claims(board, period, record, empty=empty)
+
+    async def _load_ruled(
+        self,
+        config: Board,
+        period: str,
+        totals: Iterable[tuple[str, int]],
+        client_events: Iterable[tuple[str, str, int]],
+        instants: Mapping[str, int],
+        clock: int | None,
+    ) -> None:
+        """Load an unsharded board of another order, tie-break or rule: stored scores by
+        the board's sign, EARLIEST members behind their instants, the instants hash."""
+        board = config.id
+        keys = self._layout.keys(board, period)
+        token = secrets.token_hex(8)
+        temp_ranking = f"{keys.ranking}:load:{token}"
+        temp_events = f"{keys.events}:load:{token}"
+        temp_instants = f"{instants_key(keys)}:load:{token}" if config.keeps_instants else None
+        earliest = config.tie_break is TieBreak.EARLIEST
+        players = list(totals)
+        written = 0
+
+        def ranking_command(pipe: AnyPipeline, chunk: list[tuple[str, int]]) -> None:
+            mapping: dict[str, int] = {}
+            reached: list[tuple[str, str]] = []
+            for username, score in chunk:
+                if abs(score) > MAX_EXACT_SCORE:
+                    raise ScoreOutOfRange(username, board)
+                instant = instants.get(username, 0)
+                mapping[encode_member(config.tie_break, instant, username)] = config.sign * score
+                if earliest:
+                    reached.append((username, encode_instant(instant)))
+            pipe.zadd(temp_ranking, mapping)
+            pipe.pexpire(temp_ranking, LOAD_TEMP_TTL_MS)
+            if reached and temp_instants is not None:
+                pipe.hset(temp_instants, mapping=dict(reached))
+                pipe.pexpire(temp_instants, LOAD_TEMP_TTL_MS)
+
+        def events_command(pipe: AnyPipeline, chunk: list[tuple[str, str]]) -> None:
+            pipe.hset(temp_events, mapping=dict(chunk))
+            pipe.pexpire(temp_events, LOAD_TEMP_TTL_MS)
+
+        temps = [temp_ranking, temp_events] + ([temp_instants] if temp_instants else [])
+        try:
+            with unavailable_on_failure():
+                written += await self._write_chunks(players, ranking_command)
+                written += await self._write_chunks(
+                    (
+                        (event_id, fingerprint(user, value))
+                        for user, event_id, value in client_events
+                    ),
+                    events_command,
+                )
+                if temp_instants is not None and clock is not None:
+                    await self._connection.client.hset(temp_instants, "", encode_instant(clock))
+                    await self._connection.client.pexpire(temp_instants, LOAD_TEMP_TTL_MS)
+            expire_at = self._layout.expire_at_ms(board, period, empty=written == 0)
+            await self._scripts.load(keys, temp_ranking, temp_events, expire_at, temp_instants)
+        except Exception:
+            with suppress(Exception):
+                await self._connection.client.unlink(*temps)
+            raise
 
     async def _load_shard(
         self,
@@ -180,13 +253,18 @@ class Rebuilds:
         races with live increments anyway.
         """
         client = self._connection.client
+        config = self._layout.board(board)
         totals: dict[str, int] = {}
         with unavailable_on_failure():
             for keys in self._layout.all_shard_keys(board, period):
                 if not await client.exists(keys.loaded):
                     raise RankingNotLoaded(board, period)
                 async for member, stored in client.zscan_iter(keys.ranking, count=LOAD_CHUNK):
-                    totals[text(member)] = total_of(stored)
+                    if config.plain:
+                        totals[text(member)] = total_of(stored)
+                    else:
+                        _, username = decode_member(config.tie_break, text(member))
+                        totals[username] = score_from_stored(config.sort_order, stored)
                 # Lost during the scan: what was read may be partial.
                 if not await client.exists(keys.loaded):
                     raise RankingNotLoaded(board, period)

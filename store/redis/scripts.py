@@ -14,10 +14,12 @@ from typing import Any
 
 import orjson
 
-from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
-from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
+from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage, ScoreIncrement
 from store.redis.connection import Connection, text, unavailable_on_failure
-from store.redis.keys import KeyLayout, PeriodKeys, fingerprint
+from store.redis.keys import KeyLayout, PeriodKeys, fingerprint, instants_key
+from store.redis.ranks import merge_pages
 
 _LUA = resources.files(__package__ or "store.redis").joinpath("lua")
 
@@ -29,6 +31,11 @@ def source(name: str) -> str:
     )
 
 
+def source_plain(name: str) -> str:
+    """The text of lua/`name`.lua alone (a script that needs none of common.lua)."""
+    return _LUA.joinpath(f"{name}.lua").read_text("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class ShardAround:
     """One shard's answer to shard_around.lua: its players before and after a place."""
@@ -37,6 +44,8 @@ class ShardAround:
     """How many of the shard's players come before the place."""
     before: list[tuple[str, int]]
     after: list[tuple[str, int]]
+    players: int
+    """How many players the shard holds."""
 
 
 class Scripts:
@@ -46,6 +55,7 @@ class Scripts:
         self._connection = connection
         self._layout = layout
         self._increment = connection.register("increment", source("increment"))
+        self._write = connection.register("write", source("write"))
         self._top = connection.register("top", source("top"))
         self._player = connection.register("player", source("player"))
         self._neighborhood = connection.register("neighborhood", source("neighborhood"))
@@ -54,6 +64,8 @@ class Scripts:
         self._release = connection.register("release", source("release"))
         self._shard_around = connection.register("shard_around", source("shard_around"))
         self._claims = connection.register("claims", source("claims"))
+        self._players = connection.register("players", source("players"))
+        self._page = connection.register("page", source("page"))
         self._load_claims = connection.register("load_claims", source("load_claims"))
 
     async def increment(
@@ -64,14 +76,20 @@ class Scripts:
         Without `publish` the script publishes nothing (the caller does: sharded ranks
         are only known after the call).
         """
-        keys, args, groups = self._increment_call(increments, publish=publish, dry_run=dry_run)
+        call = self._increment_call(increments, publish=publish, dry_run=dry_run)
+        if call is None:  # a board of another rule, order, tie-break or with caps
+            keys, args, groups = self._write_call(increments, publish=publish, dry_run=dry_run)
+            reply = await self._connection.call(self._write, keys, args)
+            return self._write_outcomes(increments, groups, reply)
+        keys, args, groups = call
         reply = await self._connection.call(self._increment, keys, args)
         return _increment_outcomes(increments, groups, reply)
 
     def _increment_call(
         self, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
-    ) -> tuple[list[str], list[str | int | bytes], list[tuple[str, str]]]:
-        """KEYS and ARGV of increment.lua, and the board periods in the script's order."""
+    ) -> tuple[list[str], list[str | int | bytes], list[tuple[str, str]]] | None:
+        """KEYS and ARGV of increment.lua, and the board periods in the script's order;
+        None when a board is not `plain` (write.lua serves the batch)."""
         layout = self._layout
         groups: dict[tuple[str, str, int], int] = {}
         group_of: list[int] = []
@@ -81,6 +99,9 @@ class Scripts:
             shard = layout.board(increment.board).shard_of(increment.username)
             group = (increment.board, increment.period, shard)
             if group not in groups:
+                # Once per board period, not per increment: the hot path stays as it was.
+                if not layout.board(increment.board).plain:
+                    return None
                 groups[group] = len(groups) + 1
                 period_keys = layout.keys(increment.board, increment.period, shard)
                 keys += [period_keys.ranking, period_keys.events, period_keys.loaded]
@@ -114,28 +135,151 @@ class Scripts:
         )
         return keys, args, [(board, period) for board, period, _ in groups]
 
+    def _write_call(
+        self, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
+    ) -> tuple[list[str], list[str | int | bytes], list[tuple[str, str]]]:
+        """KEYS and ARGV of write.lua, and the board periods in the script's order."""
+        layout = self._layout
+        groups: dict[tuple[str, str, int], int] = {}
+        periods: list[tuple[str, str]] = []
+        group_of: list[int] = []
+        keys: list[str] = []
+        args: list[str | int | bytes] = [0, 1 if dry_run else 0]
+        for increment in increments:
+            board = layout.board(increment.board)
+            shard = board.shard_of(increment.username)
+            group = (increment.board, increment.period, shard)
+            if group not in groups:
+                groups[group] = len(groups) + 1
+                periods.append((increment.board, increment.period))
+                period_keys = layout.keys(increment.board, increment.period, shard)
+                keys += [
+                    period_keys.ranking,
+                    period_keys.events,
+                    period_keys.loaded,
+                    instants_key(period_keys),
+                ]
+                args += [
+                    layout.channel(increment.board) if publish else "",
+                    increment.board,
+                    increment.period,
+                    layout.expire_at_ms(increment.board, increment.period),
+                    board.update_rule.value,
+                    board.sign,
+                    "1" if board.tie_break is TieBreak.EARLIEST else "0",
+                    "1" if board.keeps_instants else "0",
+                    "" if board.min_score is None else board.min_score,
+                    "" if board.max_score is None else board.max_score,
+                ]
+            group_of.append(groups[group])
+        args[0] = len(groups)
+        args.append(
+            orjson.dumps(
+                [
+                    [
+                        group_number,
+                        increment.username,
+                        increment.delta,
+                        1 if increment.client_event_id else 0,
+                        increment.event_id,
+                        fingerprint(increment.username, increment.delta),
+                    ]
+                    for increment, group_number in zip(increments, group_of, strict=True)
+                ]
+            )
+        )
+        return keys, args, periods
+
+    def _write_outcomes(
+        self,
+        increments: Sequence[ScoreIncrement],
+        periods: list[tuple[str, str]],
+        reply: list[Any],
+    ) -> list[IncrementOutcome]:
+        """Outcomes from write.lua's reply, or its refusal raised."""
+        status = int(reply[0])
+        if status == 1:
+            raise RankingNotLoaded(*periods[int(reply[1]) - 1])
+        if status in (2, 3, 4, 5):
+            failed = increments[int(reply[1]) - 1]
+            if status == 2:
+                raise ScoreOutOfRange(failed.username, failed.board)
+            if status == 3:
+                raise EventIdReused(failed.event_id)
+            board = self._layout.board(failed.board)
+            bound = board.min_score if status == 4 else board.max_score
+            raise ScoreBeyondCap(
+                failed.username,
+                failed.board,
+                int(reply[2]),
+                below=status == 4,
+                bound=0 if bound is None else bound,
+                total=board.update_rule is UpdateRule.INCREMENT,
+            )
+        if len(reply) == 1:  # a dry run
+            return []
+        outcomes = []
+        for index, increment in enumerate(increments):
+            applied, score, rank, had_score, previous_score, previous_rank, instant = reply[
+                1 + 7 * index : 8 + 7 * index
+            ]
+            outcomes.append(
+                IncrementOutcome(
+                    increment=increment,
+                    score=int(score),
+                    rank=int(rank),
+                    applied=bool(applied),
+                    previous_score=int(previous_score) if had_score else None,
+                    previous_rank=int(previous_rank) if had_score else None,
+                    instant=int(instant) or None,
+                )
+            )
+        return outcomes
+
+    def _order_args(self, board_id: str) -> list[str | int]:
+        """The trailing ARGV of a read script on a board other than DESC/SHARED (common.lua)."""
+        board = self._layout.board(board_id)
+        if board.sort_order is SortOrder.DESC and board.tie_break is TieBreak.SHARED:
+            return []
+        return [board.sign, "1" if board.tie_break is TieBreak.EARLIEST else "0"]
+
+    def _board_args(self, board_id: str) -> list[str | int]:
+        """Sign and EARLIEST flag for the scripts that always take them (players, page)."""
+        board = self._layout.board(board_id)
+        return [board.sign, "1" if board.tie_break is TieBreak.EARLIEST else "0"]
+
     async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
         """top.lua on an unsharded board: players at positions offset .. offset+limit-1."""
         keys = self._layout.keys(board, period)
-        reply = await self._connection.call(self._top, [keys.ranking, keys.loaded], [limit, offset])
+        reply = await self._connection.call(
+            self._top, [keys.ranking, keys.loaded], [limit, offset, *self._order_args(board)]
+        )
         return _ranked_players(board, period, reply)
 
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
         """player.lua on the player's shard: its score and its rank within that shard."""
         keys = self._layout.player_keys(board, period, username)
-        reply = await self._connection.call(self._player, [keys.ranking, keys.loaded], [username])
+        reply = await self._connection.call(
+            self._player,
+            [keys.ranking, keys.loaded, instants_key(keys)],
+            [username, *self._order_args(board)],
+        )
         _check_loaded(board, period, reply)
         if len(reply) == 1:
             return None
-        return RankedPlayer(username=username, score=int(reply[1]), rank=int(reply[2]))
+        return RankedPlayer(
+            username=username, score=int(reply[1]), rank=int(reply[2]), player_count=int(reply[3])
+        )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """neighborhood.lua on an unsharded board."""
         keys = self._layout.keys(board, period)
         reply = await self._connection.call(
-            self._neighborhood, [keys.ranking, keys.loaded], [username, radius]
+            self._neighborhood,
+            [keys.ranking, keys.loaded, instants_key(keys)],
+            [username, radius, "1" if fill else "0", *self._order_args(board)],
         )
         return _ranked_players(board, period, reply)
 
@@ -162,23 +306,72 @@ class Scripts:
         for reply in replies:
             _check_loaded(board, period, reply)
             count_before = int(reply[2])
-            entries = [(text(reply[at]), int(reply[at + 1])) for at in range(3, len(reply), 2)]
+            entries = [(text(reply[at]), int(reply[at + 1])) for at in range(4, len(reply), 2)]
             shards.append(
                 ShardAround(
                     position=int(reply[1]),
                     before=entries[:count_before],
                     after=entries[count_before:],
+                    players=int(reply[3]),
                 )
             )
         return shards
 
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """players.lua on an unsharded board: the named players that have a score (in the
+        order given), each with the period's player count."""
+        keys = self._layout.keys(board, period)
+        reply = await self._connection.call(
+            self._players,
+            [keys.ranking, keys.loaded, instants_key(keys)],
+            [*self._board_args(board), *usernames],
+        )
+        return _ranked_players(board, period, reply)
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """page.lua on every shard at once (one round trip): each one's players after the
+        place `after` (from the top without one), merged (ranks.py `merge_pages`)."""
+        args: list[str | int | bytes] = [first, *self._board_args(board)]
+        if after is not None:
+            args += [after[0], after[1]]
+        replies = await self._connection.fan_out(
+            self._page,
+            [
+                ([shard.ranking, shard.loaded], args)
+                for shard in self._layout.all_shard_keys(board, period)
+            ],
+        )
+        shards = []
+        for reply in replies:
+            _check_loaded(board, period, reply)
+            entries = [
+                (
+                    (int(float(reply[at + 1])), text(reply[at])),
+                    int(reply[at + 2]),
+                    text(reply[at + 3]),
+                )
+                for at in range(4, len(reply), 4)
+            ]
+            shards.append((int(reply[1]), int(reply[2]), int(reply[3]), entries))
+        unique = self._layout.board(board).tie_break is TieBreak.EARLIEST
+        return merge_pages(shards, first, after, unique_ranks=unique)
+
     async def load(
-        self, keys: PeriodKeys, temp_ranking: str, temp_events: str, expire_at_ms: int
+        self,
+        keys: PeriodKeys,
+        temp_ranking: str,
+        temp_events: str,
+        expire_at_ms: int,
+        temp_instants: str | None = None,
     ) -> None:
-        """load.lua: swap the temporary keys in and mark the period loaded."""
+        """load.lua: swap the temporary keys in and mark the period loaded (with the
+        instants hash, on boards that keep one)."""
+        extra = [] if temp_instants is None else [instants_key(keys), temp_instants]
         with unavailable_on_failure():
             await self._load(
-                keys=[keys.ranking, keys.events, keys.loaded, temp_ranking, temp_events],
+                keys=[keys.ranking, keys.events, keys.loaded, temp_ranking, temp_events, *extra],
                 args=[expire_at_ms],
             )
 
@@ -258,7 +451,13 @@ def _check_loaded(board: str, period: str, reply: list[Any]) -> None:
 
 def _ranked_players(board: str, period: str, reply: list[Any]) -> list[RankedPlayer]:
     _check_loaded(board, period, reply)
+    count = int(reply[1])
     return [
-        RankedPlayer(username=text(reply[at]), score=int(reply[at + 1]), rank=int(reply[at + 2]))
-        for at in range(1, len(reply), 3)
+        RankedPlayer(
+            username=text(reply[at]),
+            score=int(reply[at + 1]),
+            rank=int(reply[at + 2]),
+            player_count=count,
+        )
+        for at in range(2, len(reply), 3)
     ]

@@ -9,12 +9,19 @@ A player lives in one shard (`Board.shard_of`); a script sees one shard, so a ra
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from store.errors import RankingNotLoaded
-from store.models import IncrementOutcome, RankedPlayer
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
 from store.redis.connection import AnyPipeline, Connection, text
 from store.redis.keys import KeyLayout, total_of
-from store.redis.ranks import order, rank_by_position, replay_ranks, scores_of
+from store.redis.ranks import (
+    order,
+    rank_by_position,
+    replay_ranks,
+    scores_of,
+    window_sides,
+)
 from store.redis.scripts import Scripts
 
 
@@ -41,51 +48,106 @@ class ShardedBoards:
             for keys in shard_keys:
                 pipe.exists(keys.loaded)
                 pipe.zrange(keys.ranking, 0, offset + limit - 1, withscores=True)
+                pipe.zcard(keys.ranking)
 
         replies = await self._connection.pipelined(commands)
-        if not all(replies[0::2]):
+        if not all(replies[0::3]):
             raise RankingNotLoaded(board, period)
         merged = [
             (text(member), total_of(stored))
-            for entries in replies[1::2]
+            for entries in replies[1::3]
             for member, stored in entries
         ]
         merged.sort(key=order)
-        return rank_by_position(merged, offset, limit, first_rank=None)
+        count = sum(int(players) for players in replies[2::3])
+        return rank_by_position(merged, offset, limit, first_rank=None, player_count=count)
 
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
         """The player's score from its shard, its rank from every shard's count above."""
         found = await self._scripts.player(board, period, username)
         if found is None:
             return None
-        higher = await self.higher_counts(board, period, [found.score])
-        return RankedPlayer(username=username, score=found.score, rank=1 + higher[found.score])
+        higher, count = await self._counts(board, period, [found.score])
+        return RankedPlayer(
+            username=username, score=found.score, rank=1 + higher[found.score], player_count=count
+        )
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """The player's score from its shard, then each shard's players around that place
         (and how many come before it there), merged: two parallel rounds, a third only
-        when the first player shown ties with the one above it."""
+        when the first player shown ties with the one above it.
+
+        With `fill` each shard gives up to 2 * radius on each side (2 * radius + 1 above,
+        for the tie check), enough for a window shifted as far as it can go."""
         found = await self._scripts.player(board, period, username)
         if found is None:
             return []
         score = found.score
+        reach = 2 * radius if fill else radius
         # One extra player above, to tell whether the first one shown ties with it.
         shards = await self._scripts.shard_around(
-            board, period, score, username, before=radius + 1, after=radius
+            board, period, score, username, before=reach + 1, after=reach
         )
         position = sum(shard.position for shard in shards)
+        count = sum(shard.players for shard in shards)
         before = sorted((entry for shard in shards for entry in shard.before), key=order)
         after = sorted((entry for shard in shards for entry in shard.after), key=order)
-        shown_before = before[max(0, len(before) - radius) :] if radius else []
-        window = [*shown_before, (username, score), *after[:radius]]
+        above, below = window_sides(radius, position, count - position - 1, fill=fill)
+        shown_before = before[len(before) - above :] if above else []
+        window = [*shown_before, (username, score), *after[:below]]
         first_position = position - len(shown_before)
         first_rank = first_position + 1
         if len(before) > len(shown_before) and before[-len(shown_before) - 1][1] == window[0][1]:
             first_score = window[0][1]
             first_rank = 1 + (await self.higher_counts(board, period, [first_score]))[first_score]
-        return rank_by_position(window, 0, len(window), first_rank=first_rank, start=first_position)
+        return rank_by_position(
+            window, 0, len(window), first_rank=first_rank, start=first_position, player_count=count
+        )
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players' scores from their shards, then the counts above those scores
+        from every shard: two pipelined rounds (one round trip per node each), whatever
+        the number of names."""
+        by_shard: dict[int, list[str]] = {}
+        board_value = self._layout.board(board)
+        for username in usernames:
+            by_shard.setdefault(board_value.shard_of(username), []).append(username)
+        touched = [
+            (self._layout.keys(board, period, shard), names) for shard, names in by_shard.items()
+        ]
+
+        def commands(pipe: AnyPipeline) -> None:
+            for keys, names in touched:
+                pipe.exists(keys.loaded)
+                pipe.zmscore(keys.ranking, names)
+
+        replies = await self._connection.pipelined(commands)
+        if not all(replies[0::2]):
+            raise RankingNotLoaded(board, period)
+        found = [
+            (username, total_of(stored))
+            for (_, names), scores in zip(touched, replies[1::2], strict=True)
+            for username, stored in zip(names, scores, strict=True)
+            if stored is not None
+        ]
+        if not found:
+            await self.player_count(board, period)  # still refuses an unloaded period
+            return []
+        higher, count = await self._counts(board, period, sorted({score for _, score in found}))
+        players = [
+            RankedPlayer(username=username, score=score, rank=1 + higher[score], player_count=count)
+            for username, score in found
+        ]
+        players.sort(key=lambda player: (player.rank, player.username))
+        return players
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Every shard's page after the place, merged (page.lua: one round)."""
+        return await self._scripts.page(board, period, first, after)
 
     async def player_count(self, board: str, period: str) -> int:
         """The shards' ZCARDs summed, in one pipelined round."""
@@ -131,20 +193,35 @@ class ShardedBoards:
 
     async def higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
         """For each score, how many players of the period have a strictly higher one."""
+        higher, _ = await self._counts(board, period, scores, with_total=False)
+        return higher
+
+    async def _counts(
+        self, board: str, period: str, scores: list[int], *, with_total: bool = True
+    ) -> tuple[dict[int, int], int]:
+        """For each score, how many players have a strictly higher one; and how many
+        players the period has (0 without `with_total`): one pipelined round."""
         shard_keys = self._layout.all_shard_keys(board, period)
 
         def commands(pipe: AnyPipeline) -> None:
             for keys in shard_keys:
                 pipe.exists(keys.loaded)
+                # The write path's ranks (with_board_ranks) need no total: not one more command.
+                if with_total:
+                    pipe.zcard(keys.ranking)
                 for score in scores:
                     pipe.zcount(keys.ranking, "-inf", f"({-score}")
 
         replies = await self._connection.pipelined(commands)
         totals = dict.fromkeys(scores, 0)
-        step = 1 + len(scores)
+        players = 0
+        first = 2 if with_total else 1
+        step = first + len(scores)
         for at in range(0, len(replies), step):
             if not replies[at]:
                 raise RankingNotLoaded(board, period)
-            for score, count in zip(scores, replies[at + 1 : at + step], strict=True):
+            if with_total:
+                players += int(replies[at + 1])
+            for score, count in zip(scores, replies[at + first : at + step], strict=True):
                 totals[score] += int(count)
-        return totals
+        return totals, players

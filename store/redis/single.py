@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
-from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
+from store.errors import (
+    EventIdReused,
+    RankingNotLoaded,
+    ScoreBeyondCap,
+    ScoreOutOfRange,
+    StoreUnavailable,
+)
+from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage, ScoreIncrement
 from store.redis.coalescing import CoalescedCalls
 from store.redis.scripts import Scripts
 
@@ -27,7 +33,7 @@ class SingleBoards:
             max_items=COALESCED_MAX_INCREMENTS,
             max_in_flight=COALESCED_MAX_IN_FLIGHT,
             # The script refused the whole call before writing anything.
-            retry_alone=(RankingNotLoaded, ScoreOutOfRange, EventIdReused),
+            retry_alone=(RankingNotLoaded, ScoreOutOfRange, EventIdReused, ScoreBeyondCap),
             abandoned=lambda: StoreUnavailable(
                 "the Redis call was abandoned (shutting down); whether it applied is unknown"
             ),
@@ -51,11 +57,23 @@ class SingleBoards:
         return await self._scripts.player(board, period, username)
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
         """The player and up to `radius` players above and below (neighborhood.lua)."""
-        return await self._scripts.neighborhood(board, period, username, radius)
+        return await self._scripts.neighborhood(board, period, username, radius, fill=fill)
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score (player_count.lua)."""
         return await self._scripts.player_count(board, period)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first (players.lua: one call)."""
+        players = await self._scripts.players(board, period, usernames)
+        players.sort(key=lambda player: (player.rank, player.username))
+        return players
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (page.lua: one call)."""
+        return await self._scripts.page(board, period, first, after)

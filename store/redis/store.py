@@ -8,7 +8,7 @@ publish), binding client event ids of sharded boards first (claims.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 
 from store.boards import Board
@@ -16,7 +16,9 @@ from store.errors import ScoreOutOfRange
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
+    PageKey,
     RankedPlayer,
+    RankingPage,
     ScoreChange,
     ScoreIncrement,
 )
@@ -26,6 +28,7 @@ from store.redis.cluster import apply_per_slot
 from store.redis.connection import Connection
 from store.redis.keys import KeyLayout
 from store.redis.moderation import Moderation
+from store.redis.profiles import RedisProfileCache
 from store.redis.rebuild import Rebuilds
 from store.redis.scripts import Scripts
 from store.redis.sharded import ShardedBoards
@@ -136,16 +139,33 @@ class RedisRankingStore:
         return await self._boards(board).player(board, period, username)
 
     async def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
     ) -> list[RankedPlayer]:
-        """The player and up to `radius` players directly above and below, best first."""
+        """The player and up to `radius` players directly above and below, best first
+        (with `fill`, 2 * radius + 1 whenever the period has that many)."""
         if radius < 0:
             raise ValueError("radius must not be negative")
-        return await self._boards(board).neighborhood(board, period, username, radius)
+        return await self._boards(board).neighborhood(board, period, username, radius, fill=fill)
 
     async def player_count(self, board: str, period: str) -> int:
         """How many players have a score in the period."""
         return await self._boards(board).player_count(board, period)
+
+    async def players(
+        self, board: str, period: str, usernames: Sequence[str]
+    ) -> list[RankedPlayer]:
+        """The named players that have a score, best first: one round trip per shard."""
+        return await self._boards(board).players(board, period, usernames)
+
+    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
+        """Up to `first` players after the place `after` (from the top without one)."""
+        if first < 0:
+            raise ValueError("first must not be negative")
+        return await self._boards(board).page(board, period, first, after)
+
+    def profile_cache(self) -> RedisProfileCache:
+        """The player profile cache on this store's Redis (profiles.py)."""
+        return RedisProfileCache(self._connection, self._layout)
 
     # Rebuilds (rebuild.py)
 
@@ -171,9 +191,14 @@ class RedisRankingStore:
         period: str,
         totals: Iterable[tuple[str, int]],
         client_events: Iterable[tuple[str, str, int]],
+        *,
+        instants: Mapping[str, int] | None = None,
+        clock: int | None = None,
     ) -> None:
         """Replace the period's ranking and event ids, then mark it loaded, atomically."""
-        await self._rebuilds.load(board, period, totals, client_events)
+        await self._rebuilds.load(
+            board, period, totals, client_events, instants=instants, clock=clock
+        )
 
     # Moderation (moderation.py)
 

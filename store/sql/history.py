@@ -21,6 +21,7 @@ from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
 from store.sql.players import SqlPlayerRecords
 from store.sql.pool import Pool
+from store.sql.profiles import SqlProfileTable
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS, Replica
 from store.sql.sqlite import SCHEMES as SQLITE_SCHEMES
 from store.sql.sqlite import SqliteDialect
@@ -47,6 +48,13 @@ _PRESENCE = (
 _CLIENT_EVENTS = (
     "SELECT username, event_id, delta FROM score_events "
     "WHERE board = {p} AND period = {p} AND client_event_id"
+)
+
+# NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
+_WRITES = (
+    "SELECT username, applied_at_us, delta FROM score_events "
+    "WHERE board = {p} AND period = {p} "
+    "AND username NOT IN (SELECT username FROM player_bans) ORDER BY applied_at_us, id"
 )
 
 
@@ -104,6 +112,7 @@ class SqlScoreHistory:
         self._totals = _TOTALS.format(p=self._dialect.placeholder)
         self._presence = _PRESENCE.format(p=self._dialect.placeholder)
         self._client_events = _CLIENT_EVENTS.format(p=self._dialect.placeholder)
+        self._writes = _WRITES.format(p=self._dialect.placeholder)
 
     # Lifecycle
 
@@ -196,6 +205,14 @@ class SqlScoreHistory:
             sqlite=self._mysql is None,
         )
 
+    def profile_table(self) -> SqlProfileTable:
+        """The `player_profiles` table, on this history's primary."""
+        return SqlProfileTable(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
+        )
+
     # Writes
 
     async def append(self, events: Sequence[ScoreEvent]) -> None:
@@ -249,6 +266,21 @@ class SqlScoreHistory:
             ]
 
         return await self._read("client_events", query)
+
+    async def writes(self, board: str, period: str) -> list[tuple[str, int, int]]:
+        """(username, applied_at_us, value) of every write of the period, in the order
+        applied (rows without an instant count as 0, first).
+
+        On the replica when it has caught up with the primary, else on the primary.
+        """
+
+        async def query(connection: Any) -> list[tuple[str, int, int]]:
+            rows = await self._dialect.fetch(connection, self._writes, (board, period))
+            return [
+                (str(username), int(instant or 0), int(value)) for username, instant, value in rows
+            ]
+
+        return await self._read("writes", query)
 
     # Plumbing
 

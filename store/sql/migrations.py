@@ -132,6 +132,42 @@ MIGRATIONS: Final = (
     ),
     Migration(
         version=3,
+        # The instant write.lua applied a write of a BEST, LATEST or EARLIEST board (Redis
+        # TIME, µs, strictly increasing per ranking): a rebuild replays a player's writes in
+        # that order and ranks EARLIEST ties by it (docs/boards.md). NULL on other boards.
+        mysql=("ALTER TABLE score_events ADD COLUMN IF NOT EXISTS applied_at_us BIGINT NULL",),
+        sqlite=("ALTER TABLE score_events ADD COLUMN applied_at_us INTEGER NULL",),
+    ),
+    Migration(
+        version=4,
+        # Player profiles (setPlayerProfile): per player, shared by every board; the source
+        # of truth of the Redis cache (store/sql/profiles.py). `version` grows on every change.
+        mysql=(
+            """
+            CREATE TABLE IF NOT EXISTS player_profiles (
+                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                display_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                metadata TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                version BIGINT NOT NULL,
+                updated_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (username)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+        sqlite=(
+            """
+            CREATE TABLE IF NOT EXISTS player_profiles (
+                username TEXT NOT NULL PRIMARY KEY,
+                display_name TEXT NULL,
+                metadata TEXT NULL,
+                version INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        version=5,
         # Player moderation (resolvers/moderation.py, docs/moderation.md). `presence` on each
         # event: +1 when it gave the player a score they did not have, -1 on a removal row
         # (event id '!...', delta = minus the total removed), 0 otherwise, NULL on rows stored
@@ -140,8 +176,8 @@ MIGRATIONS: Final = (
         # erasure and a player's periods (ban, unban); the bans table is the source of truth
         # every instance loads (store/ban_registry.py).
         mysql=(
-            "ALTER TABLE score_events ADD COLUMN presence TINYINT NULL, "
-            "ADD KEY score_events_username (username)",
+            "ALTER TABLE score_events ADD COLUMN IF NOT EXISTS presence TINYINT NULL, "
+            "ADD KEY IF NOT EXISTS score_events_username (username)",
             """
             CREATE TABLE IF NOT EXISTS player_bans (
                 username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,

@@ -46,10 +46,9 @@ class ErasedRows:
     bans: int
 
 
-_ERASE_HOOKS: Final[tuple[str, ...]] = ()
-"""Other tables keyed by username that an erasure must empty (profiles, standings), as
-`DELETE FROM <table> WHERE username = ?` statements: the hook the player-profile and
-standings work appends to when its tables land (docs/moderation.md)."""
+_ERASE_HOOKS: Final[tuple[str, ...]] = ("DELETE FROM player_profiles WHERE username",)
+"""Other tables keyed by username that an erasure empties, as `DELETE FROM <table> WHERE
+username` statements (the parameter is added): a table of players' data lands here."""
 
 
 class SqlPlayerRecords:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import pytest
 
 from resolvers.live import LiveRankings, RankUpdate
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.boards import Board, ResetPeriod
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
@@ -796,3 +797,63 @@ async def test_embedded_store_rebuild_without_events_is_healed_by_resync(
     await store.load("global", NOVEMBER, [("ana", 10), ("bo", 20), ("cy", 30)], [])
     assert (await watcher.wait_for(2))[1] == update(10, 3, 2)
     assert names((await top.wait_for(2))[1]) == [("cy", 30, 1)]
+
+
+# Boards of other kinds: the rank arithmetic from events alone, checked against reads
+
+
+@pytest.mark.parametrize(
+    ("rule", "order", "tie"),
+    [
+        (UpdateRule.BEST, SortOrder.ASC, TieBreak.EARLIEST),
+        (UpdateRule.LATEST, SortOrder.DESC, TieBreak.EARLIEST),
+        (UpdateRule.INCREMENT, SortOrder.ASC, TieBreak.SHARED),
+        (UpdateRule.LATEST, SortOrder.ASC, TieBreak.SHARED),
+    ],
+)
+async def test_watched_ranks_follow_every_kind_of_board_from_events_alone(
+    clock: FakeClock, rule: UpdateRule, order: SortOrder, tie: TieBreak
+) -> None:
+    board = Board("kind", ResetPeriod.MONTHLY, update_rule=rule, sort_order=order, tie_break=tie)
+    store = EmbeddedRankingStore(boards=[board])
+    await store.load("kind", NOVEMBER, [], [])
+    # No resync within the test: every rank must come from the events' arithmetic.
+    live = LiveRankings(store, StoreReader(store), [board], clock=clock, resync_interval=60.0)
+    await live.start()
+    names_ = ["ana", "bo", "cy", "di"]
+    try:
+        for number, name in enumerate(names_):
+            await store.increment([_write("kind", name, 10 + number, f"seed-{name}")])
+        watchers = {name: Collector(live.watch_player("kind", name)) for name in names_}
+        for watcher in watchers.values():
+            await watcher.wait_for(1)
+        writes = [("ana", 12), ("bo", 12), ("di", 11), ("cy", 12), ("ana", 9), ("bo", 13)]
+        writes += [("di", 12), ("cy", 20), ("ana", 12), ("bo", 11)]
+        for step, (name, value) in enumerate(writes):
+            await store.increment([_write("kind", name, value, f"w{step}")])
+            expected = {
+                player: (standing.score, standing.rank)
+                for player in names_
+                if (standing := await store.player("kind", NOVEMBER, player)) is not None
+            }
+            await until(
+                lambda expected=expected: all(  # type: ignore[misc]
+                    (w.items[-1].score, w.items[-1].rank) == expected[p]
+                    for p, w in watchers.items()
+                )
+            )
+        await asyncio.gather(*(watcher.stop() for watcher in watchers.values()))
+    finally:
+        await live.close()
+        await store.close()
+
+
+def _write(board: str, username: str, value: int, event_id: str) -> ScoreIncrement:
+    return ScoreIncrement(
+        board=board,
+        period=NOVEMBER,
+        username=username,
+        delta=value,
+        event_id=event_id,
+        client_event_id=False,
+    )

@@ -1,5 +1,5 @@
 """LeaderboardService when the ranking store applies a batch only in part (a cluster node
-failing between the dry run and the writes)."""
+failing between the dry run and the writes), and when a batch meets many lost rankings."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import pytest
 from batcher import WriteBatcher
 from resolvers.errors import ApiError, ErrorCode
 from resolvers.service import IncrementRequest, LeaderboardService
+from server.resources import build_resources, running
 from store.boards import Board, ResetPeriod
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import PartiallyApplied, StoreUnavailable
 from store.models import IncrementOutcome, ScoreIncrement
 from store.recovery import RankingRecovery
 from store.sql import SqlScoreHistory
+from tests.support.asgi_app import make_settings
 from tests.support.history_database import history_totals
+from tests.support.shared_services import delete_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +76,37 @@ async def test_a_batch_applied_in_part_persists_the_part_and_answers_unavailable
         await history.close()
     # What reached the live ranking reached the history, once; nothing else did.
     assert await history_totals(sqlite_database_url) == {"ana": 5}
+
+
+async def test_a_batch_over_more_lost_periods_than_retries_is_rebuilt_and_applied(
+    redis_prefix: str, mysql_database_url: str, sqlite_database_url: str
+) -> None:
+    # Six boards lost at once (Redis emptied): one batch meets six unloaded periods, one
+    # after the other; each is rebuilt once and the batch then applies. It used to give
+    # up after four store calls whatever the number of periods ("being rebuilt; retry").
+    boards = [f"b{index}" for index in range(6)]
+    settings = make_settings(
+        "redis-mysql",
+        redis_prefix=redis_prefix,
+        mysql_url=mysql_database_url,
+        sqlite_url=sqlite_database_url,
+        LEADERBOARD_BOARDS=",".join(f"{board}:monthly" for board in boards),
+        # Answered once in MySQL: the rebuild below finds the first batch there.
+        ack="persisted",
+    )
+    async with running(build_resources(settings)) as resources:
+        service = resources.service
+        await service.increment(
+            [
+                IncrementRequest(username="ana", delta=3, board=board, event_id=None)
+                for board in boards
+            ]
+        )
+        await delete_prefix(redis_prefix)
+        outcomes = await service.increment(
+            [
+                IncrementRequest(username="ana", delta=2, board=board, event_id=None)
+                for board in boards
+            ]
+        )
+        assert [outcome.score for outcome in outcomes] == [5] * len(boards)

@@ -4,9 +4,8 @@ A hypothesis state machine drives the real service on real stores with random
 increments (single ones, batches of 1..10, batches spoiled by one invalid item,
 batches of a bad size, replays of earlier event ids, concurrent single increments),
 clock moves across day and month boundaries, lost live rankings (Redis emptied after
-the write buffer reached MySQL) and restarts, moderation (removePlayer, banPlayer,
-unbanPlayer, erasePlayer), and reads of the current and of earlier periods. Every answer
-is compared with a plain Python model of the contract:
+the write buffer reached MySQL) and restarts, and reads of the current and of earlier
+periods. Every answer is compared with a plain Python model of the contract:
 
 - per (board, period): username -> total, and the client event ids applied, each bound
   to its increment (username, delta): a replay answers with the standing, the same id
@@ -15,17 +14,19 @@ is compared with a plain Python model of the contract:
   point order, which is also the UTF-8 byte order Redis sorts members by);
 - a neighborhood is the player and up to `radius` players above and below, best first;
 - a batch is all or nothing: one invalid item (BAD_USER_INPUT, NOT_FOUND for an
-  unknown board, FORBIDDEN for a banned player) or a total leaving +-(2^53 - 1) makes it
-  fail and change nothing;
-- a removed player leaves the period (its event ids stay bound) and starts afresh; a
-  banned player is hidden from every period and refused, and an unban shows again what
-  it had; an erased player is gone everywhere, its event ids free, and `eventsDeleted`
-  counts its history rows (increments and removals).
+  unknown board) or a total leaving +-(2^53 - 1) makes it fail and change nothing.
 
 It runs on both deployments: Redis + MariaDB (the shared services, a private key
 prefix and database per example) and embedded + SQLite (a temporary file). Hypothesis
 state machines are synchronous, so each machine owns an `asyncio.Runner` and runs
 the async service on it, from `__init__` to `teardown`.
+
+A second machine (`KindsMachine`) drives boards of every update rule x sort order x
+tie-break, and boards with caps, against `tests/support/board_model.PeriodModel`: each
+write's answer (kept score, rank, previous standing, whether it changed), replays and
+reused event ids, the wrong mutation for a board, caps and the exact range, every read,
+and every rank after Redis loses everything or the process restarts (a rebuild from the
+history replays the writes in the order applied, `applied_at_us`), across month ends.
 
 LEADERBOARD_PROPERTY_EXAMPLES sets the examples per backend (default 25),
 LEADERBOARD_PROPERTY_STEPS the steps per example (default 30).
@@ -49,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -63,17 +65,19 @@ from hypothesis.stateful import (
 
 from batcher import WriteBatcher
 from resolvers.errors import ApiError, ErrorCode
-from resolvers.moderation import PlayerModeration
 from resolvers.service import IncrementRequest, LeaderboardService
-from store.ban_registry import BanRegistry
-from store.board_notices import NoNotices
+from store.board_kinds import UpdateRule
+from store.board_model import kept_score
 from store.boards import Board, ResetPeriod
+from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
-from store.models import MAX_EXACT_SCORE, IncrementOutcome, RankedPlayer
+from store.models import MAX_EXACT_SCORE, NO_PROFILE, IncrementOutcome, PlayerProfile, RankedPlayer
 from store.ports import RankingStore
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
+from tests.support.board_model import RULED_BOARDS, PeriodModel
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
@@ -131,7 +135,6 @@ STARTS = (
 
 BAD = ErrorCode.BAD_USER_INPUT
 NOT_FOUND = ErrorCode.NOT_FOUND
-FORBIDDEN = ErrorCode.FORBIDDEN
 
 # One field of a valid increment replaced by a value the contract rejects.
 INVALID_FIELDS: tuple[tuple[str, Any, ErrorCode], ...] = (
@@ -154,9 +157,9 @@ INVALID_FIELDS: tuple[tuple[str, Any, ErrorCode], ...] = (
 
 def _spoil(
     request: IncrementRequest, field: tuple[str, Any, ErrorCode]
-) -> tuple[IncrementRequest, ErrorCode, str]:
+) -> tuple[IncrementRequest, ErrorCode]:
     name, value, code = field
-    return dataclasses.replace(request, **{name: value}), code, name
+    return dataclasses.replace(request, **{name: value}), code
 
 
 valid_requests = st.builds(
@@ -202,6 +205,14 @@ BAD_READS = (
     BadRead("empty username", lambda s: s.neighborhood("daily", None, "", 1), BAD),
     BadRead("unknown board", lambda s: s.player_count("nope", None), NOT_FOUND),
     BadRead("unknown board top", lambda s: s.top("nope", None, 10), NOT_FOUND),
+    BadRead("no names", lambda s: s.players("global", None, []), BAD),
+    BadRead("101 names", lambda s: s.players("global", None, [f"p{i}" for i in range(101)]), BAD),
+    BadRead("a name twice", lambda s: s.players("daily", None, ["bob", "a", "bob"]), BAD),
+    BadRead("a bad name", lambda s: s.players("global", None, ["bob", "bob smith"]), BAD),
+    BadRead("players of no board", lambda s: s.players("nope", None, ["bob"]), NOT_FOUND),
+    BadRead("first 0", lambda s: s.ranking("global", None, 0, None), BAD),
+    BadRead("first 101", lambda s: s.ranking("alltime", None, 101, None), BAD),
+    BadRead("ranking of no board", lambda s: s.ranking("nope", None, 10, None), NOT_FOUND),
 )
 
 
@@ -250,18 +261,21 @@ class Model:
     def __init__(self) -> None:
         self.scores: dict[Key, dict[str, int]] = {}
         self.seen: dict[Key, dict[str, tuple[str, int]]] = {}
-        self.rows: dict[str, int] = {}
-        """History rows per player (applied increments and removals)."""
-        self.banned: set[str] = set()
-        self.hidden: dict[Key, dict[str, int]] = {}
-        """The totals of banned players, shown again when they are unbanned."""
+        self.profiles: dict[str, PlayerProfile] = {}
+        """Per player, shared by every board: what setPlayerProfile left."""
+
+    def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
+        """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
+        current = self.profiles.get(username, NO_PROFILE)
+        name = current.display_name if display_name is None else (display_name or None)
+        data = current.metadata if metadata is None else (None if metadata == "{}" else metadata)
+        self.profiles[username] = PlayerProfile(display_name=name, metadata=data)
 
     def apply(self, increments: Sequence[ModelIncrement]) -> list[Standing] | None:
         """Apply a batch in order, all or nothing; None (nothing changed) when a total
         would leave the range or an event id is reused for another increment."""
         scores = {key: dict(totals) for key, totals in self.scores.items()}
         seen = {key: dict(ids) for key, ids in self.seen.items()}
-        rows = dict(self.rows)
         answers: list[Standing] = []
         for increment in increments:
             totals = scores.setdefault(increment.key, {})
@@ -281,71 +295,11 @@ class Model:
             if abs(new) > MAX_EXACT_SCORE:
                 return None
             totals[increment.username] = new
-            rows[increment.username] = rows.get(increment.username, 0) + 1
             if increment.event_id is not None:
                 ids[increment.event_id] = (increment.username, increment.delta)
             answers.append(Standing(True, new, rank_of(totals, new), old, previous_rank))
-        self.scores, self.seen, self.rows = scores, seen, rows
+        self.scores, self.seen = scores, seen
         return answers
-
-    def remove(self, key: Key, username: str) -> int:
-        """Take a player off one period (a removal row when it had a score); 0 or 1."""
-        if self.scores.get(key, {}).pop(username, None) is None:
-            return 0
-        self.rows[username] = self.rows.get(username, 0) + 1
-        return 1
-
-    def ban(self, username: str) -> int:
-        """Hide the player everywhere; how many periods showed it."""
-        self.banned.add(username)
-        shown = 0
-        for key, totals in self.scores.items():
-            if username in totals:
-                self.hidden.setdefault(key, {})[username] = totals.pop(username)
-                shown += 1
-        return shown
-
-    def unban(self, username: str) -> bool:
-        """Show the player again; False when it was not banned."""
-        if username not in self.banned:
-            return False
-        self.banned.discard(username)
-        for key, totals in self.hidden.items():
-            if username in totals:
-                self.scores.setdefault(key, {})[username] = totals.pop(username)
-        return True
-
-    def erase(self, username: str) -> tuple[int, int]:
-        """Forget the player: (periods that showed it, history rows deleted)."""
-        self.banned.discard(username)
-        shown = 0
-        for totals in self.scores.values():
-            if totals.pop(username, None) is not None:
-                shown += 1
-        for totals in self.hidden.values():
-            totals.pop(username, None)
-        for ids in self.seen.values():
-            for event_id in [event_id for event_id, bound in ids.items() if bound[0] == username]:
-                del ids[event_id]
-        return shown, self.rows.pop(username, 0)
-
-    def refusal(
-        self,
-        requests: Sequence[IncrementRequest],
-        spoiled: int | None = None,
-        spoiled_field: str = "",
-        spoiled_code: ErrorCode = BAD,
-    ) -> ErrorCode | None:
-        """The code validation refuses a batch with: the first item's failure, checked in
-        the service's order (board, eventId, username, ban, delta); None when valid."""
-        for index, request in enumerate(requests):
-            if index == spoiled:
-                if spoiled_field == "delta" and request.username in self.banned:
-                    return FORBIDDEN
-                return spoiled_code
-            if request.username in self.banned:
-                return FORBIDDEN
-        return None
 
     def standings(self, board: str, period: str) -> list[RankedPlayer]:
         return standings(self.scores.get((board, period), {}))
@@ -357,13 +311,21 @@ class Model:
         return None
 
     def neighborhood(
-        self, board: str, period: str, username: str, radius: int
+        self, board: str, period: str, username: str, radius: int, fill: bool = False
     ) -> list[RankedPlayer]:
         everybody = self.standings(board, period)
         for position, player in enumerate(everybody):
             if player.username == username:
-                return everybody[max(0, position - radius) : position + radius + 1]
+                if not fill:
+                    return everybody[max(0, position - radius) : position + radius + 1]
+                # 2r + 1 players whenever there are that many: the window shifts at the ends.
+                start = max(0, min(position - radius, len(everybody) - (2 * radius + 1)))
+                return everybody[start : start + 2 * radius + 1]
         return []
+
+    def players(self, board: str, period: str, usernames: Sequence[str]) -> list[RankedPlayer]:
+        """The named ones with a score, best first (ties by username)."""
+        return [player for player in self.standings(board, period) if player.username in usernames]
 
 
 # The machine
@@ -433,8 +395,11 @@ class LeaderboardMachine(RuleBasedStateMachine):
             wait_seconds=WAIT,
             settle_seconds=SETTLE,
         )
-        records = self.history.player_records()
-        self.bans = BanRegistry(records, NoNotices(), reload_seconds=WAIT)
+        cache = (
+            self.ranking.profile_cache()
+            if isinstance(self.ranking, RedisRankingStore)
+            else InProcessProfileCache()
+        )
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -443,25 +408,13 @@ class LeaderboardMachine(RuleBasedStateMachine):
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=self._clock,
-            banned=self.bans.names,
+            profiles=PlayerProfiles(self.history.profile_table(), cache),
         )
-        self.moderation = PlayerModeration(
-            service=self.service,
-            ranking=self.ranking,
-            batcher=self.batcher,
-            recovery=self.recovery,
-            bans=self.bans,
-            records=records,
-            settle_seconds=SETTLE,
-            clock=self._clock,
-        )
-        await self.bans.start()
         await self.batcher.start()
 
     async def _stop_components(self) -> None:
         """Drain the write buffer into the history (nothing may be lost), disconnect."""
         lost = await self.batcher.close(WAIT)
-        await self.bans.stop()
         await self.ranking.close()
         assert lost == 0, f"{lost} acknowledged events never reached the history"
 
@@ -551,10 +504,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
                 event_id=None if request.event_id is None else f"c{next(self._fresh_ids)}",
             )
             for request in requests
-            if request.username not in self.model.banned  # each would fail on its own
         ]
-        if not concurrent:
-            return
         increments = [self._model_increment(request) for request in concurrent]
         reach: dict[tuple[Key, str], int] = {}
         for increment in increments:
@@ -586,7 +536,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
     def increment_refused(
         self,
         requests: list[IncrementRequest],
-        bad: tuple[IncrementRequest, ErrorCode, str],
+        bad: tuple[IncrementRequest, ErrorCode],
         position: int,
         size: str,
     ) -> None:
@@ -597,19 +547,12 @@ class LeaderboardMachine(RuleBasedStateMachine):
             filler = IncrementRequest(username="a", delta=1, board="global", event_id=None)
             self._refused([*requests, *[filler] * (MAX_BATCH + 1)][: MAX_BATCH + 1], BAD)
         else:
-            bad_request, code, field = bad
+            bad_request, code = bad
             batch = list(requests)
-            at = min(position, len(batch))
-            batch.insert(at, bad_request)
-            refusal = self.model.refusal(batch, at, field, code)
-            assert refusal is not None
-            self._refused(batch, refusal)
+            batch.insert(min(position, len(batch)), bad_request)
+            self._refused(batch, code)
 
     def _increment(self, *requests: IncrementRequest) -> None:
-        refusal = self.model.refusal(requests)
-        if refusal is not None:  # a banned player
-            self._refused(requests, refusal)
-            return
         increments = [self._model_increment(request) for request in requests]
         expected = self.model.apply(increments)
         if expected is None:  # a total would leave the exact range
@@ -657,62 +600,6 @@ class LeaderboardMachine(RuleBasedStateMachine):
         assert self.batcher.reserved == 0
         for board in sorted({request.board for request in requests} & set(BOARD_IDS)):
             self._run(self._compare_period(board, self._current(board)))
-
-    # Moderation
-
-    @rule(username=usernames, board=boards, choice=period_choices)
-    def remove_player(self, username: str, board: str, choice: int) -> None:
-        """removePlayer: off one period, the players below move up; a later score starts
-        afresh."""
-        period = self._pick_period(board, choice)
-        key = (board, period or self._current(board))
-        expected = self.model.remove(key, username)
-        removal = self._run(self.moderation.remove(username, board, period))
-        assert (removal.rankings_changed, removal.events_deleted) == (expected, 0)
-        self._run(self._compare_period(*key))
-
-    @precondition(lambda self: any(self.model.scores.values()))
-    @rule(data=st.data())
-    def remove_scored_player(self, data: st.DataObject) -> None:
-        """removePlayer of a player that has a score (the rule above mostly finds none)."""
-        key = data.draw(st.sampled_from(sorted(k for k, v in self.model.scores.items() if v)))
-        username = data.draw(st.sampled_from(sorted(self.model.scores[key])))
-        board, period = key
-        asked = None if period == self._current(board) else period
-        assert self.model.remove(key, username) == 1
-        removal = self._run(self.moderation.remove(username, board, asked))
-        assert (removal.rankings_changed, removal.events_deleted) == (1, 0)
-        self._run(self._compare_period(*key))
-
-    @rule(username=usernames)
-    def ban_player(self, username: str) -> None:
-        """banPlayer: hidden everywhere, writes refused (a period not loaded just then has
-        nothing live to take the player off: its rebuild leaves it out)."""
-        shown = self.model.ban(username)
-        removal = self._run(self.moderation.ban(username, "cheating"))
-        assert removal.rankings_changed <= shown
-        assert removal.events_deleted == 0
-        self._run(self._compare_everything())
-
-    @rule(username=usernames)
-    def unban_player(self, username: str) -> None:
-        """unbanPlayer: the history before the ban shows again (not what a removal took)."""
-        expected = self.model.unban(username)
-        assert self._run(self.moderation.unban(username)) is expected
-        self._run(self._compare_everything())
-
-    @rule(username=usernames)
-    def erase_player(self, username: str) -> None:
-        """erasePlayer: gone everywhere, its event ids free; every history row counted;
-        a second erasure finds nothing."""
-        shown, rows = self.model.erase(username)
-        removal = self._run(self.moderation.erase(username))
-        assert removal.events_deleted == rows
-        assert removal.rankings_changed <= shown
-        again = self._run(self.moderation.erase(username))
-        assert (again.rankings_changed, again.events_deleted) == (0, 0)
-        assert self._run(self.moderation.ban_record(username)) is None
-        self._run(self._compare_everything())
 
     # Reads
 
@@ -779,6 +666,111 @@ class LeaderboardMachine(RuleBasedStateMachine):
                     got = await self.service.player(board, period, username)
                     assert got == want, f"{board}/{period} {username}"
 
+    # Player reads (#14): named players, filled neighbourhoods, paging, topPercent
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        names=st.lists(usernames, min_size=1, max_size=len(USERNAMES), unique=True),
+        radius=st.integers(min_value=0, max_value=4),
+    )
+    def read_players(self, board: str, choice: int, names: list[str], radius: int) -> None:
+        """Named players and every player's filled neighbourhood, with topPercent."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        count = len(self.model.standings(board, model_period))
+        got = self._run(self.service.players(board, period, names))
+        assert got == self.model.players(board, model_period, names), (board, model_period)
+        for username in USERNAMES:
+            filled = self._run(self.service.neighborhood(board, period, username, radius, True))
+            want = self.model.neighborhood(board, model_period, username, radius, True)
+            assert filled == want, (board, model_period, username, radius)
+            got += filled
+        for player in got:
+            assert player.top_percent == 100 * player.rank / count, player
+
+    @rule(
+        board=boards,
+        choice=period_choices,
+        first=st.integers(min_value=1, max_value=4) | st.just(100),
+        moves=st.lists(valid_requests, max_size=6),
+    )
+    def page_through(
+        self, board: str, choice: int, first: int, moves: list[IncrementRequest]
+    ) -> None:
+        """Page the whole ranking with cursors while other increments land between the
+        pages: every player the moves did not touch is seen exactly once, and without
+        moves the pages are the model's standings."""
+        period = self._pick_period(board, choice)
+        model_period = period or self._current(board)
+        touched = {move.username for move in moves if move.board == board}
+        seen: list[RankedPlayer] = []
+        after: str | None = None
+        pending = list(moves)
+        while True:
+            page = self._run(self.service.ranking(board, period, first, after))
+            assert len(page.players) <= first
+            seen += page.players
+            if not page.has_next:
+                break
+            after = page.cursors[-1]
+            if pending:
+                self._increment(pending.pop())
+        for move in pending:
+            self._increment(move)
+        everybody = self.model.standings(board, model_period)
+        if not touched or model_period != self._current(board):
+            assert seen == everybody, f"{board}/{model_period}"
+            return
+        unchanged = [player.username for player in seen if player.username not in touched]
+        assert sorted(unchanged) == sorted(
+            player.username for player in everybody if player.username not in touched
+        )
+        assert len(unchanged) == len(set(unchanged))
+
+    @rule(
+        board=boards,
+        cursor=st.sampled_from(("", "x", "bm90IGpzb24", "WzEsMiwzXQ", "A" * 600)),
+    )
+    def page_with_a_bad_cursor(self, board: str, cursor: str) -> None:
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.ranking(board, None, 10, cursor))
+        assert refused.value.code is BAD, refused.value.message
+
+    # Profiles
+
+    @rule(
+        # Three names, so that a player's profile changes again and again.
+        username=st.sampled_from(USERNAMES[:3]),
+        display_name=st.none() | st.sampled_from(["", "Ana", "Bo ⚔️", "x" * 64, "<b>é</b>"]),
+        metadata=st.none() | st.sampled_from([{}, {"c": "FR"}, {"a": [1, {"b": None}]}]),
+    )
+    def set_profile(
+        self, username: str, display_name: str | None, metadata: dict[str, Any] | None
+    ) -> None:
+        assert self._run(self.service.set_profile(username, display_name, metadata)) is True
+        text = None if metadata is None else orjson.dumps(metadata).decode()
+        self.model.set_profile(username, display_name, text)
+
+    @rule(
+        username=usernames,
+        display_name=st.sampled_from(["x" * 65, "a\u202eb", "\n", " "]) | st.none(),
+        metadata=st.sampled_from([[1], "x", {"a": {"b": {"c": {"d": {"e": 1}}}}}]) | st.none(),
+    )
+    def set_profile_refused(self, username: str, display_name: str | None, metadata: Any) -> None:
+        if display_name is None and metadata is None:
+            return
+        with pytest.raises(ApiError) as refused:
+            self._run(self.service.set_profile(username, display_name, metadata))
+        assert refused.value.code is BAD, refused.value.message
+        self.read_profiles()
+
+    @rule()
+    def read_profiles(self) -> None:
+        """Every player's profile, as one answer would fetch them."""
+        got = self._run(self.service.profiles(list(USERNAMES)))
+        assert got == {name: self.model.profiles.get(name, NO_PROFILE) for name in USERNAMES}
+
     # Losses
 
     @precondition(lambda self: self.backend is Backend.REDIS_MARIADB)
@@ -791,6 +783,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._lose_redis())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()  # the profile cache went too: refilled from the table
 
     async def _lose_redis(self) -> None:
         await self._flushed()
@@ -806,6 +799,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self._run(self._restart())
         if check_at_once:
             self._run(self._compare_everything())
+            self.read_profiles()
 
     async def _restart(self) -> None:
         await self._stop_components()
@@ -873,3 +867,283 @@ async def test_default_period_follows_the_injected_clock(sqlite_database_url: st
     finally:
         assert await batcher.close(WAIT) == 0
         await history.close()
+
+
+# Boards of every kind: rule x order x tie-break, caps (docs/boards.md)
+
+KIND_BOARD_IDS = tuple(board.id for board in RULED_BOARDS)
+KIND_USERNAMES = ("a", "Bob", "bob", "é")
+KIND_VALUES = st.sampled_from(
+    (*_SMALL * 4, 0, 10, 100, 101, -11, 1000, 1001, MAX_EXACT_SCORE, -MAX_EXACT_SCORE)
+)
+"""Small values (ties are the rule), the caps' edges, and the exact range's."""
+
+
+@dataclass
+class KindModel:
+    """Every (board, period) of the boards of every kind: a `PeriodModel` each, and the
+    client event ids applied there, bound to (username, value)."""
+
+    periods: dict[Key, PeriodModel] = dataclasses.field(default_factory=dict)
+    seen: dict[Key, dict[str, tuple[str, int]]] = dataclasses.field(default_factory=dict)
+
+    def period(self, board: Board, period: str) -> PeriodModel:
+        """The model of one board period."""
+        return self.periods.setdefault((board.id, period), PeriodModel(board))
+
+    def refusal(
+        self, board: Board, period: str, username: str, value: int, event_id: str | None
+    ) -> bool:
+        """Whether the write must be refused (BAD_USER_INPUT), changing nothing."""
+        ids = self.seen.get((board.id, period), {})
+        if event_id is not None and event_id in ids:
+            return ids[event_id] != (username, value)
+        if abs(value) > MAX_EXACT_SCORE:
+            return True
+        old = self.period(board, period).kept.get(username)
+        new = kept_score(board.update_rule, board.sort_order, old, value)
+        capped = new if board.update_rule is UpdateRule.INCREMENT else value
+        return (
+            abs(new) > MAX_EXACT_SCORE
+            or (board.min_score is not None and capped < board.min_score)
+            or (board.max_score is not None and capped > board.max_score)
+        )
+
+
+class KindsMachine(RuleBasedStateMachine):
+    """The real service on boards of every rule, order, tie-break and with caps, against
+    `KindModel`: each write's answer, every read, and every rank after rebuilds (Redis
+    emptied, or a restart) and across a month boundary."""
+
+    backend: ClassVar[Backend]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = KindModel()
+        self.moment = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+        self.periods_seen: set[str] = set()
+        self.prefix = f"lbkinds-{secrets.token_hex(6)}"
+        self._stack = AsyncExitStack()
+        self._runner = asyncio.Runner()
+        try:
+            self._run(self._open())
+        except BaseException:
+            self._close()
+            raise
+
+    async def _open(self) -> None:
+        if self.backend is Backend.REDIS_MARIADB:
+            await require_redis()
+            self._stack.push_async_callback(delete_prefix, self.prefix)
+            database = await self._stack.enter_async_context(private_database())
+            url = mysql_url(database)
+        else:
+            directory = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="lbkind-"))
+            url = f"sqlite+aiosqlite:///{Path(directory) / 'leaderboard.db'}"
+        self.history = SqlScoreHistory(url)
+        await self.history.connect()
+        self._stack.push_async_callback(self.history.close)
+        await self.history.migrate()
+        await self._start_components()
+        self._stack.push_async_callback(self._stop_components)
+
+    async def _start_components(self) -> None:
+        self.ranking: RankingStore
+        if self.backend is Backend.REDIS_MARIADB:
+            self.ranking = RedisRankingStore.from_url(
+                REDIS_URL, key_prefix=self.prefix, boards=RULED_BOARDS, retention=RETENTION
+            )
+        else:
+            self.ranking = EmbeddedRankingStore(boards=RULED_BOARDS)
+        self.batcher = WriteBatcher(self.history, flush_interval=FLUSH_INTERVAL)
+        recovery = RankingRecovery(
+            self.ranking,
+            self.history,
+            claim_seconds=WAIT,
+            wait_seconds=WAIT,
+            settle_seconds=SETTLE,
+            boards=RULED_BOARDS,
+        )
+        self.service = LeaderboardService(
+            ranking=self.ranking,
+            batcher=self.batcher,
+            recovery=recovery,
+            boards=RULED_BOARDS,
+            max_delta=MAX_DELTA,
+            max_batch_increments=MAX_BATCH,
+            clock=lambda: self.moment.timestamp(),
+        )
+        await self.batcher.start()
+
+    async def _stop_components(self) -> None:
+        lost = await self.batcher.close(WAIT)
+        await self.ranking.close()
+        assert lost == 0, f"{lost} acknowledged events never reached the history"
+
+    def teardown(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        try:
+            self._run(self._stack.aclose())
+        finally:
+            self._runner.close()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coroutine)
+
+    def _period(self, board: Board) -> str:
+        period = board.period_at(self.moment)
+        self.periods_seen.add(period)
+        return period
+
+    # Writes
+
+    @rule(
+        board_id=st.sampled_from(KIND_BOARD_IDS),
+        username=st.sampled_from(KIND_USERNAMES),
+        value=KIND_VALUES,
+        event_id=st.none() | st.sampled_from(("e1", "e2", "e3")),
+    )
+    def write(self, board_id: str, username: str, value: int, event_id: str | None) -> None:
+        """setScore on a BEST/LATEST board, incrementScore on an INCREMENT one."""
+        self._write_checked(board_id, username, value, event_id)
+
+    @rule(
+        board_id=st.sampled_from(KIND_BOARD_IDS),
+        writes=st.lists(
+            st.tuples(st.sampled_from(KIND_USERNAMES), st.sampled_from(_SMALL)),
+            min_size=2,
+            max_size=8,
+        ),
+    )
+    def write_many(self, board_id: str, writes: list[tuple[str, int]]) -> None:
+        """Several small writes to one board in a row: ties, passes and repeated players."""
+        for username, value in writes:
+            self._write_checked(board_id, username, value, None)
+
+    def _write_checked(
+        self, board_id: str, username: str, value: int, event_id: str | None
+    ) -> None:
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        if board.update_rule is UpdateRule.INCREMENT and value == 0:
+            value = 1  # a zero delta is refused before any board rule applies
+        period = self._period(board)
+        model = self.model.period(board, period)
+        if self.model.refusal(board, period, username, value, event_id):
+            with pytest.raises(ApiError) as refused:
+                self._run(self._write(board, username, value, event_id))
+            assert refused.value.code is BAD, refused.value.message
+            self._run(self._compare(board, period))
+            return
+        seen = self.model.seen.setdefault((board.id, period), {})
+        replay = event_id is not None and event_id in seen
+        previous = model.kept.get(username)
+        previous_rank = None if previous is None else model.rank(username)
+        outcome = self._run(self._write(board, username, value, event_id))
+        if replay:
+            assert (outcome.applied, outcome.score) == (False, previous)
+            assert outcome.rank == model.rank(username)
+            return
+        assert outcome.applied
+        if board.keeps_instants:
+            assert outcome.instant is not None
+        score, changed = model.write(username, value, outcome.instant)
+        if event_id is not None:
+            seen[event_id] = (username, value)
+        got = (outcome.score, outcome.rank, outcome.previous_score, outcome.previous_rank)
+        assert got == (score, model.rank(username), previous, previous_rank), board.id
+        assert outcome.changed is changed
+
+    async def _write(
+        self, board: Board, username: str, value: int, event_id: str | None
+    ) -> IncrementOutcome:
+        if board.update_rule is UpdateRule.INCREMENT:
+            [outcome] = await self.service.increment(
+                [IncrementRequest(username, value, board.id, event_id)]
+            )
+            return outcome
+        return await self.service.set_score(username, value, board.id, event_id)
+
+    @rule(board_id=st.sampled_from(KIND_BOARD_IDS), value=st.integers(1, 5))
+    def wrong_kind(self, board_id: str, value: int) -> None:
+        """The other mutation than the board's: refused naming the right one."""
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        wrong: Coroutine[Any, Any, object] = (
+            self.service.set_score("a", value, board.id, None)
+            if board.update_rule is UpdateRule.INCREMENT
+            else self.service.increment([IncrementRequest("a", value, board.id, None)])
+        )
+        with pytest.raises(ApiError) as refused:
+            self._run(wrong)
+        assert refused.value.code is BAD
+        want = "use incrementScore" if board.update_rule is UpdateRule.INCREMENT else "use setScore"
+        assert want in refused.value.message
+        self._run(self._compare(board, self._period(board)))
+
+    @rule(hours=st.integers(1, 400))
+    def advance_clock(self, hours: int) -> None:
+        """Time passes, now and then into the next month (a new period)."""
+        self.moment += timedelta(hours=hours)
+
+    # Reads
+
+    async def _compare(self, board: Board, period: str) -> None:
+        want = self.model.period(board, period).standings()
+        where = f"{board.id}/{period}"
+        assert await self.service.top(board.id, period, 100) == want, where
+        for player in want:
+            assert await self.service.player(board.id, period, player.username) == player, where
+        if want:
+            middle = want[len(want) // 2].username
+            position = len(want) // 2
+            got = await self.service.neighborhood(board.id, period, middle, 1)
+            assert got == want[max(0, position - 1) : position + 2], where
+
+    @rule()
+    def read_everything(self) -> None:
+        self._run(self._compare_everything())
+
+    async def _compare_everything(self) -> None:
+        for board in RULED_BOARDS:
+            for period in sorted(self.periods_seen):
+                await self._compare(board, period)
+
+    # Losses
+
+    @precondition(lambda self: self.backend is Backend.REDIS_MARIADB)
+    @rule()
+    def redis_loses_everything(self) -> None:
+        """Redis comes back empty: every period is rebuilt from MariaDB, instants included."""
+        self._run(self._lose_redis())
+        self._run(self._compare_everything())
+
+    async def _lose_redis(self) -> None:
+        deadline = time.monotonic() + WAIT
+        while self.batcher.depth or self.batcher.reserved:
+            assert time.monotonic() < deadline, "the write buffer did not flush"
+            await asyncio.sleep(FLUSH_INTERVAL / 4)
+        await delete_prefix(self.prefix)
+
+    @rule()
+    def restart(self) -> None:
+        """The process restarts (embedded: every period is rebuilt from SQLite)."""
+        self._run(self._stop_components())
+        self._run(self._start_components())
+        self._run(self._compare_everything())
+
+
+class RedisMariaDBKindsMachine(KindsMachine):
+    backend = Backend.REDIS_MARIADB
+
+
+class EmbeddedSQLiteKindsMachine(KindsMachine):
+    backend = Backend.EMBEDDED_SQLITE
+
+
+def test_every_kind_of_board_on_redis_and_mariadb_follows_the_model() -> None:
+    run_state_machine_as_test(RedisMariaDBKindsMachine, settings=SETTINGS)
+
+
+def test_every_kind_of_board_embedded_follows_the_model() -> None:
+    run_state_machine_as_test(EmbeddedSQLiteKindsMachine, settings=SETTINGS)

@@ -15,6 +15,16 @@ from tests.support.operations import INCREMENT, INCREMENTS, NEIGHBORHOOD, PLAYER
 
 pytestmark = pytest.mark.integration
 
+FILLED = """
+query($username: String!, $fill: Boolean! = false) {
+  neighborhood(username: $username, radius: 1, fill: $fill) { username score rank topPercent }
+}"""
+
+FRIENDS = """
+query($u: [String!]!, $b: ID! = "global") {
+  players(usernames: $u, board: $b) { username score rank topPercent }
+}"""
+
 Case = tuple[str, dict[str, Any], str | None]
 """A document, its variables, and the write token to present (None: none)."""
 
@@ -46,6 +56,31 @@ READS: list[Case] = [
     ('{ neighborhood(username: "ana", radius: 2) { username } }', {}, None),
     ("{ topPlayers(limit: 3) { score } }", {}, None),
     ("{ topPlayers(limit: 2, offset: 9) { rank username } }", {}, None),
+    ("{ topPlayers(limit: 4) { topPercent rank username } }", {}, None),
+    ('{ player(username: "cy") { topPercent } }', {}, None),
+    ('{ neighborhood(username: "ana", radius: 1) { username topPercent } }', {}, None),
+    ('{ neighborhood(username: "ana", radius: 1, fill: true) { username rank } }', {}, None),
+    ('{ neighborhood(username: "bo", radius: 2, fill: false) { username rank } }', {}, None),
+    (FILLED, {"username": "dee", "fill": True}, None),
+    (FILLED, {"username": "dee"}, None),
+    (FILLED, {"username": "dee", "fill": None}, None),
+    (FILLED, {"username": "dee", "fill": "yes"}, None),
+    (FILLED, {"username": "dee", "fill": 1}, None),
+    (FRIENDS, {"u": ["dee", "ana", "nobody", "bo"]}, None),
+    (FRIENDS, {"u": ["cy"]}, None),
+    (FRIENDS, {"u": "cy"}, None),  # GraphQL makes a list of one: the normal path's work
+    (FRIENDS, {"u": []}, None),
+    (FRIENDS, {"u": ["ana", "ana"]}, None),
+    (FRIENDS, {"u": ["ana", 3]}, None),
+    (FRIENDS, {"u": ["ana", None]}, None),
+    (FRIENDS, {"u": [f"p{index}" for index in range(101)]}, None),
+    (FRIENDS, {"u": ["ana"], "b": "nope"}, None),
+    ('{ players(usernames: ["bo", "ana"]) { username displayName metadata rank } }', {}, None),
+    ("{ topPlayers { displayName username metadata topPercent } }", {}, None),
+    ("{ topPlayers(limit: 1) { metadata } }", {}, None),
+    ('{ player(username: "bo") { displayName metadata } }', {}, None),
+    ('{ player(username: "nobody") { displayName } }', {}, None),
+    ('{ neighborhood(username: "ana", fill: true) { username displayName } }', {}, None),
 ]
 WRITES: list[Case] = [
     (INCREMENT, {"username": "ana", "delta": 5, "eventId": "seen"}, TOKEN),
@@ -133,6 +168,11 @@ async def seeded(gql: GraphQLHttp) -> GraphQLHttp:
     for username, delta in [("ana", 10), ("bo", 20), ("cy", 20), ("dee", 5)]:
         await score(gql, username, delta)
     await score(gql, "ana", 5, eventId="seen")
+    await gql.data(
+        'mutation($m: JSON) { setPlayerProfile(username: "bo", displayName: "Bö <b>",'
+        " metadata: $m) }",
+        {"m": {"country": "FR", "ratio": 0.1, "tags": ["é", None, True], "n": {"x": -3}}},
+    )
     return gql
 
 
@@ -159,8 +199,10 @@ async def test_shortcut_answers_as_strawberry_does(
 
 def test_simple_documents_take_the_shortcut(app: Starlette) -> None:
     fast_path: FastPath = app.state.graphql.fast_path
-    for document in (TOP, PLAYER, NEIGHBORHOOD, INCREMENT, INCREMENTS):
+    for document in (TOP, PLAYER, NEIGHBORHOOD, INCREMENT, INCREMENTS, FILLED, FRIENDS):
         assert isinstance(fast_path.plan(document, None), Plan), document
+    named = "{ topPlayers { username displayName metadata } }"
+    assert isinstance(fast_path.plan(named, None), Plan)
 
 
 @pytest.mark.parametrize(

@@ -72,9 +72,11 @@ async def test_changed_read_defaults_reach_the_fast_path(monkeypatch: pytest.Mon
     fast = FastPath(schema, cast(LeaderboardService, recorder), max_tokens=2_000)
     await answer(fast, "{ topPlayers { username } }")
     await answer(fast, '{ neighborhood(username: "ana") { rank } }')
+    await answer(fast, '{ neighborhood(username: "ana", fill: true) { rank } }')
     assert recorder.calls == [
         ("top", "alltime", None, 7, 0),
-        ("neighborhood", "global", None, "ana", 2),
+        ("neighborhood", "global", None, "ana", 2, False),
+        ("neighborhood", "global", None, "ana", 2, True),
     ]
 
 
@@ -121,4 +123,11 @@ def test_the_shortcuts_know_the_five_operations_and_their_fields() -> None:
     player = fast.plan('{ player(username: "a") { username score rank } }', None)
     assert player is not None
     assert player.field.shape.nullable
-    assert player.field.shape.subfields == {"username", "score", "rank"}
+    assert player.field.shape.subfields == {
+        "username",
+        "score",
+        "rank",
+        "topPercent",
+        "displayName",
+        "metadata",
+    }

@@ -36,7 +36,16 @@ from tests.support.shared_services import REDIS_URL
 pytestmark = pytest.mark.integration
 
 TOP_FIELDS = "{ username score rank }"
-STORE_METHODS = ("top", "player", "neighborhood", "player_count", "increment", "totals")
+STORE_METHODS = (
+    "top",
+    "player",
+    "neighborhood",
+    "player_count",
+    "increment",
+    "totals",
+    "players",
+    "page",
+)
 LIVE_FEED = ("SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE")
 """Commands of the app's live feed, which (re)subscribes to its boards' channels on its own."""
 GAME = "https://game.example"
@@ -639,3 +648,68 @@ async def test_websocket_connections_per_instance_are_bounded(start: AppFactory)
         async with websocket(running.app, TRANSPORT_WS) as third:
             await third.start("subscription { topPlayersChanged(limit: 1) { rank } }")
             assert (await third.next())["data"]["topPlayersChanged"] == []
+
+
+# Player operations (#14): name lists, cursors, profiles
+
+
+PLAYERS_OVER = [
+    ("players", {"usernames": [f"p{index}" for index in range(101)]}),
+    ("players", {"usernames": ["ana", "x" * 200_000]}),
+    ("players", {"usernames": ["ana"] * 100}),
+    ("ranking", {"after": "A" * 200_000}),
+    ("ranking", {"first": 101}),
+    ("ranking", {"first": 2**31 - 1}),
+]
+
+
+@pytest.mark.parametrize(("field", "variables"), PLAYERS_OVER, ids=lambda value: str(value)[:30])
+async def test_player_reads_over_their_bounds_are_refused_before_the_stores(
+    running: Started, field: str, variables: dict[str, Any]
+) -> None:
+    document = {
+        "players": "query($usernames: [String!]!) { players(usernames: $usernames) { rank } }",
+        "ranking": "query($first: Int! = 10, $after: String) "
+        "{ ranking(first: $first, after: $after) { totalCount } }",
+    }[field]
+    async with running.store_work() as work:
+        body = await running.gql.execute(document, variables)
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert work == []
+
+
+SET_PROFILE = """
+mutation($username: String!, $displayName: String, $metadata: JSON) {
+  setPlayerProfile(username: $username, displayName: $displayName, metadata: $metadata)
+}"""
+
+
+def nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"displayName": "x" * 200_000},
+        {"metadata": {"blob": "x" * 200_000}},
+        {"metadata": {f"k{index}": index for index in range(20_000)}},
+        {"metadata": nested(900)},
+        {"metadata": [nested(3)] * 10_000},
+    ],
+    ids=["200 KB name", "200 KB metadata", "20,000 keys", "900 deep", "10,000 items"],
+)
+async def test_oversized_profiles_are_refused_and_change_nothing(
+    running: Started, fields: dict[str, Any]
+) -> None:
+    await running.gql.data(SET_PROFILE, {"username": "ana", "displayName": "Ana"})
+    async with running.store_work() as work:
+        body = await running.gql.execute(SET_PROFILE, {"username": "ana", **fields})
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert work == []
+    await running.gql.data('mutation { incrementScore(username: "ana", delta: 1) { rank } }')
+    shown = await running.gql.data('{ player(username: "ana") { displayName metadata } }')
+    assert shown == {"player": {"displayName": "Ana", "metadata": None}}

@@ -15,15 +15,20 @@ Random strings seldom hit a configured board or a well-formed period, so most of
 arguments that the rules care about (board, period, username, eventId, limit, offset, radius,
 delta) are replaced by values near the rules' edges; otherwise the deep paths would never run.
 
-The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard, and the
-moderation ones: removePlayer, banPlayer, unbanPlayer, erasePlayer, bannedPlayer) are reached
+The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard) are reached
 with the admin token (configured here); a write token on them must be refused too. Their
 `id` is steered to a declared board kept for them (`scratch`) or to fresh ids, so that the
 boards the other operations write to are never archived under them.
 
+The player operations of #14 (players, ranking, setPlayerProfile) get their lists, cursors,
+display names and metadata steered the same way; the snapshot holds every shown profile, so
+a refused setPlayerProfile must leave them as they were.
+
 `LEADERBOARD_SCHEMATHESIS_EXAMPLES` (default 100) is the number of examples per operation and
-generation mode (a quarter of that for the 4 board and 5 moderation operations):
-6 x 2 x 100 + 9 x 2 x 25 = 1,650 documents per backend.
+generation mode (a quarter of that for the 4 board operations and the 3 player operations):
+7 x 2 x 100 + 7 x 2 x 25 = 1,750 documents per backend. setScore is steered to the BEST and
+LATEST boards created at the start (`SET_BOARDS`), the other writes to the declared
+INCREMENT ones.
 """
 
 from __future__ import annotations
@@ -57,31 +62,39 @@ BOARD_EXAMPLES = max(10, EXAMPLES // 4)
 within its time limit; each of their valid documents reaches the deep paths."""
 CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE", "FORBIDDEN"}
 ADMIN = "schemathesis-admin-token"
-MODERATION_OPERATIONS = {
-    "Mutation.removePlayer",
-    "Mutation.banPlayer",
-    "Mutation.unbanPlayer",
-    "Mutation.erasePlayer",
-    "Query.bannedPlayer",
-}
 ADMIN_OPERATIONS = {
     "Mutation.createLeaderboard",
     "Mutation.updateLeaderboard",
     "Mutation.archiveLeaderboard",
-    *MODERATION_OPERATIONS,
+}
+FEWER_EXAMPLES = {
+    "Query.leaderboard",
+    "Query.players",
+    "Query.ranking",
+    "Mutation.setPlayerProfile",
 }
 SCRATCH = "scratch"
 """A declared board only the admin operations touch (archived, capped at will)."""
 RESETS = {"global": "monthly", "daily-race": "daily", "weekly-cup": "weekly", "alltime": "never"}
 """The boards of the fuzzed app (one of each reset period) and how each resets."""
+SET_BOARDS = {
+    "best-lap": (
+        "daily",
+        '{id: "best-lap", reset: DAILY, updateRule: BEST, sortOrder: ASC, '
+        "tieBreak: EARLIEST, minScore: 0, maxScore: 1000000}",
+    ),
+    "latest-rating": ("monthly", '{id: "latest-rating", updateRule: LATEST}'),
+}
+"""Boards setScore serves, created at run time before the fuzzing (board -> reset, input)."""
 
 T = TypeVar("T")
 
 INTROSPECTION = graphql.get_introspection_query()
 
 _TOPS = " ".join(
-    f'b{index}: topPlayers(board: "{board}", limit: 100) {{ username score rank }}'
-    for index, board in enumerate(RESETS)
+    f'b{index}: topPlayers(board: "{board}", limit: 100) '
+    "{ username score rank displayName metadata }"
+    for index, board in enumerate([*RESETS, *SET_BOARDS])
 )
 SNAPSHOT = (
     f"{{ leaderboards {{ id playerCount active timeZone minScore maxScore maxDelta }} {_TOPS} }}"
@@ -107,7 +120,7 @@ _DAYS = st.dates() | st.sampled_from(
 
 def periods(board: str) -> st.SearchStrategy[str]:
     """Well-formed period ids of a board (the global board's for an unknown one)."""
-    reset = RESETS.get(board, "monthly")
+    reset = RESETS.get(board) or SET_BOARDS.get(board, ("monthly", ""))[0]
     return _DAYS.map(lambda day: period_id(reset, day))
 
 
@@ -133,8 +146,17 @@ _BOARD_IDS = st.just(SCRATCH) | st.text(_NAME_CHARS, min_size=1, max_size=64)
 _FRESH_IDS = st.text(_NAME_CHARS, min_size=1, max_size=64).filter(lambda name: name != SCRATCH)
 _MAX_EXACT = 2**53 - 1
 
-Literal = str | int | None
+Literal = str | int | bool | list[Any] | dict[str, Any] | None
+_DEEP = {"a": {"b": {"c": {"d": {"e": 1}}}}}
 VALID: dict[str, st.SearchStrategy[Literal]] = {
+    "usernames": st.lists(_VALID_NAMES, min_size=1, max_size=100, unique=True),
+    "first": st.integers(1, 100),
+    "after": st.none(),
+    "fill": st.booleans(),
+    "displayName": st.none()
+    | st.sampled_from(["", "Ana", "\U0001f468\u200d\U0001f469 fam", "<b>x</b>"])
+    | st.text(string.ascii_letters + " ", min_size=1, max_size=64).filter(str.strip),
+    "metadata": st.none() | st.sampled_from([{}, {"country": "FR"}, {"a": [1, {"b": None}]}]),
     "id": _BOARD_IDS,
     "timeZone": _ZONES,
     "reset": _enums("NEVER", "DAILY", "WEEKLY", "MONTHLY"),
@@ -150,10 +172,17 @@ VALID: dict[str, st.SearchStrategy[Literal]] = {
     "offset": st.integers(0, 200),
     "radius": st.integers(0, 50),
     "delta": st.integers(-1_000_000, -1) | st.integers(1, 1_000_000) | st.integers(1, 5),
-    "reason": st.none() | st.sampled_from(["cheating", "Betrug 🎯", "x" * 512]),
+    "score": st.integers(0, 1_000_000) | st.integers(0, 5),
 }
 """Values every rule accepts, per argument (or input field) name; boards and periods apart."""
 EDGY: dict[str, st.SearchStrategy[Literal]] = {
+    "usernames": st.lists(st.sampled_from(["ana", "", "a b", "x" * 65]), max_size=102),
+    "first": st.integers(-1, 101),
+    "after": st.none() | st.text(max_size=40) | st.sampled_from(["", "WzEsMiwzXQ", "A" * 600]),
+    "fill": st.booleans(),
+    "displayName": st.text(max_size=70)
+    | st.sampled_from(["\u202eevil", "a\nb", " ", "x" * 65, "\u0000"]),
+    "metadata": st.sampled_from([[1], "x", 3, _DEEP, {"blob": "x" * 1100}, {}]),
     "id": _BOARD_IDS | st.sampled_from(["", "global", "x" * 65, "a b"]) | st.text(max_size=70),
     "timeZone": _ZONES
     | st.sampled_from(["", "utc", "Mars/Olympus", "../etc/passwd", "Europe/Paris\u0000", "x" * 65])
@@ -176,14 +205,13 @@ EDGY: dict[str, st.SearchStrategy[Literal]] = {
     "offset": st.integers(-1, 200) | st.just(2**31 - 1),
     "radius": st.integers(-1, 51),
     "delta": st.integers(-1_000_001, 1_000_001) | st.integers(-2, 2),
-    "reason": st.one_of(
-        st.none(),
-        st.sampled_from(["", "x" * 513, "a\u0000b", "bidi\u202e", "tab\t"]),
-        st.text(max_size=600),
-    ),
+    "score": st.integers(-2, 1_000_001)
+    | st.sampled_from([_MAX_EXACT, -_MAX_EXACT, _MAX_EXACT + 1, -(_MAX_EXACT + 1)]),
 }
 """Values on both sides of the rules, and odd ones."""
-_EDGY_BOARDS = st.sampled_from(list(RESETS)) | st.sampled_from(["", "Global", "global ", "x" * 65])
+_EDGY_BOARDS = st.sampled_from([*RESETS, *SET_BOARDS]) | st.sampled_from(
+    ["", "Global", "global ", "x" * 65]
+)
 _ODD_PERIODS = st.one_of(
     st.sampled_from(["all", "", "2026-13", "2026-W00", "2026-W53", "2026-02-29", "2024-02-29"]),
     _DAYS.flatmap(lambda day: st.sampled_from([period_id(r, day) for r in RESETS.values()])),
@@ -201,7 +229,10 @@ def steer(document: str, data: st.DataObject, *, admin: bool = False) -> str:
     if intent == "raw":
         return document
     valid = intent == "valid"
-    board = data.draw(st.sampled_from(list(RESETS)) if valid else _EDGY_BOARDS, label="board")
+    # setScore takes BEST/LATEST boards, the other writes INCREMENT ones (a valid document
+    # for either names a board of its kind).
+    kind = list(SET_BOARDS) if "setScore" in document else list(RESETS)
+    board = data.draw(st.sampled_from(kind) if valid else _EDGY_BOARDS, label="board")
     strategies: dict[str, st.SearchStrategy[Literal]] = {
         **(VALID if valid else EDGY),
         "board": st.just(board),
@@ -224,18 +255,31 @@ def steer(document: str, data: st.DataObject, *, admin: bool = False) -> str:
             if not valid and not data.draw(st.booleans(), label=f"steer {name}"):
                 return None
             value = data.draw(strategies[name], label=name)
-            literal: graphql.ValueNode
-            if value is None:
-                literal = graphql.NullValueNode()
-            elif isinstance(value, EnumLiteral):
-                literal = graphql.EnumValueNode(value=str(value))
-            elif isinstance(value, int):
-                literal = graphql.IntValueNode(value=str(value))
-            else:
-                literal = graphql.StringValueNode(value=value)
-            return type(node)(name=node.name, value=literal)
+            return type(node)(name=node.name, value=_literal(value))
 
     return graphql.print_ast(graphql.visit(graphql.parse(document), Steer()))
+
+
+def _literal(value: Literal) -> graphql.ValueNode:
+    """A GraphQL literal of a steered value (lists and objects for usernames and metadata)."""
+    if value is None:
+        return graphql.NullValueNode()
+    if isinstance(value, EnumLiteral):
+        return graphql.EnumValueNode(value=str(value))
+    if isinstance(value, bool):
+        return graphql.BooleanValueNode(value=value)
+    if isinstance(value, int):
+        return graphql.IntValueNode(value=str(value))
+    if isinstance(value, list):
+        return graphql.ListValueNode(values=tuple(_literal(item) for item in value))
+    if isinstance(value, dict):
+        return graphql.ObjectValueNode(
+            fields=tuple(
+                graphql.ObjectFieldNode(name=graphql.NameNode(value=key), value=_literal(item))
+                for key, item in value.items()
+            )
+        )
+    return graphql.StringValueNode(value=value)
 
 
 @pytest.fixture
@@ -300,15 +344,15 @@ class Fuzzer:
         is_mutation = not operation.definition.is_query
         label = operation.label
         is_admin = label in ADMIN_OPERATIONS
-        is_board = is_admin or label == "Query.leaderboard"
-        examples = BOARD_EXAMPLES if is_board else EXAMPLES
+        # Fewer examples for the board operations and the player operations of #14.
+        is_board = is_admin or label in FEWER_EXAMPLES
         # The admin operations mostly get the admin token, the others mostly the write token.
         tokens: list[str | None] = [ADMIN, ADMIN, TOKEN, None, "wrong"]
         if not is_admin:
             tokens = [TOKEN, TOKEN, TOKEN, ADMIN, None, "wrong"]
 
         @hypothesis.settings(
-            max_examples=examples,
+            max_examples=BOARD_EXAMPLES if is_board else EXAMPLES,
             deadline=None,
             database=None,
             derandomize=False,
@@ -352,6 +396,13 @@ async def test_fuzzed_operations_never_crash_and_refusals_change_nothing(
     assert response.status_code == 200
     schema = schemathesis.graphql.from_dict(response.json()["data"])
     fuzzer = Fuzzer(http, asyncio.get_running_loop())
+    for _, board_input in SET_BOARDS.values():
+        created = await http.post(
+            "/graphql",
+            json={"query": f"mutation {{ createLeaderboard(input: {board_input}) {{ id }} }}"},
+            headers={"X-Internal-Token": ADMIN},
+        )
+        assert "errors" not in created.json(), created.text
     generation_mode = schemathesis.GenerationMode(mode)
     operations = []
     for result in schema.get_all_operations():
@@ -364,8 +415,10 @@ async def test_fuzzed_operations_never_crash_and_refusals_change_nothing(
         "Query.leaderboards",
         "Mutation.incrementScore",
         "Mutation.incrementScores",
+        "Mutation.setScore",
         "Query.leaderboard",
         *ADMIN_OPERATIONS,
+        *FEWER_EXAMPLES,
     }
     for operation in operations:
         await asyncio.to_thread(fuzzer.exercise, operation, generation_mode)

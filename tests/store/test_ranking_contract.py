@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest
 
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
-from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
+from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
 from store.ports import RankingStore
 from store.redis import RedisRankingStore
+from tests.support.board_model import KINDS, RULED_BOARDS, PeriodModel, kind_id
 from tests.support.ranking import (
     BOARDS,
     GLOBAL,
@@ -39,6 +42,13 @@ SIX_STANDINGS = [
 ]
 
 
+SHARDED_CAPPED = tuple(
+    dataclasses.replace(board, shards=4) if board.id == "capped-total" else board
+    for board in RULED_BOARDS
+)
+"""The boards of other kinds, with the capped INCREMENT board spread over four shards."""
+
+
 @pytest.fixture(
     params=[
         "redis",
@@ -61,7 +71,12 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
         ranking = RedisRankingStore.from_url(
             url,
             key_prefix=redis_prefix,
-            boards=SHARDED_BOARDS if request.param.endswith("sharded") else BOARDS,
+            # Boards of other kinds are unsharded (docs/boards.md: a sharded board is
+            # INCREMENT, DESC, SHARED, caps allowed); on a cluster they take the per-slot
+            # path. The sharded variants spread the capped INCREMENT board too.
+            boards=SHARDED_BOARDS + SHARDED_CAPPED
+            if request.param.endswith("sharded")
+            else BOARDS + RULED_BOARDS,
             retention=timedelta(days=35),
             cluster=cluster,
         )
@@ -69,7 +84,7 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
             # The top() cache must keep the contract: reads after writes included.
             ranking = TopCachingRankingStore(ranking, max_staleness=0.1)
     else:
-        ranking = EmbeddedRankingStore(boards=BOARDS)
+        ranking = EmbeddedRankingStore(boards=BOARDS + RULED_BOARDS)
     yield ranking
     await ranking.close()
 
@@ -86,7 +101,7 @@ async def load(
     await store.load(board, period, totals.items(), client_events)
 
 
-def standings(players: list[RankedPlayer]) -> list[tuple[str, int, int]]:
+def standings(players: Sequence[RankedPlayer]) -> list[tuple[str, int, int]]:
     """(username, score, rank) of each player, for compact comparisons."""
     return [(player.username, player.score, player.rank) for player in players]
 
@@ -557,6 +572,192 @@ async def test_every_feed_gets_every_change(store: RankingStore) -> None:
             await feed.close()
 
 
+# Boards of every kind (docs/boards.md): rule x order x tie-break against a plain model
+
+KIND_WRITES = [
+    [("ana", 50)],
+    [("bo", 40), ("cy", 50)],
+    [("ana", 45), ("bo", 50), ("ana", 45)],
+    [("di", -5), ("cy", 50), ("ana", 60)],
+    [("ed", 50)],
+    [("bo", -5), ("di", 50), ("fay", 0)],
+]
+"""Calls of (username, value): equal scores reached at different times, better, worse and
+equal submissions, negative values and zero."""
+
+BY_ID = {board.id: board for board in RULED_BOARDS}
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind_id(*kind))
+async def test_every_kind_of_board_against_the_model(
+    store: RankingStore, kind: tuple[UpdateRule, SortOrder, TieBreak]
+) -> None:
+    board = kind_id(*kind)
+    config = BY_ID[board]
+    model = PeriodModel(config)
+    await load(store, {}, board=board)
+    last_instant = 0
+    for call in KIND_WRITES:
+        outcomes = await store.increment([inc(name, value, board=board) for name, value in call])
+        for (username, value), outcome in zip(call, outcomes, strict=True):
+            previous = model.kept.get(username)
+            previous_rank = None if previous is None else model.rank(username)
+            if config.keeps_instants:
+                # Strictly increasing per period: every write has an instant of its own.
+                assert outcome.instant is not None
+                assert outcome.instant > last_instant
+                last_instant = outcome.instant
+            else:
+                assert outcome.instant is None
+            score, changed = model.write(username, value, outcome.instant)
+            assert (
+                outcome.score,
+                outcome.rank,
+                outcome.previous_score,
+                outcome.previous_rank,
+                outcome.applied,
+                outcome.changed,
+            ) == (score, model.rank(username), previous, previous_rank, True, changed), username
+    expected = model.standings()
+    assert await store.top(board, PERIOD, 100, 0) == expected
+    assert await store.top(board, PERIOD, 2, 1) == expected[1:3]
+    for player in expected:
+        assert await store.player(board, PERIOD, player.username) == player
+    assert await store.neighborhood(board, PERIOD, expected[2].username, 1) == expected[1:4]
+    assert await store.player_count(board, PERIOD) == len(expected)
+    assert await store.totals(board, PERIOD) == model.kept
+    await check_player_reads(store, board, expected)
+    # A load of the kept scores and instants (what a rebuild does) ranks the same, and its
+    # clock keeps later writes later.
+    await store.load(
+        board, PERIOD, model.kept.items(), [], instants=dict(model.reached), clock=last_instant
+    )
+    assert await store.top(board, PERIOD, 100, 0) == expected
+    [late] = await store.increment([inc("gus", 50, board=board)])
+    model.write("gus", 50, late.instant)
+    assert late.rank == model.rank("gus")
+    assert await store.top(board, PERIOD, 100, 0) == model.standings()
+
+
+@pytest.mark.parametrize("board", ["best-asc-earliest", "latest-desc-shared"])
+async def test_an_event_id_replays_on_every_rule(store: RankingStore, board: str) -> None:
+    await load(store, {}, board=board)
+    [first] = await store.increment([inc("ana", 10, "e1", board=board)])
+    [again] = await store.increment([inc("ana", 10, "e1", board=board)])
+    assert (again.applied, again.score, again.rank, again.instant) == (False, 10, 1, None)
+    with pytest.raises(EventIdReused):
+        await store.increment([inc("bo", 3, board=board), inc("ana", 11, "e1", board=board)])
+    assert await store.totals(board, PERIOD) == {"ana": 10}
+    assert first.instant is not None
+    await store.load(
+        board,
+        PERIOD,
+        [("ana", 10)],
+        [("ana", "e1", 10)],
+        instants={"ana": first.instant},
+        clock=first.instant,
+    )
+    [replayed] = await store.increment([inc("ana", 10, "e1", board=board)])
+    assert not replayed.applied
+
+
+async def test_caps_refuse_the_whole_batch(store: RankingStore) -> None:
+    await load(store, {"alice": 1})
+    await load(store, {"ana": 90}, board="capped-total")
+    await load(store, {}, board="capped-best")
+    refused = [
+        [inc("bo", 5, board="capped-total"), inc("ana", 11, board="capped-total")],
+        [inc("bo", -11, board="capped-total")],
+        [inc("bo", 5, board="capped-best"), inc("ana", 1001, board="capped-best")],
+        [inc("ana", -1, board="capped-best")],
+        # A plain board's increments in the same batch are refused with it.
+        [inc("alice", 1), inc("ana", 5, board="capped-total"), inc("ana", 6, board="capped-total")],
+    ]
+    for batch in refused:
+        with pytest.raises(ScoreBeyondCap):
+            await store.increment(batch)
+    assert await store.totals(GLOBAL, PERIOD) == {"alice": 1}
+    assert await store.totals("capped-total", PERIOD) == {"ana": 90}
+    assert await store.totals("capped-best", PERIOD) == {}
+    # Up to the caps, inclusive.
+    outcomes = await store.increment(
+        [
+            inc("ana", 10, board="capped-total"),
+            inc("bo", -10, board="capped-total"),
+            inc("ana", 1000, board="capped-best"),
+            inc("bo", 0, board="capped-best"),
+        ]
+    )
+    assert [outcome.score for outcome in outcomes] == [100, -10, 1000, 0]
+
+
+async def test_a_worse_submission_publishes_nothing(store: RankingStore) -> None:
+    board = "best-desc-shared"
+    await load(store, {}, board=board)
+    feed = ChangeFeed(store, board)
+    try:
+        await feed.ready()
+        await store.increment([inc("ana", 10, board=board)])
+        [worse] = await store.increment([inc("ana", 5, board=board)])
+        assert (worse.applied, worse.changed, worse.score) == (True, False, 10)
+        await store.increment([inc("ana", 12, board=board)])
+        changes = [await feed.next(), await feed.next()]
+        assert [(change.previous_score, change.score) for change in changes] == [
+            (None, 10),
+            (10, 12),
+        ]
+    finally:
+        await feed.close()
+
+
+async def test_equal_scores_at_the_same_moment_get_unique_ranks(store: RankingStore) -> None:
+    board = "increment-desc-earliest"
+    await load(store, {}, board=board)
+    # Two writers at once: on one Redis, the same script call or the same microsecond.
+    first, second = await asyncio.gather(
+        store.increment([inc("zed", 7, board=board)]),
+        store.increment([inc("amy", 7, board=board)]),
+    )
+    instants = {first[0].increment.username: first[0].instant}
+    instants[second[0].increment.username] = second[0].instant
+    assert None not in instants.values()
+    assert len(set(instants.values())) == 2
+    earlier, later = sorted(instants, key=lambda name: instants[name] or 0)
+    assert standings(await store.top(board, PERIOD, 10, 0)) == [(earlier, 7, 1), (later, 7, 2)]
+
+
+async def test_a_clock_ahead_of_time_still_orders_later_writes_later(store: RankingStore) -> None:
+    board = "best-asc-earliest"
+    future = 4_102_444_800_000_000  # 2100-01-01 in microseconds: a clock that stepped back
+    await store.load(board, PERIOD, [("ana", 30)], [], instants={"ana": future}, clock=future)
+    [bo] = await store.increment([inc("bo", 30, board=board)])
+    assert bo.instant == future + 1
+    assert standings(await store.top(board, PERIOD, 10, 0)) == [("ana", 30, 1), ("bo", 30, 2)]
+
+
+@pytest.mark.parametrize("board", ["latest-desc-earliest", "latest-asc-earliest"])
+async def test_earliest_scores_near_two_to_the_53_stay_exact(
+    store: RankingStore, board: str
+) -> None:
+    await load(store, {}, board=board)
+    writes = [
+        ("ana", MAX_EXACT_SCORE - 1),
+        ("bo", MAX_EXACT_SCORE),
+        ("cy", MAX_EXACT_SCORE - 1),
+        ("di", -MAX_EXACT_SCORE),
+        ("ed", -(MAX_EXACT_SCORE - 1)),
+        ("fay", MAX_EXACT_SCORE - 1),
+    ]
+    model = PeriodModel(BY_ID[board])
+    for username, score in writes:
+        [outcome] = await store.increment([inc(username, score, board=board)])
+        model.write(username, score, outcome.instant)
+        assert outcome.rank == model.rank(username)
+    assert await store.top(board, PERIOD, 10, 0) == model.standings()
+    with pytest.raises(ScoreOutOfRange):
+        await store.increment([inc("gus", MAX_EXACT_SCORE + 1, board=board)])
+
+
 def test_the_suite_covers_every_store_method() -> None:
     methods = {
         name for part in RankingStore.__mro__ for name in vars(part) if not name.startswith("_")
@@ -615,7 +816,7 @@ async def test_after_a_removal_the_player_starts_afresh(store: RankingStore) -> 
     (outcome,) = await store.increment([inc("alice", 3)])
     assert (outcome.score, outcome.rank, outcome.previous_score, outcome.previous_rank) == (
         3,
-        5,
+        6,
         None,
         None,
     )
@@ -703,3 +904,173 @@ async def test_erase_takes_the_player_out_and_forgets_only_its_event_ids(
 
 async def test_erase_of_a_period_not_loaded_refuses_nothing(store: RankingStore) -> None:
     assert await store.erase(GLOBAL, PERIOD, "alice", ["e1"]) == 0
+
+
+# Player reads (#14): topPercent, named players, filled neighbourhoods, paging
+
+
+def counts(players: list[RankedPlayer]) -> list[tuple[str, int, float]]:
+    """(username, player count, top percent) of each player."""
+    return [(player.username, player.player_count, player.top_percent) for player in players]
+
+
+async def test_every_read_carries_the_period_player_count(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    expected = [(name, 6, 100 * rank / 6) for name, _, rank in SIX_STANDINGS]
+    assert counts(await store.top(GLOBAL, PERIOD, 10, 0)) == expected
+    assert counts(await store.top(GLOBAL, PERIOD, 2, 3)) == expected[3:5]
+    assert counts(await store.neighborhood(GLOBAL, PERIOD, "carol", 1)) == expected[1:4]
+    for name, _, rank in SIX_STANDINGS:
+        player = await store.player(GLOBAL, PERIOD, name)
+        assert player is not None
+        assert (player.player_count, player.top_percent) == (6, 100 * rank / 6)
+    await store.increment([inc("newcomer", 1)])
+    # A window not read before: the top cache keeps a count within its staleness bound only.
+    assert counts(await store.top(GLOBAL, PERIOD, 1, 0))[0][1] in (6, 7)
+    assert counts(await store.top(GLOBAL, PERIOD, 3, 0))[0] == ("alice", 7, 100 / 7)
+    newcomer = await store.player(GLOBAL, PERIOD, "newcomer")
+    assert newcomer is not None
+    assert (newcomer.rank, newcomer.player_count, newcomer.top_percent) == (7, 7, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("usernames", "expected"),
+    [
+        (["frank", "nobody", "bob", "alice"], [("alice", 30, 1), ("bob", 20, 2), ("frank", 5, 6)]),
+        (["erin", "dave", "carol"], [("carol", 20, 2), ("dave", 10, 4), ("erin", 10, 4)]),
+        (["nobody", "ghost"], []),
+        ([name for name in SIX_PLAYERS][::-1], SIX_STANDINGS),
+    ],
+)
+async def test_players_are_the_named_ones_best_first(
+    store: RankingStore, usernames: list[str], expected: list[tuple[str, int, int]]
+) -> None:
+    await load(store, SIX_PLAYERS)
+    found = await store.players(GLOBAL, PERIOD, usernames)
+    assert standings(found) == expected
+    assert {player.player_count for player in found} <= {6}
+
+
+async def test_players_of_a_hundred_names_across_shards(store: RankingStore) -> None:
+    totals = {f"p{index:03}": index % 17 for index in range(300)}
+    await load(store, totals)
+    named = [f"p{index:03}" for index in range(0, 300, 3)] + ["nobody"]
+    found = await store.players(GLOBAL, PERIOD, named[:100])
+    everyone = await store.top(GLOBAL, PERIOD, 300, 0)
+    expected = [player for player in everyone if player.username in set(named[:100])]
+    assert standings(found) == standings(expected)
+    assert {player.player_count for player in found} == {300}
+
+
+# (radius, username) -> the filled window, on SIX_PLAYERS.
+FILLED = [
+    ("alice", 1, SIX_STANDINGS[0:3]),
+    ("alice", 2, SIX_STANDINGS[0:5]),
+    ("bob", 2, SIX_STANDINGS[0:5]),
+    ("carol", 2, SIX_STANDINGS[0:5]),
+    ("dave", 2, SIX_STANDINGS[1:6]),
+    ("frank", 2, SIX_STANDINGS[1:6]),
+    ("frank", 1, SIX_STANDINGS[3:6]),
+    ("erin", 1, SIX_STANDINGS[3:6]),
+    ("erin", 0, SIX_STANDINGS[4:5]),
+    ("carol", 3, SIX_STANDINGS),  # fewer players than 2r+1: everyone
+    ("nobody", 2, []),
+]
+
+
+@pytest.mark.parametrize(("username", "radius", "expected"), FILLED)
+async def test_a_filled_neighborhood_shifts_at_the_ends(
+    store: RankingStore, username: str, radius: int, expected: list[tuple[str, int, int]]
+) -> None:
+    await load(store, SIX_PLAYERS)
+    found = await store.neighborhood(GLOBAL, PERIOD, username, radius, fill=True)
+    assert standings(found) == expected
+    # Unfilled, the same call keeps today's window.
+    window = await store.neighborhood(GLOBAL, PERIOD, username, radius)
+    assert standings(window) == standings(
+        await store.neighborhood(GLOBAL, PERIOD, username, radius, fill=False)
+    )
+
+
+async def test_a_filled_neighborhood_on_a_larger_board(store: RankingStore) -> None:
+    totals = {f"p{index:02}": 100 - index // 2 for index in range(40)}  # pairs tie
+    await load(store, totals)
+    everyone = standings(await store.top(GLOBAL, PERIOD, 40, 0))
+    for position in range(40):
+        name = everyone[position][0]
+        for radius in (0, 1, 3, 7):
+            start = max(0, min(position - radius, 40 - (2 * radius + 1)))
+            filled = await store.neighborhood(GLOBAL, PERIOD, name, radius, fill=True)
+            assert standings(filled) == everyone[start : start + 2 * radius + 1], (name, radius)
+
+
+async def check_player_reads(store: RankingStore, board: str, expected: list[RankedPlayer]) -> None:
+    """The player reads of #14 on a board of any kind agree with its standings."""
+    names = [player.username for player in expected]
+    assert await store.players(board, PERIOD, [*reversed(names), "nobody"]) == expected
+    for first in (1, 2, 5):
+        assert await read_all_pages(store, first, board) == expected, first
+    count = len(expected)
+    assert await store.neighborhood(board, PERIOD, names[0], 1, fill=True) == expected[:3]
+    assert await store.neighborhood(board, PERIOD, names[-1], 1, fill=True) == expected[-3:]
+    for player in await store.top(board, PERIOD, 100, 0):
+        assert player.top_percent == 100 * player.rank / count
+
+
+async def read_all_pages(
+    store: RankingStore, first: int, board: str = GLOBAL
+) -> list[RankedPlayer]:
+    """Every page of the period in turn, following the last key of each."""
+    seen: list[RankedPlayer] = []
+    after = None
+    while True:
+        page = await store.page(board, PERIOD, first, after)
+        seen += page.players
+        assert len(page.players) == len(page.keys)
+        if not page.has_next:
+            return seen
+        assert len(page.players) == first
+        after = page.keys[-1]
+
+
+@pytest.mark.parametrize("first", [1, 2, 4, 6, 10])
+async def test_pages_follow_each_other_exactly(store: RankingStore, first: int) -> None:
+    await load(store, SIX_PLAYERS)
+    pages = await read_all_pages(store, first)
+    assert standings(pages) == SIX_STANDINGS
+    assert {player.player_count for player in pages} == {6}
+    assert (await store.page(GLOBAL, PERIOD, first, None)).total == 6
+
+
+async def test_an_empty_period_has_one_empty_page(store: RankingStore) -> None:
+    await load(store, {})
+    page = await store.page(GLOBAL, PERIOD, 10, None)
+    assert (page.players, page.keys, page.total, page.has_next) == ((), (), 0, False)
+
+
+async def test_a_page_continues_after_a_key_whose_player_moved_or_left(
+    store: RankingStore,
+) -> None:
+    await load(store, SIX_PLAYERS)
+    first = await store.page(GLOBAL, PERIOD, 2, None)
+    assert standings(first.players) == SIX_STANDINGS[:2]
+    # bob (the last key) scores: the next page starts after where bob was, ranks are fresh.
+    await store.increment([inc("bob", 100)])
+    rest = await store.page(GLOBAL, PERIOD, 10, first.keys[-1])
+    assert standings(rest.players) == [
+        ("carol", 20, 3),
+        ("dave", 10, 4),
+        ("erin", 10, 4),
+        ("frank", 5, 6),
+    ]
+    # A key between two players, of a member not in the ranking at all.
+    between = await store.page(GLOBAL, PERIOD, 10, (first.keys[-1][0], "bz"))
+    assert standings(between.players)[0] == ("carol", 20, 3)
+
+
+async def test_pages_of_a_larger_board_with_ties(store: RankingStore) -> None:
+    totals = {f"p{index:03}": index % 7 for index in range(250)}
+    await load(store, totals)
+    everyone = standings(await store.top(GLOBAL, PERIOD, 250, 0))
+    for first in (1, 7, 100):
+        assert standings(await read_all_pages(store, first)) == everyone

@@ -23,6 +23,7 @@ async def query_history(url: str, statement: str) -> list[tuple[object, ...]]:
         host=parts.hostname,
         port=parts.port or 3306,
         user=parts.username,
+        password=parts.password or "",
         db=parts.path.lstrip("/"),
         autocommit=True,
     )

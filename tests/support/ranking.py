@@ -70,8 +70,13 @@ class ChangeFeed:
         """Return once the feed delivers: the subscription starts asynchronously."""
         await self._store.load(self._board, PROBE_PERIOD, [], [])
         deadline = asyncio.get_running_loop().time() + timeout
+        probes = 0
         while True:
-            await self._store.increment([inc("probe", 1, board=self._board, period=PROBE_PERIOD)])
+            # A new player each time: a first score is news on a board of any rule (a BEST
+            # board publishes nothing for an equal submission).
+            probes += 1
+            probe = inc(f"probe{probes}", 1, board=self._board, period=PROBE_PERIOD)
+            await self._store.increment([probe])
             try:
                 await asyncio.wait_for(self._received.get(), 0.1)
                 return
@@ -103,4 +108,6 @@ NOT_LOADED_OPERATIONS: dict[str, Callable[[RankingStore], Awaitable[object]]] = 
     "player_count": lambda store: store.player_count(GLOBAL, PERIOD),
     "totals": lambda store: store.totals(GLOBAL, PERIOD),
     "remove": lambda store: store.remove(GLOBAL, PERIOD, "alice"),
+    "players": lambda store: store.players(GLOBAL, PERIOD, ["alice", "bob"]),
+    "page": lambda store: store.page(GLOBAL, PERIOD, 10, None),
 }

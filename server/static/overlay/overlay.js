@@ -24,10 +24,10 @@
   const PERIOD_REFRESH_MILLISECONDS = 1000;
 
   const TOP_CHANGED = `subscription OverlayTop($board: ID!, $limit: Int!) {
-  topPlayersChanged(board: $board, limit: $limit) { username score rank }
+  topPlayersChanged(board: $board, limit: $limit) { username displayName score rank }
 }`;
   const TOP_IN_PERIOD = `query OverlayPeriod($board: ID!, $limit: Int!, $period: String!) {
-  topPlayers(board: $board, limit: $limit, period: $period) { username score rank }
+  topPlayers(board: $board, limit: $limit, period: $period) { username displayName score rank }
 }`;
 
   const elements = {
@@ -182,6 +182,8 @@
       row.dataset.rank = String(player.rank);
       row.dataset.score = String(player.score);
       row.children[0].textContent = String(player.rank);
+      // The display name is the player's own text: shown as text, never parsed as HTML.
+      row.children[1].textContent = player.displayName || player.username;
       row.children[2].textContent = scoreFormat.format(player.score);
       if (list.children[index] !== row) {
         list.insertBefore(row, list.children[index] || null);

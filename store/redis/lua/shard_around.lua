@@ -4,8 +4,8 @@
 -- neither before nor after.
 -- KEYS: ranking, loaded marker. ARGV: score, username, how many before, how many after.
 -- Returns {0} when not loaded, else {1, players before the place in this shard,
---   number of players returned before, then username, score pairs: the `before` ones
---   (best first), then the `after` ones}.
+--   number of players returned before, players in this shard, then username, score
+--   pairs: the `before` ones (best first), then the `after` ones}.
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {0}
 end
@@ -50,7 +50,7 @@ else
   next_position = position
 end
 
-local out = {1, position, 0}
+local out = {1, position, 0, redis.call('ZCARD', ranking)}
 local start = math.max(0, position - want_before)
 if want_before > 0 and position > 0 then
   local entries = redis.call('ZRANGE', ranking, start, position - 1, 'WITHSCORES')

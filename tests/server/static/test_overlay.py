@@ -180,3 +180,26 @@ async def test_static_files_have_cache_headers(service: ServiceProcess) -> None:
     assert "etag" in own.headers
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+SET_PROFILE = """
+mutation($username: String!, $displayName: String) {
+  setPlayerProfile(username: $username, displayName: $displayName)
+}"""
+XSS = '<img src=x onerror="window.pwned=1"><script>pwned=2</script>'
+
+
+async def test_display_names_show_as_text_never_as_html(
+    service: ServiceProcess, gql: GraphQLHttp, page: Page
+) -> None:
+    await add_scores(gql, {"ana": 50, "bo": 40})
+    await gql.data(SET_PROFILE, {"username": "bo", "displayName": XSS})
+    await page.goto(overlay_url(service.url, limit=4))
+    # bo's row shows the name as typed, ana's (no profile) the username.
+    await expect(page.locator(NAMES)).to_have_text(["ana", XSS])
+    assert await page.locator("#rows img, #rows script").count() == 0
+    # A name set later shows with the next change.
+    await gql.data(SET_PROFILE, {"username": "ana", "displayName": "Ana <b>the</b> Great"})
+    await add_scores(gql, {"bo": 20})
+    await expect(page.locator(NAMES)).to_have_text([XSS, "Ana <b>the</b> Great"])
+    assert await page.evaluate("() => window.pwned === undefined")

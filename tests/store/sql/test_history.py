@@ -117,6 +117,7 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
         ("event_id", "varchar(128)", "ascii", "ascii_bin"),
         ("client_event_id", "tinyint(1)", None, None),
         ("created_at_ms", "bigint(20)", None, None),
+        ("applied_at_us", "bigint(20)", None, None),
         ("presence", "tinyint(4)", None, None),
     ]
     indexes = await query_history(

@@ -1,0 +1,320 @@
+-- Applies a batch of writes to boards of any rule, order, tie-break and caps, in order,
+-- all or none; publishes each write that changed a kept score. increment.lua stays the
+-- path of INCREMENT/DESC/SHARED boards without total caps (the hot path); this script
+-- takes every batch that touches another board (docs/boards.md, "Storage per rule").
+--
+-- KEYS: per period g = 1..G of the batch, in order of first use:
+--   KEYS[4g-3] ranking, KEYS[4g-2] client event ids (hash: id -> fingerprint),
+--   KEYS[4g-1] loaded marker, KEYS[4g] instants (hash: username -> the 16 hex digits of
+--   the instant the player reached the kept score; field '' = the key's clock, the last
+--   instant given out).
+-- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges, caps), then per
+--   period 10 values: channel ('' = publish nothing, the caller publishes), board, period,
+--   expire-at in Unix milliseconds ('0' = never), rule ('increment', 'best', 'latest'),
+--   sign (-1: DESC, 1: ASC; stored score = sign * score), '1' for EARLIEST ties, '1' when
+--   the period keeps instants (BEST, LATEST or EARLIEST: the history replays them),
+--   minScore ('' = none), maxScore ('' = none);
+-- then one JSON array of the writes, each [period g, username, value (a delta on
+--   INCREMENT boards, the submitted score otherwise), 1 when the event id is the client's
+--   (0 when generated, never stored), event id, and for a client's id its fingerprint].
+--
+-- Returns {1, g} when period g is not loaded, {2, i} when write i would take a score
+-- beyond +-(2^53 - 1), {3, i} when write i's event id was used for another write,
+-- {4, i, score} / {5, i, score} when write i would take a kept score (a total) below
+-- minScore / above maxScore (nothing applied in any of these), {0} after a dry run, else
+-- {0, then per write: applied, score, rank, had score, previous score, previous rank,
+-- the instant it was applied (0: none kept)}.
+
+local MAX_EXACT = 9007199254740991
+
+local periods = {}
+local count = tonumber(ARGV[1])
+local dry_run = ARGV[2] == '1'
+local at = 3
+for g = 1, count do
+  periods[g] = {
+    ranking = KEYS[4 * g - 3],
+    events = KEYS[4 * g - 2],
+    loaded = KEYS[4 * g - 1],
+    instants = KEYS[4 * g],
+    channel = ARGV[at],
+    board = ARGV[at + 1],
+    period = ARGV[at + 2],
+    expire_at = ARGV[at + 3],
+    rule = ARGV[at + 4],
+    sign = tonumber(ARGV[at + 5]),
+    earliest = ARGV[at + 6] == '1',
+    timed = ARGV[at + 7] == '1',
+    min = tonumber(ARGV[at + 8]),
+    max = tonumber(ARGV[at + 9]),
+    scores = {},
+    seen = {},
+  }
+  at = at + 10
+end
+
+for g = 1, count do
+  if redis.call('EXISTS', periods[g].loaded) == 0 then
+    return {1, g}
+  end
+end
+
+local writes = {}
+for i, item in ipairs(cjson.decode(ARGV[at])) do
+  writes[i] = {
+    period = periods[item[1]],
+    username = item[2],
+    value = item[3],
+    client = item[4] == 1,
+    event_id = item[5],
+    fingerprint = item[6],
+  }
+end
+
+-- The board's order and ties, for the shared helpers of common.lua.
+local function use(p)
+  SIGN = p.sign
+  EARLIEST = p.earliest
+end
+
+local function stored_of(score)
+  local stored = SIGN * score
+  if stored == 0 then
+    return 0
+  end
+  return stored
+end
+
+-- A player's member in the ranking (nil: no score yet).
+local function member_of(p, username)
+  if p.earliest then
+    local instant = redis.call('HGET', p.instants, username)
+    if not instant then
+      return nil
+    end
+    return instant .. username
+  end
+  return username
+end
+
+local function kept_of(p, username)
+  local member = member_of(p, username)
+  if member == nil then
+    return nil
+  end
+  local stored = redis.call('ZSCORE', p.ranking, member)
+  if stored then
+    return score_of(stored)
+  end
+  return nil
+end
+
+-- Whether `a` ranks strictly ahead of `b` (board_model.ranks_before).
+local function ahead(p, a, b)
+  return p.sign * a < p.sign * b
+end
+
+-- board_model.kept_score: the kept score after a write of `value`.
+local function kept_after(p, old, value)
+  if old == nil then
+    return value
+  end
+  if p.rule == 'increment' then
+    return old + value
+  end
+  if p.rule == 'best' then
+    if ahead(p, value, old) then
+      return value
+    end
+    return old
+  end
+  return value
+end
+
+-- Pass 1 simulates the batch, so that nothing is written when any write is refused.
+-- Kept scores are tracked per period (false = no score yet); each write notes the score
+-- before it.
+local duplicate = {}
+for i, w in ipairs(writes) do
+  local p = w.period
+  use(p)
+  local old = p.scores[w.username]
+  if old == nil then
+    old = kept_of(p, w.username) or false
+    p.scores[w.username] = old
+  end
+  w.old = old
+  local recorded = nil
+  if w.client then
+    recorded = p.seen[w.event_id] or redis.call('HGET', p.events, w.event_id)
+  end
+  if recorded then
+    -- A replay answers with the standing; the same id for another write is refused.
+    if recorded ~= w.fingerprint then
+      return {3, i}
+    end
+    duplicate[i] = true
+  else
+    if w.client then
+      p.seen[w.event_id] = w.fingerprint
+    end
+    local new = kept_after(p, old or nil, w.value)
+    if math.abs(new) > MAX_EXACT then
+      return {2, i}
+    end
+    -- The caps bound the submission on BEST/LATEST boards, the total on INCREMENT ones.
+    local capped = new
+    if p.rule ~= 'increment' then
+      capped = w.value
+    end
+    if p.min ~= nil and capped < p.min then
+      return {4, i, fmt(capped)}
+    end
+    if p.max ~= nil and capped > p.max then
+      return {5, i, fmt(capped)}
+    end
+    p.scores[w.username] = new
+  end
+end
+
+if dry_run then
+  return {0}
+end
+
+-- Pass 2 applies, in the same order, so each write finds the score pass 1 noted.
+local out = {0}
+local function append(applied, score, rank, old, previous_rank, instant)
+  out[#out + 1] = applied
+  out[#out + 1] = score
+  out[#out + 1] = rank
+  if old == nil then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = 1
+    out[#out + 1] = old
+    out[#out + 1] = previous_rank
+  end
+  out[#out + 1] = instant
+end
+
+local function json_number(number)
+  if number == nil then
+    return 'null'
+  end
+  return fmt(number)
+end
+
+-- The standing of a player with kept score `score` (nil: none, ranked where 0 would be).
+local function rank_now(p, username, score)
+  if score ~= nil and p.earliest then
+    return redis.call('ZRANK', p.ranking, member_of(p, username)) + 1
+  end
+  return rank_of(p.ranking, score or 0)
+end
+
+-- The key's clock: microseconds of Redis TIME, strictly increasing per ranking key
+-- (tiebreak.next_instant), so that two writers in the same microsecond, or a clock
+-- stepping back after a failover, never tie or reorder.
+local now
+local function next_instant(p)
+  if now == nil then
+    local time = redis.call('TIME')
+    now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  end
+  if p.clock == nil then
+    local last = redis.call('HGET', p.instants, '')
+    p.clock = last and tonumber(last, 16) or -1
+  end
+  p.clock = math.max(now, p.clock + 1)
+  return p.clock
+end
+
+local messages = {}
+local channels = {}
+for i, w in ipairs(writes) do
+  local p = w.period
+  use(p)
+  local old = w.old or nil
+  if duplicate[i] then
+    local rank = rank_now(p, w.username, old)
+    append(0, old or 0, rank, old, rank, 0)
+  else
+    local previous_rank = nil
+    if old ~= nil then
+      previous_rank = rank_now(p, w.username, old)
+    end
+    local new = kept_after(p, old, w.value)
+    local instant = 0
+    if p.timed then
+      instant = next_instant(p)
+      redis.call('HSET', p.instants, '', string.format('%016x', instant))
+      p.instants_written = true
+    end
+    local changed = old == nil or new ~= old
+    if changed then
+      if p.earliest then
+        local hex = string.format('%016x', instant)
+        if old ~= nil then
+          redis.call('ZREM', p.ranking, member_of(p, w.username))
+        end
+        redis.call('ZADD', p.ranking, fmt(stored_of(new)), hex .. w.username)
+        redis.call('HSET', p.instants, w.username, hex)
+      else
+        redis.call('ZADD', p.ranking, fmt(stored_of(new)), w.username)
+      end
+      p.ranking_written = true
+    end
+    if w.client then
+      redis.call('HSET', p.events, w.event_id, w.fingerprint)
+      p.events_written = true
+    end
+    local rank = rank_now(p, w.username, new)
+    append(1, new, rank, old, previous_rank, instant)
+    if changed and p.channel ~= '' then
+      -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
+      if p.message_head == nil then
+        p.message_head = '{"board":' .. cjson.encode(p.board)
+          .. ',"period":' .. cjson.encode(p.period) .. ',"username":'
+      end
+      local message = p.message_head .. cjson.encode(w.username)
+        .. ',"previous_score":' .. json_number(old)
+        .. ',"score":' .. fmt(new)
+        .. ',"previous_rank":' .. json_number(previous_rank)
+        .. ',"rank":' .. fmt(rank) .. '}'
+      local pending = messages[p.channel]
+      if pending == nil then
+        pending = {}
+        messages[p.channel] = pending
+        channels[#channels + 1] = p.channel
+      end
+      pending[#pending + 1] = message
+    end
+  end
+end
+
+for _, channel in ipairs(channels) do
+  redis.call('PUBLISH', channel, '[' .. table.concat(messages[channel], ',') .. ']')
+end
+
+-- Keys created here (after an empty load) expire with the period, and so does the loaded
+-- marker (keys.py); GT never shortens it.
+for g = 1, count do
+  local p = periods[g]
+  if p.expire_at ~= '0' then
+    if p.ranking_written and redis.call('PTTL', p.ranking) == -1 then
+      redis.call('PEXPIREAT', p.ranking, p.expire_at)
+      redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
+    end
+    if p.events_written and redis.call('PTTL', p.events) == -1 then
+      redis.call('PEXPIREAT', p.events, p.expire_at)
+    end
+    if p.instants_written and redis.call('PTTL', p.instants) == -1 then
+      redis.call('PEXPIREAT', p.instants, p.expire_at)
+      redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
+    end
+  end
+end
+
+return out

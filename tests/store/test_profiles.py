@@ -1,0 +1,155 @@
+"""Player profiles on every deployment (#14): the table (MariaDB, SQLite) as the source of
+truth, read through the cache (Redis, a Redis Cluster, in process): leave and clear, two
+instances sharing one Redis, a cache lost and refilled, racing versions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
+
+from store.embedded_profiles import InProcessProfileCache
+from store.models import LEAVE, NO_PROFILE, PlayerProfile, StoredProfile
+from store.ports import ProfileCache
+from store.profiles import PlayerProfiles
+from store.redis import RedisRankingStore
+from store.redis.keys import PROFILE_BUCKETS
+from store.sql import SqlScoreHistory
+from tests.support.ranking import BOARDS
+from tests.support.shared_services import REDIS_URL
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Deployment:
+    """A history database and a way to open profile caches on one shared backend."""
+
+    history: SqlScoreHistory
+    stores: list[RedisRankingStore]
+    redis: bool
+    url: str = ""
+    cluster: bool = False
+    opened: int = 0
+
+    async def lose_the_cache(self, prefix: str) -> None:
+        """Every profile cache key deleted (Redis restarted empty)."""
+        client = (
+            RedisCluster.from_url(self.url) if self.cluster else redis_asyncio.from_url(self.url)
+        )
+        try:
+            for bucket in range(PROFILE_BUCKETS):
+                await client.delete(f"{prefix}:{{profiles|{bucket}}}")
+        finally:
+            await client.aclose()
+
+    def cache(self) -> ProfileCache:
+        """A cache as a new instance would open it (the same Redis, or its own memory)."""
+        if not self.redis:
+            return InProcessProfileCache()
+        # Each new instance on the next Redis client: two instances, two connections.
+        self.opened += 1
+        return self.stores[self.opened % len(self.stores)].profile_cache()
+
+    def instance(self) -> PlayerProfiles:
+        return PlayerProfiles(self.history.profile_table(), self.cache())
+
+
+@pytest.fixture(params=["embedded-sqlite", "redis-mysql", "cluster-mysql"])
+async def deployment(
+    request: pytest.FixtureRequest,
+    redis_prefix: str,
+    mysql_database_url: str,
+    sqlite_database_url: str,
+) -> AsyncIterator[Deployment]:
+    embedded = request.param == "embedded-sqlite"
+    history = SqlScoreHistory(sqlite_database_url if embedded else mysql_database_url)
+    await history.connect()
+    await history.migrate()
+    stores: list[RedisRankingStore] = []
+    url, cluster = "", False
+    if not embedded:
+        cluster = request.param.startswith("cluster")
+        url = request.getfixturevalue("redis_cluster").url() if cluster else REDIS_URL
+        # Two clients of one Redis: two instances of the service.
+        stores = [
+            RedisRankingStore.from_url(
+                url,
+                key_prefix=redis_prefix,
+                boards=BOARDS,
+                retention=timedelta(days=35),
+                cluster=cluster,
+            )
+            for _ in range(2)
+        ]
+    yield Deployment(history, stores, redis=not embedded, url=url, cluster=cluster)
+    for store in stores:
+        await store.close()
+    await history.close()
+
+
+async def test_set_leave_and_clear(deployment: Deployment) -> None:
+    profiles = deployment.instance()
+    assert await profiles.profiles(["ana", "bo"]) == {"ana": NO_PROFILE, "bo": NO_PROFILE}
+    await profiles.change("ana", "Ana", '{"c":"FR"}')
+    await profiles.change("ana", LEAVE, '{"c":"DE"}')
+    assert (await profiles.profiles(["ana"]))["ana"] == PlayerProfile(
+        display_name="Ana", metadata='{"c":"DE"}'
+    )
+    await profiles.change("ana", None, LEAVE)
+    assert (await profiles.profiles(["ana"]))["ana"] == PlayerProfile(
+        display_name=None, metadata='{"c":"DE"}'
+    )
+    await profiles.change("Émile", "Émile ✨", None)
+    assert (await profiles.profiles(["Émile", "emile"])) == {
+        "Émile": PlayerProfile(display_name="Émile ✨", metadata=None),
+        "emile": NO_PROFILE,  # exact names: no collation folds one into the other
+    }
+
+
+async def test_a_profile_set_on_one_instance_is_read_on_another(deployment: Deployment) -> None:
+    first, second = deployment.instance(), deployment.instance()
+    assert (await second.profiles(["ana"]))["ana"] == NO_PROFILE  # cached as "none" there
+    await first.change("ana", "Ana", None)
+    if deployment.redis:  # one shared cache: seen at once
+        assert (await second.profiles(["ana"]))["ana"].display_name == "Ana"
+    # A fresh instance (a restart) reads it from the table.
+    assert (await deployment.instance().profiles(["ana"]))["ana"].display_name == "Ana"
+
+
+async def test_a_lost_cache_refills_from_the_table(
+    deployment: Deployment, redis_prefix: str
+) -> None:
+    profiles = deployment.instance()
+    names = [f"p{index}" for index in range(100)]
+    for name in names[:50]:
+        await profiles.change(name, name.upper(), None)
+    before = await profiles.profiles(names)
+    if deployment.redis:
+        await deployment.lose_the_cache(redis_prefix)
+    else:
+        profiles = deployment.instance()  # a new process: an empty cache
+    assert await profiles.profiles(names) == before
+    assert before["p7"].display_name == "P7"
+    assert before["p70"] == NO_PROFILE
+
+
+async def test_the_cache_keeps_the_newest_version(deployment: Deployment) -> None:
+    cache = deployment.cache()
+    newer = StoredProfile(version=5, profile=PlayerProfile(display_name="new", metadata=None))
+    older = StoredProfile(version=4, profile=PlayerProfile(display_name="old", metadata=None))
+    await cache.put({"ana": newer, "bo": older})
+    await cache.put({"ana": older, "bo": newer})
+    assert await cache.get(["ana", "bo", "cy"]) == {"ana": newer, "bo": newer}
+
+
+async def test_versions_only_grow(deployment: Deployment) -> None:
+    table = deployment.history.profile_table()
+    first = await table.change("ana", "A", None)
+    second = await table.change("ana", "B", None)
+    assert second.version > first.version > 0
+    assert second.profile.display_name == "B"
