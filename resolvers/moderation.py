@@ -41,6 +41,7 @@ from store.ban_registry import BanRegistry
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent, value_type
 from store.ports import RankingModeration, RankingReads, RebuildTarget
+from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.sql.players import BanRecord, SqlPlayerRecords
 
@@ -93,6 +94,7 @@ class PlayerModeration:
         records: SqlPlayerRecords,
         settle_seconds: float,
         clock: Callable[[], float] = time.time,
+        profiles: PlayerProfiles | None = None,
     ) -> None:
         self._service = service
         self._ranking = ranking
@@ -101,6 +103,7 @@ class PlayerModeration:
         self._bans = bans
         self._records = records
         self._settle_seconds = settle_seconds
+        self._profiles = profiles
         self._clock = clock
         # Erasures are logged under a keyed hash: lines of one erasure can be matched in
         # this process's log, the username cannot be read back from it.
@@ -250,7 +253,9 @@ class PlayerModeration:
                 continue
             ids = event_ids.get((board, period), [])
             changed += await self._ranking.erase(board, period, username, ids)
-        erased = await self._records.erase(username)
+        erased = await self._records.erase(username)  # the profile row too
+        if self._profiles is not None:
+            await self._profiles.forget(username)
         # The other boards' periods holding the player: rebuilt from a history without it.
         for board, period in rebuilt:
             # Not loaded: its next rebuild finds nothing of the player.

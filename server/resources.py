@@ -164,6 +164,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
     )
     plain_ranking = open_ranking(settings, observer=metrics, boards=boards)
     ranking = cache_top(settings, plain_ranking)
+    profiles = open_profiles(history, plain_ranking)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -182,7 +183,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         max_batch_increments=settings.max_batch_increments,
         persisted_ack=settings.ack is AckMode.PERSISTED,
         banned=bans.names,
-        profiles=open_profiles(history, plain_ranking),
+        profiles=profiles,
     )
     live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(
@@ -200,6 +201,7 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         bans=bans,
         records=records,
         settle_seconds=settings.rebuild_settle_seconds,
+        profiles=profiles,
     )
     return Resources(
         settings=settings,

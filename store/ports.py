@@ -261,6 +261,10 @@ class ProfileCache(Protocol):
         newest)."""
         ...
 
+    async def forget(self, username: str) -> None:
+        """Drop a player's entry, whatever its version (erasePlayer)."""
+        ...
+
 
 class ProfileReads(Protocol):
     """What reads need of the profiles: many at once."""

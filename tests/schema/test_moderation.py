@@ -60,6 +60,12 @@ mutation ($username: String!, $delta: Int!, $board: ID! = "global", $eventId: St
 INCREMENTS = """
 mutation ($increments: [ScoreIncrement!]!) { incrementScores(increments: $increments) { score } }
 """
+PROFILE = """
+mutation ($username: String!, $name: String) {
+  setPlayerProfile(username: $username, displayName: $name, metadata: {country: "NO"})
+}
+"""
+NAMES = "query { topPlayers(limit: 20) { username displayName metadata } }"
 TOP = """
 query ($board: ID! = "global") { topPlayers(board: $board, limit: 20) { username score rank } }
 """
@@ -268,7 +274,16 @@ async def test_erase_player_leaves_no_trace_and_a_rebuild_brings_nothing_back(
     await add(admin, "keeper", 4, eventId="id-4")
     await admin.data(REMOVE, {"username": name, "board": "global"})
     await add(admin, name, 2)
+    await admin.data(PROFILE, {"username": name, "name": "Zed the Erased"})
+    shown = (await admin.data(NAMES))["topPlayers"]  # the profile is in the cache now
+    assert {
+        "username": name,
+        "displayName": "Zed the Erased",
+        "metadata": {"country": "NO"},
+    } in shown
     await admin.data(BAN, {"username": name, "reason": "requested erasure"})
+    # A banned player's profile cannot change.
+    assert await admin.error_codes(PROFILE, {"username": name, "name": "x"}) == ["FORBIDDEN"]
     erased = await admin.data(ERASE, {"username": name})
     # Rows: three increments, the removal, the fresh one; rankings: none (banned).
     assert erased["erasePlayer"] == removal(name, 0, 5)
