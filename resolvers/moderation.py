@@ -200,7 +200,7 @@ class PlayerModeration:
             lifted = await self._bans.unban(username)
             for board, period in rebuilt:
                 if await self._ranking.is_loaded(board, period):
-                    await self._recovery.rebuild(board, period)
+                    await self._settled_rebuild(board, period)
             return lifted
         except StoreUnavailable as error:
             raise unavailable(f"the ban could not be lifted, retry: {error}") from None
@@ -268,8 +268,16 @@ class PlayerModeration:
         (boards the scripts do not change directly); 1 when it did. `RankingNotLoaded`."""
         if await self._ranking.player(board, period, username) is None:
             return 0
-        await self._recovery.rebuild(board, period)
+        await self._settled_rebuild(board, period)
         return 1
+
+    async def _settled_rebuild(self, board: str, period: str) -> None:
+        """Rebuild a loaded period once what every instance acknowledged reached the history:
+        this one's buffer, and the others' within `settle_seconds` (the load replaces the
+        live ranking, so a write not yet in the history would be lost from it)."""
+        await self._batcher.persisted_so_far()
+        await asyncio.sleep(self._settle_seconds)
+        await self._recovery.rebuild(board, period)
 
     # Helpers
 

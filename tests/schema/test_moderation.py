@@ -399,3 +399,38 @@ async def test_the_rebuild_command_keeps_removals_bans_and_erasures(
     assert code == 0, output
     assert await top(admin) == [("alice", 30, 1)]
     assert await redis_keys_holding(REDIS_URL, settings.key_prefix, "zed-erased") == []
+
+
+CREATE_BEST = """
+mutation { createLeaderboard(input: {id: "best-lap", reset: NEVER, updateRule: BEST}) { id } }
+"""
+SET_SCORE = """
+mutation ($username: String!, $score: Long!) {
+  setScore(username: $username, score: $score, board: "best-lap") { score }
+}
+"""
+
+
+async def test_boards_keeping_scores_otherwise_are_rebuilt_for_a_ban_and_an_erasure(
+    admin: GraphQLHttp, settings: Settings
+) -> None:
+    await admin.data(CREATE_BEST)
+    for username, score in (("alice", 30), ("bob", 20), ("bob", 50), ("zed-erased", 40)):
+        await admin.data(SET_SCORE, {"username": username, "score": score})
+    assert await scores(admin, "best-lap") == {"bob": 50, "zed-erased": 40, "alice": 30}
+    # A removal would need the BEST fold cut at the removal: refused, nothing changes.
+    codes = await admin.error_codes(REMOVE, {"username": "bob", "board": "best-lap"})
+    assert codes == ["BAD_USER_INPUT"]
+    banned = await admin.data(BAN, {"username": "bob"})
+    assert banned["banPlayer"] == removal("bob", 1)
+    assert await scores(admin, "best-lap") == {"zed-erased": 40, "alice": 30}
+    body = await admin.execute(SET_SCORE, {"username": "bob", "score": 99})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await admin.data(UNBAN, {"username": "bob"}))["unbanPlayer"] is True
+    assert await scores(admin, "best-lap") == {"bob": 50, "zed-erased": 40, "alice": 30}
+    erased = await admin.data(ERASE, {"username": "zed-erased"})
+    assert erased["erasePlayer"] == removal("zed-erased", 1, 1)
+    assert await scores(admin, "best-lap") == {"bob": 50, "alice": 30}
+    assert await tables_holding(settings.history_url, "zed-erased") == {}
+    if settings.redis_url:
+        assert await redis_keys_holding(REDIS_URL, settings.key_prefix, "zed-erased") == []
