@@ -24,6 +24,10 @@ class InProcessProfileCache:
         entries = self._entries
         return {name: entries[name] for name in usernames if name in entries}
 
+    async def forget(self, username: str) -> None:
+        """Drop a player's entry."""
+        self._entries.pop(username, None)
+
     async def put(self, entries: dict[str, StoredProfile]) -> None:
         """Cache entries, each only over an older version."""
         if len(self._entries) + len(entries) > self._max_entries:

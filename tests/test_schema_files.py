@@ -63,10 +63,15 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
             "createLeaderboard",
             "updateLeaderboard",
             "archiveLeaderboard",
+            "removePlayer",
+            "banPlayer",
+            "unbanPlayer",
+            "erasePlayer",
             "setScore",
             "setPlayerProfile",
         }
     ),
+    "PlayerRemoval": None,
     "ScoreSubmission": None,
 }
 """The parts of contract-additions.graphql the service implements so far (None: the whole
@@ -167,7 +172,7 @@ def test_the_implemented_additions_are_checked() -> None:
     assert 'timeZone: String! = "UTC"' in sdl
     assert "periods(" not in sdl
     assert "setScore(username: String!, score: Long!, board: ID!, eventId: String = null)" in sdl
-    assert "removePlayer" not in sdl
+    assert "removePlayer(username: String!, board: ID!, period: String = null)" in sdl
     mutilated = build_schema(
         export_sdl()
         .replace('timeZone: String! = "UTC"', 'timeZone: String! = "Europe/Paris"')

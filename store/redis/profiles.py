@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import orjson
 
 from store.models import PlayerProfile, StoredProfile
-from store.redis.connection import AnyPipeline, Connection
+from store.redis.connection import AnyPipeline, Connection, unavailable_on_failure
 from store.redis.keys import KeyLayout
 from store.redis.scripts import source_plain
 
@@ -81,6 +81,11 @@ class RedisProfileCache:
                 for key, names in buckets.items()
             ],
         )
+
+    async def forget(self, username: str) -> None:
+        """Drop a player's entry (HDEL on its bucket)."""
+        with unavailable_on_failure():
+            await self._connection.client.hdel(self._layout.profile_bucket(username), username)
 
     def _buckets(self, usernames: Sequence[str]) -> dict[str, list[str]]:
         buckets: dict[str, list[str]] = {}
