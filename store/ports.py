@@ -232,6 +232,10 @@ class ProfileCache(Protocol):
         newest)."""
         ...
 
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """Drop the players' entries (erasure: no key keeps their names)."""
+        ...
+
 
 class ProfileReads(Protocol):
     """What reads need of the profiles: many at once."""

@@ -28,6 +28,10 @@ class ProfileTable(Protocol):
         """The stored profiles of those players who have one."""
         ...
 
+    async def delete(self, username: str) -> int:
+        """Delete a player's profile; how many rows went."""
+        ...
+
 
 class PlayerProfiles:
     """Profiles read through `cache` from `table`, and changed in the table, then the cache."""
@@ -42,6 +46,18 @@ class PlayerProfiles:
         stored = await self._table.change(username, display_name, metadata)
         await self._cache.put({username: stored})
         return stored.profile
+
+    async def erase(self, username: str) -> int:
+        """Delete a player's profile from the table, then from the cache (for erasePlayer);
+        how many table rows went (0 or 1).
+
+        A read that fetched the row just before the delete could put it back in the cache
+        after the cache's delete; the table no longer has it, so a second `forget` a moment
+        later (the caller's) closes that window.
+        """
+        deleted = await self._table.delete(username)
+        await self._cache.forget([username])
+        return deleted
 
     async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
         """Every named player's profile (`NO_PROFILE` when never set): one cache round trip,

@@ -63,6 +63,7 @@ class SqlProfileTable:
                 "version = GREATEST(version + 1, VALUES(version)), "
                 "updated_at_ms = VALUES(updated_at_ms)"
             )
+        self._delete = f"DELETE FROM player_profiles WHERE username = {p}"  # noqa: S608
         self._select = (
             "SELECT username, display_name, metadata, version FROM player_profiles "
             "WHERE username IN ({})"
@@ -81,12 +82,20 @@ class SqlProfileTable:
             0 if metadata is LEAVE else 1,
         )
 
-        async def statement(connection: Any) -> None:
-            await self._changing(connection, self._upsert, parameters)
+        async def statement(connection: Any) -> int:
+            return await self._changing(connection, self._upsert, parameters)
 
         await self._run("profiles_change", statement)
         stored = await self.get([username])
         return stored.get(username) or StoredProfile(version=0, profile=NO_PROFILE)
+
+    async def delete(self, username: str) -> int:
+        """Delete a player's row (erasure); how many rows went (0 or 1)."""
+
+        async def statement(connection: Any) -> int:
+            return await self._changing(connection, self._delete, (username,))
+
+        return int(await self._run("profiles_delete", statement))
 
     async def get(self, usernames: Sequence[str]) -> dict[str, StoredProfile]:
         """The stored profiles of those players who have a row (one query)."""
@@ -101,15 +110,16 @@ class SqlProfileTable:
 
         return {str(row[0]): _stored(row) for row in await self._run("profiles_get", query)}
 
-    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> None:
+    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
+        """Run one changing statement, committed; the number of rows it touched."""
         if self._sqlite:
             await connection.execute("BEGIN IMMEDIATE")
             try:
-                await connection.execute(statement, parameters)
+                cursor = await connection.execute(statement, parameters)
                 await connection.execute("COMMIT")
             except BaseException:
                 await connection.execute("ROLLBACK")
                 raise
-            return
+            return int(cursor.rowcount)
         async with connection.cursor() as cursor:
-            await cursor.execute(statement, parameters)
+            return int(await cursor.execute(statement, parameters))
