@@ -1,6 +1,7 @@
 """Run the benchmark: `make bench` (full) or `make bench ARGS="--quick"`.
 
-    python -m benchmarks [--quick] [--scenarios spike,write,read,ingest,fanout,recovery,scale]
+    python -m benchmarks [--quick]
+        [--scenarios spike,write,read,ingest,fanout,wsmemory,recovery,scale]
         [--workers N] [--connections 64] [--profile] [--mysql-host H --mysql-port P]
 
 Starts everything it measures: a private redis-server and a private MariaDB (mirroring the

@@ -36,7 +36,17 @@ from benchmarks.processes import (
     stop_all,
 )
 
-BOARDS = ("spike", "write", "read", "ingest", "outage", "fanout", "recovery", "scale")
+BOARDS = (
+    "spike",
+    "write",
+    "read",
+    "ingest",
+    "outage",
+    "fanout",
+    "recovery",
+    "scale",
+    "subscribers",
+)
 """One board per scenario (reset `never`: period `all`), so every count check is isolated."""
 PERIOD = "all"
 KEY_PREFIX = "lbbench"

@@ -25,7 +25,7 @@ import orjson
 import redis.asyncio as redis_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import board_rules, documents, profiling, rate_limit_cost
+from benchmarks import board_rules, documents, profiling, rate_limit_cost, ws_memory
 from benchmarks.bench import PERIOD, Bench, Row, ratio
 from benchmarks.loadgen import Recorder, closed_loop, http_get, latency_summary, open_loop
 from benchmarks.processes import LEADERBOARD, HttpService, clean_environment, cpu_seconds
@@ -1371,6 +1371,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "ingest": batched_ingest,
     "outage": history_outage,
     "fanout": fan_out,
+    "wsmemory": ws_memory.ws_memory,
     "recovery": recovery,
     "scale": scale,
     "players": lambda bench, context: _player_reads()(bench, context),

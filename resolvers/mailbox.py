@@ -9,7 +9,6 @@ iterator in any way unregisters the watcher at once.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -21,15 +20,20 @@ class MailboxClosed(Exception):
 
 
 class Mailbox(Generic[T]):
-    """A watcher's bounded queue. When full, everything queued is merged into the newest item."""
+    """A watcher's bounded queue. When full, everything queued is merged into the newest item.
 
-    __slots__ = ("_capacity", "_closed", "_items", "_merge", "_wakeup")
+    A list and a future made only while the consumer waits, not a deque and an
+    `asyncio.Event` (760 bytes each even when empty): one is kept per idle subscriber
+    (docs/performance.md, "Memory per WebSocket subscriber"). One consumer per mailbox.
+    """
+
+    __slots__ = ("_capacity", "_closed", "_items", "_merge", "_waiter")
 
     def __init__(self, capacity: int, merge: Callable[[T, T], T]) -> None:
         self._capacity = max(1, capacity)
         self._merge = merge
-        self._items: deque[T] = deque()
-        self._wakeup = asyncio.Event()
+        self._items: list[T] = []
+        self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
     def __len__(self) -> int:
@@ -39,28 +43,40 @@ class Mailbox(Generic[T]):
         """Queue an item; past capacity, collapse the backlog into the newest state."""
         if self._closed:
             return
-        if len(self._items) >= self._capacity:
-            merged = self._items.popleft()
-            while self._items:
-                merged = self._merge(merged, self._items.popleft())
+        items = self._items
+        if len(items) >= self._capacity:
+            merged = items[0]
+            for queued in items[1:]:
+                merged = self._merge(merged, queued)
             item = self._merge(merged, item)
-        self._items.append(item)
-        self._wakeup.set()
+            items.clear()
+        items.append(item)
+        self._wake()
 
     def close(self) -> None:
         """End the consumer's iteration, dropping anything still queued."""
         self._closed = True
         self._items.clear()
-        self._wakeup.set()
+        self._wake()
 
     async def get(self) -> T:
         """The oldest queued item; raises `MailboxClosed` once closed."""
         while not self._items:
             if self._closed:
                 raise MailboxClosed
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        return self._items.popleft()
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                # A waiter left done by a cancelled get is replaced, never awaited again.
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return self._items.pop(0)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Subscription(Generic[T]):

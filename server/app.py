@@ -265,6 +265,40 @@ def graphql_error_response(message: str, status_code: int) -> Response:
     )
 
 
+class ServiceApp(Starlette):
+    """The service's Starlette app, with a short lane for the GraphQL WebSocket.
+
+    A WebSocket connection keeps every layer it passed through alive for its whole life: a
+    suspended coroutine frame each (Starlette's error and exception middleware, its router,
+    the HTTP-only layers passing it on), about 4 KiB per idle subscriber (docs/performance.md,
+    "Memory per WebSocket subscriber"). A WebSocket on /graphql goes through the layers it
+    needs (`websocket_lane`: proxy headers, request id) straight to the GraphQL app; every
+    other request takes the full stack, with no extra frame.
+    """
+
+    def __init__(self, *args: Any, websocket_lane: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.websocket_lane = websocket_lane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's own __call__ otherwise, inlined: awaiting it would add a frame to
+        # every HTTP request.
+        scope["app"] = self
+        if scope["type"] == "websocket" and scope["path"] == "/graphql":
+            await self.websocket_lane(scope, receive, send)
+            return
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        await self.middleware_stack(scope, receive, send)
+
+
+def _wrapped(app: ASGIApp, middleware: list[Middleware]) -> ASGIApp:
+    """`app` inside `middleware`, the first outermost (as Starlette builds its stack)."""
+    for factory, args, kwargs in reversed(middleware):
+        app = factory(app, *args, **kwargs)
+    return app
+
+
 def create_app(settings: Settings | None = None, *, freeze_after_start: bool = False) -> Starlette:
     """The service as an ASGI app; every resource is opened and closed by its lifespan.
 
@@ -292,10 +326,14 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Outermost: a request refused by the inner ones (413...) still gets its id.
-    middleware = [
+    # Outermost: a request refused by the inner ones (413...) still gets its id. The
+    # GraphQL WebSocket's lane (`ServiceApp`) has these two only.
+    websocket_layers = [
         Middleware(ProxyHeadersMiddleware, trusted_hosts=list(map(str, settings.trusted_proxies))),
         Middleware(RequestId),
+    ]
+    middleware = [
+        *websocket_layers,
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         Middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds),
     ]
@@ -311,7 +349,8 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
     if resources.rate_limits.enabled:
         # Off by default; a layer that only passes requests on still costs every request.
         middleware.append(Middleware(RateLimit, limits=resources.rate_limits))
-    app = Starlette(
+    app = ServiceApp(
+        websocket_lane=_wrapped(graphql, websocket_layers),
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),

@@ -58,6 +58,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         loop="uvloop",
         # httptools with a deadline for each request head (uvicorn has none).
         http="server.http_timeouts:HeadTimeoutProtocol",
+        # uvicorn's own WebSocket protocol, letting go of the handshake once it is sent.
+        ws="server.websocket_protocol:LeanWebSocketProtocol",
         lifespan="on",
         # uvicorn applies it in every worker process it starts, so all of them log alike.
         log_config=logging_config(settings.log_format, settings.log_level),
@@ -66,6 +68,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         timeout_graceful_shutdown=5,
         # A WebSocket message is a GraphQL document too: the same bound as an HTTP body.
         ws_max_size=settings.max_body_bytes,
+        # Off unless asked for: a compressor and a decompressor per connection (zlib state,
+        # ~40 KiB) doubled the memory of an idle subscriber to save bytes on messages of a
+        # few hundred bytes (docs/performance.md, "Memory per WebSocket subscriber").
+        ws_per_message_deflate=settings.websocket_compression,
         # X-Forwarded-For is read by the app itself, from LEADERBOARD_TRUSTED_PROXIES.
         proxy_headers=False,
     )

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(20, ge=1)
     websocket_init_timeout_seconds: float = Field(10.0, gt=0)
     """How long a WebSocket may stay open without its GraphQL connection_init."""
+    websocket_compression: bool = False
+    """Accept permessage-deflate when a client offers it (browsers do): about 40 KiB of zlib
+    state per connection for messages of a few hundred bytes; see docs/performance.md."""
     rate_limit_reads: Rate | None = None
     """Requests one client address may make (`100/s burst 200`, `off`); see docs/security.md.
     Off by default: who "one client" is depends on `trusted_proxies` (behind a proxy not

@@ -24,9 +24,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message as TransportMessage,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
 from strawberry.types import ExecutionResult
@@ -205,6 +208,14 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
             await self.handle_invalid_message(problem)
             return
         await super().handle_message(message)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_init_received:
+            # Strawberry cancelled the init deadline's task but keeps it, and a cancelled
+            # task keeps its frames (its CancelledError's traceback) for the connection's
+            # life: about 1 KiB per idle subscriber (docs/performance.md).
+            self.connection_init_timeout_task = None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         refusal = await _refusal(self.view, self.websocket, message)

@@ -7,7 +7,7 @@ import functools
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, overload
 
@@ -65,17 +65,21 @@ class Board:
     min_score: int | None = None
     """Lowest kept score (the total, on INCREMENT boards); None: no bound but ±(2^53 - 1)."""
     max_score: int | None = None
+    plain: bool = field(init=False, repr=False, compare=False)
+    """INCREMENT, DESC, SHARED, no caps on the total: what increment.lua serves (any other
+    board's writes take write.lua, docs/boards.md). Computed once: the write path reads it
+    per board period of every call."""
 
-    @property
-    def plain(self) -> bool:
-        """INCREMENT, DESC, SHARED, no caps on the total: what today's increment script serves
-        (any other board's writes take the rules script, docs/boards.md)."""
-        return (
+    def __post_init__(self) -> None:
+        # Frozen: set through object.__setattr__, once, at construction.
+        object.__setattr__(
+            self,
+            "plain",
             self.update_rule is UpdateRule.INCREMENT
             and self.sort_order is SortOrder.DESC
             and self.tie_break is TieBreak.SHARED
             and self.min_score is None
-            and self.max_score is None
+            and self.max_score is None,
         )
 
     @property

@@ -12,8 +12,11 @@ every backend.
 Protocols are structural: a backend implements them by having the methods, without
 naming them.
 
-Ranks are standard competition ranks: 1 + the number of players with a strictly higher
-score. Lists are ordered by score descending, then username ascending.
+Ranks are standard competition ranks: 1 + the number of players with a strictly better
+score (higher; lower on ASC boards). Lists are ordered best first, then by username
+ascending; on EARLIEST boards equal scores list who reached them first, and a rank is the
+position (docs/boards.md). A write is an increment on INCREMENT boards and a submission on
+BEST/LATEST boards (the same `ScoreIncrement`, its `delta` holding the value).
 
 A board's period must be *loaded* (rebuilt from the history, or created empty) before it
 is read or written: every ranking method that touches a period raises `RankingNotLoaded`
@@ -90,7 +93,9 @@ class RankingWrites(Protocol):
 
         An increment whose client event id was already applied in its board's period
         is not applied again (its outcome says `applied=False` with current standing).
-        Raises `ScoreOutOfRange` (nothing applied) when a total would pass 2^53 - 1.
+        Raises `ScoreOutOfRange` (nothing applied) when a total would pass 2^53 - 1, and
+        `ScoreBeyondCap` when a kept score (a total) would leave the board's
+        minScore..maxScore. Only writes that change a kept score are published.
         """
         ...
 

@@ -92,7 +92,15 @@ class Rebuilds:
         await asyncio.gather(
             *(
                 self._load_shard(
-                    board, period, shard, shard_totals[shard], shard_events[shard], empty=empty
+                    board,
+                    period,
+                    shard,
+                    shard_totals[shard],
+                    shard_events[shard],
+                    empty=empty,
+                    # Every shard's clock at the period's last instant: each shard's own
+                    # last one is no later, so later writes still get later instants.
+                    clock=clock if config.keeps_instants else None,
                 )
                 for shard in range(config.shards)
             )
@@ -171,20 +179,24 @@ class Rebuilds:
         event_ids: Iterable[tuple[str, str]],
         *,
         empty: bool | None,
+        clock: int | None = None,
     ) -> None:
         """Load one shard; `empty` says whether the whole period is (None: this shard is
-        the period, count what it writes)."""
+        the period, count what it writes); `clock`: the instants hash's clock, on boards
+        that keep instants (an ASC, BEST or LATEST sharded board with shared ranks)."""
         keys = self._layout.keys(board, period, shard)
         token = secrets.token_hex(8)
         temp_ranking = f"{keys.ranking}:load:{token}"
         temp_events = f"{keys.events}:load:{token}"
+        temp_instants = f"{instants_key(keys)}:load:{token}" if clock is not None else None
+        sign = self._layout.board(board).sign
 
         def ranking_command(pipe: AnyPipeline, chunk: list[tuple[str, int]]) -> None:
             mapping: dict[str, int] = {}
             for username, total in chunk:
                 if abs(total) > MAX_EXACT_SCORE:
                     raise ScoreOutOfRange(username, board)
-                mapping[username] = stored_score(total)
+                mapping[username] = stored_score(total) if sign < 0 else total
             pipe.zadd(temp_ranking, mapping)
             pipe.pexpire(temp_ranking, LOAD_TEMP_TTL_MS)
 
@@ -196,13 +208,18 @@ class Rebuilds:
             with unavailable_on_failure():
                 written = await self._write_chunks(totals, ranking_command)
                 written += await self._write_chunks(event_ids, events_command)
+                if temp_instants is not None and clock is not None:
+                    await self._connection.client.hset(temp_instants, "", encode_instant(clock))
+                    await self._connection.client.pexpire(temp_instants, LOAD_TEMP_TTL_MS)
             if empty is None:
                 empty = written == 0
             expire_at = self._layout.expire_at_ms(board, period, empty=empty)
-            await self._scripts.load(keys, temp_ranking, temp_events, expire_at)
+            await self._scripts.load(keys, temp_ranking, temp_events, expire_at, temp_instants)
         except Exception:
             with suppress(Exception):
-                await self._connection.client.unlink(temp_ranking, temp_events)
+                await self._connection.client.unlink(
+                    temp_ranking, temp_events, *([temp_instants] if temp_instants else [])
+                )
             raise
 
     async def _load_claims(

@@ -298,7 +298,10 @@ class Scripts:
         replies = await self._connection.fan_out(
             self._shard_around,
             [
-                ([shard.ranking, shard.loaded], [score, username, before, after])
+                (
+                    [shard.ranking, shard.loaded],
+                    [score, username, before, after, *self._order_args(board)],
+                )
                 for shard in self._layout.all_shard_keys(board, period)
             ],
         )

@@ -9,7 +9,8 @@ A player lives in one shard (`Board.shard_of`); a script sees one shard, so a ra
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 
 from store.errors import RankingNotLoaded
 from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
@@ -53,12 +54,13 @@ class ShardedBoards:
         replies = await self._connection.pipelined(commands)
         if not all(replies[0::3]):
             raise RankingNotLoaded(board, period)
+        sign = self._layout.board(board).sign
         merged = [
-            (text(member), total_of(stored))
+            (text(member), total_of(stored) if sign < 0 else int(stored))
             for entries in replies[1::3]
             for member, stored in entries
         ]
-        merged.sort(key=order)
+        merged.sort(key=ordering(sign))
         count = sum(int(players) for players in replies[2::3])
         return rank_by_position(merged, offset, limit, first_rank=None, player_count=count)
 
@@ -92,8 +94,9 @@ class ShardedBoards:
         )
         position = sum(shard.position for shard in shards)
         count = sum(shard.players for shard in shards)
-        before = sorted((entry for shard in shards for entry in shard.before), key=order)
-        after = sorted((entry for shard in shards for entry in shard.after), key=order)
+        key = ordering(self._layout.board(board).sign)
+        before = sorted((entry for shard in shards for entry in shard.before), key=key)
+        after = sorted((entry for shard in shards for entry in shard.after), key=key)
         above, below = window_sides(radius, position, count - position - 1, fill=fill)
         shown_before = before[len(before) - above :] if above else []
         window = [*shown_before, (username, score), *after[:below]]
@@ -128,8 +131,9 @@ class ShardedBoards:
         replies = await self._connection.pipelined(commands)
         if not all(replies[0::2]):
             raise RankingNotLoaded(board, period)
+        sign = board_value.sign
         found = [
-            (username, total_of(stored))
+            (username, total_of(stored) if sign < 0 else int(stored))
             for (_, names), scores in zip(touched, replies[1::2], strict=True)
             for username, stored in zip(names, scores, strict=True)
             if stored is not None
@@ -184,24 +188,39 @@ class ShardedBoards:
             )
         )
         ranked = list(outcomes)
-        for indexes, higher in zip(by_period.values(), counts, strict=True):
-            for index, outcome in zip(
-                indexes, replay_ranks([outcomes[i] for i in indexes], higher), strict=True
-            ):
+        for (board, _), indexes, higher in zip(
+            by_period.keys(), by_period.values(), counts, strict=True
+        ):
+            period_outcomes = [outcomes[i] for i in indexes]
+            if self._layout.board(board).sign > 0:
+                # ASC: the arithmetic of ranks.py, on negated scores ("higher is better").
+                negated = replay_ranks(
+                    [_negated(outcome) for outcome in period_outcomes],
+                    {-score: count for score, count in higher.items()},
+                )
+                period_ranked = [
+                    dataclasses.replace(original, rank=new.rank, previous_rank=new.previous_rank)
+                    for original, new in zip(period_outcomes, negated, strict=True)
+                ]
+            else:
+                period_ranked = replay_ranks(period_outcomes, higher)
+            for index, outcome in zip(indexes, period_ranked, strict=True):
                 ranked[index] = outcome
         return ranked
 
     async def higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
-        """For each score, how many players of the period have a strictly higher one."""
+        """For each score, how many players of the period have a strictly better one
+        (higher; lower on ASC boards)."""
         higher, _ = await self._counts(board, period, scores, with_total=False)
         return higher
 
     async def _counts(
         self, board: str, period: str, scores: list[int], *, with_total: bool = True
     ) -> tuple[dict[int, int], int]:
-        """For each score, how many players have a strictly higher one; and how many
+        """For each score, how many players have a strictly better one; and how many
         players the period has (0 without `with_total`): one pipelined round."""
         shard_keys = self._layout.all_shard_keys(board, period)
+        sign = self._layout.board(board).sign
 
         def commands(pipe: AnyPipeline) -> None:
             for keys in shard_keys:
@@ -210,7 +229,7 @@ class ShardedBoards:
                 if with_total:
                     pipe.zcard(keys.ranking)
                 for score in scores:
-                    pipe.zcount(keys.ranking, "-inf", f"({-score}")
+                    pipe.zcount(keys.ranking, "-inf", f"({sign * score}")
 
         replies = await self._connection.pipelined(commands)
         totals = dict.fromkeys(scores, 0)
@@ -225,3 +244,18 @@ class ShardedBoards:
             for score, count in zip(scores, replies[at + first : at + step], strict=True):
                 totals[score] += int(count)
         return totals, players
+
+
+def ordering(sign: int) -> Callable[[tuple[str, int]], tuple[int, str]]:
+    """Sort key of (username, score) entries in a board's order: `ranks.order` on DESC
+    boards, (score, username) on ASC ones."""
+    if sign < 0:
+        return order
+    return lambda entry: (entry[1], entry[0])
+
+
+def _negated(outcome: IncrementOutcome) -> IncrementOutcome:
+    previous = outcome.previous_score
+    return dataclasses.replace(
+        outcome, score=-outcome.score, previous_score=None if previous is None else -previous
+    )

@@ -77,7 +77,7 @@ from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
-from tests.support.board_model import RULED_BOARDS, PeriodModel
+from tests.support.board_model import RULED_BOARDS, SHARDED_KINDS, PeriodModel
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
@@ -949,12 +949,14 @@ class KindsMachine(RuleBasedStateMachine):
 
     async def _start_components(self) -> None:
         self.ranking: RankingStore
+        # On Redis the SHARED kinds are spread over shards: the answers must not change.
+        boards = SHARDED_KINDS if self.backend is Backend.REDIS_MARIADB else RULED_BOARDS
         if self.backend is Backend.REDIS_MARIADB:
             self.ranking = RedisRankingStore.from_url(
-                REDIS_URL, key_prefix=self.prefix, boards=RULED_BOARDS, retention=RETENTION
+                REDIS_URL, key_prefix=self.prefix, boards=boards, retention=RETENTION
             )
         else:
-            self.ranking = EmbeddedRankingStore(boards=RULED_BOARDS)
+            self.ranking = EmbeddedRankingStore(boards=boards)
         self.batcher = WriteBatcher(self.history, flush_interval=FLUSH_INTERVAL)
         recovery = RankingRecovery(
             self.ranking,
@@ -962,13 +964,13 @@ class KindsMachine(RuleBasedStateMachine):
             claim_seconds=WAIT,
             wait_seconds=WAIT,
             settle_seconds=SETTLE,
-            boards=RULED_BOARDS,
+            boards=boards,
         )
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
             recovery=recovery,
-            boards=RULED_BOARDS,
+            boards=boards,
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=lambda: self.moment.timestamp(),

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest
 
 from store.board_kinds import SortOrder, TieBreak, UpdateRule
+from store.boards import Board
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
 from store.ports import RankingStore
 from store.redis import RedisRankingStore
-from tests.support.board_model import KINDS, RULED_BOARDS, PeriodModel, kind_id
+from tests.support.board_model import (
+    KINDS,
+    RULED_BOARDS,
+    SHARDED_KINDS,
+    PeriodModel,
+    kind_id,
+)
 from tests.support.ranking import (
     BOARDS,
     GLOBAL,
@@ -42,13 +48,6 @@ SIX_STANDINGS = [
 ]
 
 
-SHARDED_CAPPED = tuple(
-    dataclasses.replace(board, shards=4) if board.id == "capped-total" else board
-    for board in RULED_BOARDS
-)
-"""The boards of other kinds, with the capped INCREMENT board spread over four shards."""
-
-
 @pytest.fixture(
     params=[
         "redis",
@@ -71,10 +70,9 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
         ranking = RedisRankingStore.from_url(
             url,
             key_prefix=redis_prefix,
-            # Boards of other kinds are unsharded (docs/boards.md: a sharded board is
-            # INCREMENT, DESC, SHARED, caps allowed); on a cluster they take the per-slot
-            # path. The sharded variants spread the capped INCREMENT board too.
-            boards=SHARDED_BOARDS + SHARDED_CAPPED
+            # The sharded variants spread the boards of other kinds too (but EARLIEST);
+            # on a cluster every one takes the per-slot path.
+            boards=SHARDED_BOARDS + SHARDED_KINDS
             if request.param.endswith("sharded")
             else BOARDS + RULED_BOARDS,
             retention=timedelta(days=35),
@@ -588,25 +586,34 @@ equal submissions, negative values and zero."""
 BY_ID = {board.id: board for board in RULED_BOARDS}
 
 
+def served_board(request: pytest.FixtureRequest, board_id: str) -> Board:
+    """The board as the store under test serves it (sharded in the sharded variants)."""
+    sharded = str(request.node.callspec.params["store"]).endswith("sharded")
+    return next(b for b in SHARDED_KINDS if b.id == board_id) if sharded else BY_ID[board_id]
+
+
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind_id(*kind))
 async def test_every_kind_of_board_against_the_model(
-    store: RankingStore, kind: tuple[UpdateRule, SortOrder, TieBreak]
+    store: RankingStore,
+    kind: tuple[UpdateRule, SortOrder, TieBreak],
+    request: pytest.FixtureRequest,
 ) -> None:
     board = kind_id(*kind)
     config = BY_ID[board]
     model = PeriodModel(config)
     await load(store, {}, board=board)
-    last_instant = 0
+    last_instants: dict[int, int] = {}
     for call in KIND_WRITES:
         outcomes = await store.increment([inc(name, value, board=board) for name, value in call])
         for (username, value), outcome in zip(call, outcomes, strict=True):
             previous = model.kept.get(username)
             previous_rank = None if previous is None else model.rank(username)
             if config.keeps_instants:
-                # Strictly increasing per period: every write has an instant of its own.
+                # Strictly increasing per ranking key (per shard, on a sharded board).
+                shard = served_board(request, board).shard_of(username)
                 assert outcome.instant is not None
-                assert outcome.instant > last_instant
-                last_instant = outcome.instant
+                assert outcome.instant > last_instants.get(shard, 0)
+                last_instants[shard] = outcome.instant
             else:
                 assert outcome.instant is None
             score, changed = model.write(username, value, outcome.instant)
@@ -630,7 +637,12 @@ async def test_every_kind_of_board_against_the_model(
     # A load of the kept scores and instants (what a rebuild does) ranks the same, and its
     # clock keeps later writes later.
     await store.load(
-        board, PERIOD, model.kept.items(), [], instants=dict(model.reached), clock=last_instant
+        board,
+        PERIOD,
+        model.kept.items(),
+        [],
+        instants=dict(model.reached),
+        clock=max(last_instants.values(), default=None),
     )
     assert await store.top(board, PERIOD, 100, 0) == expected
     [late] = await store.increment([inc("gus", 50, board=board)])

@@ -11,13 +11,16 @@ import asyncio
 import itertools
 import random
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import cast
 
 import pytest
 import redis.asyncio as redis_asyncio
 
 from store.board_model import SortOrder, TieBreak, UpdateRule, kept_score, replay
-from store.models import MAX_EXACT_SCORE
+from store.boards import Board, ResetPeriod
+from store.models import MAX_EXACT_SCORE, ScoreIncrement
+from store.redis import RedisRankingStore
 from store.tiebreak import (
     decode_member,
     encode_member,
@@ -194,3 +197,50 @@ async def test_instants_stay_increasing_when_the_clock_is_behind(
     second = await submit(client, redis_prefix, SortOrder.ASC, UpdateRule.LATEST, "bob", 7)
     assert (first[2], second[2]) == (ahead + 1, ahead + 2)
     assert (first[3], second[3]) == (1, 2)
+
+
+async def test_two_instances_submitting_equal_scores_at_once_get_unique_ordered_ranks(
+    redis_prefix: str,
+) -> None:
+    """Two service instances (two stores on one Redis) writing the same score at the same
+    moment, many times: every write gets its own instant (the key's clock), and the ranks
+    are 1..n in the order the instants say, however the calls interleaved."""
+    board = Board("race", ResetPeriod.NEVER, update_rule=UpdateRule.BEST, tie_break=EARLIEST)
+    instances = [
+        RedisRankingStore.from_url(
+            REDIS_URL, key_prefix=redis_prefix, boards=[board], retention=timedelta(days=1)
+        )
+        for _ in range(2)
+    ]
+    try:
+        await instances[0].load("race", "all", [], [])
+
+        async def submit(instance: RedisRankingStore, username: str) -> int:
+            [outcome] = await instance.increment(
+                [
+                    ScoreIncrement(
+                        board="race",
+                        period="all",
+                        username=username,
+                        delta=42,
+                        event_id=f"~{username}",
+                        client_event_id=False,
+                    )
+                ]
+            )
+            assert outcome.instant is not None
+            return outcome.instant
+
+        names = [f"p{number:02d}" for number in range(40)]
+        instants = await asyncio.gather(
+            *(submit(instances[number % 2], name) for number, name in enumerate(names))
+        )
+        assert len(set(instants)) == len(names)
+        by_instant = [name for _, name in sorted(zip(instants, names, strict=True))]
+        top = await instances[1].top("race", "all", 100, 0)
+        assert [(p.username, p.score, p.rank) for p in top] == [
+            (name, 42, rank) for rank, name in enumerate(by_instant, 1)
+        ]
+    finally:
+        for instance in instances:
+            await instance.close()

@@ -1,16 +1,21 @@
 -- The players of one shard just before and just after a place in the leaderboard order
--- (score descending, username ascending), for a neighbourhood merged across shards.
+-- (score descending, ascending on ASC boards, then username ascending), for a
+-- neighbourhood merged across shards.
 -- The place is (score, username); the username itself, when it is in this shard, is
 -- neither before nor after.
--- KEYS: ranking, loaded marker. ARGV: score, username, how many before, how many after.
+-- KEYS: ranking, loaded marker. ARGV: score, username, how many before, how many after,
+--   then on ASC boards: sign, '0' (use_board, common.lua; sharded boards share ranks).
 -- Returns {0} when not loaded, else {1, players before the place in this shard,
 --   number of players returned before, players in this shard, then username, score
 --   pairs: the `before` ones (best first), then the `after` ones}.
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {0}
 end
+if ARGV[5] then
+  use_board(ARGV[5], ARGV[6])
+end
 local ranking = KEYS[1]
-local stored = -tonumber(ARGV[1])
+local stored = SIGN * tonumber(ARGV[1])
 local username = ARGV[2]
 local want_before, want_after = tonumber(ARGV[3]), tonumber(ARGV[4])
 
