@@ -24,10 +24,6 @@ class InProcessProfileCache:
         entries = self._entries
         return {name: entries[name] for name in usernames if name in entries}
 
-    async def forget(self, username: str) -> None:
-        """Drop a player's entry."""
-        self._entries.pop(username, None)
-
     async def put(self, entries: dict[str, StoredProfile]) -> None:
         """Cache entries, each only over an older version."""
         if len(self._entries) + len(entries) > self._max_entries:
@@ -36,3 +32,8 @@ class InProcessProfileCache:
             current = self._entries.get(username)
             if current is None or stored.version > current.version:
                 self._entries[username] = stored
+
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """Drop the players' entries."""
+        for username in usernames:
+            self._entries.pop(username, None)

@@ -266,8 +266,8 @@ class ProfileCache(Protocol):
         newest)."""
         ...
 
-    async def forget(self, username: str) -> None:
-        """Drop a player's entry, whatever its version (erasePlayer)."""
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """Drop the players' entries (erasure: no key keeps their names)."""
         ...
 
 

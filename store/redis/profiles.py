@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import orjson
 
 from store.models import PlayerProfile, StoredProfile
-from store.redis.connection import AnyPipeline, Connection, unavailable_on_failure
+from store.redis.connection import AnyPipeline, Connection
 from store.redis.keys import KeyLayout
 from store.redis.scripts import source_plain
 
@@ -82,10 +82,16 @@ class RedisProfileCache:
             ],
         )
 
-    async def forget(self, username: str) -> None:
-        """Drop a player's entry (HDEL on its bucket)."""
-        with unavailable_on_failure():
-            await self._connection.client.hdel(self._layout.profile_bucket(username), username)
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """HDEL the players' entries: one pipelined round."""
+        buckets = self._buckets(usernames)
+
+        def commands(pipe: AnyPipeline) -> None:
+            for key, names in buckets.items():
+                pipe.hdel(key, *names)
+
+        if buckets:
+            await self._connection.pipelined(commands)
 
     def _buckets(self, usernames: Sequence[str]) -> dict[str, list[str]]:
         buckets: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@
 - `mysql.py`, `sqlite.py`: the two dialects (driver calls, batch INSERT, migration locking).
 - `migrations.py`: the schema, step by step, and the loop that applies the missing steps.
 - `replica.py`: reads on a MySQL/MariaDB replica once it has caught up (GTID wait).
+- `profiles.py`: the `player_profiles` table (versioned upserts, reads of many players).
 - `pool.py`: one database's connection pool: time limits, error wrapping, timing.
 
 Owns every SQL statement of the service. May import the standard library, `databases`

@@ -1267,6 +1267,31 @@ class KindsMachine(RuleBasedStateMachine):
             position = len(want) // 2
             got = await self.service.neighborhood(board.id, period, middle, 1)
             assert got == want[max(0, position - 1) : position + 2], where
+        await self._compare_player_reads(board, period, want)
+
+    async def _compare_player_reads(
+        self, board: Board, period: str, want: list[RankedPlayer]
+    ) -> None:
+        """players, every page of ranking, filled neighbourhoods and topPercent (#14)."""
+        where = f"{board.id}/{period}"
+        got = await self.service.players(board.id, period, list(KIND_USERNAMES))
+        assert got == want, where
+        for first in (1, 3):
+            pages: list[RankedPlayer] = []
+            after: str | None = None
+            while True:
+                page = await self.service.ranking(board.id, period, first, after)
+                pages += page.players
+                if not page.has_next:
+                    break
+                after = page.cursors[-1]
+            assert pages == want, (where, first)
+        if want:
+            for name, window in ((want[0].username, want[:3]), (want[-1].username, want[-3:])):
+                filled = await self.service.neighborhood(board.id, period, name, 1, True)
+                assert filled == window, (where, name)
+            for player in got:
+                assert player.top_percent == 100 * player.rank / len(want), where
 
     @rule()
     def read_everything(self) -> None:
