@@ -246,6 +246,17 @@ class WriteBatcher:
         self._closed = True
         return lost
 
+    async def persisted_so_far(self) -> None:
+        """Return once every event committed so far is in the history (an erasure's fence:
+        what it deletes must not arrive after it); `StoreUnavailable` when the batcher
+        closes first."""
+        if self._buffer:
+            # The last buffered event ends a commit, so it carries that commit's future, and
+            # flushes go in buffer order: once it is written, so is everything before it.
+            last = self._buffer[-1].persisted
+            if last is not None:
+                await asyncio.shield(last)
+
     # Reservations
 
     def reserve(self, count: int) -> Reservation:

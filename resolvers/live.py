@@ -268,7 +268,12 @@ class LiveRankings:
         if change.period != self._roll_to_current_period(feed):
             return
         own = feed.players.get(change.username)
-        if own is not None:
+        if own is not None and change.removed:
+            # No standing to show (the contract's RankChange has a score and a rank): the
+            # watcher hears again when the player scores afresh.
+            own.changes += 1
+            feed.set_standing(own, None, None)
+        elif own is not None:
             own.changes += 1
             feed.set_standing(own, change.score, change.rank)
             self._publish_player(

@@ -159,16 +159,22 @@ class Feed:
         In "higher is better" terms (`_key`): the mover is above a score s iff its score is
         strictly greater (competition ranks), so moving up from p to n passes exactly the
         scores in [p, n) and falling from p to n drops below exactly those in [n, p); a new
-        player (p None) passes those below n. On EARLIEST boards ranks are unique: a player
+        player (p None) passes those below n; a removed player leaves from its score s, and
+        those below s move up. On EARLIEST boards ranks are unique: a player
         reaching n ranks after those already at n (as above), and of the players tied at p
         the mover passed only those it was behind (rising) or drops below only those it was
         ahead of (falling), which the ranks before the change tell.
         """
         before = None if change.previous_score is None else self._key(change.previous_score)
         after = self._key(change.score)
-        if before == after:
+        low: int | None
+        if change.removed:
+            # Gone from the ranking: as if it fell below everyone, from the score it had.
+            before = after
+            low, high, step = None, after, -1
+        elif before == after:
             return []
-        if before is None or before < after:
+        elif before is None or before < after:
             low, high, step = before, after, 1
         else:
             low, high, step = after, before, -1

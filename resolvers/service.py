@@ -7,7 +7,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
@@ -55,6 +55,9 @@ class ServedRanking(RankingReads, RankingWrites, Protocol):
 # or the rebuild is another instance's and still running) is retried this many times.
 _RECOVERY_REPEATS = 3
 
+BANNED = "player is banned"
+"""The FORBIDDEN message of every write of a banned player."""
+
 
 # kw_only=False on purpose: schema/fast_path.py builds one per item of a batch of up to 1000
 # positionally (by keyword it measured ~1.5 us more per item, twice the positional cost).
@@ -93,6 +96,7 @@ class LeaderboardService:
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
         seasons: Seasons | None = None,
+        banned: Collection[str] = frozenset(),
         profiles: PlayerProfiles | None = None,
     ) -> None:
         self._ranking = ranking
@@ -108,6 +112,9 @@ class LeaderboardService:
         self.seasons = seasons
         """Final periods are read from their frozen standings (set once wired)."""
         self._profiles = profiles
+        # The banned usernames (store/ban_registry.py keeps this set in step): one set
+        # lookup per write, no round trip.
+        self._banned = banned
 
     @property
     def boards(self) -> list[Board]:
@@ -138,6 +145,12 @@ class LeaderboardService:
 
     # Writes
 
+    def refuse_banned(self, username: str) -> None:
+        """FORBIDDEN when the player is banned: every write of a player checks it first
+        (increments inline in `_validated`, setScore and setPlayerProfile here)."""
+        if username in self._banned:
+            raise forbidden(BANNED)
+
     async def increment(self, requests: Sequence[IncrementRequest]) -> list[IncrementOutcome]:
         """Validate every increment, then apply all in order, or none."""
         validation.batch_size(len(requests), self._max_batch_increments)
@@ -157,7 +170,7 @@ class LeaderboardService:
                 now_ms = int(self._clock() * 1000)
                 persisted = reservation.commit(
                     [
-                        _event(outcome.increment, now_ms, outcome.instant)
+                        _event(outcome.increment, now_ms, outcome.instant, outcome)
                         for outcome in outcomes
                         if outcome.applied
                     ]
@@ -191,12 +204,15 @@ class LeaderboardService:
         if period is None:
             period = periods[board_id] = board.period_at_timestamp(now)
         client_event_id = validation.event_id(request.event_id)
+        username = validation.username(request.username)
+        if username in self._banned:  # `refuse_banned`, inline on the hot path
+            raise forbidden(BANNED)
         # By keyword, so a reorder of the str fields cannot swap them; what that costs per
         # ingested event was measured (timeit) when the value types became keyword-only.
         return ScoreIncrement(
             board=board_id,
             period=period,
-            username=validation.username(request.username),
+            username=username,
             delta=validation.delta(request.delta, board.max_delta or self._max_delta),
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
@@ -213,10 +229,11 @@ class LeaderboardService:
         if board.update_rule is UpdateRule.INCREMENT:
             raise bad_input(f"board {board_id!r} adds scores: use incrementScore")
         client_event_id = validation.event_id(event_id)
+        self.refuse_banned(validation.username(username))
         submission = ScoreIncrement(
             board=board_id,
             period=board.period_at_timestamp(self._clock()),
-            username=validation.username(username),
+            username=username,
             delta=validation.score(score, board),
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
@@ -226,7 +243,7 @@ class LeaderboardService:
                 # One write on one key: it applies whole or not at all (no partial batch).
                 (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
                 persisted = reservation.commit(
-                    [_event(submission, int(self._clock() * 1000), outcome.instant)]
+                    [_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
                     if outcome.applied
                     else []
                 )
@@ -343,6 +360,7 @@ class LeaderboardService:
         """Set a player's display name and metadata (None leaves a field; "" and {} clear
         it), durably before answering."""
         validation.username(username)
+        self.refuse_banned(username)
         name = LEAVE if display_name is None else validation.display_name(display_name)
         data = LEAVE if metadata is None else validation.metadata(metadata)
         if self._profiles is None:
@@ -404,7 +422,12 @@ def _use_set_score(board: Board) -> str:
     return f"board {board.id!r} keeps the {kept} score: use setScore"
 
 
-def _event(increment: ScoreIncrement, created_at_ms: int, applied_at_us: int | None) -> ScoreEvent:
+def _event(
+    increment: ScoreIncrement,
+    created_at_ms: int,
+    applied_at_us: int | None,
+    outcome: IncrementOutcome,
+) -> ScoreEvent:
     return ScoreEvent(
         board=increment.board,
         period=increment.period,
@@ -414,4 +437,7 @@ def _event(increment: ScoreIncrement, created_at_ms: int, applied_at_us: int | N
         client_event_id=increment.client_event_id,
         created_at_ms=created_at_ms,
         applied_at_us=applied_at_us,
+        # The player had no score before it: a rebuild counts the player present again
+        # after a removal (docs/moderation.md).
+        presence=1 if outcome.previous_score is None else 0,
     )

@@ -10,6 +10,7 @@ from resolvers.auth import Access
 if TYPE_CHECKING:
     from resolvers.boards import BoardAdmin
     from resolvers.live import LiveRankings
+    from resolvers.moderation import PlayerModeration
     from resolvers.service import LeaderboardService
 
 
@@ -24,3 +25,4 @@ class ApiContext:
     access: Access = Access.NONE
     admin_enabled: bool = False
     boards: BoardAdmin | None = None
+    moderation: PlayerModeration | None = None

@@ -11,6 +11,7 @@ from resolvers.service import IncrementRequest
 from schema import seasons
 from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
+from schema.moderation import ModerationMutations, ModerationQueries
 from schema.players import PlayerQueries
 from schema.profiles import ProfileMutations, ranked_views, selects_profiles
 from schema.scalars import Long
@@ -28,7 +29,7 @@ Info = strawberry.Info[ApiContext, None]
 
 
 @strawberry.type
-class Query(BoardQueries, PlayerQueries):
+class Query(BoardQueries, PlayerQueries, ModerationQueries):
     @strawberry.field(
         description=(
             "The boards this service serves (configured at start-up; "
@@ -90,7 +91,7 @@ def _require_write_token(info: Info) -> None:
 
 
 @strawberry.type
-class Mutation(BoardMutations, ProfileMutations):
+class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
     @strawberry.mutation(
         description=(
             "Add delta to the player's score in the board's current period.\n"

@@ -111,6 +111,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             access=access,
             admin_enabled=tokens.admin_enabled,
             boards=self.resources.board_admin,
+            moderation=self.resources.moderation,
         )
 
     def _authorized(self, request: Request | WebSocket) -> bool:

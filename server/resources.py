@@ -13,12 +13,14 @@ from batcher import WriteBatcher
 from resolvers.auth import WriteTokens
 from resolvers.boards import BoardAdmin
 from resolvers.live import LiveRankings
+from resolvers.moderation import PlayerModeration
 from resolvers.seasons import Seasons
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
 from server.rate_limit import RateLimits
 from server.settings import AckMode, Settings
 from server.webhook import WebhookSender
+from store.ban_registry import BanRegistry
 from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
 from store.board_registry import BoardRegistry
 from store.boards import Board
@@ -58,6 +60,8 @@ class Resources:
     started: bool = False
     seasons: Seasons | None = None
     webhook: WebhookSender | None = None
+    bans: BanRegistry | None = None
+    moderation: PlayerModeration | None = None
 
 
 def open_ranking(
@@ -138,10 +142,11 @@ async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
         await ranking.close()
 
 
-def board_notices(settings: Settings) -> BoardNotices:
-    """How board changes reach the other instances: Redis pub/sub, or nothing when embedded."""
+def board_notices(settings: Settings, channel: str = "boards") -> BoardNotices:
+    """How board changes (or, on channel "bans", bans) reach the other instances: Redis
+    pub/sub, or nothing when embedded."""
     if settings.redis_url:
-        return RedisBoardNotices(settings.redis_url, f"{settings.key_prefix}:boards")
+        return RedisBoardNotices(settings.redis_url, f"{settings.key_prefix}:{channel}")
     return NoNotices()
 
 
@@ -167,8 +172,14 @@ def build_resources(
     )
     # Every component serves the registry's index: a board created at run time reaches all.
     boards = registry.index
+    records = history.player_records()
+    # The ban reload shares the boards' interval: both bound how soon every instance obeys.
+    bans = BanRegistry(
+        records, board_notices(settings, "bans"), reload_seconds=settings.boards_reload_seconds
+    )
     plain_ranking = open_ranking(settings, observer=metrics, boards=boards)
     ranking = cache_top(settings, plain_ranking)
+    profiles = open_profiles(history, plain_ranking)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -214,7 +225,8 @@ def build_resources(
         max_delta=settings.max_delta,
         max_batch_increments=settings.max_batch_increments,
         persisted_ack=settings.ack is AckMode.PERSISTED,
-        profiles=open_profiles(history, plain_ranking),
+        banned=bans.names,
+        profiles=profiles,
         clock=clock,
         seasons=seasons,
     )
@@ -226,6 +238,16 @@ def build_resources(
     if isinstance(ranking, TopCachingRankingStore):
         metrics.track_top_cache(ranking)
     tokens = WriteTokens(settings.write_tokens, admin=settings.admin_tokens)
+    moderation = PlayerModeration(
+        service=service,
+        ranking=ranking,
+        batcher=batcher,
+        recovery=recovery,
+        bans=bans,
+        records=records,
+        settle_seconds=settings.rebuild_settle_seconds,
+        profiles=profiles,
+    )
     return Resources(
         settings=settings,
         ranking=ranking,
@@ -241,6 +263,8 @@ def build_resources(
         metrics=metrics,
         seasons=seasons,
         webhook=webhook,
+        bans=bans,
+        moderation=moderation,
     )
 
 
@@ -263,6 +287,9 @@ async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[
         # After the migrations: the boards table exists. A declared board that differs
         # from its stored row stops the start-up here (BoardConflict).
         await resources.registry.start()
+        if resources.bans is not None:
+            stack.push_async_callback(resources.bans.stop)
+            await resources.bans.start()
         if resources.seasons is not None:
             # Runs after the drain below: every event this instance acknowledged is written.
             stack.push_async_callback(resources.seasons.retire)

@@ -78,6 +78,24 @@ async def consume_resubscribing(
         resubscribing()
 
 
+CANCEL_AGAIN_SECONDS = 0.05
+
+
+async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel each task, again and again, until it ended; its cancellation is not raised,
+    a failure of its own is.
+
+    For a task that must end (a listener that loops for ever): redis-py swallows a
+    cancellation that lands while a pub/sub subscription connects, and the loop would go on.
+    """
+    for task in tasks:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
+        if not task.cancelled():
+            await task  # it ended on its own: its failure, if any, is raised
+
+
 async def cancel_and_wait(
     tasks: Iterable[asyncio.Task[Any]], *, timeout: float, log: logging.Logger, what: str
 ) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from store.aio import cancel_until_done
 from store.board_model import BoardSpec
 from store.board_notices import BoardNotices
 from store.boards import Board, BoardIndex
@@ -119,11 +120,8 @@ class BoardRegistry:
 
     async def stop(self) -> None:
         """Stop following changes and close the notices' connection."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Until each ends: a cancellation landing while the notices subscribe is swallowed.
+        await cancel_until_done(self._tasks)
         self._tasks = []
         await self._notices.close()
 

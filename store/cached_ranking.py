@@ -274,6 +274,29 @@ class TopCachingRankingStore:
         finally:
             self._invalidate(board, period, 0)
 
+    # Moderation: pass through, then drop what it changed
+
+    async def remove(self, board: str, period: str, username: str) -> int | None:
+        """Take the player out through the inner store; drop every window of the period."""
+        try:
+            return await self._inner.remove(board, period, username)
+        finally:
+            self._invalidate(board, period, 0)
+
+    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+        """Set the player's total through the inner store; drop every window of the period."""
+        try:
+            return await self._inner.restore(board, period, username, total)
+        finally:
+            self._invalidate(board, period, 0)
+
+    async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
+        """Erase through the inner store; drop every window of the period."""
+        try:
+            return await self._inner.erase(board, period, username, event_ids)
+        finally:
+            self._invalidate(board, period, 0)
+
     # Change feeds
 
     def changes(self, board: str) -> AsyncIterator[ScoreChange]:

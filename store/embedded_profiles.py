@@ -32,3 +32,8 @@ class InProcessProfileCache:
             current = self._entries.get(username)
             if current is None or stored.version > current.version:
                 self._entries[username] = stored
+
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """Drop the players' entries."""
+        for username in usernames:
+            self._entries.pop(username, None)

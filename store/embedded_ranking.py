@@ -82,6 +82,13 @@ class _Ranking:
             )
         return players
 
+    def drop(self, username: str) -> int | None:
+        """Take a player out; the score it had, or None."""
+        old = self.scores.pop(username, None)
+        if old is not None:
+            self.order.remove((-old, username))
+        return old
+
     def keys(self, start: int, stop: int) -> list[PageKey]:
         """The order keys (stored score, member) of the players at start .. stop - 1."""
         return list(self.order.islice(start, stop))
@@ -331,6 +338,71 @@ class EmbeddedRankingStore:
             self._rankings[(board, period)] = _RuledRanking(
                 config, scores, events, instants or {}, clock
             )
+
+    # Moderation
+
+    async def remove(self, board: str, period: str, username: str) -> int | None:
+        """Take the player out of the period's ranking; the total removed, or None."""
+        self._check_period(board, period)
+        return self._take_out(_summed(self._loaded(board, period)), board, period, username)
+
+    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+        """Set the player's total; False when the period is not loaded."""
+        self._check_period(board, period)
+        if abs(total) > MAX_EXACT_SCORE:
+            raise ScoreOutOfRange(username, board)
+        found = self._rankings.get((board, period))
+        if found is None:
+            return False
+        ranking = _summed(found)
+        old = ranking.scores.get(username)
+        previous_rank = None if old is None else ranking.rank(old)
+        ranking.set_score(username, total)
+        self._publish(
+            ScoreChange(
+                board=board,
+                period=period,
+                username=username,
+                previous_score=old,
+                score=total,
+                previous_rank=previous_rank,
+                rank=ranking.rank(total),
+            )
+        )
+        return True
+
+    async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
+        """Take the player out (when the period is in memory) and forget their `event_ids`."""
+        self._check_period(board, period)
+        found = self._rankings.get((board, period))
+        if found is None:
+            return 0
+        ranking = _summed(found)
+        for event_id in event_ids:
+            bound = ranking.events.get(event_id)
+            if bound is not None and bound[0] == username:
+                del ranking.events[event_id]
+        return 0 if self._take_out(ranking, board, period, username) is None else 1
+
+    def _take_out(self, ranking: _Ranking, board: str, period: str, username: str) -> int | None:
+        old = ranking.scores.get(username)
+        if old is None:
+            return None
+        rank = ranking.rank(old)
+        ranking.drop(username)
+        self._publish(
+            ScoreChange(
+                board=board,
+                period=period,
+                username=username,
+                previous_score=old,
+                score=old,
+                previous_rank=rank,
+                rank=rank,
+                removed=True,
+            )
+        )
+        return old
 
     # Reads
 
@@ -602,3 +674,11 @@ def _check_caps(board: Board, increment: ScoreIncrement, new: int) -> None:
             bound=board.max_score,
             total=total,
         )
+
+
+def _summed(ranking: _Ranking | _RuledRanking) -> _Ranking:
+    """A ranking moderation changes directly (INCREMENT, DESC, SHARED); the others are
+    rebuilt from the history instead (resolvers/moderation.py)."""
+    if not isinstance(ranking, _Ranking):
+        raise ValueError("only INCREMENT, DESC, SHARED rankings are changed directly")
+    return ranking

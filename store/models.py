@@ -10,6 +10,9 @@ _T = TypeVar("_T")
 
 MAX_EXACT_SCORE = 2**53 - 1
 """Largest absolute total: doubles (Redis scores, JSON numbers) are exact up to here."""
+REMOVAL_ID_PREFIX = "!"
+"""The event ids of removal rows in the history begin with it: outside the client alphabet
+and the generated ids' '~', so a removal id never meets another event's."""
 
 
 @overload
@@ -110,6 +113,10 @@ class ScoreEvent:
     event_id: str
     client_event_id: bool
     created_at_ms: int
+    presence: int = 0
+    """+1 when the event gave the player a score they did not have (the live ranking said so),
+    -1 for a removal (event id '!...', delta = minus the total removed), else 0: a rebuild
+    keeps a removed player only while these sum above 0 (docs/moderation.md)."""
     applied_at_us: int | None = None
     """`IncrementOutcome.instant`: the order a rebuild replays BEST and LATEST writes in, and
     the instant an EARLIEST board ranks by."""
@@ -126,6 +133,9 @@ class ScoreChange:
     score: int
     previous_rank: int | None
     rank: int
+    removed: bool = False
+    """The player left the ranking (removePlayer, banPlayer, erasePlayer): `score` and `rank`
+    are then the ones it had, and everyone below moves up one."""
 
 
 PageKey = tuple[int, str]

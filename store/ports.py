@@ -4,7 +4,8 @@ Each consumer depends on the protocol it uses, not on a backend nor on everythin
 backend can do: the service layer reads (`RankingReads`) and writes (`RankingWrites`),
 recovery rebuilds (`RebuildTarget`), live updates and the top cache follow the changes
 (`ChangeFeed`); the batcher appends to the history (`HistoryWrites`), recovery reads it
-(`HistoryReads`), and the server opens and checks a whole `ScoreHistory`. `RankingStore`
+(`HistoryReads`), and the server opens and checks a whole `ScoreHistory`; moderation
+takes players out and puts them back (`RankingModeration`). `RankingStore`
 is all the ranking protocols plus the lifecycle: what a backend (Redis, embedded)
 implements, and what the contract suite (tests/store/test_ranking_contract.py) checks on
 every backend.
@@ -155,7 +156,35 @@ class RebuildTarget(Protocol):
         ...
 
 
-class RankingStore(RankingReads, RankingWrites, ChangeFeed, RebuildTarget, Protocol):
+class RankingModeration(Protocol):
+    """Taking one player out of a period's live ranking, and giving a total back
+    (removePlayer, banPlayer, unbanPlayer, erasePlayer: docs/moderation.md).
+
+    Each publishes what it did on the board's change feed: a removal as a change with
+    `removed` set (its score and rank the ones the player had), a restored total as an
+    ordinary change.
+    """
+
+    async def remove(self, board: str, period: str, username: str) -> int | None:
+        """Take the player out of the period's ranking atomically; the total removed, or
+        None when the player had no score (nothing changed). `RankingNotLoaded` unless the
+        period is loaded."""
+        ...
+
+    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+        """Set the player's total in the period; False (nothing changed) when the period is
+        not loaded (its rebuild ranks the player from the history)."""
+        ...
+
+    async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
+        """Take the player out whether or not the period is loaded, and forget those of
+        `event_ids` bound to the player; how many rankings lost the player (0 or 1)."""
+        ...
+
+
+class RankingStore(
+    RankingReads, RankingWrites, ChangeFeed, RebuildTarget, RankingModeration, Protocol
+):
     """Live rankings of every board's periods: what a backend implements (all of the above)."""
 
     async def ping(self) -> None:
@@ -235,6 +264,10 @@ class ProfileCache(Protocol):
     async def put(self, entries: dict[str, StoredProfile]) -> None:
         """Cache entries, each only over an older version (racing writers converge on the
         newest)."""
+        ...
+
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """Drop the players' entries (erasure: no key keeps their names)."""
         ...
 
 

@@ -43,6 +43,11 @@ class PlayerProfiles:
         await self._cache.put({username: stored})
         return stored.profile
 
+    async def forget(self, username: str) -> None:
+        """Drop a player's cache entry (erasePlayer: its row was deleted first, in the same
+        transaction as the player's history and ban rows: store/sql/players.py)."""
+        await self._cache.forget([username])
+
     async def profiles(self, usernames: Sequence[str]) -> dict[str, PlayerProfile]:
         """Every named player's profile (`NO_PROFILE` when never set): one cache round trip,
         plus one table query for the names the cache lacks."""

@@ -63,10 +63,15 @@ IMPLEMENTED_ADDITIONS: dict[str, frozenset[str] | None] = {
             "createLeaderboard",
             "updateLeaderboard",
             "archiveLeaderboard",
+            "removePlayer",
+            "banPlayer",
+            "unbanPlayer",
+            "erasePlayer",
             "setScore",
             "setPlayerProfile",
         }
     ),
+    "PlayerRemoval": None,
     "ScoreSubmission": None,
     "PeriodSummary": None,
     "PeriodConnection": None,
@@ -173,7 +178,7 @@ def test_the_implemented_additions_are_checked() -> None:
     assert "periods(first: Int! = 12, after: String = null): PeriodConnection!" in sdl
     assert 'periodEnded(board: ID! = "global"): PeriodResult!' in sdl
     assert "setScore(username: String!, score: Long!, board: ID!, eventId: String = null)" in sdl
-    assert "removePlayer" not in sdl
+    assert "removePlayer(username: String!, board: ID!, period: String = null)" in sdl
     mutilated = build_schema(
         export_sdl()
         .replace('timeZone: String! = "UTC"', 'timeZone: String! = "Europe/Paris"')

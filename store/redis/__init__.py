@@ -12,10 +12,11 @@ concern:
 - single.py      unsharded boards: one script call each, concurrent increments merged
 - coalescing.py  `CoalescedCalls`, the merging of concurrent all-or-nothing calls
 - sharded.py     sharded boards: reads merged over the shards, board-wide ranks
-- ranks.py       the rank arithmetic of sharded boards (pure)
+- ranks.py       the rank arithmetic of sharded boards and merged pages (pure)
 - cluster.py     a batch on a Redis Cluster: per-slot dry run, then apply
 - rebuild.py     rebuild claims, loading a period, reading totals, loaded markers
 - changes.py     the change-message codec, publishing, the subscription loop
+- profiles.py    `RedisProfileCache`: player profiles cached in bucket hashes (profile_put.lua)
 - rate_limits.py `RedisRateLimiter`: the per-client GCRA check (lua/rate_limit.lua), its
                  own small pool so a slow limiter never queues behind the rankings
 

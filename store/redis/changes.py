@@ -7,7 +7,10 @@ script call, a JSON array of objects in application order
     [{"board": str, "period": str, "username": str, "previous_score": int | null,
       "score": int, "previous_rank": int | null, "rank": int}, ...]
 
-(a single object is read as an array of one). Numbers are exact integers within
+(a single object is read as an array of one). A removal (removePlayer, banPlayer,
+erasePlayer: lua/remove.lua) adds `"removed": true` to its object, whose score and rank are
+the ones the player had; an object without the field is no removal. Numbers are exact
+integers within
 +-(2^53 - 1). increment.lua publishes what it applies on an unsharded board of a single
 Redis; `publish` sends the changes of the other paths (sharded ranks are only known
 after the call, and a cluster call covers one slot).
@@ -49,20 +52,22 @@ def change_of(outcome: IncrementOutcome) -> ScoreChange:
 
 def encode(changes: Sequence[ScoreChange]) -> bytes:
     """One message: the changes as a JSON array (see the module doc)."""
-    return orjson.dumps(
-        [
-            {
-                "board": change.board,
-                "period": change.period,
-                "username": change.username,
-                "previous_score": change.previous_score,
-                "score": change.score,
-                "previous_rank": change.previous_rank,
-                "rank": change.rank,
-            }
-            for change in changes
-        ]
-    )
+    return orjson.dumps([_fields(change) for change in changes])
+
+
+def _fields(change: ScoreChange) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "board": change.board,
+        "period": change.period,
+        "username": change.username,
+        "previous_score": change.previous_score,
+        "score": change.score,
+        "previous_rank": change.previous_rank,
+        "rank": change.rank,
+    }
+    if change.removed:
+        fields["removed"] = True
+    return fields
 
 
 def decode(data: bytes | str) -> list[ScoreChange]:
@@ -79,6 +84,7 @@ def decode(data: bytes | str) -> list[ScoreChange]:
                 score=int(fields["score"]),
                 previous_rank=_optional_int(fields["previous_rank"]),
                 rank=int(fields["rank"]),
+                removed=fields.get("removed") is True,
             )
             for fields in items
         ]
@@ -109,6 +115,17 @@ async def publish(
             await connection.publish(layout.channel(board), encode(changes))
         except StoreUnavailable as error:
             logger.warning("could not publish %d changes of %s: %s", len(changes), board, error)
+
+
+async def publish_changes(
+    connection: Connection, layout: KeyLayout, board: str, changes: Sequence[ScoreChange]
+) -> None:
+    """Publish changes of one board as one message; a failure is logged, not raised (the
+    change is made, and live subscribers resynchronise from reads anyway)."""
+    try:
+        await connection.publish(layout.channel(board), encode(changes))
+    except StoreUnavailable as error:
+        logger.warning("could not publish %d changes of %s: %s", len(changes), board, error)
 
 
 async def subscribe(

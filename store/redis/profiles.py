@@ -82,6 +82,17 @@ class RedisProfileCache:
             ],
         )
 
+    async def forget(self, usernames: Sequence[str]) -> None:
+        """HDEL the players' entries: one pipelined round."""
+        buckets = self._buckets(usernames)
+
+        def commands(pipe: AnyPipeline) -> None:
+            for key, names in buckets.items():
+                pipe.hdel(key, *names)
+
+        if buckets:
+            await self._connection.pipelined(commands)
+
     def _buckets(self, usernames: Sequence[str]) -> dict[str, list[str]]:
         buckets: dict[str, list[str]] = {}
         for username in usernames:

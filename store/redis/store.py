@@ -27,6 +27,7 @@ from store.redis import changes, claims
 from store.redis.cluster import apply_per_slot
 from store.redis.connection import Connection
 from store.redis.keys import KeyLayout
+from store.redis.moderation import Moderation
 from store.redis.profiles import RedisProfileCache
 from store.redis.rebuild import Rebuilds
 from store.redis.scripts import Scripts
@@ -52,6 +53,7 @@ class RedisRankingStore:
         self._single = SingleBoards(scripts)
         self._sharded = ShardedBoards(connection, self._layout, scripts)
         self._rebuilds = Rebuilds(connection, self._layout, scripts)
+        self._moderation = Moderation(connection, self._layout, self._sharded)
         self._closed = False
         # The one place the store asks which kind of Redis it has: a cluster call must
         # stay within one slot, one Redis takes any batch in one call.
@@ -197,6 +199,20 @@ class RedisRankingStore:
         await self._rebuilds.load(
             board, period, totals, client_events, instants=instants, clock=clock
         )
+
+    # Moderation (moderation.py)
+
+    async def remove(self, board: str, period: str, username: str) -> int | None:
+        """Take the player out of the period's ranking; the total removed, or None."""
+        return await self._moderation.remove(board, period, username)
+
+    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+        """Set the player's total; False when the period is not loaded."""
+        return await self._moderation.restore(board, period, username, total)
+
+    async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
+        """Take the player out (loaded or not) and forget their `event_ids`."""
+        return await self._moderation.erase(board, period, username, event_ids)
 
     # Live changes (changes.py)
 

@@ -7,6 +7,7 @@
 - `standings.py`, `outbox.py`: the seasons' tables (final standings, results, claims,
   watermarks; the webhook outbox).
 - `replica.py`: reads on a MySQL/MariaDB replica once it has caught up (GTID wait).
+- `profiles.py`: the `player_profiles` table (versioned upserts, reads of many players).
 - `pool.py`: one database's connection pool: time limits, error wrapping, timing.
 
 Owns every SQL statement of the service. May import the standard library, `databases`

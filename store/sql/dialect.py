@@ -22,10 +22,11 @@ from store.sql.migrations import Migration
 Row = tuple[Any, ...]
 
 EVENT_COLUMNS: Final = (
-    "board, period, username, delta, event_id, client_event_id, created_at_ms, applied_at_us"
+    "board, period, username, delta, event_id, client_event_id, created_at_ms, applied_at_us, "
+    "presence"
 )
 """The columns of one stored event, in `event_row` order."""
-COLUMN_COUNT: Final = 8
+COLUMN_COUNT: Final = 9
 
 DRIVER_ERRORS: Final = (aiomysql.MySQLError, sqlite3.Error, OSError, EOFError)
 """Errors that mean "the database did not do it"; anything else is a bug and propagates."""
@@ -42,6 +43,7 @@ def event_row(event: ScoreEvent) -> Row:
         event.client_event_id,
         event.created_at_ms,
         event.applied_at_us,
+        event.presence,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from store.errors import StoreUnavailable
-from store.models import ScoreEvent
+from store.models import REMOVAL_ID_PREFIX, ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
 from store.sql.boards import SqlBoardTable
@@ -20,6 +20,7 @@ from store.sql.dialect import Dialect, event_row
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
 from store.sql.outbox import SqlOutbox
+from store.sql.players import SqlPlayerRecords
 from store.sql.pool import Pool
 from store.sql.profiles import SqlProfileTable
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS, Replica
@@ -29,9 +30,22 @@ from store.sql.standings import SqlStandings
 
 T = TypeVar("T")
 
+REMOVAL_ID_PATTERN = REMOVAL_ID_PREFIX + "%"
+
 _TOTALS = (
     "SELECT username, SUM(delta) FROM score_events "
-    "WHERE board = {p} AND period = {p} GROUP BY username"
+    "WHERE board = {p} AND period = {p} "
+    "AND username NOT IN (SELECT username FROM player_bans) GROUP BY username"
+)
+# Players with a removal row in the period (found on the event-id index: removal ids start
+# with '!', outside the client and generated alphabets) and whether they scored again after
+# their last removal: the rows before this column existed count as one start (they all
+# predate any removal). See docs/moderation.md.
+_PRESENCE = (
+    "SELECT username, SUM(COALESCE(presence, 0)) + MAX(presence IS NULL) FROM score_events "
+    "WHERE board = {p} AND period = {p} AND username IN ("
+    "SELECT username FROM score_events WHERE board = {p} AND period = {p} "
+    "AND event_id LIKE {p}) GROUP BY username"
 )
 _CLIENT_EVENTS = (
     "SELECT username, event_id, delta FROM score_events "
@@ -41,7 +55,8 @@ _CLIENT_EVENTS = (
 # NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
 _WRITES = (
     "SELECT username, applied_at_us, delta FROM score_events "
-    "WHERE board = {p} AND period = {p} ORDER BY applied_at_us, id"
+    "WHERE board = {p} AND period = {p} "
+    "AND username NOT IN (SELECT username FROM player_bans) ORDER BY applied_at_us, id"
 )
 
 
@@ -97,6 +112,7 @@ class SqlScoreHistory:
         self._replica: Replica | None = None
         self._replica_pool: Pool | None = None
         self._totals = _TOTALS.format(p=self._dialect.placeholder)
+        self._presence = _PRESENCE.format(p=self._dialect.placeholder)
         self._client_events = _CLIENT_EVENTS.format(p=self._dialect.placeholder)
         self._writes = _WRITES.format(p=self._dialect.placeholder)
 
@@ -183,6 +199,14 @@ class SqlScoreHistory:
             sqlite=self._mysql is None,
         )
 
+    def player_records(self) -> SqlPlayerRecords:
+        """Bans and a player's records across boards, on this history's primary."""
+        return SqlPlayerRecords(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
+        )
+
     def profile_table(self) -> SqlProfileTable:
         """The `player_profiles` table, on this history's primary."""
         return SqlProfileTable(
@@ -230,14 +254,21 @@ class SqlScoreHistory:
     # Reads
 
     async def totals(self, board: str, period: str) -> list[tuple[str, int]]:
-        """Every player's summed delta in the period (an index-only scan).
+        """Every player's summed delta in the period (an index-only scan), without banned
+        players and players removed who have not scored since (docs/moderation.md).
 
         On the replica when it has caught up with the primary, else on the primary.
         """
 
         async def query(connection: Any) -> list[tuple[str, int]]:
             rows = await self._dialect.fetch(connection, self._totals, (board, period))
-            return [(str(username), int(total)) for username, total in rows]
+            removed = await self._dialect.fetch(
+                connection, self._presence, (board, period, board, period, REMOVAL_ID_PATTERN)
+            )
+            absent = {str(username) for username, presence in removed if int(presence) <= 0}
+            return [
+                (str(username), int(total)) for username, total in rows if username not in absent
+            ]
 
         return await self._read("totals", query)
 

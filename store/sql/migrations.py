@@ -168,6 +168,39 @@ MIGRATIONS: Final = (
     ),
     Migration(
         version=5,
+        # Player moderation (resolvers/moderation.py, docs/moderation.md). `presence` on each
+        # event: +1 when it gave the player a score they did not have, -1 on a removal row
+        # (event id '!...', delta = minus the total removed), 0 otherwise, NULL on rows stored
+        # before this step (they all predate any removal). A rebuild keeps a removed player
+        # only while the sum says present (store/sql/history.py). The username index serves
+        # erasure and a player's periods (ban, unban); the bans table is the source of truth
+        # every instance loads (store/ban_registry.py).
+        mysql=(
+            "ALTER TABLE score_events ADD COLUMN IF NOT EXISTS presence TINYINT NULL, "
+            "ADD KEY IF NOT EXISTS score_events_username (username)",
+            """
+            CREATE TABLE IF NOT EXISTS player_bans (
+                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                reason VARCHAR(512) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                banned_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (username)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+        sqlite=(
+            "ALTER TABLE score_events ADD COLUMN presence INTEGER NULL",
+            "CREATE INDEX IF NOT EXISTS score_events_username ON score_events (username)",
+            """
+            CREATE TABLE IF NOT EXISTS player_bans (
+                username TEXT NOT NULL PRIMARY KEY,
+                reason TEXT NULL,
+                banned_at_ms INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        version=6,
         # Seasons (docs/seasons.md): the frozen final standings of ended periods, their
         # results, the claim that lets one instance compute them, each instance's flushed-
         # through watermark, and the webhook outbox (store/sql/standings.py, outbox.py).

@@ -81,8 +81,8 @@ class SqlProfileTable:
             0 if metadata is LEAVE else 1,
         )
 
-        async def statement(connection: Any) -> None:
-            await self._changing(connection, self._upsert, parameters)
+        async def statement(connection: Any) -> int:
+            return await self._changing(connection, self._upsert, parameters)
 
         await self._run("profiles_change", statement)
         stored = await self.get([username])
@@ -101,15 +101,16 @@ class SqlProfileTable:
 
         return {str(row[0]): _stored(row) for row in await self._run("profiles_get", query)}
 
-    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> None:
+    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
+        """Run one changing statement, committed; the number of rows it touched."""
         if self._sqlite:
             await connection.execute("BEGIN IMMEDIATE")
             try:
-                await connection.execute(statement, parameters)
+                cursor = await connection.execute(statement, parameters)
                 await connection.execute("COMMIT")
             except BaseException:
                 await connection.execute("ROLLBACK")
                 raise
-            return
+            return int(cursor.rowcount)
         async with connection.cursor() as cursor:
-            await cursor.execute(statement, parameters)
+            return int(await cursor.execute(statement, parameters))

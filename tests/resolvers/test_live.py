@@ -120,6 +120,25 @@ class FakeRanking:
                 queue.put_nowait(change)
         return change
 
+    def remove(self, username: str, *, board: str = "global", period: str = NOVEMBER) -> None:
+        """Take a player out (removePlayer) and publish the removal."""
+        totals = self.totals[board, period]
+        score = totals[username]
+        rank = self._rank(totals, score)
+        del totals[username]
+        change = ScoreChange(
+            board=board,
+            period=period,
+            username=username,
+            previous_score=score,
+            score=score,
+            previous_rank=rank,
+            rank=rank,
+            removed=True,
+        )
+        for queue in self.queues[board]:
+            queue.put_nowait(change)
+
     # Reads (the RankingReader)
 
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
@@ -291,6 +310,36 @@ async def test_a_player_falling_below_moves_the_rank_up_by_one(
     fake.score("bo", -15)  # 20 -> 5
     fake.score("cy", -20)  # 30 -> 10: a tie is not above
     assert (await watcher.wait_for(3))[1:] == [update(10, 2, 3), update(10, 1, 2)]
+
+
+async def test_a_removal_moves_those_below_up_and_ends_the_removed_players_standing(
+    fake: FakeRanking, live: LiveRankings
+) -> None:
+    fake.score("bo", 20)
+    fake.score("cy", 20)
+    fake.score("ana", 10)
+    fake.score("di", 30)
+    below = Collector(live.watch_player("global", "ana"))
+    removed = Collector(live.watch_player("global", "bo"))
+    above = Collector(live.watch_player("global", "di"))
+    tied = Collector(live.watch_player("global", "cy"))
+    await below.wait_for(1)
+    await removed.wait_for(1)
+    await above.wait_for(1)
+    await tied.wait_for(1)
+    fake.remove("bo")
+    assert (await below.wait_for(2))[1] == update(10, 3, 4)
+    fake.score("ana", 15)  # passes the score bo had: bo has no standing to move
+    assert (await below.wait_for(3))[2] == update(25, 2, 3)
+    await fake.drained()
+    assert len(removed.items) == 1
+    fake.score("bo", 1)  # afresh: a first score, no previous rank
+    assert (await removed.wait_for(2))[1] == RankUpdate("bo", "global", NOVEMBER, 1, 4, None)
+    await fake.drained()
+    assert len(above.items) == 1
+    # The removal did not move a tie (it was not below); ana passing it did.
+    assert [item.rank for item in tied.items] == [2, 3]
+    assert fake.player_reads == 4  # decided from the events alone
 
 
 async def test_reaching_a_tie_does_not_pass(fake: FakeRanking, live: LiveRankings) -> None:

@@ -4,8 +4,9 @@ A hypothesis state machine drives the real service on real stores with random
 increments (single ones, batches of 1..10, batches spoiled by one invalid item,
 batches of a bad size, replays of earlier event ids, concurrent single increments),
 clock moves across day and month boundaries, lost live rankings (Redis emptied after
-the write buffer reached MySQL) and restarts, and reads of the current and of earlier
-periods. Every answer is compared with a plain Python model of the contract:
+the write buffer reached MySQL) and restarts, moderation (removePlayer, banPlayer,
+unbanPlayer, erasePlayer), and reads of the current and of earlier periods. Every answer
+is compared with a plain Python model of the contract:
 
 - per (board, period): username -> total, and the client event ids applied, each bound
   to its increment (username, delta): a replay answers with the standing, the same id
@@ -14,7 +15,12 @@ periods. Every answer is compared with a plain Python model of the contract:
   point order, which is also the UTF-8 byte order Redis sorts members by);
 - a neighborhood is the player and up to `radius` players above and below, best first;
 - a batch is all or nothing: one invalid item (BAD_USER_INPUT, NOT_FOUND for an
-  unknown board) or a total leaving +-(2^53 - 1) makes it fail and change nothing.
+  unknown board, FORBIDDEN for a banned player) or a total leaving +-(2^53 - 1) makes it
+  fail and change nothing;
+- a removed player leaves the period (its event ids stay bound) and starts afresh; a
+  banned player is hidden from every period and refused, and an unban shows again what
+  it had; an erased player is gone everywhere, its event ids free, and `eventsDeleted`
+  counts its history rows (increments and removals).
 
 It runs on both deployments: Redis + MariaDB (the shared services, a private key
 prefix and database per example) and embedded + SQLite (a temporary file). Hypothesis
@@ -65,9 +71,12 @@ from hypothesis.stateful import (
 
 from batcher import WriteBatcher
 from resolvers.errors import ApiError, ErrorCode
+from resolvers.moderation import PlayerModeration
 from resolvers.service import IncrementRequest, LeaderboardService
+from store.ban_registry import BanRegistry
 from store.board_kinds import UpdateRule
 from store.board_model import kept_score
+from store.board_notices import NoNotices
 from store.boards import Board, ResetPeriod
 from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
@@ -135,6 +144,7 @@ STARTS = (
 
 BAD = ErrorCode.BAD_USER_INPUT
 NOT_FOUND = ErrorCode.NOT_FOUND
+FORBIDDEN = ErrorCode.FORBIDDEN
 
 # One field of a valid increment replaced by a value the contract rejects.
 INVALID_FIELDS: tuple[tuple[str, Any, ErrorCode], ...] = (
@@ -157,9 +167,9 @@ INVALID_FIELDS: tuple[tuple[str, Any, ErrorCode], ...] = (
 
 def _spoil(
     request: IncrementRequest, field: tuple[str, Any, ErrorCode]
-) -> tuple[IncrementRequest, ErrorCode]:
+) -> tuple[IncrementRequest, ErrorCode, str]:
     name, value, code = field
-    return dataclasses.replace(request, **{name: value}), code
+    return dataclasses.replace(request, **{name: value}), code, name
 
 
 valid_requests = st.builds(
@@ -263,6 +273,11 @@ class Model:
         self.seen: dict[Key, dict[str, tuple[str, int]]] = {}
         self.profiles: dict[str, PlayerProfile] = {}
         """Per player, shared by every board: what setPlayerProfile left."""
+        self.rows: dict[str, int] = {}
+        """History rows per player (applied increments and removals)."""
+        self.banned: set[str] = set()
+        self.hidden: dict[Key, dict[str, int]] = {}
+        """The totals of banned players, shown again when they are unbanned."""
 
     def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
         """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
@@ -276,6 +291,7 @@ class Model:
         would leave the range or an event id is reused for another increment."""
         scores = {key: dict(totals) for key, totals in self.scores.items()}
         seen = {key: dict(ids) for key, ids in self.seen.items()}
+        rows = dict(self.rows)
         answers: list[Standing] = []
         for increment in increments:
             totals = scores.setdefault(increment.key, {})
@@ -295,11 +311,72 @@ class Model:
             if abs(new) > MAX_EXACT_SCORE:
                 return None
             totals[increment.username] = new
+            rows[increment.username] = rows.get(increment.username, 0) + 1
             if increment.event_id is not None:
                 ids[increment.event_id] = (increment.username, increment.delta)
             answers.append(Standing(True, new, rank_of(totals, new), old, previous_rank))
-        self.scores, self.seen = scores, seen
+        self.scores, self.seen, self.rows = scores, seen, rows
         return answers
+
+    def remove(self, key: Key, username: str) -> int:
+        """Take a player off one period (a removal row when it had a score); 0 or 1."""
+        if self.scores.get(key, {}).pop(username, None) is None:
+            return 0
+        self.rows[username] = self.rows.get(username, 0) + 1
+        return 1
+
+    def ban(self, username: str) -> int:
+        """Hide the player everywhere; how many periods showed it."""
+        self.banned.add(username)
+        shown = 0
+        for key, totals in self.scores.items():
+            if username in totals:
+                self.hidden.setdefault(key, {})[username] = totals.pop(username)
+                shown += 1
+        return shown
+
+    def unban(self, username: str) -> bool:
+        """Show the player again; False when it was not banned."""
+        if username not in self.banned:
+            return False
+        self.banned.discard(username)
+        for key, totals in self.hidden.items():
+            if username in totals:
+                self.scores.setdefault(key, {})[username] = totals.pop(username)
+        return True
+
+    def erase(self, username: str) -> tuple[int, int]:
+        """Forget the player: (periods that showed it, history rows deleted)."""
+        self.banned.discard(username)
+        self.profiles.pop(username, None)
+        shown = 0
+        for totals in self.scores.values():
+            if totals.pop(username, None) is not None:
+                shown += 1
+        for totals in self.hidden.values():
+            totals.pop(username, None)
+        for ids in self.seen.values():
+            for event_id in [event_id for event_id, bound in ids.items() if bound[0] == username]:
+                del ids[event_id]
+        return shown, self.rows.pop(username, 0)
+
+    def refusal(
+        self,
+        requests: Sequence[IncrementRequest],
+        spoiled: int | None = None,
+        spoiled_field: str = "",
+        spoiled_code: ErrorCode = BAD,
+    ) -> ErrorCode | None:
+        """The code validation refuses a batch with: the first item's failure, checked in
+        the service's order (board, eventId, username, ban, delta); None when valid."""
+        for index, request in enumerate(requests):
+            if index == spoiled:
+                if spoiled_field == "delta" and request.username in self.banned:
+                    return FORBIDDEN
+                return spoiled_code
+            if request.username in self.banned:
+                return FORBIDDEN
+        return None
 
     def standings(self, board: str, period: str) -> list[RankedPlayer]:
         return standings(self.scores.get((board, period), {}))
@@ -400,6 +477,9 @@ class LeaderboardMachine(RuleBasedStateMachine):
             if isinstance(self.ranking, RedisRankingStore)
             else InProcessProfileCache()
         )
+        self.player_profiles = PlayerProfiles(self.history.profile_table(), cache)
+        records = self.history.player_records()
+        self.bans = BanRegistry(records, NoNotices(), reload_seconds=WAIT)
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -408,13 +488,27 @@ class LeaderboardMachine(RuleBasedStateMachine):
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=self._clock,
-            profiles=PlayerProfiles(self.history.profile_table(), cache),
+            profiles=self.player_profiles,
+            banned=self.bans.names,
         )
+        self.moderation = PlayerModeration(
+            service=self.service,
+            ranking=self.ranking,
+            batcher=self.batcher,
+            recovery=self.recovery,
+            bans=self.bans,
+            records=records,
+            settle_seconds=SETTLE,
+            clock=self._clock,
+            profiles=self.player_profiles,
+        )
+        await self.bans.start()
         await self.batcher.start()
 
     async def _stop_components(self) -> None:
         """Drain the write buffer into the history (nothing may be lost), disconnect."""
         lost = await self.batcher.close(WAIT)
+        await self.bans.stop()
         await self.ranking.close()
         assert lost == 0, f"{lost} acknowledged events never reached the history"
 
@@ -504,7 +598,10 @@ class LeaderboardMachine(RuleBasedStateMachine):
                 event_id=None if request.event_id is None else f"c{next(self._fresh_ids)}",
             )
             for request in requests
+            if request.username not in self.model.banned  # each would fail on its own
         ]
+        if not concurrent:
+            return
         increments = [self._model_increment(request) for request in concurrent]
         reach: dict[tuple[Key, str], int] = {}
         for increment in increments:
@@ -536,7 +633,7 @@ class LeaderboardMachine(RuleBasedStateMachine):
     def increment_refused(
         self,
         requests: list[IncrementRequest],
-        bad: tuple[IncrementRequest, ErrorCode],
+        bad: tuple[IncrementRequest, ErrorCode, str],
         position: int,
         size: str,
     ) -> None:
@@ -547,12 +644,19 @@ class LeaderboardMachine(RuleBasedStateMachine):
             filler = IncrementRequest(username="a", delta=1, board="global", event_id=None)
             self._refused([*requests, *[filler] * (MAX_BATCH + 1)][: MAX_BATCH + 1], BAD)
         else:
-            bad_request, code = bad
+            bad_request, code, field = bad
             batch = list(requests)
-            batch.insert(min(position, len(batch)), bad_request)
-            self._refused(batch, code)
+            at = min(position, len(batch))
+            batch.insert(at, bad_request)
+            refusal = self.model.refusal(batch, at, field, code)
+            assert refusal is not None
+            self._refused(batch, refusal)
 
     def _increment(self, *requests: IncrementRequest) -> None:
+        refusal = self.model.refusal(requests)
+        if refusal is not None:  # a banned player
+            self._refused(requests, refusal)
+            return
         increments = [self._model_increment(request) for request in requests]
         expected = self.model.apply(increments)
         if expected is None:  # a total would leave the exact range
@@ -600,6 +704,62 @@ class LeaderboardMachine(RuleBasedStateMachine):
         assert self.batcher.reserved == 0
         for board in sorted({request.board for request in requests} & set(BOARD_IDS)):
             self._run(self._compare_period(board, self._current(board)))
+
+    # Moderation
+
+    @rule(username=usernames, board=boards, choice=period_choices)
+    def remove_player(self, username: str, board: str, choice: int) -> None:
+        """removePlayer: off one period, the players below move up; a later score starts
+        afresh."""
+        period = self._pick_period(board, choice)
+        key = (board, period or self._current(board))
+        expected = self.model.remove(key, username)
+        removal = self._run(self.moderation.remove(username, board, period))
+        assert (removal.rankings_changed, removal.events_deleted) == (expected, 0)
+        self._run(self._compare_period(*key))
+
+    @precondition(lambda self: any(self.model.scores.values()))
+    @rule(data=st.data())
+    def remove_scored_player(self, data: st.DataObject) -> None:
+        """removePlayer of a player that has a score (the rule above mostly finds none)."""
+        key = data.draw(st.sampled_from(sorted(k for k, v in self.model.scores.items() if v)))
+        username = data.draw(st.sampled_from(sorted(self.model.scores[key])))
+        board, period = key
+        asked = None if period == self._current(board) else period
+        assert self.model.remove(key, username) == 1
+        removal = self._run(self.moderation.remove(username, board, asked))
+        assert (removal.rankings_changed, removal.events_deleted) == (1, 0)
+        self._run(self._compare_period(*key))
+
+    @rule(username=usernames)
+    def ban_player(self, username: str) -> None:
+        """banPlayer: hidden everywhere, writes refused (a period not loaded just then has
+        nothing live to take the player off: its rebuild leaves it out)."""
+        shown = self.model.ban(username)
+        removal = self._run(self.moderation.ban(username, "cheating"))
+        assert removal.rankings_changed <= shown
+        assert removal.events_deleted == 0
+        self._run(self._compare_everything())
+
+    @rule(username=usernames)
+    def unban_player(self, username: str) -> None:
+        """unbanPlayer: the history before the ban shows again (not what a removal took)."""
+        expected = self.model.unban(username)
+        assert self._run(self.moderation.unban(username)) is expected
+        self._run(self._compare_everything())
+
+    @rule(username=usernames)
+    def erase_player(self, username: str) -> None:
+        """erasePlayer: gone everywhere, its event ids free; every history row counted;
+        a second erasure finds nothing."""
+        shown, rows = self.model.erase(username)
+        removal = self._run(self.moderation.erase(username))
+        assert removal.events_deleted == rows
+        assert removal.rankings_changed <= shown
+        again = self._run(self.moderation.erase(username))
+        assert (again.rankings_changed, again.events_deleted) == (0, 0)
+        assert self._run(self.moderation.ban_record(username)) is None
+        self._run(self._compare_everything())
 
     # Reads
 
@@ -748,6 +908,11 @@ class LeaderboardMachine(RuleBasedStateMachine):
     def set_profile(
         self, username: str, display_name: str | None, metadata: dict[str, Any] | None
     ) -> None:
+        if username in self.model.banned:
+            with pytest.raises(ApiError) as refused:
+                self._run(self.service.set_profile(username, display_name, metadata))
+            assert refused.value.code is FORBIDDEN, refused.value.message
+            return
         assert self._run(self.service.set_profile(username, display_name, metadata)) is True
         text = None if metadata is None else orjson.dumps(metadata).decode()
         self.model.set_profile(username, display_name, text)
@@ -762,7 +927,8 @@ class LeaderboardMachine(RuleBasedStateMachine):
             return
         with pytest.raises(ApiError) as refused:
             self._run(self.service.set_profile(username, display_name, metadata))
-        assert refused.value.code is BAD, refused.value.message
+        banned = username in self.model.banned  # checked before the fields
+        assert refused.value.code is (FORBIDDEN if banned else BAD), refused.value.message
         self.read_profiles()
 
     @rule()
@@ -1101,6 +1267,31 @@ class KindsMachine(RuleBasedStateMachine):
             position = len(want) // 2
             got = await self.service.neighborhood(board.id, period, middle, 1)
             assert got == want[max(0, position - 1) : position + 2], where
+        await self._compare_player_reads(board, period, want)
+
+    async def _compare_player_reads(
+        self, board: Board, period: str, want: list[RankedPlayer]
+    ) -> None:
+        """players, every page of ranking, filled neighbourhoods and topPercent (#14)."""
+        where = f"{board.id}/{period}"
+        got = await self.service.players(board.id, period, list(KIND_USERNAMES))
+        assert got == want, where
+        for first in (1, 3):
+            pages: list[RankedPlayer] = []
+            after: str | None = None
+            while True:
+                page = await self.service.ranking(board.id, period, first, after)
+                pages += page.players
+                if not page.has_next:
+                    break
+                after = page.cursors[-1]
+            assert pages == want, (where, first)
+        if want:
+            for name, window in ((want[0].username, want[:3]), (want[-1].username, want[-3:])):
+                filled = await self.service.neighborhood(board.id, period, name, 1, True)
+                assert filled == window, (where, name)
+            for player in got:
+                assert player.top_percent == 100 * player.rank / len(want), where
 
     @rule()
     def read_everything(self) -> None:

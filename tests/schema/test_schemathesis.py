@@ -15,7 +15,8 @@ Random strings seldom hit a configured board or a well-formed period, so most of
 arguments that the rules care about (board, period, username, eventId, limit, offset, radius,
 delta) are replaced by values near the rules' edges; otherwise the deep paths would never run.
 
-The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard) are reached
+The admin operations (createLeaderboard, updateLeaderboard, archiveLeaderboard, and the
+moderation ones: removePlayer, banPlayer, unbanPlayer, erasePlayer, bannedPlayer) are reached
 with the admin token (configured here); a write token on them must be refused too. Their
 `id` is steered to a declared board kept for them (`scratch`) or to fresh ids, so that the
 boards the other operations write to are never archived under them.
@@ -25,10 +26,10 @@ display names and metadata steered the same way; the snapshot holds every shown 
 a refused setPlayerProfile must leave them as they were.
 
 `LEADERBOARD_SCHEMATHESIS_EXAMPLES` (default 100) is the number of examples per operation and
-generation mode (a quarter of that for the 4 board operations and the 3 player operations):
-7 x 2 x 100 + 7 x 2 x 25 = 1,750 documents per backend. setScore is steered to the BEST and
-LATEST boards created at the start (`SET_BOARDS`), the other writes to the declared
-INCREMENT ones.
+generation mode (a quarter of that for the 4 board operations, the 3 player operations and
+the 5 moderation ones): 7 x 2 x 100 + 12 x 2 x 25 = 2,000 documents per backend. setScore
+is steered to the BEST and LATEST boards created at the start (`SET_BOARDS`), the other
+writes to the declared INCREMENT ones.
 """
 
 from __future__ import annotations
@@ -62,10 +63,18 @@ BOARD_EXAMPLES = max(10, EXAMPLES // 4)
 within its time limit; each of their valid documents reaches the deep paths."""
 CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "NOT_FOUND", "UNAVAILABLE", "FORBIDDEN"}
 ADMIN = "schemathesis-admin-token"
+MODERATION_OPERATIONS = {
+    "Mutation.removePlayer",
+    "Mutation.banPlayer",
+    "Mutation.unbanPlayer",
+    "Mutation.erasePlayer",
+    "Query.bannedPlayer",
+}
 ADMIN_OPERATIONS = {
     "Mutation.createLeaderboard",
     "Mutation.updateLeaderboard",
     "Mutation.archiveLeaderboard",
+    *MODERATION_OPERATIONS,
 }
 FEWER_EXAMPLES = {
     "Query.leaderboard",
@@ -173,6 +182,7 @@ VALID: dict[str, st.SearchStrategy[Literal]] = {
     "radius": st.integers(0, 50),
     "delta": st.integers(-1_000_000, -1) | st.integers(1, 1_000_000) | st.integers(1, 5),
     "score": st.integers(0, 1_000_000) | st.integers(0, 5),
+    "reason": st.none() | st.sampled_from(["cheating", "Betrug 🎯", "x" * 512]),
 }
 """Values every rule accepts, per argument (or input field) name; boards and periods apart."""
 EDGY: dict[str, st.SearchStrategy[Literal]] = {
@@ -207,6 +217,11 @@ EDGY: dict[str, st.SearchStrategy[Literal]] = {
     "delta": st.integers(-1_000_001, 1_000_001) | st.integers(-2, 2),
     "score": st.integers(-2, 1_000_001)
     | st.sampled_from([_MAX_EXACT, -_MAX_EXACT, _MAX_EXACT + 1, -(_MAX_EXACT + 1)]),
+    "reason": st.one_of(
+        st.none(),
+        st.sampled_from(["", "x" * 513, "a\u0000b", "bidi\u202e", "tab\t"]),
+        st.text(max_size=600),
+    ),
 }
 """Values on both sides of the rules, and odd ones."""
 _EDGY_BOARDS = st.sampled_from([*RESETS, *SET_BOARDS]) | st.sampled_from(
@@ -346,13 +361,14 @@ class Fuzzer:
         is_admin = label in ADMIN_OPERATIONS
         # Fewer examples for the board operations and the player operations of #14.
         is_board = is_admin or label in FEWER_EXAMPLES
+        examples = BOARD_EXAMPLES if is_board else EXAMPLES
         # The admin operations mostly get the admin token, the others mostly the write token.
         tokens: list[str | None] = [ADMIN, ADMIN, TOKEN, None, "wrong"]
         if not is_admin:
             tokens = [TOKEN, TOKEN, TOKEN, ADMIN, None, "wrong"]
 
         @hypothesis.settings(
-            max_examples=BOARD_EXAMPLES if is_board else EXAMPLES,
+            max_examples=examples,
             deadline=None,
             database=None,
             derandomize=False,

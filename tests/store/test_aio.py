@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from store.aio import cancel_and_wait, close_iterator, consume_resubscribing
+from store.aio import cancel_and_wait, cancel_until_done, close_iterator, consume_resubscribing
 
 pytestmark = pytest.mark.unit
 
@@ -175,3 +175,34 @@ class Plain:
 
     async def __anext__(self) -> int:
         raise StopAsyncIteration
+
+
+async def test_cancel_until_done_ends_a_loop_that_swallowed_a_cancellation() -> None:
+    swallowed = 0
+
+    async def listener() -> None:
+        # Like redis-py connecting a subscription: the first cancellation is lost.
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    task = asyncio.create_task(listener())
+    await asyncio.sleep(0)
+    await cancel_until_done([task])
+    assert task.cancelled()
+    assert swallowed == 1
+
+
+async def test_cancel_until_done_raises_what_a_task_failed_with() -> None:
+    async def failing() -> None:
+        raise RuntimeError("broken")
+
+    task = asyncio.create_task(failing())
+    await asyncio.wait({task})
+    with pytest.raises(RuntimeError, match="broken"):
+        await cancel_until_done([task])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis.asyncio as redis_asyncio
@@ -36,11 +37,25 @@ class Deployment:
     cluster: bool = False
     opened: int = 0
 
+    def _client(self) -> Any:
+        """A plain client of the deployment's Redis (a cluster client on a cluster)."""
+        return RedisCluster.from_url(self.url) if self.cluster else redis_asyncio.from_url(self.url)
+
+    async def cached_names(self, prefix: str) -> set[str]:
+        """Every username the profile cache holds an entry of."""
+        client = self._client()
+        try:
+            names: set[str] = set()
+            for bucket in range(PROFILE_BUCKETS):
+                fields = await client.hkeys(f"{prefix}:{{profiles|{bucket}}}")
+                names |= {field.decode() for field in fields}
+            return names
+        finally:
+            await client.aclose()
+
     async def lose_the_cache(self, prefix: str) -> None:
         """Every profile cache key deleted (Redis restarted empty)."""
-        client = (
-            RedisCluster.from_url(self.url) if self.cluster else redis_asyncio.from_url(self.url)
-        )
+        client = self._client()
         try:
             for bucket in range(PROFILE_BUCKETS):
                 await client.delete(f"{prefix}:{{profiles|{bucket}}}")
@@ -153,3 +168,25 @@ async def test_versions_only_grow(deployment: Deployment) -> None:
     second = await table.change("ana", "B", None)
     assert second.version > first.version > 0
     assert second.profile.display_name == "B"
+
+
+async def test_erase_leaves_no_row_and_no_cache_entry(
+    deployment: Deployment, redis_prefix: str
+) -> None:
+    profiles = deployment.instance()
+    await profiles.change("ana", "Ana", '{"c":"FR"}')
+    await profiles.change("bo", "Bo", None)
+    assert (await profiles.profiles(["ana", "bo"]))["ana"].display_name == "Ana"
+    await deployment.history.player_records().erase("ana")  # what erasePlayer runs
+    await profiles.forget("ana")
+    assert set(await deployment.history.profile_table().get(["ana", "bo"])) == {"bo"}
+    if deployment.redis:
+        assert "ana" not in await deployment.cached_names(redis_prefix)
+        assert "bo" in await deployment.cached_names(redis_prefix)
+    assert (await deployment.instance().profiles(["ana"]))["ana"] == NO_PROFILE
+    await deployment.history.player_records().erase("ana")  # a second erasure finds nothing
+    await profiles.forget("ana")
+    assert set(await deployment.history.profile_table().get(["ana", "bo"])) == {"bo"}
+    # Made again later, the new profile outranks anything a cache held of the old one.
+    await profiles.change("ana", "Ana again", None)
+    assert (await deployment.instance().profiles(["ana"]))["ana"].display_name == "Ana again"

@@ -782,12 +782,140 @@ def test_the_suite_covers_every_store_method() -> None:
         "changes",
         "ping",
         "close",
+        "restore",
+        "erase",
     }
     assert methods == exercised, "a new RankingStore method needs contract tests"
 
 
 async def test_ping(store: RankingStore) -> None:
     await store.ping()
+
+
+# Moderation (remove, restore, erase)
+
+
+async def test_remove_takes_the_player_out_and_those_below_move_up(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    assert await store.remove(GLOBAL, PERIOD, "bob") == 20
+    assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
+        ("alice", 30, 1),
+        ("carol", 20, 2),
+        ("dave", 10, 3),
+        ("erin", 10, 3),
+        ("frank", 5, 5),
+    ]
+    assert await store.player(GLOBAL, PERIOD, "bob") is None
+    assert await store.player_count(GLOBAL, PERIOD) == 5
+    assert standings(await store.neighborhood(GLOBAL, PERIOD, "dave", 1)) == [
+        ("carol", 20, 2),
+        ("dave", 10, 3),
+        ("erin", 10, 3),
+    ]
+    assert "bob" not in await store.totals(GLOBAL, PERIOD)
+
+
+async def test_removing_a_player_without_a_score_changes_nothing(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    assert await store.remove(GLOBAL, PERIOD, "nobody") is None
+    assert await store.totals(GLOBAL, PERIOD) == SIX_PLAYERS
+
+
+async def test_after_a_removal_the_player_starts_afresh(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    await store.remove(GLOBAL, PERIOD, "alice")
+    assert await store.remove(GLOBAL, PERIOD, "alice") is None  # twice: nothing left
+    (outcome,) = await store.increment([inc("alice", 3)])
+    assert (outcome.score, outcome.rank, outcome.previous_score, outcome.previous_rank) == (
+        3,
+        6,
+        None,
+        None,
+    )
+
+
+async def test_a_removal_keeps_the_event_ids_bound(store: RankingStore) -> None:
+    await load(store, {"alice": 5}, (("alice", "e1", 5),))
+    await store.remove(GLOBAL, PERIOD, "alice")
+    (replay,) = await store.increment([inc("alice", 5, "e1")])
+    assert not replay.applied
+    assert await store.player(GLOBAL, PERIOD, "alice") is None
+
+
+async def test_a_removal_is_published_with_the_standing_it_ended(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    feed = ChangeFeed(store)
+    try:
+        await feed.ready()
+        await store.remove(GLOBAL, PERIOD, "carol")
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="carol",
+            previous_score=20,
+            score=20,
+            previous_rank=2,
+            rank=2,
+            removed=True,
+        )
+        await store.remove(GLOBAL, PERIOD, "carol")  # nothing to remove: nothing published
+        await store.increment([inc("frank", 1)])
+        assert (await feed.next()).username == "frank"
+    finally:
+        await feed.close()
+
+
+async def test_restore_sets_a_total_and_publishes_it(store: RankingStore) -> None:
+    await load(store, SIX_PLAYERS)
+    await store.remove(GLOBAL, PERIOD, "bob")
+    feed = ChangeFeed(store)
+    try:
+        await feed.ready()
+        assert await store.restore(GLOBAL, PERIOD, "bob", 25)
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="bob",
+            previous_score=None,
+            score=25,
+            previous_rank=None,
+            rank=2,
+        )
+    finally:
+        await feed.close()
+    assert await store.player(GLOBAL, PERIOD, "bob") == RankedPlayer(
+        username="bob", score=25, rank=2
+    )
+    assert await store.restore(GLOBAL, PERIOD, "alice", 0)
+    assert await store.player(GLOBAL, PERIOD, "alice") == RankedPlayer(
+        username="alice", score=0, rank=6
+    )
+
+
+async def test_restore_into_a_period_not_loaded_changes_nothing(store: RankingStore) -> None:
+    await load(store, {"alice": 1}, period=PROBE_PERIOD)
+    assert not await store.restore(GLOBAL, PERIOD, "alice", 5)
+    assert not await store.is_loaded(GLOBAL, PERIOD)
+
+
+async def test_erase_takes_the_player_out_and_forgets_only_its_event_ids(
+    store: RankingStore,
+) -> None:
+    await load(store, {"alice": 5, "bob": 7}, (("alice", "e1", 5), ("bob", "e2", 7)))
+    assert await store.erase(GLOBAL, PERIOD, "alice", ["e1", "e2", "unknown"]) == 1
+    assert await store.totals(GLOBAL, PERIOD) == {"bob": 7}
+    # e1 is free again; e2 still names bob's increment.
+    (fresh,) = await store.increment([inc("carol", 2, "e1")])
+    assert fresh.applied
+    with pytest.raises(EventIdReused):
+        await store.increment([inc("alice", 7, "e2")])
+    assert await store.erase(GLOBAL, PERIOD, "alice", ["e1"]) == 0  # e1 is carol's now
+    (replay,) = await store.increment([inc("carol", 2, "e1")])
+    assert not replay.applied
+
+
+async def test_erase_of_a_period_not_loaded_refuses_nothing(store: RankingStore) -> None:
+    assert await store.erase(GLOBAL, PERIOD, "alice", ["e1"]) == 0
 
 
 # Player reads (#14): topPercent, named players, filled neighbourhoods, paging

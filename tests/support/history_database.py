@@ -13,7 +13,9 @@ async def query_history(url: str, statement: str) -> list[tuple[object, ...]]:
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.split(":///", 1)[1])
         try:
-            return list(connection.execute(statement).fetchall())
+            rows = list(connection.execute(statement).fetchall())
+            connection.commit()  # a changing statement counts too
+            return rows
         finally:
             connection.close()
     parts = urlsplit(url)

@@ -137,7 +137,7 @@ class Receiver:
 async def delete_period_events(url: str, period: str) -> None:
     """Move a period's raw events out of the history's hot table (delete them, committed)."""
     if url.startswith("sqlite"):
-        connection = sqlite3.connect(url.split(":///", 1)[1])
+        connection = sqlite3.connect(url.split(":///", 1)[1], timeout=30)
         try:
             with connection:
                 connection.execute("DELETE FROM score_events WHERE period = ?", (period,))

@@ -1,0 +1,311 @@
+"""Player moderation (admin scope): remove a player from a period, ban and unban, erase.
+
+How each one stays exact against the history (docs/moderation.md has the argument):
+
+- A removal takes the player out of the live ranking in one script and answers the total
+  it removed; a removal row (delta = minus that total, presence -1) then goes through the
+  write batcher like any event, so it is durable (the answer waits for its flush) and never
+  acknowledged and lost. Sums commute: the rebuild's per-player sum is exact whatever order
+  the removal row and events other instances still buffer reach the history in; each event
+  that gave the player a score it did not have carries presence +1, so whether the player
+  scored again after its last removal is a sum too.
+- A ban is a row in `player_bans` that every instance loads into a set the write path
+  checks (store/ban_registry.py); the player is taken out of every period it has history
+  in and of every board's current period, with no history row: the rebuild leaves banned
+  players out, and an unban puts back what the history holds.
+- An erasure waits for this instance's write buffer to reach the history, deletes the
+  player's rows and Redis entries, waits `settle_seconds` for the other instances' buffers,
+  and deletes again: a rebuild afterwards finds nothing.
+
+The caller has checked the admin token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from batcher import WriteBatcher, WriteRefused
+from resolvers import validation
+from resolvers.errors import bad_input, unavailable
+from resolvers.service import LeaderboardService
+from store.ban_registry import BanRegistry
+from store.errors import RankingNotLoaded, StoreUnavailable
+from store.models import REMOVAL_ID_PREFIX, ScoreEvent, value_type
+from store.ports import RankingModeration, RankingReads, RebuildTarget
+from store.profiles import PlayerProfiles
+from store.recovery import RankingRecovery
+from store.sql.players import BanRecord, SqlPlayerRecords
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REASON_MAX_LENGTH = 512
+_REFUSED = frozenset({"Cc", "Cf", "Cs"})
+_RECOVERY_ATTEMPTS = 4
+
+
+class ModeratedRanking(RankingModeration, RankingReads, RebuildTarget, Protocol):
+    """The part of the live ranking store moderation uses."""
+
+
+@value_type
+class Removal:
+    """What a moderation or erasure did (the contract's `PlayerRemoval`)."""
+
+    username: str
+    rankings_changed: int
+    events_deleted: int
+
+
+def reason(value: str | None) -> str | None:
+    """A ban's reason: null, or 1..512 characters without control or format characters."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= REASON_MAX_LENGTH:
+        raise bad_input(f"reason must be 1..{REASON_MAX_LENGTH} characters long")
+    # Control and format characters (bidi overrides among them) and lone surrogates, which
+    # no database column can store; private-use and unassigned characters are fine.
+    if any(unicodedata.category(character) in _REFUSED for character in value):
+        raise bad_input("reason must not hold control or format characters")
+    return value
+
+
+class PlayerModeration:
+    """removePlayer, banPlayer, unbanPlayer, erasePlayer and the ban lookup."""
+
+    def __init__(
+        self,
+        *,
+        service: LeaderboardService,
+        ranking: ModeratedRanking,
+        batcher: WriteBatcher,
+        recovery: RankingRecovery,
+        bans: BanRegistry,
+        records: SqlPlayerRecords,
+        settle_seconds: float,
+        clock: Callable[[], float] = time.time,
+        profiles: PlayerProfiles | None = None,
+    ) -> None:
+        self._service = service
+        self._ranking = ranking
+        self._batcher = batcher
+        self._recovery = recovery
+        self._bans = bans
+        self._records = records
+        self._settle_seconds = settle_seconds
+        self._profiles = profiles
+        self._clock = clock
+        # Erasures are logged under a keyed hash: lines of one erasure can be matched in
+        # this process's log, the username cannot be read back from it.
+        self._log_salt = secrets.token_bytes(16)
+
+    # removePlayer
+
+    async def remove(self, username: str, board_id: str, period: str | None) -> Removal:
+        """Take the player off one board period (a removal row makes it durable)."""
+        board, period_id = self._service.period(board_id, period)
+        validation.username(username)
+        if not board.summed:
+            raise bad_input(
+                f"removePlayer is served on INCREMENT, DESC, SHARED boards for now; board "
+                f"{board.id!r} keeps its scores otherwise (ban the player, or rebuild)"
+            )
+        try:
+            with self._batcher.reserve(1) as reservation:
+                total = await self._recovering(
+                    lambda: self._ranking.remove(board.id, period_id, username)
+                )
+                if total is None:
+                    return Removal(username=username, rankings_changed=0, events_deleted=0)
+                persisted = reservation.commit(
+                    [
+                        ScoreEvent(
+                            board=board.id,
+                            period=period_id,
+                            username=username,
+                            delta=-total,
+                            event_id=f"{REMOVAL_ID_PREFIX}{secrets.token_hex(12)}",
+                            client_event_id=False,
+                            created_at_ms=int(self._clock() * 1000),
+                            presence=-1,
+                        )
+                    ]
+                )
+        except WriteRefused as error:
+            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
+        try:
+            await persisted
+        except StoreUnavailable as error:
+            raise unavailable(f"the removal may not be in the history: {error}") from None
+        logger.info("removed a player from %s/%s", board.id, period_id)
+        return Removal(username=username, rankings_changed=1, events_deleted=0)
+
+    # banPlayer, unbanPlayer, bannedPlayer
+
+    async def ban(self, username: str, why: str | None) -> Removal:
+        """Ban a player: writes refused everywhere, taken off every live ranking."""
+        validation.username(username)
+        why = reason(why)
+        try:
+            await self._bans.ban(username, why, int(self._clock() * 1000))
+            changed = 0
+            for board, period in await self._live_periods(username):
+                try:
+                    if not self._service.board(board).summed:
+                        # Rebuilt from the history, which leaves banned players out.
+                        changed += await self._rebuild_holding(board, period, username)
+                    elif await self._ranking.remove(board, period, username) is not None:
+                        changed += 1
+                except RankingNotLoaded:
+                    pass  # its rebuild leaves banned players out
+        except StoreUnavailable as error:
+            raise unavailable(f"the ban is stored only in part, retry: {error}") from None
+        return Removal(username=username, rankings_changed=changed, events_deleted=0)
+
+    async def unban(self, username: str) -> bool:
+        """Lift a ban and put the player's history back into the live rankings; False when
+        the player was not banned."""
+        validation.username(username)
+        try:
+            record = await self._bans.record(username)
+            if record is None:
+                return False
+            # What the history must hold first: this instance's buffer, and what the others
+            # acknowledged before the ban (they flush within `settle_seconds`).
+            await self._batcher.persisted_so_far()
+            since = self._clock() - record.banned_at_ms / 1000
+            settled = min(self._settle_seconds, self._settle_seconds - since)
+            if settled > 0:
+                await asyncio.sleep(settled)
+            # Restored while still banned everywhere: no write of the player can land in
+            # between and be overwritten. Other boards are rebuilt once the ban is lifted.
+            rebuilt: list[tuple[str, str]] = []
+            for entry in await self._records.periods(username):
+                if not self._served(entry.board):
+                    continue
+                if not self._service.board(entry.board).summed:
+                    rebuilt.append((entry.board, entry.period))
+                elif entry.present:
+                    await self._ranking.restore(entry.board, entry.period, username, entry.total)
+            lifted = await self._bans.unban(username)
+            for board, period in rebuilt:
+                if await self._ranking.is_loaded(board, period):
+                    await self._settled_rebuild(board, period)
+            return lifted
+        except StoreUnavailable as error:
+            raise unavailable(f"the ban could not be lifted, retry: {error}") from None
+
+    async def ban_record(self, username: str) -> BanRecord | None:
+        """The player's ban, or None."""
+        validation.username(username)
+        try:
+            return await self._bans.record(username)
+        except StoreUnavailable as error:
+            raise unavailable(str(error)) from None
+
+    # erasePlayer
+
+    async def erase(self, username: str) -> Removal:
+        """Delete everything stored about the player (see the module doc)."""
+        validation.username(username)
+        tag = hmac.new(self._log_salt, username.encode(), hashlib.sha256).hexdigest()[:16]
+        try:
+            await self._batcher.persisted_so_far()
+            first = await self._erase_once(username)
+            # Events other instances acknowledged just before reach the history by then.
+            await asyncio.sleep(self._settle_seconds)
+            second = await self._erase_once(username)
+            await self._bans.unban(username)  # tells the others; the row is gone already
+        except StoreUnavailable as error:
+            raise unavailable(f"the erasure did not finish, retry it: {error}") from None
+        removal = Removal(
+            username=username,
+            rankings_changed=first.rankings_changed + second.rankings_changed,
+            events_deleted=first.events_deleted + second.events_deleted,
+        )
+        logger.info(
+            "erased player %s: %d history rows, %d live rankings",
+            tag,
+            removal.events_deleted,
+            removal.rankings_changed,
+        )
+        return removal
+
+    async def _erase_once(self, username: str) -> Removal:
+        event_ids: dict[tuple[str, str], list[str]] = {}
+        for board, period, event_id in await self._records.client_event_ids(username):
+            event_ids.setdefault((board, period), []).append(event_id)
+        changed = 0
+        rebuilt: list[tuple[str, str]] = []
+        for board, period in await self._live_periods(username):
+            if not self._service.board(board).summed:
+                rebuilt.append((board, period))
+                continue
+            ids = event_ids.get((board, period), [])
+            changed += await self._ranking.erase(board, period, username, ids)
+        erased = await self._records.erase(username)  # the profile row too
+        if self._profiles is not None:
+            await self._profiles.forget(username)
+        # The other boards' periods holding the player: rebuilt from a history without it.
+        for board, period in rebuilt:
+            # Not loaded: its next rebuild finds nothing of the player.
+            with contextlib.suppress(RankingNotLoaded):
+                changed += await self._rebuild_holding(board, period, username)
+        return Removal(username=username, rankings_changed=changed, events_deleted=erased.events)
+
+    async def _rebuild_holding(self, board: str, period: str, username: str) -> int:
+        """Rebuild a loaded period from the history when its live ranking holds the player
+        (boards the scripts do not change directly); 1 when it did. `RankingNotLoaded`."""
+        if await self._ranking.player(board, period, username) is None:
+            return 0
+        await self._settled_rebuild(board, period)
+        return 1
+
+    async def _settled_rebuild(self, board: str, period: str) -> None:
+        """Rebuild a loaded period once what every instance acknowledged reached the history:
+        this one's buffer, and the others' within `settle_seconds` (the load replaces the
+        live ranking, so a write not yet in the history would be lost from it)."""
+        await self._batcher.persisted_so_far()
+        await asyncio.sleep(self._settle_seconds)
+        await self._recovery.rebuild(board, period)
+
+    # Helpers
+
+    def _served(self, board_id: str) -> bool:
+        return any(board.id == board_id for board in self._service.boards)
+
+    async def _live_periods(self, username: str) -> list[tuple[str, str]]:
+        """Every period the player has history in, and every board's current period
+        (events still buffered somewhere are in no history yet)."""
+        now = self._clock()
+        periods = {(board.id, board.period_at_timestamp(now)) for board in self._service.boards}
+        periods.update(
+            (entry.board, entry.period)
+            for entry in await self._records.periods(username)
+            if self._served(entry.board)
+        )
+        return sorted(periods)
+
+    async def _recovering(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a store operation, rebuilding a period it finds not loaded, then retrying."""
+        for _ in range(_RECOVERY_ATTEMPTS):
+            try:
+                return await operation()
+            except RankingNotLoaded as missing:
+                try:
+                    await self._recovery.ensure_loaded(missing.board, missing.period)
+                except StoreUnavailable as error:
+                    raise unavailable(str(error)) from None
+            except StoreUnavailable as error:
+                raise unavailable(f"storage is unavailable; nothing was changed: {error}") from None
+        raise unavailable("the ranking is being rebuilt; retry later")

@@ -1,0 +1,166 @@
+"""Moderation on Redis: taking a player out of a period's ranking, giving a total back, and
+forgetting their client event ids (removePlayer, banPlayer, unbanPlayer, erasePlayer).
+
+Each step on a player is one script call on the player's key set (lua/remove.lua,
+lua/restore.lua; a sharded board period's own event-id record, in another slot, gets
+lua/forget.lua). The scripts are registered here rather than in scripts.py: they are this
+concern's own, and nothing else calls them. An unsharded board on one Redis publishes
+from inside the script, in order with the increments' messages; a sharded board (whose
+board-wide ranks are only known after the call) and a cluster (sharded pub/sub) publish
+from here, as the increments of those paths do (changes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from store.errors import RankingNotLoaded
+from store.models import ScoreChange
+from store.redis import changes
+from store.redis.connection import Connection
+from store.redis.keys import KeyLayout
+from store.redis.scripts import source
+from store.redis.sharded import ShardedBoards
+
+
+class Moderation:
+    """Removal, restoration and forgetting of one player's live entries."""
+
+    def __init__(self, connection: Connection, layout: KeyLayout, sharded: ShardedBoards) -> None:
+        self._connection = connection
+        self._layout = layout
+        self._sharded = sharded
+        self._remove = connection.register("remove", source("remove"))
+        self._restore = connection.register("restore", source("restore"))
+        self._forget = connection.register("forget", source("forget"))
+
+    def _summed(self, board: str) -> None:
+        # The scripts know negated totals and bare usernames: INCREMENT, DESC, SHARED boards.
+        # The others are rebuilt from the history instead (resolvers/moderation.py).
+        if not self._layout.board(board).summed:
+            raise ValueError(f"board {board!r} is changed by a rebuild, not directly")
+
+    def _publishes_from_script(self, board: str) -> bool:
+        return not self._connection.cluster and self._layout.board(board).shards == 1
+
+    async def remove(
+        self, board: str, period: str, username: str, *, forget: Sequence[str] = ()
+    ) -> int | None:
+        """Take the player out of the period's ranking; the total removed, None without one.
+
+        Raises `RankingNotLoaded` (nothing changed) unless the period is loaded.
+        """
+        return await self._take_out(board, period, username, forget, loaded_only=True)
+
+    async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
+        """Take the player out whether or not the period is loaded, and forget `event_ids`
+        where they are bound to the player; how many rankings lost the player (0 or 1)."""
+        removed = await self._take_out(board, period, username, event_ids, loaded_only=False)
+        config = self._layout.board(board)
+        if config.shards > 1 and event_ids:
+            await self._connection.call(
+                self._forget,
+                [self._layout.keys(board, period).claims],
+                [username, orjson.dumps(list(event_ids))],
+            )
+        return 0 if removed is None else 1
+
+    async def _take_out(
+        self,
+        board: str,
+        period: str,
+        username: str,
+        forget: Sequence[str],
+        *,
+        loaded_only: bool,
+    ) -> int | None:
+        self._summed(board)
+        keys = self._layout.player_keys(board, period, username)
+        in_script = self._publishes_from_script(board)
+        reply = await self._connection.call(
+            self._remove,
+            [keys.ranking, keys.loaded, keys.events],
+            [
+                username,
+                "1" if loaded_only else "0",
+                self._layout.channel(board) if in_script else "",
+                board,
+                period,
+                orjson.dumps(list(forget)),
+            ],
+        )
+        status = int(reply[0])
+        if status == 0:
+            raise RankingNotLoaded(board, period)
+        if status == 1:
+            return None
+        score, rank = int(reply[2]), int(reply[3])
+        if not in_script:
+            if self._layout.board(board).shards > 1:
+                # Players strictly above: the same count before and after the removal.
+                try:
+                    higher = await self._sharded.higher_counts(board, period, [score])
+                    rank = 1 + higher[score]
+                except RankingNotLoaded:
+                    pass  # another shard lost its data: the rebuild resyncs everyone
+            await self._publish(
+                ScoreChange(
+                    board=board,
+                    period=period,
+                    username=username,
+                    previous_score=score,
+                    score=score,
+                    previous_rank=rank,
+                    rank=rank,
+                    removed=True,
+                )
+            )
+        return score
+
+    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+        """Give the player `total` in the period and publish it; False (nothing changed) when
+        the period is not loaded: its rebuild will rank the player from the history."""
+        self._summed(board)
+        keys = self._layout.player_keys(board, period, username)
+        in_script = self._publishes_from_script(board)
+        reply = await self._connection.call(
+            self._restore,
+            [keys.ranking, keys.loaded],
+            [
+                username,
+                total,
+                self._layout.channel(board) if in_script else "",
+                board,
+                period,
+                self._layout.expire_at_ms(board, period),
+            ],
+        )
+        if int(reply[0]) == 0:
+            return False
+        had, previous, previous_rank, rank = (int(value) for value in reply[1:5])
+        if not in_script:
+            if self._layout.board(board).shards > 1:
+                scores = sorted({total, previous} if had else {total})
+                try:
+                    higher = await self._sharded.higher_counts(board, period, scores)
+                    rank = 1 + higher[total]
+                    previous_rank = 1 + higher[previous] if had else 0
+                except RankingNotLoaded:
+                    pass
+            await self._publish(
+                ScoreChange(
+                    board=board,
+                    period=period,
+                    username=username,
+                    previous_score=previous if had else None,
+                    score=total,
+                    previous_rank=previous_rank if had else None,
+                    rank=rank,
+                )
+            )
+        return True
+
+    async def _publish(self, change: ScoreChange) -> None:
+        await changes.publish_changes(self._connection, self._layout, change.board, [change])

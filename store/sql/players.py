@@ -1,0 +1,218 @@
+"""A player's records across boards: bans, the periods holding their history, erasure.
+
+Created by migration 3 (the `player_bans` table, the username index of `score_events`).
+Each changing statement is committed on its own (MySQL autocommit; SQLite in an IMMEDIATE
+transaction); an erasure deletes in one transaction, so its count is exactly what went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from store.models import REMOVAL_ID_PREFIX, value_type
+from store.sql.dialect import Dialect
+
+T = TypeVar("T")
+
+Runner = Callable[[str, Callable[[Any], Awaitable[T]]], Awaitable[T]]
+
+
+@value_type
+class BanRecord:
+    """A stored ban."""
+
+    username: str
+    reason: str | None
+    banned_at_ms: int
+
+
+@value_type
+class PlayerPeriod:
+    """A board period in which a player has history: their total and whether a rebuild
+    (ignoring bans) would rank them (False once removed and not scored since)."""
+
+    board: str
+    period: str
+    total: int
+    present: bool
+
+
+@value_type
+class ErasedRows:
+    """What an erasure deleted from the history."""
+
+    events: int
+    bans: int
+
+
+_ERASE_HOOKS: Final[tuple[str, ...]] = ("DELETE FROM player_profiles WHERE username",)
+"""Other tables keyed by username that an erasure empties, as `DELETE FROM <table> WHERE
+username` statements (the parameter is added): a table of players' data lands here."""
+
+
+class SqlPlayerRecords:
+    """Bans and per-player reads and erasure, run on the history's primary."""
+
+    def __init__(self, dialect: Dialect, run: Runner[Any], *, sqlite: bool) -> None:
+        self._dialect = dialect
+        self._run = run
+        self._sqlite = sqlite
+        p = dialect.placeholder
+        self._p = p
+        self._select_bans = "SELECT username FROM player_bans"
+        self._select_ban = (
+            f"SELECT username, reason, banned_at_ms FROM player_bans WHERE username = {p}"  # noqa: S608
+        )
+        if sqlite:
+            self._upsert_ban = (
+                "INSERT INTO player_bans (username, reason, banned_at_ms) "  # noqa: S608
+                f"VALUES ({p}, {p}, {p}) "
+                "ON CONFLICT (username) DO UPDATE SET reason = excluded.reason"
+            )
+        else:
+            self._upsert_ban = (
+                "INSERT INTO player_bans (username, reason, banned_at_ms) "  # noqa: S608
+                f"VALUES ({p}, {p}, {p}) ON DUPLICATE KEY UPDATE reason = VALUES(reason)"
+            )
+        self._delete_ban = f"DELETE FROM player_bans WHERE username = {p}"  # noqa: S608
+        # On the username index; removal rows are told apart by their id's prefix.
+        self._periods = (
+            "SELECT board, period, SUM(delta), "  # noqa: S608
+            "SUM(COALESCE(presence, 0)) + MAX(presence IS NULL), "
+            f"MAX(CASE WHEN event_id LIKE {p} THEN 1 ELSE 0 END) "
+            f"FROM score_events WHERE username = {p} GROUP BY board, period"
+        )
+        self._client_ids = (
+            "SELECT board, period, event_id FROM score_events "  # noqa: S608
+            f"WHERE username = {p} AND client_event_id"
+        )
+        self._delete_events = f"DELETE FROM score_events WHERE username = {p}"  # noqa: S608
+
+    # Bans
+
+    async def banned_usernames(self) -> set[str]:
+        """Every banned username."""
+
+        async def query(connection: Any) -> set[str]:
+            rows = await self._dialect.fetch(connection, self._select_bans)
+            return {str(row[0]) for row in rows}
+
+        names: set[str] = await self._run("bans_all", query)
+        return names
+
+    async def ban(self, username: str) -> BanRecord | None:
+        """The player's ban, or None."""
+
+        async def query(connection: Any) -> BanRecord | None:
+            rows = await self._dialect.fetch(connection, self._select_ban, (username,))
+            if not rows:
+                return None
+            name, reason, banned_at_ms = rows[0]
+            return BanRecord(
+                username=str(name),
+                reason=None if reason is None else str(reason),
+                banned_at_ms=int(banned_at_ms),
+            )
+
+        record: BanRecord | None = await self._run("bans_get", query)
+        return record
+
+    async def store_ban(self, username: str, reason: str | None, now_ms: int) -> None:
+        """Ban a player (a ban already stored keeps its time and takes the new reason)."""
+
+        async def statement(connection: Any) -> int:
+            return await self._changing(
+                connection, [(self._upsert_ban, (username, reason, now_ms))]
+            )
+
+        await self._run("bans_store", statement)
+
+    async def delete_ban(self, username: str) -> bool:
+        """Lift a ban; False when there was none."""
+
+        async def statement(connection: Any) -> int:
+            return await self._changing(connection, [(self._delete_ban, (username,))])
+
+        return bool(await self._run("bans_delete", statement) > 0)
+
+    # A player's history
+
+    async def periods(self, username: str) -> list[PlayerPeriod]:
+        """Every board period holding history rows of the player."""
+
+        async def query(connection: Any) -> list[PlayerPeriod]:
+            rows = await self._dialect.fetch(
+                connection, self._periods, (REMOVAL_ID_PREFIX + "%", username)
+            )
+            return [
+                PlayerPeriod(
+                    board=str(board),
+                    period=str(period),
+                    total=int(total),
+                    present=not int(removed) or int(presence) > 0,
+                )
+                for board, period, total, presence, removed in rows
+            ]
+
+        periods: list[PlayerPeriod] = await self._run("player_periods", query)
+        return periods
+
+    async def client_event_ids(self, username: str) -> list[tuple[str, str, str]]:
+        """(board, period, event id) of the player's client-supplied event ids."""
+
+        async def query(connection: Any) -> list[tuple[str, str, str]]:
+            rows = await self._dialect.fetch(connection, self._client_ids, (username,))
+            return [(str(board), str(period), str(event_id)) for board, period, event_id in rows]
+
+        ids: list[tuple[str, str, str]] = await self._run("player_event_ids", query)
+        return ids
+
+    async def erase(self, username: str) -> ErasedRows:
+        """Delete every history row and the ban of the player (and the rows of the tables
+        in `_ERASE_HOOKS`), in one transaction."""
+        p = self._p
+        statements = [
+            (self._delete_events, (username,)),
+            (self._delete_ban, (username,)),
+            *((f"{hook} = {p}", (username,)) for hook in _ERASE_HOOKS),
+        ]
+
+        async def run(connection: Any) -> list[int]:
+            return await self._counted(connection, statements)
+
+        counts = await self._run("player_erase", run)
+        return ErasedRows(events=counts[0], bans=counts[1])
+
+    async def _changing(
+        self, connection: Any, statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> int:
+        """Run changing statements in one transaction; the rows the first one matched."""
+        return (await self._counted(connection, statements))[0]
+
+    async def _counted(
+        self, connection: Any, statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[int]:
+        """Run statements in one committed transaction; the rows each one changed."""
+        counts: list[int] = []
+        if self._sqlite:
+            await connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement, parameters in statements:
+                    cursor = await connection.execute(statement, parameters)
+                    counts.append(int(cursor.rowcount))
+                await connection.execute("COMMIT")
+            except BaseException:
+                await connection.execute("ROLLBACK")
+                raise
+            return counts
+        async with connection.cursor() as cursor:
+            await cursor.execute("START TRANSACTION")
+            try:
+                for statement, parameters in statements:
+                    counts.append(int(await cursor.execute(statement, parameters)))
+                await cursor.execute("COMMIT")
+            except BaseException:
+                await cursor.execute("ROLLBACK")
+                raise
+        return counts

@@ -1,0 +1,187 @@
+"""Moderation in the history: removal rows and presence in the rebuild's totals, bans, a
+player's periods and erasure; on the real shared MariaDB and on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from store.models import ScoreEvent
+from store.sql import SqlScoreHistory
+from store.sql.players import BanRecord, ErasedRows, PlayerPeriod
+from tests.support.history_database import query_history
+
+pytestmark = pytest.mark.integration
+
+BOARD = "global"
+PERIOD = "2026-11"
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def history_url(request: pytest.FixtureRequest) -> str:
+    """A URL of an empty history database, on each backend."""
+    fixture = "mysql_database_url" if request.param == "mysql" else "sqlite_database_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def history(history_url: str) -> AsyncIterator[SqlScoreHistory]:
+    """A connected, migrated history."""
+    store = SqlScoreHistory(history_url)
+    await store.connect()
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+_ids = iter(range(1_000_000))
+
+
+def event(
+    username: str,
+    delta: int,
+    presence: int = 0,
+    *,
+    period: str = PERIOD,
+    event_id: str | None = None,
+) -> ScoreEvent:
+    """A score event (presence +1: it gave the player a score), generated id by default."""
+    return ScoreEvent(
+        board=BOARD,
+        period=period,
+        username=username,
+        delta=delta,
+        event_id=event_id or f"~{next(_ids)}",
+        client_event_id=event_id is not None,
+        created_at_ms=1_790_000_000_000,
+        presence=presence,
+    )
+
+
+def removal(username: str, total: int) -> ScoreEvent:
+    """The row a removal of a player with `total` writes."""
+    return ScoreEvent(
+        board=BOARD,
+        period=PERIOD,
+        username=username,
+        delta=-total,
+        event_id=f"!{next(_ids)}",
+        client_event_id=False,
+        created_at_ms=1_790_000_000_000,
+        presence=-1,
+    )
+
+
+async def totals(history: SqlScoreHistory) -> dict[str, int]:
+    return dict(await history.totals(BOARD, PERIOD))
+
+
+async def test_a_removed_player_is_left_out_until_it_scores_again(
+    history: SqlScoreHistory,
+) -> None:
+    await history.append([event("ann", 10, 1), event("ann", 5), event("bob", 3, 1)])
+    await history.append([removal("ann", 15)])
+    assert await totals(history) == {"bob": 3}
+    await history.append([event("ann", 4, 1)])
+    assert await totals(history) == {"ann": 4, "bob": 3}
+    # Present with a total of 0: scored after the removal, then lost it all again.
+    await history.append([event("ann", -4)])
+    assert await totals(history) == {"ann": 0, "bob": 3}
+    await history.append([removal("ann", 0), removal("bob", 3)])
+    assert await totals(history) == {}
+
+
+async def test_the_order_rows_arrive_in_does_not_matter(history: SqlScoreHistory) -> None:
+    # Another instance's buffered event reaches the history after the removal that
+    # counted it: the sums are the same.
+    await history.append([removal("cid", 7)])
+    await history.append([event("cid", 2, 1), event("cid", 5)])
+    assert await totals(history) == {}
+
+
+async def test_rows_from_before_the_presence_column_count_as_one_start(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    await query_history(
+        history_url,
+        "INSERT INTO score_events (board, period, username, delta, event_id, "
+        f"client_event_id, created_at_ms, presence) VALUES ('{BOARD}', '{PERIOD}', 'dan', 5, "
+        "'~old1', 0, 1, NULL), "
+        f"('{BOARD}', '{PERIOD}', 'dan', 2, '~old2', 0, 1, NULL)",
+    )
+    assert await totals(history) == {"dan": 7}
+    await history.append([removal("dan", 7)])
+    assert await totals(history) == {}
+    await history.append([event("dan", 2, 1)])
+    assert await totals(history) == {"dan": 2}
+
+
+async def test_banned_players_are_left_out_of_the_totals(history: SqlScoreHistory) -> None:
+    records = history.player_records()
+    await history.append([event("ann", 10, 1), event("bob", 3, 1)])
+    await records.store_ban("ann", "cheating", 1_790_000_000_000)
+    assert await totals(history) == {"bob": 3}
+    assert await records.banned_usernames() == {"ann"}
+    assert await records.ban("ann") == BanRecord(
+        username="ann", reason="cheating", banned_at_ms=1_790_000_000_000
+    )
+    # Banned again: the reason changes, the time stays.
+    await records.store_ban("ann", None, 1_800_000_000_000)
+    assert await records.ban("ann") == BanRecord(
+        username="ann", reason=None, banned_at_ms=1_790_000_000_000
+    )
+    assert await records.delete_ban("ann")
+    assert not await records.delete_ban("ann")
+    assert await records.ban("ann") is None
+    assert await totals(history) == {"ann": 10, "bob": 3}
+
+
+async def test_a_players_periods(history: SqlScoreHistory) -> None:
+    records = history.player_records()
+    await history.append(
+        [
+            event("ann", 10, 1),
+            event("ann", 4, 1, period="2026-10"),
+            event("ann", 1, 1, period="2026-09"),
+            event("bob", 3, 1),
+        ]
+    )
+    removed = ScoreEvent(
+        board=BOARD,
+        period="2026-10",
+        username="ann",
+        delta=-4,
+        event_id="!gone",
+        client_event_id=False,
+        created_at_ms=1,
+        presence=-1,
+    )
+    await history.append([removed])
+    assert sorted(await records.periods("ann"), key=lambda entry: entry.period) == [
+        PlayerPeriod(board=BOARD, period="2026-09", total=1, present=True),
+        PlayerPeriod(board=BOARD, period="2026-10", total=0, present=False),
+        PlayerPeriod(board=BOARD, period=PERIOD, total=10, present=True),
+    ]
+    assert await records.periods("nobody") == []
+
+
+async def test_erase_deletes_every_row_of_the_player_and_counts_them(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    records = history.player_records()
+    await history.append(
+        [
+            event("ann", 10, 1, event_id="c1"),
+            event("ann", 4, 1, period="2026-10"),
+            event("bob", 3, 1, event_id="c2"),
+            removal("ann", 10),
+        ]
+    )
+    await records.store_ban("ann", "gdpr", 1)
+    assert await records.client_event_ids("ann") == [(BOARD, PERIOD, "c1")]
+    assert await records.erase("ann") == ErasedRows(events=3, bans=1)
+    assert await records.erase("ann") == ErasedRows(events=0, bans=0)
+    assert await query_history(history_url, "SELECT username FROM score_events") == [("bob",)]
+    assert await records.ban("ann") is None
+    assert await records.periods("ann") == []
