@@ -96,10 +96,11 @@ class Reservation:
     (also when the block raises), which frees the room.
     """
 
-    def __init__(self, batcher: WriteBatcher, count: int) -> None:
+    def __init__(self, batcher: WriteBatcher, count: int, epoch: int = 0) -> None:
         self._batcher = batcher
         self._count = count
         self._open = True
+        self._epoch = epoch
 
     @property
     def count(self) -> int:
@@ -118,12 +119,14 @@ class Reservation:
         if len(events) > self._count:
             raise ValueError(f"{len(events)} events committed into room for {self._count}")
         self._open = False
+        self._batcher._settled(self._epoch)
         return self._batcher._commit(self._count, events)
 
     def cancel(self) -> None:
         """Give the room back (nothing when already committed or cancelled)."""
         if self._open:
             self._open = False
+            self._batcher._settled(self._epoch)
             self._batcher._release(self._count)
 
     def __enter__(self) -> Reservation:
@@ -176,6 +179,10 @@ class WriteBatcher:
         self._closer: asyncio.Task[int] | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Barriers (`flushed_through_now`): open reservations counted per epoch.
+        self._epoch = 0
+        self._open_per_epoch: dict[int, int] = {}
+        self._barrier_waiters: list[asyncio.Future[None]] = []
 
     # State
 
@@ -263,7 +270,37 @@ class WriteBatcher:
         if len(self._buffer) + self._reserved + count > self._max_buffered_events:
             raise WriteRefused(RefusalReason.BUFFER_FULL)
         self._reserved += count
-        return Reservation(self, count)
+        epoch = self._epoch
+        self._open_per_epoch[epoch] = self._open_per_epoch.get(epoch, 0) + 1
+        return Reservation(self, count, epoch)
+
+    async def flushed_through_now(self) -> None:
+        """Wait until every event committed before this call, or committed later into a
+        reservation taken before it, is written to the history (seasons' watermark).
+
+        Raises `StoreUnavailable` when the batcher closes before it could write them.
+        """
+        epoch = self._epoch
+        self._epoch += 1
+        while any(open_epoch <= epoch for open_epoch in self._open_per_epoch):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._barrier_waiters.append(waiter)
+            await waiter
+        if self._buffer:
+            tail = self._buffer[-1].persisted
+            if tail is not None:
+                await asyncio.shield(tail)
+
+    def _settled(self, epoch: int) -> None:
+        left = self._open_per_epoch[epoch] - 1
+        if left:
+            self._open_per_epoch[epoch] = left
+            return
+        del self._open_per_epoch[epoch]
+        waiters, self._barrier_waiters = self._barrier_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _release(self, count: int) -> None:
         self._reserved -= count

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
 from resolvers import cursors, validation
@@ -35,6 +36,10 @@ from store.models import (
 from store.ports import RankingReads, RankingWrites
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
+from store.sql.standings import SqlStandings
+
+if TYPE_CHECKING:
+    from resolvers.seasons import Seasons
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,7 @@ class LeaderboardService:
         max_batch_increments: int,
         persisted_ack: bool = False,
         clock: Callable[[], float] = time.time,
+        seasons: Seasons | None = None,
         banned: Collection[str] = frozenset(),
         profiles: PlayerProfiles | None = None,
     ) -> None:
@@ -103,6 +109,8 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        self.seasons = seasons
+        """Final periods are read from their frozen standings (set once wired)."""
         self._profiles = profiles
         # The banned usernames (store/ban_registry.py keeps this set in step): one set
         # lookup per write, no round trip.
@@ -262,12 +270,20 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.limit(limit)
         validation.offset(offset)
+        frozen = await self._frozen(board, period_id, period)
+        if frozen is not None:
+            top = await _reading(lambda: frozen.top(board.id, period_id, limit, offset))
+            return self._counted(board.id, period_id, top)
         return await self._recovering(lambda: self._ranking.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
         """One player's standing, or None without a score."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
+        frozen = await self._frozen(board, period_id, period)
+        if frozen is not None:
+            found = await _reading(lambda: frozen.player(board.id, period_id, username))
+            return None if found is None else self._counted(board.id, period_id, [found])[0]
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
@@ -278,6 +294,12 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
+        frozen = await self._frozen(board, period_id, period)
+        if frozen is not None:
+            around = await _reading(
+                lambda: frozen.neighborhood(board.id, period_id, username, radius, fill=fill)
+            )
+            return self._counted(board.id, period_id, around)
         return await self._recovering(
             lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
         )
@@ -309,7 +331,26 @@ class LeaderboardService:
     async def player_count(self, board_id: str, period: str | None) -> int:
         """How many players scored in the period."""
         board, period_id = self.period(board_id, period)
+        if self.seasons is not None and await self._frozen(board, period_id, period) is not None:
+            return self.seasons.final_count(board.id, period_id)
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
+
+    def _counted(self, board: str, period: str, players: list[RankedPlayer]) -> list[RankedPlayer]:
+        """Frozen standings with their period's player count (for topPercent)."""
+        if self.seasons is None:
+            return players
+        count = self.seasons.final_count(board, period)
+        return [dataclasses.replace(player, player_count=count) for player in players]
+
+    async def _frozen(self, board: Board, period: str, asked: str | None) -> SqlStandings | None:
+        """The frozen standings of a final period (docs/seasons.md), else None. Reads of
+        the live period (no period asked for) skip the check."""
+        if asked is None:
+            return None
+        seasons = self.seasons
+        if seasons is None:
+            return None
+        return await _reading(lambda: seasons.frozen(board, period))
 
     # Profiles
 
@@ -365,6 +406,15 @@ class LeaderboardService:
                     "storage is unavailable; nothing was applied, retry later"
                 ) from None
         raise unavailable("the ranking is being rebuilt; retry later")
+
+
+async def _reading(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a read of the frozen standings; the database failing is UNAVAILABLE."""
+    try:
+        return await operation()
+    except StoreUnavailable as error:
+        logger.warning("history unavailable: %s", error)
+        raise unavailable("storage is unavailable, retry later") from None
 
 
 def _use_set_score(board: Board) -> str:

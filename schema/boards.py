@@ -10,8 +10,10 @@ import strawberry
 from resolvers.auth import require_admin
 from resolvers.boards import BoardAdmin
 from resolvers.errors import ApiError, ErrorCode
+from schema import seasons
 from schema.context import ApiContext
 from schema.scalars import Long
+from schema.seasons import PeriodConnection
 from schema.types import ResetPeriod
 from store import board_model
 from store import boards as board_values
@@ -107,6 +109,12 @@ class Leaderboard:
     @strawberry.field(description="Players with a score in the period (default: the current one).")
     async def player_count(self, info: Info, period: str | None = None) -> int:
         return await info.context.service.player_count(self.id, period)
+
+    @strawberry.field(description="Periods that have scores, newest first.")
+    async def periods(
+        self, info: Info, first: int = 12, after: str | None = None
+    ) -> PeriodConnection:
+        return await seasons.periods(info, self.id, first, after)
 
     @classmethod
     def of(cls, board: board_values.Board, spec: BoardSpec | None = None) -> Leaderboard:

@@ -8,12 +8,14 @@ import strawberry
 
 from resolvers.errors import unauthenticated
 from resolvers.service import IncrementRequest
+from schema import seasons
 from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard_view
 from schema.context import ApiContext
 from schema.moderation import ModerationMutations, ModerationQueries
 from schema.players import PlayerQueries
 from schema.profiles import ProfileMutations, ranked_views, selects_profiles
 from schema.scalars import Long
+from schema.seasons import PeriodResult
 from schema.types import (
     GLOBAL,
     RankChange,
@@ -174,6 +176,17 @@ class Subscription:
                 previous_rank=update.previous_rank,
                 display_name=display_name,
             )
+
+    @strawberry.subscription(
+        description=(
+            "Once per period end of the board: its final standings (rewards, season results)."
+        )
+    )
+    async def period_ended(
+        self, info: Info, board: strawberry.ID = GLOBAL
+    ) -> AsyncGenerator[PeriodResult, None]:
+        async for result in seasons.period_ended(info, board):
+            yield result
 
     @strawberry.subscription(
         description="The top `limit` (1..100) now, then the new list each time it changes."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -300,14 +300,20 @@ def _wrapped(app: ASGIApp, middleware: list[Middleware]) -> ASGIApp:
     return app
 
 
-def create_app(settings: Settings | None = None, *, freeze_after_start: bool = False) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    freeze_after_start: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
     """The service as an ASGI app; every resource is opened and closed by its lifespan.
 
     `freeze_after_start`: exempt what start-up created from the cyclic GC (see
-    `_freeze_startup_objects`); for a process that serves nothing else.
+    `_freeze_startup_objects`); for a process that serves nothing else. `clock` (Unix
+    seconds): what decides the live period and when periods end (tests move it).
     """
     settings = settings or Settings()
-    resources = build_resources(settings)
+    resources = build_resources(settings, clock=clock)
     graphql = GraphQLApp(resources)
 
     @contextlib.asynccontextmanager

@@ -168,6 +168,27 @@ class Metrics:
         """Read the number of open WebSocket connections at scrape time."""
         self.websocket_connections.set_function(connections)
 
+    def track_webhook(self, outbox_depth: Callable[[], float]) -> None:
+        """Export the webhook's attempts and its outbox depth, read at scrape time
+        (server/webhook.py; registered only when a webhook is configured)."""
+        self.webhook_attempts = Counter(
+            "leaderboard_webhook_attempts",
+            "PeriodResult deliveries this instance attempted, by result (failed: retried later).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in (OK, FAILED):
+            self.webhook_attempts.labels(result)
+        Gauge(
+            "leaderboard_webhook_outbox_depth",
+            "PeriodResults still to deliver (as this instance last counted them).",
+            registry=self.registry,
+        ).set_function(outbox_depth)
+
+    def webhook_attempted(self, *, failed: bool) -> None:
+        """Record one delivery attempt."""
+        self.webhook_attempts.labels(FAILED if failed else OK).inc()
+
     # The batcher's FlushObserver. A failed flush is always retried (its events stay at
     # the head of the buffer), so every flush that follows a failed one is a retry.
 

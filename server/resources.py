@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from batcher import WriteBatcher
@@ -14,10 +14,12 @@ from resolvers.auth import WriteTokens
 from resolvers.boards import BoardAdmin
 from resolvers.live import LiveRankings
 from resolvers.moderation import PlayerModeration
+from resolvers.seasons import Seasons
 from resolvers.service import LeaderboardService
 from server.metrics import Metrics
 from server.rate_limit import RateLimits
 from server.settings import AckMode, Settings
+from server.webhook import WebhookSender
 from store.ban_registry import BanRegistry
 from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
 from store.board_registry import BoardRegistry
@@ -27,6 +29,7 @@ from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.observer import StoreObserver
+from store.period_notices import InProcessPeriodNotices, PeriodNotices, RedisPeriodNotices
 from store.ports import RankingStore, ScoreHistory
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery, RebuildObserver
@@ -55,6 +58,8 @@ class Resources:
     board_admin: BoardAdmin
     metrics: Metrics = field(default_factory=Metrics)
     started: bool = False
+    seasons: Seasons | None = None
+    webhook: WebhookSender | None = None
     bans: BanRegistry | None = None
     moderation: PlayerModeration | None = None
 
@@ -145,8 +150,18 @@ def board_notices(settings: Settings, channel: str = "boards") -> BoardNotices:
     return NoNotices()
 
 
-def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resources:
-    """Wire the components together (nothing is connected yet)."""
+def period_notices(settings: Settings) -> PeriodNotices:
+    """How period results reach every instance: Redis pub/sub, or in-process when embedded."""
+    if settings.redis_url:
+        return RedisPeriodNotices(settings.redis_url, f"{settings.key_prefix}:period-ended")
+    return InProcessPeriodNotices()
+
+
+def build_resources(
+    settings: Settings, metrics: Metrics | None = None, clock: Callable[[], float] = time.time
+) -> Resources:
+    """Wire the components together (nothing is connected yet). `clock` (Unix seconds)
+    decides the live period and when periods end; tests move it by hand."""
     metrics = metrics or Metrics()
     history = open_history(settings, observer=metrics)
     registry = BoardRegistry(
@@ -174,6 +189,34 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         observer=metrics,
     )
     recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
+    recovery = make_recovery(settings, ranking, history, observer=metrics)
+    seasons = Seasons(
+        standings=history.standings(),
+        batcher=batcher,
+        boards=boards,
+        notices=period_notices(settings),
+        clock=clock,
+        webhook=bool(settings.webhook_url),
+        tick_seconds=settings.seasons_tick_seconds,
+        settle_seconds=settings.seasons_settle_seconds,
+        claim_seconds=settings.seasons_claim_seconds,
+    )
+    webhook = None
+    if settings.webhook_url and settings.webhook_secret is not None:
+        webhook = WebhookSender(
+            history.outbox(),
+            url=settings.webhook_url,
+            secret=settings.webhook_secret.get_secret_value().encode(),
+            timeout=settings.webhook_timeout_seconds,
+            retry_initial=settings.webhook_retry_initial_seconds,
+            retry_max=settings.webhook_retry_max_seconds,
+            retry_window=settings.webhook_retry_window_seconds,
+            poll_seconds=settings.webhook_poll_seconds,
+            clock=clock,
+            observer=metrics,
+        )
+        sender = webhook
+        metrics.track_webhook(lambda: sender.depth)
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
@@ -184,6 +227,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         persisted_ack=settings.ack is AckMode.PERSISTED,
         banned=bans.names,
         profiles=profiles,
+        clock=clock,
+        seasons=seasons,
     )
     live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(
@@ -216,6 +261,8 @@ def build_resources(settings: Settings, metrics: Metrics | None = None) -> Resou
         registry=registry,
         board_admin=BoardAdmin(registry, max_boards=settings.max_boards),
         metrics=metrics,
+        seasons=seasons,
+        webhook=webhook,
         bans=bans,
         moderation=moderation,
     )
@@ -243,12 +290,21 @@ async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[
         if resources.bans is not None:
             stack.push_async_callback(resources.bans.stop)
             await resources.bans.start()
+        if resources.seasons is not None:
+            # Runs after the drain below: every event this instance acknowledged is written.
+            stack.push_async_callback(resources.seasons.retire)
         stack.push_async_callback(_drain_batcher, resources)
         await resources.batcher.start()
         for board in resources.settings.boards:
             await resources.recovery.ensure_loaded(board.id, board.current_period())
         stack.push_async_callback(resources.live.close)
         await resources.live.start()
+        if resources.seasons is not None:
+            stack.push_async_callback(resources.seasons.stop)
+            await resources.seasons.start()
+        if resources.webhook is not None:
+            stack.push_async_callback(resources.webhook.stop)
+            await resources.webhook.start()
         resources.started = True
         try:
             yield resources

@@ -118,6 +118,31 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
     log_level: str = "INFO"
 
+    # Seasons (docs/seasons.md)
+    seasons_tick_seconds: float = Field(0.5, gt=0, le=60)
+    """How often each instance records its flushed-through watermark and looks for ended
+    periods to finalize."""
+    seasons_settle_seconds: float = Field(30.0, gt=0)
+    """An instance whose heartbeat is older than this is gone: a period's result stops
+    waiting for its watermark (what it had not written is lost with it)."""
+    seasons_claim_seconds: float = Field(300.0, gt=0)
+    """The lease of the claim to compute a period's result; another instance takes over
+    when it expires."""
+    webhook_url: str = ""
+    """Where each PeriodResult is POSTed (signed, at least once); empty: no webhook."""
+    webhook_secret: SecretStr | None = None
+    """The HMAC-SHA256 key of `X-Leaderboard-Signature`; required with a webhook URL."""
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    """One delivery attempt's time limit (connect, send, answer)."""
+    webhook_retry_initial_seconds: float = Field(1.0, gt=0)
+    """Wait after the first failed attempt; doubled after each failure."""
+    webhook_retry_max_seconds: float = Field(900.0, gt=0)
+    """Longest wait between attempts."""
+    webhook_retry_window_seconds: float = Field(3 * 86_400.0, ge=86_400)
+    """How long a result is retried before it is abandoned (at least 24 h)."""
+    webhook_poll_seconds: float = Field(1.0, gt=0, le=60)
+    """How often each instance looks for due deliveries in the outbox."""
+
     @field_validator("write_token", "admin_token", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
@@ -169,6 +194,18 @@ class Settings(BaseSettings):
                 "LEADERBOARD_DATABASE_READ_URL is a MySQL read replica: it needs "
                 "LEADERBOARD_DATABASE_URL to name the MySQL primary"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_webhook(self) -> Settings:
+        if self.webhook_url:
+            if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+                raise ValueError(
+                    "LEADERBOARD_WEBHOOK_URL is set: LEADERBOARD_WEBHOOK_SECRET is required "
+                    "(the receiver checks the HMAC-SHA256 signature made with it)"
+                )
+            if not self.webhook_url.startswith(("http://", "https://")):
+                raise ValueError("LEADERBOARD_WEBHOOK_URL must be an http:// or https:// URL")
         return self
 
     @cached_property

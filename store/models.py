@@ -187,3 +187,25 @@ class _Leave:
 
 LEAVE = _Leave()
 """A profile field a change leaves as it is (None clears it)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodResult:
+    """The final standings of an ended period: its player count and best players (exact)."""
+
+    board: str
+    period: str
+    player_count: int
+    top: tuple[RankedPlayer, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodSummary:
+    """One period of a board that has scores: when it runs and whether it is final."""
+
+    board: str
+    period: str
+    starts_at: str
+    ends_at: str | None
+    player_count: int
+    final: bool

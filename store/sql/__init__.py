@@ -4,6 +4,8 @@
 - `dialect.py`: the interface of what differs between the databases, and the event row layout.
 - `mysql.py`, `sqlite.py`: the two dialects (driver calls, batch INSERT, migration locking).
 - `migrations.py`: the schema, step by step, and the loop that applies the missing steps.
+- `standings.py`, `outbox.py`: the seasons' tables (final standings, results, claims,
+  watermarks; the webhook outbox).
 - `replica.py`: reads on a MySQL/MariaDB replica once it has caught up (GTID wait).
 - `profiles.py`: the `player_profiles` table (versioned upserts, reads of many players).
 - `pool.py`: one database's connection pool: time limits, error wrapping, timing.

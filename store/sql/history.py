@@ -19,12 +19,14 @@ from store.sql.boards import SqlBoardTable
 from store.sql.dialect import Dialect, event_row
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
+from store.sql.outbox import SqlOutbox
 from store.sql.players import SqlPlayerRecords
 from store.sql.pool import Pool
 from store.sql.profiles import SqlProfileTable
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS, Replica
 from store.sql.sqlite import SCHEMES as SQLITE_SCHEMES
 from store.sql.sqlite import SqliteDialect
+from store.sql.standings import SqlStandings
 
 T = TypeVar("T")
 
@@ -208,6 +210,23 @@ class SqlScoreHistory:
     def profile_table(self) -> SqlProfileTable:
         """The `player_profiles` table, on this history's primary."""
         return SqlProfileTable(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
+        )
+
+    def standings(self) -> SqlStandings:
+        """Final standings, results, claims and watermarks (seasons), on the primary."""
+        return SqlStandings(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            lambda what, operation: self._run(what, operation, limit=None),
+            sqlite=self._mysql is None,
+        )
+
+    def outbox(self) -> SqlOutbox:
+        """The webhook outbox, on the primary."""
+        return SqlOutbox(
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
             sqlite=self._mysql is None,

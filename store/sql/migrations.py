@@ -199,6 +199,127 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
+    Migration(
+        version=6,
+        # Seasons (docs/seasons.md): the frozen final standings of ended periods, their
+        # results, the claim that lets one instance compute them, each instance's flushed-
+        # through watermark, and the webhook outbox (store/sql/standings.py, outbox.py).
+        mysql=(
+            """
+            CREATE TABLE IF NOT EXISTS period_standings (
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                position BIGINT NOT NULL,
+                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                score BIGINT NOT NULL,
+                player_rank BIGINT NOT NULL,
+                PRIMARY KEY (board, period, position),
+                UNIQUE KEY period_standings_player (board, period, username)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS period_results (
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                player_count BIGINT NOT NULL,
+                body MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                finalized_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (board, period)
+            ) ENGINE=InnoDB
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS period_claims (
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                expires_ms BIGINT NOT NULL,
+                PRIMARY KEY (board, period)
+            ) ENGINE=InnoDB
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS instance_watermarks (
+                instance VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                flushed_through_ms BIGINT NOT NULL,
+                heartbeat_ms BIGINT NOT NULL,
+                PRIMARY KEY (instance)
+            ) ENGINE=InnoDB
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS webhook_outbox (
+                delivery_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                body MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                attempts INT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                next_attempt_ms BIGINT NOT NULL,
+                claimed_until_ms BIGINT NOT NULL,
+                done_at_ms BIGINT NULL,
+                last_error VARCHAR(255) CHARACTER SET utf8mb4 NULL,
+                PRIMARY KEY (delivery_id),
+                KEY webhook_outbox_due (done_at_ms, next_attempt_ms)
+            ) ENGINE=InnoDB
+            """,
+        ),
+        sqlite=(
+            """
+            CREATE TABLE IF NOT EXISTS period_standings (
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                username TEXT NOT NULL,
+                score INTEGER NOT NULL,
+                player_rank INTEGER NOT NULL,
+                PRIMARY KEY (board, period, position),
+                CONSTRAINT period_standings_player UNIQUE (board, period, username)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS period_results (
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                player_count INTEGER NOT NULL,
+                body TEXT NOT NULL,
+                finalized_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (board, period)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS period_claims (
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                expires_ms INTEGER NOT NULL,
+                PRIMARY KEY (board, period)
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS instance_watermarks (
+                instance TEXT NOT NULL PRIMARY KEY,
+                flushed_through_ms INTEGER NOT NULL,
+                heartbeat_ms INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS webhook_outbox (
+                delivery_id TEXT NOT NULL PRIMARY KEY,
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                body TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                next_attempt_ms INTEGER NOT NULL,
+                claimed_until_ms INTEGER NOT NULL,
+                done_at_ms INTEGER NULL,
+                last_error TEXT NULL
+            )
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS webhook_outbox_due
+                ON webhook_outbox (done_at_ms, next_attempt_ms)
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

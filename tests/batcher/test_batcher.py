@@ -453,3 +453,26 @@ async def test_after_a_failure_the_retry_takes_a_normal_flush_not_a_catch_up_one
     # Failed at the catch-up size, retried at the normal one, then back to catching up.
     assert [batch for _, batch in flaky.attempts] == [ids(0, 9), ids(0, 3), ids(3, 9)]
     assert flaky.stored == ids(0, 12)
+
+
+async def test_a_barrier_waits_for_earlier_reservations_and_their_flush(
+    sqlite_history: RecordingHistory,
+) -> None:
+    """`flushed_through_now` (the seasons' watermark): a reservation taken before it must be
+    committed and written before it returns; one taken after it is not waited for."""
+    batcher = WriteBatcher(sqlite_history, flush_interval=0.05, flush_max_events=500)
+    await batcher.start()
+    try:
+        early = batcher.reserve(2)
+        barrier = asyncio.create_task(batcher.flushed_through_now())
+        await asyncio.sleep(0.1)
+        later = batcher.reserve(1)  # after the barrier: never waited for
+        assert not barrier.done()
+        early.commit(events(0, 2))
+        await asyncio.wait_for(barrier, 5)
+        assert sqlite_history.written == [ids(0, 2)]
+        assert later.count == 1
+        later.cancel()
+        await asyncio.wait_for(batcher.flushed_through_now(), 5)  # nothing open: at once
+    finally:
+        await batcher.close(5)

@@ -1,0 +1,368 @@
+"""Frozen final standings of ended periods, their results, and the finalizer's bookkeeping.
+
+Created by migration 3 (docs/seasons.md):
+
+- `period_standings`: one row per player of a final period, with its `position` in the
+  ranking order (1..N, unique) and its competition `player_rank`; primary key
+  (board, period, position), unique (board, period, username). Past-period reads are
+  index lookups: a top page is a position range, a player one unique-key lookup, a
+  neighbourhood the position range around it. As fast after 10M events as after 10.
+- `period_results`: the `PeriodResult` of each final period (its JSON, see
+  `store.period_codec`); the primary key (board, period) makes the result exist once.
+- `period_claims`: which instance computes a period's result, with a lease.
+- `instance_watermarks`: per instance, "every event I acknowledged before
+  `flushed_through_ms` is in this database", and when it last said so.
+
+`freeze` runs in one transaction: the result row first (a second instance racing past
+an expired lease meets the primary key and rolls back), the standings by one INSERT ...
+SELECT over the history (a fold, then window functions for positions and ranks), the top,
+and the webhook's outbox row. The fold is `fold_query`: today every board is INCREMENT
+(the sum of deltas); a rule-aware fold (BEST, LATEST, ASC, EARLIEST) replaces it there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import aiomysql
+
+from store.models import PeriodResult, RankedPlayer
+from store.period_codec import decode, encode
+from store.sql.dialect import Dialect
+from store.sql.outbox import INSERT_OUTBOX
+
+T = TypeVar("T")
+
+Runner = Callable[[str, Callable[[Any], Awaitable[T]]], Awaitable[T]]
+
+RESULT_TOP_SIZE: Final = 100
+"""How many players a `PeriodResult` lists (the contract: up to 100)."""
+
+_DUPLICATE_KEY_ERRORS = (aiomysql.IntegrityError, sqlite3.IntegrityError)
+
+
+def fold_query(p: str) -> str:
+    """Each player's final score in one period: `SELECT username, score ...` over the
+    history, parameters (board, period).
+
+    INCREMENT boards: the sum of the player's deltas. The board-model work replaces this
+    with the board's rule (BEST: the best submission; LATEST: the latest by applied_at)."""
+    return (
+        "SELECT username, SUM(delta) AS score FROM score_events "  # noqa: S608
+        f"WHERE board = {p} AND period = {p} GROUP BY username"
+    )
+
+
+def order_clause() -> str:
+    """The ranking order of the folded scores (DESC, ties by username): ASC and EARLIEST
+    boards change it here."""
+    return "score DESC, username"
+
+
+def rank_clause() -> str:
+    """What makes two players share a rank (SHARED ties: equal scores)."""
+    return "score DESC"
+
+
+class SqlStandings:
+    """The standings, results, claims and watermarks tables, on the history's primary."""
+
+    def __init__(
+        self, dialect: Dialect, run: Runner[Any], run_unbounded: Runner[Any], *, sqlite: bool
+    ) -> None:
+        self._dialect = dialect
+        self._run = run
+        self._run_unbounded = run_unbounded
+        self._sqlite = sqlite
+        p = dialect.placeholder
+        self._p = p
+        # Only the driver's placeholder is spliced in; values are bound parameters.
+        self._freeze = (
+            "INSERT INTO period_standings "  # noqa: S608
+            "(board, period, position, username, score, player_rank) "
+            f"SELECT {p}, {p}, ROW_NUMBER() OVER (ORDER BY {order_clause()}), username, score, "
+            f"RANK() OVER (ORDER BY {rank_clause()}) FROM ({fold_query(p)}) AS folded"
+        )
+        self._page = (
+            "SELECT username, score, player_rank FROM period_standings "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND position > {p} AND position <= {p} "
+            "ORDER BY position"
+        )
+        self._player = (
+            "SELECT username, score, player_rank, position FROM period_standings "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND username = {p}"
+        )
+        self._count = f"SELECT COUNT(*) FROM period_standings WHERE board = {p} AND period = {p}"  # noqa: S608
+
+    # The finalizer's bookkeeping
+
+    async def claim(self, board: str, period: str, owner: str, now_ms: int, lease_ms: int) -> bool:
+        """Take (or take over, once its lease expired) the right to compute a period's
+        result; True when `owner` holds it now. Each step is one atomic statement."""
+        p = self._p
+        insert = (
+            "INSERT INTO period_claims (board, period, owner, expires_ms) "  # noqa: S608
+            f"VALUES ({p}, {p}, {p}, {p})"
+        )
+        steal = (
+            f"UPDATE period_claims SET owner = {p}, expires_ms = {p} "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND (expires_ms <= {p} OR owner = {p})"
+        )
+        holder = f"SELECT owner FROM period_claims WHERE board = {p} AND period = {p}"  # noqa: S608
+        expires = now_ms + lease_ms
+
+        async def statement(connection: Any) -> bool:
+            try:
+                await self._changing(connection, insert, (board, period, owner, expires))
+                return True
+            except _DUPLICATE_KEY_ERRORS:
+                pass
+            # The take-over is the atomic step; reading the holder back after it is not a
+            # check-then-set (MySQL counts an UPDATE that changes nothing as 0 rows).
+            await self._changing(connection, steal, (owner, expires, board, period, now_ms, owner))
+            rows = await self._dialect.fetch(connection, holder, (board, period))
+            return bool(rows) and str(rows[0][0]) == owner
+
+        return bool(await self._run("period_claim", statement))
+
+    async def mark(self, instance: str, flushed_through_ms: int, heartbeat_ms: int) -> None:
+        """Record this instance's flushed-through watermark and heartbeat (an upsert)."""
+        p = self._p
+        if self._sqlite:
+            upsert = (
+                "INSERT INTO instance_watermarks (instance, flushed_through_ms, heartbeat_ms) "  # noqa: S608
+                f"VALUES ({p}, {p}, {p}) ON CONFLICT (instance) DO UPDATE SET "
+                "flushed_through_ms = MAX(flushed_through_ms, excluded.flushed_through_ms), "
+                "heartbeat_ms = excluded.heartbeat_ms"
+            )
+        else:
+            upsert = (
+                "INSERT INTO instance_watermarks (instance, flushed_through_ms, heartbeat_ms) "  # noqa: S608
+                f"VALUES ({p}, {p}, {p}) ON DUPLICATE KEY UPDATE "
+                "flushed_through_ms = GREATEST(flushed_through_ms, VALUES(flushed_through_ms)), "
+                "heartbeat_ms = VALUES(heartbeat_ms)"
+            )
+
+        async def statement(connection: Any) -> None:
+            await self._changing(connection, upsert, (instance, flushed_through_ms, heartbeat_ms))
+
+        await self._run("watermark", statement)
+
+    async def forget(self, instance: str) -> None:
+        """Drop an instance's watermark (it stopped after writing everything it acknowledged)."""
+        statement_text = f"DELETE FROM instance_watermarks WHERE instance = {self._p}"  # noqa: S608
+
+        async def statement(connection: Any) -> None:
+            await self._changing(connection, statement_text, (instance,))
+
+        await self._run("watermark_forget", statement)
+
+    async def watermarks(self) -> list[tuple[str, int, int]]:
+        """(instance, flushed_through_ms, heartbeat_ms) of every instance that has one."""
+
+        async def query(connection: Any) -> list[tuple[str, int, int]]:
+            rows = await self._dialect.fetch(
+                connection,
+                "SELECT instance, flushed_through_ms, heartbeat_ms FROM instance_watermarks",
+            )
+            return [(str(name), int(flushed), int(beat)) for name, flushed, beat in rows]
+
+        marks: list[tuple[str, int, int]] = await self._run("watermarks", query)
+        return marks
+
+    # Results
+
+    async def result(self, board: str, period: str) -> PeriodResult | None:
+        """A final period's result, or None when it is not final."""
+        p = self._p
+        select = f"SELECT body FROM period_results WHERE board = {p} AND period = {p}"  # noqa: S608
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, select, (board, period))
+
+        rows = await self._run("period_result", query)
+        return decode(rows[0][0]) if rows else None
+
+    async def final_periods(self, board: str) -> dict[str, int]:
+        """Every final period of a board with its player count."""
+        select = f"SELECT period, player_count FROM period_results WHERE board = {self._p}"  # noqa: S608
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, select, (board,))
+
+        return {str(period): int(count) for period, count in await self._run("finals", query)}
+
+    async def periods_with_events(self, board: str) -> list[str]:
+        """Every period of a board that has events in the history (an index-only scan)."""
+        select = f"SELECT DISTINCT period FROM score_events WHERE board = {self._p}"  # noqa: S608
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, select, (board,))
+
+        return [str(period) for (period,) in await self._run("event_periods", query)]
+
+    async def freeze(
+        self,
+        board: str,
+        period: str,
+        *,
+        now_ms: int,
+        delivery_id: str | None,
+    ) -> PeriodResult | None:
+        """Freeze a period's standings from the history and store its result (and its
+        webhook outbox row when `delivery_id` is set), all in one transaction.
+
+        Returns the result, or None when the period was already final (nothing changed).
+        A period without scores is stored final with no players and no outbox row.
+        """
+        p = self._p
+        reserve = (
+            "INSERT INTO period_results (board, period, player_count, body, finalized_at_ms) "  # noqa: S608
+            f"VALUES ({p}, {p}, 0, '', {p})"
+        )
+        complete = (
+            f"UPDATE period_results SET player_count = {p}, body = {p} "  # noqa: S608
+            f"WHERE board = {p} AND period = {p}"
+        )
+
+        async def transaction(connection: Any) -> PeriodResult | None:
+            async with self._transaction(connection):
+                try:
+                    await self._dialect.execute(connection, reserve, (board, period, now_ms))
+                except _DUPLICATE_KEY_ERRORS:
+                    return None
+                await self._dialect.execute(
+                    connection, self._freeze, (board, period, board, period)
+                )
+                count_rows = await self._dialect.fetch(connection, self._count, (board, period))
+                count = int(count_rows[0][0])
+                top = await self._dialect.fetch(
+                    connection, self._page, (board, period, 0, RESULT_TOP_SIZE)
+                )
+                result = PeriodResult(
+                    board=board,
+                    period=period,
+                    player_count=count,
+                    top=tuple(_player(row, count) for row in top),
+                )
+                body = encode(result).decode()
+                await self._dialect.execute(connection, complete, (count, body, board, period))
+                if delivery_id is not None and count > 0:
+                    await self._dialect.execute(
+                        connection,
+                        INSERT_OUTBOX.format(p=p),
+                        (delivery_id, board, period, body, 0, now_ms, now_ms, 0),
+                    )
+                return result
+
+        # No time limit: freezing a period of millions of events takes a while, and the
+        # claim's lease (not a timeout) is what lets another instance take over.
+        result: PeriodResult | None = await self._run_unbounded("freeze", transaction)
+        return result
+
+    # Reads of final periods
+
+    async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
+        """Players at positions offset+1 .. offset+limit of a final period."""
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(
+                connection, self._page, (board, period, offset, offset + limit)
+            )
+
+        return [_player(row) for row in await self._run("final_top", query)]
+
+    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
+        """One player's final standing, or None."""
+        row = await self._player_row(board, period, username)
+        return None if row is None else _player(row)
+
+    async def neighborhood(
+        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
+    ) -> list[RankedPlayer]:
+        """The player and up to `radius` players above and below, in a final period (with
+        `fill`, the window shifts at the top and bottom to hold 2 * radius + 1 players)."""
+        row = await self._player_row(board, period, username)
+        if row is None:
+            return []
+        position = int(row[3])
+        start = max(0, position - radius - 1)
+        end = position + radius
+        if fill:
+            count = await self._player_total(board, period)
+            start = max(0, min(start, count - (2 * radius + 1)))
+            end = start + 2 * radius + 1
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, self._page, (board, period, start, end))
+
+        return [_player(found) for found in await self._run("final_neighborhood", query)]
+
+    async def _player_total(self, board: str, period: str) -> int:
+        p = self._p
+        select = f"SELECT player_count FROM period_results WHERE board = {p} AND period = {p}"  # noqa: S608
+
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, select, (board, period))
+
+        rows = await self._run("final_count", query)
+        return int(rows[0][0]) if rows else 0
+
+    async def _player_row(self, board: str, period: str, username: str) -> Any:
+        async def query(connection: Any) -> list[Any]:
+            return await self._dialect.fetch(connection, self._player, (board, period, username))
+
+        rows = await self._run("final_player", query)
+        return rows[0] if rows else None
+
+    # Plumbing
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, connection: Any) -> AsyncIterator[None]:
+        if self._sqlite:
+            await connection.execute("BEGIN IMMEDIATE")
+        else:
+            # READ COMMITTED: the SELECT over score_events is then a consistent read that
+            # locks nothing, so the next period's inserts (gaps next to the ended period's
+            # index range) never wait for a long freeze.
+            await self._dialect.execute(
+                connection, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+            )
+            await connection.begin()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(*_DUPLICATE_KEY_ERRORS, sqlite3.Error, aiomysql.Error):
+                if self._sqlite:
+                    await connection.execute("ROLLBACK")
+                else:
+                    await connection.rollback()
+            raise
+        if self._sqlite:
+            await connection.execute("COMMIT")
+        else:
+            await connection.commit()
+
+    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
+        """Run one changing statement, committed; the number of rows it matched."""
+        if self._sqlite:
+            await connection.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await connection.execute(statement, parameters)
+                await connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await connection.execute("ROLLBACK")
+                raise
+            return int(cursor.rowcount)
+        async with connection.cursor() as cursor:
+            return int(await cursor.execute(statement, parameters))
+
+
+def _player(row: Any, player_count: int = 0) -> RankedPlayer:
+    return RankedPlayer(
+        username=str(row[0]), score=int(row[1]), rank=int(row[2]), player_count=player_count
+    )

@@ -1,0 +1,210 @@
+"""resolvers/seasons.py with the real stores: a period's end frozen exactly once across
+instances (events still buffered at the boundary counted, the next period's left out),
+periodEnded on every instance, past reads from the frozen standings, catch-up at start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from resolvers.service import IncrementRequest
+from server.resources import Resources
+from store.models import PeriodResult, RankedPlayer
+from tests.support.history_database import query_history
+from tests.support.seasons import (
+    SharedClock,
+    delete_cluster_keys,
+    delete_period_events,
+    instance,
+    season_settings,
+    until,
+    utc,
+)
+from tests.support.shared_services import REDIS_URL, delete_prefix
+
+pytestmark = pytest.mark.integration
+
+BOARDS = "global:monthly,daily:daily"
+DAY = "2026-12-05"
+
+
+@pytest.fixture(params=["redis", "cluster", "embedded"])
+def backend(
+    request: pytest.FixtureRequest,
+    redis_prefix: str,
+    mysql_database_url: str,
+    sqlite_database_url: str,
+) -> dict[str, Any]:
+    """Settings values of one backend: Redis + MariaDB, a Redis Cluster + MariaDB with the
+    daily board sharded, or the embedded default (SQLite)."""
+    if request.param == "cluster":
+        return {
+            "redis_url": request.getfixturevalue("redis_cluster").url(),
+            "redis_cluster": True,
+            "key_prefix": redis_prefix,
+            "database_url": mysql_database_url,
+            "LEADERBOARD_BOARDS": "global:monthly,daily:daily:shards=4",
+        }
+    if request.param == "redis":
+        return {
+            "redis_url": REDIS_URL,
+            "key_prefix": redis_prefix,
+            "database_url": mysql_database_url,
+        }
+    return {"database_url": sqlite_database_url}
+
+
+def increments(*items: tuple[str, int]) -> list[IncrementRequest]:
+    return [
+        IncrementRequest(username=name, delta=delta, board="daily", event_id=None)
+        for name, delta in items
+    ]
+
+
+async def collect(resources: Resources, board: str, into: list[PeriodResult]) -> None:
+    assert resources.seasons is not None
+    async for result in resources.seasons.ended(board):
+        into.append(result)
+
+
+@contextlib.asynccontextmanager
+async def subscribed(resources: Resources, into: list[PeriodResult]) -> AsyncIterator[None]:
+    assert resources.seasons is not None
+    await resources.seasons.listening()
+    task = asyncio.create_task(collect(resources, "daily", into))
+    await asyncio.sleep(0.01)  # let the subscriber register
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def final_result(resources: Resources, period: str = DAY) -> PeriodResult | None:
+    assert resources.seasons is not None
+    return await resources.seasons._standings.result("daily", period)
+
+
+async def test_a_period_ends_once_exactly_across_instances(
+    backend: dict[str, Any],
+) -> None:
+    clock = SharedClock(utc("2026-12-05T23:59:00"))
+    # Events wait in each batcher for up to 1.5 s: some are still buffered at the boundary.
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend), flush_interval_ms=1500)
+    count = 3 if "redis_url" in backend else 1
+    heard: list[list[PeriodResult]] = [[] for _ in range(count)]
+    async with contextlib.AsyncExitStack() as stack:
+        instances = [
+            await stack.enter_async_context(instance(settings, clock)) for _ in range(count)
+        ]
+        for resources, into in zip(instances, heard, strict=True):
+            await stack.enter_async_context(subscribed(resources, into))
+        expected: dict[str, int] = {}
+        for index in range(30):
+            name, delta = f"p{index % 12}", index + 1
+            expected[name] = expected.get(name, 0) + delta
+            await instances[index % count].service.increment(increments((name, delta)))
+        clock.set(utc("2026-12-06T00:00:01"))
+        # The next period's events never count in the one that ended.
+        await instances[0].service.increment(increments(("p0", 1000), ("late", 5)))
+
+        async def produced() -> bool:
+            return all(heard)
+
+        await until(produced, what="periodEnded on every instance")
+        await asyncio.sleep(0.3)  # a second result or notice would show up meanwhile
+        result = await final_result(instances[0])
+        assert result is not None
+        truth = sorted(expected.items(), key=lambda item: (-item[1], item[0]))
+        assert result.player_count == len(expected)
+        assert [(p.username, p.score) for p in result.top] == truth
+        assert [len(into) for into in heard] == [1] * count
+        assert all(into[0] == result for into in heard)
+        assert sum(r.seasons.results_made for r in instances if r.seasons) == 1
+        url = settings.history_url
+        rows = await query_history(
+            url,
+            f"SELECT username, SUM(delta) FROM score_events WHERE board = 'daily' "
+            f"AND period = '{DAY}' GROUP BY username",
+        )
+        assert {str(name): int(str(total)) for name, total in rows} == expected
+        stored = await query_history(
+            url, f"SELECT COUNT(*) FROM period_results WHERE board = 'daily' AND period = '{DAY}'"
+        )
+        assert stored == [(1,)]
+
+
+async def test_past_reads_come_from_the_frozen_standings(backend: dict[str, Any]) -> None:
+    clock = SharedClock(utc("2026-12-05T12:00:00"))
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend))
+    async with instance(settings, clock) as resources:
+        service = resources.service
+        await service.increment(
+            increments(("ana", 30), ("bob", 20), ("cy", 20), ("dee", 10), ("eve", 5))
+        )
+        live_top = await service.top("daily", DAY, 10)
+        clock.set(utc("2026-12-06T00:00:00"))
+
+        async def final() -> bool:
+            return await final_result(resources) is not None
+
+        await until(final, what="the period's result")
+        # Take the period's raw events and live keys away: the reads still answer.
+        await delete_period_events(settings.history_url, DAY)
+        if backend.get("redis_cluster"):
+            assert await delete_cluster_keys(backend["redis_url"], backend["key_prefix"]) > 0
+        elif "key_prefix" in backend:
+            await delete_prefix(backend["key_prefix"])
+    # A new instance: nothing of the period in its memory (embedded) or in Redis, nor in
+    # the history's events; only the frozen standings can answer.
+    async with instance(settings, clock) as resources:
+        service = resources.service
+        assert await service.top("daily", DAY, 10) == live_top
+        assert await service.top("daily", DAY, 2, offset=1) == live_top[1:3]
+        assert await service.player("daily", DAY, "cy") == RankedPlayer(
+            username="cy", score=20, rank=2
+        )
+        assert await service.player("daily", DAY, "nobody") is None
+        around = await service.neighborhood("daily", DAY, "cy", 1)
+        assert [p.username for p in around] == ["bob", "cy", "dee"]
+        assert await service.neighborhood("daily", DAY, "ana", 1) == live_top[:2]
+        assert await service.player_count("daily", DAY) == 5
+
+
+async def test_a_period_that_ended_while_all_were_down_is_final_at_the_next_start(
+    backend: dict[str, Any],
+) -> None:
+    clock = SharedClock(utc("2026-12-04T20:00:00"))
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend))
+    async with instance(settings, clock) as resources:
+        await resources.service.increment(increments(("ana", 3), ("bob", 4)))
+    # Down across two boundaries: both ended periods are finalized at the next start.
+    clock.set(utc("2026-12-05T20:00:00"))
+    async with instance(settings, clock) as resources:
+        await resources.service.increment(increments(("cy", 1)))
+    clock.set(utc("2026-12-07T08:00:00"))
+    async with instance(settings, clock) as resources:
+
+        async def both() -> bool:
+            return (
+                await final_result(resources, "2026-12-04") is not None
+                and await final_result(resources, DAY) is not None
+            )
+
+        await until(both, what="both results")
+        first = await final_result(resources, "2026-12-04")
+        assert first is not None
+        assert [(p.username, p.score, p.rank) for p in first.top] == [("bob", 4, 1), ("ana", 3, 2)]
+    async with instance(settings, clock) as resources:
+        await asyncio.sleep(0.3)  # a later start finds them final and makes nothing
+        assert resources.seasons is not None
+        assert resources.seasons.results_made == 0
+    stored = await query_history(
+        settings.history_url, "SELECT COUNT(*) FROM period_results WHERE player_count > 0"
+    )
+    assert stored == [(2,)]
