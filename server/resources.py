@@ -189,7 +189,6 @@ def build_resources(
         observer=metrics,
     )
     recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
-    recovery = make_recovery(settings, ranking, history, observer=metrics)
     seasons = Seasons(
         standings=history.standings(),
         batcher=batcher,
