@@ -44,6 +44,7 @@ from store.ports import RankingModeration, RankingReads, RebuildTarget
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 from store.sql.players import BanRecord, SqlPlayerRecords
+from store.sql.standings import SqlStandings
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class PlayerModeration:
         settle_seconds: float,
         clock: Callable[[], float] = time.time,
         profiles: PlayerProfiles | None = None,
+        standings: SqlStandings | None = None,
     ) -> None:
         self._service = service
         self._ranking = ranking
@@ -104,6 +106,7 @@ class PlayerModeration:
         self._records = records
         self._settle_seconds = settle_seconds
         self._profiles = profiles
+        self._standings = standings
         self._clock = clock
         # Erasures are logged under a keyed hash: lines of one erasure can be matched in
         # this process's log, the username cannot be read back from it.
@@ -256,6 +259,9 @@ class PlayerModeration:
         erased = await self._records.erase(username)  # the profile row too
         if self._profiles is not None:
             await self._profiles.forget(username)
+        if self._standings is not None:
+            # Final periods (seasons): their frozen standings and stored results.
+            await self._standings.erase(username)
         # The other boards' periods holding the player: rebuilt from a history without it.
         for board, period in rebuilt:
             # Not loaded: its next rebuild finds nothing of the player.

@@ -189,8 +189,9 @@ def build_resources(
         observer=metrics,
     )
     recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
+    standings = history.standings()
     seasons = Seasons(
-        standings=history.standings(),
+        standings=standings,
         batcher=batcher,
         boards=boards,
         notices=period_notices(settings),
@@ -246,6 +247,7 @@ def build_resources(
         records=records,
         settle_seconds=settings.rebuild_settle_seconds,
         profiles=profiles,
+        standings=standings,
     )
     return Resources(
         settings=settings,

@@ -23,6 +23,7 @@ and the webhook's outbox row. The fold is `fold_query`: today every board is INC
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TypeVar
@@ -318,6 +319,54 @@ class SqlStandings:
         rows = await self._run("final_player", query)
         return rows[0] if rows else None
 
+    async def erase(self, username: str) -> int:
+        """Take a player out of every final period (erasePlayer); how many held them.
+
+        Their standings rows go; the players after them move up one position (so pages
+        stay whole) and keep their frozen ranks; the stored results and the webhook bodies
+        (pending or sent) lose the player's entries. One transaction.
+        """
+        p = self._p
+        find = f"SELECT board, period, position FROM period_standings WHERE username = {p}"  # noqa: S608
+        delete = (
+            "DELETE FROM period_standings "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND username = {p}"
+        )
+        # In two steps, so no position is held twice at any moment: both engines check the
+        # primary key row by row, in no promised order.
+        lift = (
+            "UPDATE period_standings SET position = -position "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND position > {p}"
+        )
+        settle = (
+            "UPDATE period_standings SET position = -position - 1 "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND position < 0"
+        )
+        results = f"SELECT body FROM period_results WHERE board = {p} AND period = {p}"  # noqa: S608
+        result_body = f"UPDATE period_results SET body = {p} WHERE board = {p} AND period = {p}"  # noqa: S608
+        outbox = f"SELECT delivery_id, body FROM webhook_outbox WHERE board = {p} AND period = {p}"  # noqa: S608
+        outbox_body = f"UPDATE webhook_outbox SET body = {p} WHERE delivery_id = {p}"  # noqa: S608
+
+        async def transaction(connection: Any) -> int:
+            fetch, execute = self._dialect.fetch, self._dialect.execute
+            async with self._transaction(connection):
+                held = await fetch(connection, find, (username,))
+                for board, period, position in held:
+                    await execute(connection, delete, (board, period, username))
+                    await execute(connection, lift, (board, period, position))
+                    await execute(connection, settle, (board, period))
+                    for (body,) in await fetch(connection, results, (board, period)):
+                        if body:  # '' while a freeze is reserved, never seen committed
+                            rewritten = _without(body, username)
+                            await execute(connection, result_body, (rewritten, board, period))
+                    for delivery_id, body in await fetch(connection, outbox, (board, period)):
+                        rewritten = _without(body, username)
+                        await execute(connection, outbox_body, (rewritten, delivery_id))
+                return len(held)
+
+        erased: int = await self._run_unbounded("standings_erase", transaction)
+        return erased
+
     # Plumbing
 
     @contextlib.asynccontextmanager
@@ -366,3 +415,10 @@ def _player(row: Any, player_count: int = 0) -> RankedPlayer:
     return RankedPlayer(
         username=str(row[0]), score=int(row[1]), rank=int(row[2]), player_count=player_count
     )
+
+
+def _without(body: str, username: str) -> str:
+    """A stored result's JSON without the player's entries in its top."""
+    result = decode(body)
+    kept = tuple(player for player in result.top if player.username != username)
+    return encode(dataclasses.replace(result, top=kept)).decode()

@@ -208,3 +208,41 @@ async def test_a_period_that_ended_while_all_were_down_is_final_at_the_next_star
         settings.history_url, "SELECT COUNT(*) FROM period_results WHERE player_count > 0"
     )
     assert stored == [(2,)]
+
+
+async def test_an_erased_player_leaves_the_final_standings_and_results(
+    backend: dict[str, Any],
+) -> None:
+    clock = SharedClock(utc("2026-12-05T12:00:00"))
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend))
+    async with instance(settings, clock) as resources:
+        service = resources.service
+        await service.increment(
+            increments(("ana", 30), ("bob", 20), ("cy", 20), ("dee", 10), ("eve", 5))
+        )
+        clock.set(utc("2026-12-06T00:00:00"))
+
+        async def final() -> bool:
+            return await final_result(resources) is not None
+
+        await until(final, what="the period's result")
+        assert resources.moderation is not None
+        await resources.moderation.erase("bob")
+        # Everyone after bob moves up a place (pages stay whole) and keeps the rank frozen
+        # at the end of the period; bob is in no read and in no stored result.
+        top = await service.top("daily", DAY, 10)
+        assert [(p.username, p.score, p.rank) for p in top] == [
+            ("ana", 30, 1),
+            ("cy", 20, 2),
+            ("dee", 10, 4),
+            ("eve", 5, 5),
+        ]
+        assert await service.top("daily", DAY, 2, offset=1) == top[1:3]
+        assert await service.player("daily", DAY, "bob") is None
+        around = await service.neighborhood("daily", DAY, "dee", 1)
+        assert [p.username for p in around] == ["cy", "dee", "eve"]
+        result = await final_result(resources)
+        assert result is not None
+        assert [p.username for p in result.top] == ["ana", "cy", "dee", "eve"]
+        rows = await query_history(settings.history_url, "SELECT username FROM period_standings")
+        assert "bob" not in {str(name) for (name,) in rows}
