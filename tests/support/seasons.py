@@ -137,12 +137,9 @@ class Receiver:
 async def delete_period_events(url: str, period: str) -> None:
     """Move a period's raw events out of the history's hot table (delete them, committed)."""
     if url.startswith("sqlite"):
-        connection = sqlite3.connect(url.split(":///", 1)[1], timeout=30)
-        try:
-            with connection:
-                connection.execute("DELETE FROM score_events WHERE period = ?", (period,))
-        finally:
-            connection.close()
+        # In a thread: waiting for SQLite's lock on the event loop would stop the app (on
+        # the same loop) from finishing the transaction that holds it.
+        await asyncio.to_thread(_delete_sqlite_period, url.split(":///", 1)[1], period)
         return
     await query_history(url, f"DELETE FROM score_events WHERE period = '{period}'")
 
@@ -157,3 +154,12 @@ async def delete_cluster_keys(url: str, prefix: str) -> int:
         return len(keys)
     finally:
         await client.aclose()
+
+
+def _delete_sqlite_period(path: str, period: str) -> None:
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        with connection:
+            connection.execute("DELETE FROM score_events WHERE period = ?", (period,))
+    finally:
+        connection.close()

@@ -29,6 +29,7 @@ class Writer:
         self.acknowledged: Counter[str] = Counter()
         self.acknowledged_ids: set[str] = set()
         self.refused = 0
+        self.throttled = 0
         self.unanswered = 0
         self.other_errors: list[object] = []
         self._sequence = itertools.count()
@@ -63,6 +64,12 @@ class Writer:
                 codes = [error["extensions"]["code"] for error in body["errors"]]
                 if codes == ["UNAVAILABLE"]:
                     self.refused += 1
+                elif codes == ["RATE_LIMITED"]:
+                    # The shipped nginx limits one client's rate; refused writes come back
+                    # fast and the loops outrun it. A client waits as told, then goes on.
+                    self.throttled += 1
+                    await asyncio.sleep(float(body["errors"][0]["extensions"]["retryAfter"]))
+                    continue
                 else:
                     self.other_errors.append(body)
             else:
