@@ -161,6 +161,10 @@ class PlayerModeration:
         why = reason(why)
         try:
             await self._bans.ban(username, why, int(self._clock() * 1000))
+            # Periods are found from the history: this instance's buffered events must be
+            # there first, or a period the clock has just left keeps the player (found by
+            # the embedded state machine: a ban right after a month boundary).
+            await self._batcher.persisted_so_far()
             changed = 0
             for board, period in await self._live_periods(username):
                 try:
