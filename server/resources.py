@@ -195,6 +195,7 @@ def build_resources(
         batcher=batcher,
         boards=boards,
         notices=period_notices(settings),
+        fold=recovery.fold,
         clock=clock,
         webhook=bool(settings.webhook_url),
         tick_seconds=settings.seasons_tick_seconds,
