@@ -15,8 +15,10 @@
   key makes it exist once even if a lease expired mid-way. The result is announced to
   every instance (`periodEnded`). At start every ended period with events and no result
   is finalized too (a period that ended while every instance was down).
-- **Past reads.** `frozen(board, period)` hands the service the frozen standings of a
-  final period; `periods` lists a board's periods for `Leaderboard.periods`.
+- **Past reads.** `frozen(board, period)` hands the service a final period's reads
+  (`resolvers.final_periods.FinalPeriod`), on every kind of board: the standings are the
+  rebuild's fold (`fold`) in the board's order and tie-break; `periods` lists a board's
+  periods for `Leaderboard.periods`.
 
 The clock is injected (Unix seconds, like the service's), so tests move time by hand.
 """
