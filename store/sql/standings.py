@@ -160,13 +160,30 @@ class SqlStandings(FinalReads):
         return {str(period): int(count) for period, count in await self._run("finals", query)}
 
     async def periods_with_events(self, board: str) -> list[str]:
-        """Every period of a board that has events in the history (an index-only scan)."""
-        select = f"SELECT DISTINCT period FROM score_events WHERE board = {self._p}"  # noqa: S608
+        """Every period of a board that has events in the history, oldest first.
 
-        async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(connection, select, (board,))
+        A skip scan: one index seek per period (`period > last ORDER BY period LIMIT 1` on
+        the (board, period, ...) index). `SELECT DISTINCT period` read every event of the
+        board instead (MariaDB chose no loose index scan): over 10 s with 5M events of one
+        period, measured by the seasons benchmark.
+        """
+        p = self._p
+        first = f"SELECT MIN(period) FROM score_events WHERE board = {p}"  # noqa: S608
+        following = (
+            f"SELECT period FROM score_events WHERE board = {p} AND period > {p} "  # noqa: S608
+            "ORDER BY period LIMIT 1"
+        )
 
-        return [str(period) for (period,) in await self._run("event_periods", query)]
+        async def query(connection: Any) -> list[str]:
+            rows = await self._dialect.fetch(connection, first, (board,))
+            found: list[str] = []
+            while rows and rows[0][0] is not None:
+                found.append(str(rows[0][0]))
+                rows = await self._dialect.fetch(connection, following, (board, found[-1]))
+            return found
+
+        periods: list[str] = await self._run("event_periods", query)
+        return periods
 
     async def freeze(
         self,
