@@ -55,14 +55,18 @@ async def seasons(bench: Bench, context: Context) -> list[Row]:
     started = time.perf_counter()
     await bench.start_service()
     deadline = started + _FREEZE_WAIT_SECONDS
-    while True:
-        data = await bench.graphql(PERIODS, {"b": SEASONS_BOARD})
-        nodes = [edge["node"] for edge in data["leaderboard"]["periods"]["edges"]]
-        if any(node["period"] == past and node["final"] for node in nodes):
-            break
+    # Polled in MySQL: reads of the ended period before it is final would rebuild it live.
+    while not await bench.sql(
+        f"SELECT 1 FROM `{bench.database}`.period_results WHERE board = %s AND period = %s",
+        SEASONS_BOARD,
+        past,
+    ):
         if time.perf_counter() > deadline:
             raise TimeoutError(f"period {past} was not final after {_FREEZE_WAIT_SECONDS} s")
         await asyncio.sleep(0.5)
+    data = await bench.graphql(PERIODS, {"b": SEASONS_BOARD})
+    nodes = [edge["node"] for edge in data["leaderboard"]["periods"]["edges"]]
+    assert any(node["period"] == past and node["final"] for node in nodes), nodes
     frozen_seconds = time.perf_counter() - started
     say(f"  restart until {past} was final: {frozen_seconds:.1f} s")
     # The live period's first read rebuilds it in Redis; not measured.
