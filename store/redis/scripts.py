@@ -220,9 +220,9 @@ class Scripts:
             return []
         outcomes = []
         for index, increment in enumerate(increments):
-            applied, score, rank, had_score, previous_score, previous_rank, instant = reply[
-                1 + 7 * index : 8 + 7 * index
-            ]
+            applied, score, rank, had_score, previous_score, previous_rank, instant, reached = (
+                reply[1 + 8 * index : 9 + 8 * index]
+            )
             outcomes.append(
                 IncrementOutcome(
                     increment=increment,
@@ -232,6 +232,7 @@ class Scripts:
                     previous_score=int(previous_score) if had_score else None,
                     previous_rank=int(previous_rank) if had_score else None,
                     instant=int(instant) or None,
+                    reached_before=int(reached) or None,
                 )
             )
         return outcomes
