@@ -1349,10 +1349,13 @@ class EmbeddedSQLiteKindsMachine(KindsMachine):
     backend = Backend.EMBEDDED_SQLITE
 
 
+# Every kind sharded, on real servers: minutes on a loaded machine, not a hang.
+@pytest.mark.timeout(900)
 def test_every_kind_of_board_on_redis_and_mariadb_follows_the_model() -> None:
     run_state_machine_as_test(RedisMariaDBKindsMachine, settings=SETTINGS)
 
 
+@pytest.mark.timeout(900)
 def test_every_kind_of_board_on_a_redis_cluster_follows_the_model(
     redis_cluster: PrivateRedisCluster,
 ) -> None:
