@@ -2,7 +2,7 @@
 tie-break is frozen following the board's rule, order and tie-break, its `PeriodResult`
 and every past read (topPlayers, player, neighborhood, players, ranking pages, playerCount)
 equal the plain model's, from the frozen standings alone; removals and bans are honoured by
-the fold. On Redis + MariaDB, on a Redis Cluster with the SHARED kinds sharded, and on the
+the fold. On Redis + MariaDB, on a Redis Cluster with every kind sharded, and on the
 embedded default."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from resolvers.service import IncrementRequest, LeaderboardService
 from server.resources import Resources
-from store.board_kinds import TieBreak, UpdateRule
+from store.board_kinds import UpdateRule
 from store.board_model import BoardSpec
 from store.boards import Board, ResetPeriod
 from store.models import RankedPlayer
@@ -45,7 +45,7 @@ def backend(
     mysql_database_url: str,
     sqlite_database_url: str,
 ) -> dict[str, Any]:
-    """Settings values of one backend (the cluster's SHARED kinds are sharded below)."""
+    """Settings values of one backend (the cluster's boards are sharded below)."""
     if request.param == "cluster":
         return {
             "redis_url": request.getfixturevalue("redis_cluster").url(),
@@ -63,7 +63,7 @@ def backend(
 
 
 def specs(sharded: bool) -> list[BoardSpec]:
-    """A daily board of every kind; on a cluster the SHARED ones spread over 4 shards."""
+    """A daily board of every kind; on a cluster each spread over 4 shards."""
     return [
         BoardSpec(
             id=kind_id(rule, order, tie),
@@ -71,7 +71,7 @@ def specs(sharded: bool) -> list[BoardSpec]:
             update_rule=rule,
             sort_order=order,
             tie_break=tie,
-            shards=4 if sharded and tie is TieBreak.SHARED else 1,
+            shards=4 if sharded else 1,
         )
         for rule, order, tie in KINDS
     ]
