@@ -49,6 +49,8 @@ BOARDS = (
 )
 """One board per scenario (reset `never`: period `all`), so every count check is isolated."""
 PERIOD = "all"
+SEASONS_BOARD = "seasons"
+"""The seasons scenario's board: it resets daily, so that it has final periods."""
 KEY_PREFIX = "lbbench"
 
 
@@ -190,7 +192,9 @@ class Bench:
             "LEADERBOARD_DATABASE_URL": self.mysql_url,
             "LEADERBOARD_WRITE_TOKEN": self.token,
             "LEADERBOARD_KEY_PREFIX": KEY_PREFIX,
-            "LEADERBOARD_BOARDS": ",".join(f"{board}:never" for board in BOARDS),
+            "LEADERBOARD_BOARDS": ",".join(
+                [*(f"{board}:never" for board in BOARDS), f"{SEASONS_BOARD}:daily"]
+            ),
             "LEADERBOARD_LOG_LEVEL": log_level,
             **{f"LEADERBOARD_{name.upper()}": value for name, value in self.options.settings},
         }

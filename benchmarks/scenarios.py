@@ -831,7 +831,7 @@ async def redis_pubsub_baseline(bench: Bench, rate: float, seconds: float) -> di
             await publisher.publish("lbbench-pubsub", repr(time.perf_counter()))
         await receiver
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         await subscriber.aclose()
         await publisher.aclose()
     return {"messages": len(latencies), **latency_summary(latencies)}
@@ -1137,7 +1137,7 @@ async def _final_player_mismatches(
 
 
 async def seed_history(
-    bench: Bench, board: str, players: int, events: int, prefix: str
+    bench: Bench, board: str, players: int, events: int, prefix: str, *, period: str = PERIOD
 ) -> tuple[list[int], float]:
     """Insert `events` events for `players` players straight into MySQL (multi-row INSERTs).
 
@@ -1162,7 +1162,7 @@ async def seed_history(
                 totals[player] += delta
                 client = 1 if event % 5 == 0 else 0
                 values.append(
-                    f"('{board}','{PERIOD}','{username}',{delta},'{prefix}-{event:09d}',"
+                    f"('{board}','{period}','{username}',{delta},'{prefix}-{event:09d}',"
                     f"{client},{now_ms})"
                 )
                 event += 1
@@ -1354,6 +1354,13 @@ async def scale(bench: Bench, context: Context) -> list[Row]:
     return rows
 
 
+def _seasons() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
+    """The past-period reads scenario (benchmarks/seasons.py), imported when it runs."""
+    from benchmarks.seasons import seasons
+
+    return seasons
+
+
 def _player_reads() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
     """The player reads scenario (benchmarks/player_reads.py), imported when it runs: that
     module builds on this one's helpers."""
@@ -1375,6 +1382,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "recovery": recovery,
     "scale": scale,
     "players": lambda bench, context: _player_reads()(bench, context),
+    "seasons": lambda bench, context: _seasons()(bench, context),
 }
 """Every scenario by its `--scenarios` name, in the order they run."""
 

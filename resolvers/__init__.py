@@ -7,7 +7,8 @@ calls) are in schema/operations.py; to add a field, start there (docs/architectu
 - `validation.py`: the contract's input rules; `errors.py`: the errors a client can see
 - `auth.py`: the write token check (constant time)
 - `live.py`, `live_state.py`, `mailbox.py`: the live fan-out of the subscriptions
-- `seasons.py`: the end of each period (watermarks, finalizer, periodEnded, past reads)
+- `seasons.py`: the end of each period (watermarks, finalizer, periodEnded, past reads);
+  `final_periods.py`: one final period's reads from its frozen standings
 
 May import `store` and `batcher`, never `schema` or `server`. Holds no Redis command
 or SQL statement: those live in `store`.

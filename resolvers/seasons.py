@@ -15,8 +15,10 @@
   key makes it exist once even if a lease expired mid-way. The result is announced to
   every instance (`periodEnded`). At start every ended period with events and no result
   is finalized too (a period that ended while every instance was down).
-- **Past reads.** `frozen(board, period)` hands the service the frozen standings of a
-  final period; `periods` lists a board's periods for `Leaderboard.periods`.
+- **Past reads.** `frozen(board, period)` hands the service a final period's reads
+  (`resolvers.final_periods.FinalPeriod`), on every kind of board: the standings are the
+  rebuild's fold (`fold`) in the board's order and tie-break; `periods` lists a board's
+  periods for `Leaderboard.periods`.
 
 The clock is injected (Unix seconds, like the service's), so tests move time by hand.
 """
@@ -36,20 +38,25 @@ from cachetools import LRUCache
 
 from batcher import WriteBatcher
 from resolvers.errors import bad_input
+from resolvers.final_periods import FinalPeriod
 from store.aio import cancel_and_wait
 from store.boards import Board, ResetPeriod, board_index
 from store.errors import StoreUnavailable
 from store.models import PeriodResult, PeriodSummary
 from store.period_notices import PeriodNotices
 from store.periods import Calendar
+from store.sql.frozen_rows import ranked
 from store.sql.standings import SqlStandings
 
 logger = logging.getLogger(__name__)
 
+Fold = Callable[[str, str], Awaitable[tuple[list[tuple[str, int]], dict[str, int] | None]]]
+"""A period's kept scores from the history and, on boards that keep them, when each was
+reached (`RankingRecovery.fold`: exactly what a rebuild loads)."""
+
 PERIODS_PAGE_MAX = 100
 _SUBSCRIBER_QUEUE = 16
 _LISTENER_STOP_SECONDS = 5.0
-_FINAL_PERIODS_CACHED = 100_000
 _STOP_SECONDS = 5.0
 _FINAL_PERIODS_CACHED = 100_000
 # A pass queues the periods that ended since the last one; after a longer pause (a
@@ -112,6 +119,7 @@ class Seasons:
         batcher: WriteBatcher,
         boards: Sequence[Board],
         notices: PeriodNotices,
+        fold: Fold,
         clock: Callable[[], float] = time.time,
         webhook: bool = False,
         tick_seconds: float = 0.5,
@@ -123,6 +131,7 @@ class Seasons:
         self._batcher = batcher
         self._boards = board_index(boards)
         self._notices = notices
+        self._fold = fold
         self._clock = clock
         self._webhook = webhook
         self._tick_seconds = tick_seconds
@@ -282,10 +291,6 @@ class Seasons:
 
     async def _finalize(self, board: Board, period: str) -> bool:
         """Try to make a period final; True once it is (or has nothing to freeze)."""
-        if not board.plain:
-            # The fold in store/sql/standings.py is INCREMENT, DESC, SHARED only: other
-            # boards stay live-read (never a wrong result) until it knows their rule.
-            return True
         existing = await self._standings.result(board.id, period)
         if existing is not None:
             self._final_counts[(board.id, period)] = existing.player_count
@@ -299,8 +304,11 @@ class Seasons:
         if not await self._everyone_flushed(_ms(end.timestamp())):
             return False  # still ours next pass (the claim renews while we wait)
         delivery_id = secrets.token_hex(16) if self._webhook else None
+        # The rebuild's fold (the board's rule, removals, bans), in the board's order.
+        scores, instants = await self._fold(board.id, period)
+        rows = ranked(board.sort_order, board.tie_break, scores, instants)
         result = await self._standings.freeze(
-            board.id, period, now_ms=_ms(self._clock()), delivery_id=delivery_id
+            board.id, period, rows, now_ms=_ms(self._clock()), delivery_id=delivery_id
         )
         if result is None:
             return False  # someone else's transaction won: read it next pass
@@ -343,23 +351,19 @@ class Seasons:
 
     # Reads of final periods
 
-    async def frozen(self, board: Board, period: str) -> SqlStandings | None:
-        """The frozen standings when `period` is final, else None (read it live)."""
-        if not board.plain:
-            return None  # never frozen (see `_finalize`)
-        if (board.id, period) in self._final_counts:
-            return self._standings
-        if board.reset is ResetPeriod.NEVER or period >= board.period_at_timestamp(self._clock()):
-            return None  # live or future: never final
-        result = await self._standings.result(board.id, period)
-        if result is None:
-            return None
-        self._final_counts[(board.id, period)] = result.player_count
-        return self._standings
-
-    def final_count(self, board: str, period: str) -> int:
-        """The player count of a period `frozen` found final."""
-        return self._final_counts[(board, period)]
+    async def frozen(self, board: Board, period: str) -> FinalPeriod | None:
+        """The reads of `period` when it is final, else None (read it live)."""
+        count = self._final_counts.get((board.id, period))
+        if count is None:
+            if board.reset is ResetPeriod.NEVER or period >= board.period_at_timestamp(
+                self._clock()
+            ):
+                return None  # live or future: never final
+            result = await self._standings.result(board.id, period)
+            if result is None:
+                return None
+            count = self._final_counts[(board.id, period)] = result.player_count
+        return FinalPeriod(board, period, self._standings, count)
 
     async def periods(
         self,

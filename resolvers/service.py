@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import secrets
@@ -36,9 +35,9 @@ from store.models import (
 from store.ports import RankingReads, RankingWrites
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
-from store.sql.standings import SqlStandings
 
 if TYPE_CHECKING:
+    from resolvers.final_periods import FinalPeriod
     from resolvers.seasons import Seasons
 
 logger = logging.getLogger(__name__)
@@ -270,20 +269,16 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.limit(limit)
         validation.offset(offset)
-        frozen = await self._frozen(board, period_id, period)
-        if frozen is not None:
-            top = await _reading(lambda: frozen.top(board.id, period_id, limit, offset))
-            return self._counted(board.id, period_id, top)
+        if final := await self._final(board, period_id, period):
+            return await _reading(lambda: final.top(limit, offset))
         return await self._recovering(lambda: self._ranking.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
         """One player's standing, or None without a score."""
         board, period_id = self.period(board_id, period)
         validation.username(username)
-        frozen = await self._frozen(board, period_id, period)
-        if frozen is not None:
-            found = await _reading(lambda: frozen.player(board.id, period_id, username))
-            return None if found is None else self._counted(board.id, period_id, [found])[0]
+        if final := await self._final(board, period_id, period):
+            return await _reading(lambda: final.player(username))
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
@@ -294,12 +289,8 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.username(username)
         validation.radius(radius)
-        frozen = await self._frozen(board, period_id, period)
-        if frozen is not None:
-            around = await _reading(
-                lambda: frozen.neighborhood(board.id, period_id, username, radius, fill=fill)
-            )
-            return self._counted(board.id, period_id, around)
+        if final := await self._final(board, period_id, period):
+            return await _reading(lambda: final.neighborhood(username, radius, fill))
         return await self._recovering(
             lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
         )
@@ -311,6 +302,8 @@ class LeaderboardService:
         score left out."""
         board, period_id = self.period(board_id, period)
         validation.usernames(usernames)
+        if final := await self._final(board, period_id, period):
+            return await _reading(lambda: final.players(usernames))
         return await self._recovering(lambda: self._ranking.players(board.id, period_id, usernames))
 
     async def ranking(
@@ -320,7 +313,12 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.first(first)
         key = None if after is None else cursors.decode(after, board.id, period_id)
-        page = await self._recovering(lambda: self._ranking.page(board.id, period_id, first, key))
+        if final := await self._final(board, period_id, period):
+            page = await _reading(lambda: final.page(first, key))
+        else:
+            page = await self._recovering(
+                lambda: self._ranking.page(board.id, period_id, first, key)
+            )
         return RankingPageView(
             players=page.players,
             cursors=tuple(cursors.encode(board.id, period_id, key) for key in page.keys),
@@ -331,20 +329,13 @@ class LeaderboardService:
     async def player_count(self, board_id: str, period: str | None) -> int:
         """How many players scored in the period."""
         board, period_id = self.period(board_id, period)
-        if self.seasons is not None and await self._frozen(board, period_id, period) is not None:
-            return self.seasons.final_count(board.id, period_id)
+        if final := await self._final(board, period_id, period):
+            return final.player_count
         return await self._recovering(lambda: self._ranking.player_count(board.id, period_id))
 
-    def _counted(self, board: str, period: str, players: list[RankedPlayer]) -> list[RankedPlayer]:
-        """Frozen standings with their period's player count (for topPercent)."""
-        if self.seasons is None:
-            return players
-        count = self.seasons.final_count(board, period)
-        return [dataclasses.replace(player, player_count=count) for player in players]
-
-    async def _frozen(self, board: Board, period: str, asked: str | None) -> SqlStandings | None:
-        """The frozen standings of a final period (docs/seasons.md), else None. Reads of
-        the live period (no period asked for) skip the check."""
+    async def _final(self, board: Board, period: str, asked: str | None) -> FinalPeriod | None:
+        """The reads of a final period's frozen standings (docs/seasons.md), else None.
+        Reads of the live period (no period asked for) skip the check."""
         if asked is None:
             return None
         seasons = self.seasons

@@ -206,6 +206,16 @@ def build_resources(
         batcher=batcher,
         boards=boards,
         notices=period_notices(settings),
+        # The rebuild's fold, reading without a time limit: a period of millions of events
+        # folds for longer than a request may wait (docs/seasons.md).
+        fold=RankingRecovery(
+            ranking,
+            history.patient_reads(),
+            claim_seconds=settings.rebuild_claim_seconds,
+            wait_seconds=settings.rebuild_wait_seconds,
+            settle_seconds=settings.rebuild_settle_seconds,
+            boards=boards,
+        ).fold,
         clock=clock,
         webhook=bool(settings.webhook_url),
         tick_seconds=settings.seasons_tick_seconds,

@@ -223,6 +223,15 @@ class RankingRecovery:
             )
         return len(totals)
 
+    async def fold(
+        self, board: str, period: str
+    ) -> tuple[list[tuple[str, int]], dict[str, int] | None]:
+        """Each player's kept score in the period from the history, as a rebuild loads it
+        (removals and bans honoured), and when each reached it on boards that keep instants
+        (None on the others): what a final period's standings are frozen from."""
+        totals, instants, _ = await self._standings(board, period)
+        return totals, instants
+
     async def _standings(
         self, board: str, period: str
     ) -> tuple[list[tuple[str, int]], dict[str, int] | None, int | None]:

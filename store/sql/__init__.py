@@ -5,13 +5,15 @@
 - `mysql.py`, `sqlite.py`: the two dialects (driver calls, batch INSERT, migration locking).
 - `migrations.py`: the schema, step by step, and the loop that applies the missing steps.
 - `standings.py`, `outbox.py`: the seasons' tables (final standings, results, claims,
-  watermarks; the webhook outbox).
+  watermarks; the webhook outbox); `frozen_rows.py` (a final period's rows in the board's
+  order) and `final_reads.py` (the reads of final periods).
 - `replica.py`: reads on a MySQL/MariaDB replica once it has caught up (GTID wait).
 - `profiles.py`: the `player_profiles` table (versioned upserts, reads of many players).
 - `pool.py`: one database's connection pool: time limits, error wrapping, timing.
 
 Owns every SQL statement of the service. May import the standard library, `databases`
-and its drivers, and `store.errors`, `store.models`, `store.observer`; nothing outside `store`.
+and its drivers, and `store.errors`, `store.models`, `store.observer`, `store.board_kinds`
+(plain enums); nothing outside `store`.
 """
 
 from store.sql.dialect import EVENT_COLUMNS, event_row

@@ -320,6 +320,14 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
+    Migration(
+        version=7,
+        # Seasons on every board kind: when each player of an EARLIEST board's final period
+        # reached its score (µs, as `applied_at_us`), the tie-break its position follows and
+        # what its paging cursors name (store/sql/frozen_rows.py). NULL on other boards.
+        mysql=("ALTER TABLE period_standings ADD COLUMN IF NOT EXISTS reached_us BIGINT NULL",),
+        sqlite=("ALTER TABLE period_standings ADD COLUMN reached_us INTEGER NULL",),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

@@ -1,9 +1,10 @@
 """Frozen final standings of ended periods, their results, and the finalizer's bookkeeping.
 
-Created by migration 3 (docs/seasons.md):
+Created by migrations 6 and 7 (docs/seasons.md):
 
 - `period_standings`: one row per player of a final period, with its `position` in the
-  ranking order (1..N, unique) and its competition `player_rank`; primary key
+  board's order (1..N, unique), its `player_rank` (competition ranks on SHARED boards, the
+  position on EARLIEST ones) and, on EARLIEST boards, `reached_us`; primary key
   (board, period, position), unique (board, period, username). Past-period reads are
   index lookups: a top page is a position range, a player one unique-key lookup, a
   neighbourhood the position range around it. As fast after 10M events as after 10.
@@ -14,10 +15,10 @@ Created by migration 3 (docs/seasons.md):
   `flushed_through_ms` is in this database", and when it last said so.
 
 `freeze` runs in one transaction: the result row first (a second instance racing past
-an expired lease meets the primary key and rolls back), the standings by one INSERT ...
-SELECT over the history (a fold, then window functions for positions and ranks), the top,
-and the webhook's outbox row. The fold is `fold_query`: today every board is INCREMENT
-(the sum of deltas); a rule-aware fold (BEST, LATEST, ASC, EARLIEST) replaces it there.
+an expired lease meets the primary key and rolls back), the standings rows (folded by the
+caller exactly as a rebuild folds the history, put in the board's order by
+`store.sql.frozen_rows.ranked`) in multi-row INSERTs, the top, and the webhook's outbox
+row. The reads of final periods are `store.sql.final_reads.FinalReads`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import aiomysql
@@ -33,6 +34,8 @@ import aiomysql
 from store.models import PeriodResult, RankedPlayer
 from store.period_codec import decode, encode
 from store.sql.dialect import Dialect
+from store.sql.final_reads import FinalReads
+from store.sql.frozen_rows import FrozenRow
 from store.sql.outbox import INSERT_OUTBOX
 
 T = TypeVar("T")
@@ -45,58 +48,18 @@ RESULT_TOP_SIZE: Final = 100
 _DUPLICATE_KEY_ERRORS = (aiomysql.IntegrityError, sqlite3.IntegrityError)
 
 
-def fold_query(p: str) -> str:
-    """Each player's final score in one period: `SELECT username, score ...` over the
-    history, parameters (board, period).
-
-    INCREMENT boards: the sum of the player's deltas. The board-model work replaces this
-    with the board's rule (BEST: the best submission; LATEST: the latest by applied_at)."""
-    return (
-        "SELECT username, SUM(delta) AS score FROM score_events "  # noqa: S608
-        f"WHERE board = {p} AND period = {p} GROUP BY username"
-    )
-
-
-def order_clause() -> str:
-    """The ranking order of the folded scores (DESC, ties by username): ASC and EARLIEST
-    boards change it here."""
-    return "score DESC, username"
-
-
-def rank_clause() -> str:
-    """What makes two players share a rank (SHARED ties: equal scores)."""
-    return "score DESC"
-
-
-class SqlStandings:
+class SqlStandings(FinalReads):
     """The standings, results, claims and watermarks tables, on the history's primary."""
 
     def __init__(
         self, dialect: Dialect, run: Runner[Any], run_unbounded: Runner[Any], *, sqlite: bool
     ) -> None:
-        self._dialect = dialect
-        self._run = run
+        super().__init__(dialect, run)
         self._run_unbounded = run_unbounded
         self._sqlite = sqlite
-        p = dialect.placeholder
-        self._p = p
-        # Only the driver's placeholder is spliced in; values are bound parameters.
-        self._freeze = (
-            "INSERT INTO period_standings "  # noqa: S608
-            "(board, period, position, username, score, player_rank) "
-            f"SELECT {p}, {p}, ROW_NUMBER() OVER (ORDER BY {order_clause()}), username, score, "
-            f"RANK() OVER (ORDER BY {rank_clause()}) FROM ({fold_query(p)}) AS folded"
-        )
-        self._page = (
-            "SELECT username, score, player_rank FROM period_standings "  # noqa: S608
-            f"WHERE board = {p} AND period = {p} AND position > {p} AND position <= {p} "
-            "ORDER BY position"
-        )
-        self._player = (
-            "SELECT username, score, player_rank, position FROM period_standings "  # noqa: S608
-            f"WHERE board = {p} AND period = {p} AND username = {p}"
-        )
-        self._count = f"SELECT COUNT(*) FROM period_standings WHERE board = {p} AND period = {p}"  # noqa: S608
+        # Rows per INSERT: within SQLite's 999 bound parameters (7 a row), and a packet of
+        # at most a few hundred kB on MySQL.
+        self._rows_per_insert = 100 if sqlite else 1000
 
     # The finalizer's bookkeeping
 
@@ -197,23 +160,41 @@ class SqlStandings:
         return {str(period): int(count) for period, count in await self._run("finals", query)}
 
     async def periods_with_events(self, board: str) -> list[str]:
-        """Every period of a board that has events in the history (an index-only scan)."""
-        select = f"SELECT DISTINCT period FROM score_events WHERE board = {self._p}"  # noqa: S608
+        """Every period of a board that has events in the history, oldest first.
 
-        async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(connection, select, (board,))
+        A skip scan: one index seek per period (`period > last ORDER BY period LIMIT 1` on
+        the (board, period, ...) index). `SELECT DISTINCT period` read every event of the
+        board instead (MariaDB chose no loose index scan): over 10 s with 5M events of one
+        period, measured by the seasons benchmark.
+        """
+        p = self._p
+        first = f"SELECT MIN(period) FROM score_events WHERE board = {p}"  # noqa: S608
+        following = (
+            f"SELECT period FROM score_events WHERE board = {p} AND period > {p} "  # noqa: S608
+            "ORDER BY period LIMIT 1"
+        )
 
-        return [str(period) for (period,) in await self._run("event_periods", query)]
+        async def query(connection: Any) -> list[str]:
+            rows = await self._dialect.fetch(connection, first, (board,))
+            found: list[str] = []
+            while rows and rows[0][0] is not None:
+                found.append(str(rows[0][0]))
+                rows = await self._dialect.fetch(connection, following, (board, found[-1]))
+            return found
+
+        periods: list[str] = await self._run("event_periods", query)
+        return periods
 
     async def freeze(
         self,
         board: str,
         period: str,
+        rows: Sequence[FrozenRow],
         *,
         now_ms: int,
         delivery_id: str | None,
     ) -> PeriodResult | None:
-        """Freeze a period's standings from the history and store its result (and its
+        """Freeze a period's standings (`rows`, best first) and store its result (and its
         webhook outbox row when `delivery_id` is set), all in one transaction.
 
         Returns the result, or None when the period was already final (nothing changed).
@@ -229,25 +210,40 @@ class SqlStandings:
             f"WHERE board = {p} AND period = {p}"
         )
 
+        insert = (
+            "INSERT INTO period_standings "
+            "(board, period, position, username, score, player_rank, reached_us) VALUES "
+        )
+        row_marks = "(" + ", ".join([p] * 7) + ")"
+
         async def transaction(connection: Any) -> PeriodResult | None:
             async with self._transaction(connection):
                 try:
                     await self._dialect.execute(connection, reserve, (board, period, now_ms))
                 except _DUPLICATE_KEY_ERRORS:
                     return None
-                await self._dialect.execute(
-                    connection, self._freeze, (board, period, board, period)
-                )
-                count_rows = await self._dialect.fetch(connection, self._count, (board, period))
-                count = int(count_rows[0][0])
-                top = await self._dialect.fetch(
-                    connection, self._page, (board, period, 0, RESULT_TOP_SIZE)
-                )
+                for start in range(0, len(rows), self._rows_per_insert):
+                    chunk = rows[start : start + self._rows_per_insert]
+                    values = ", ".join([row_marks] * len(chunk))
+                    await self._dialect.execute(
+                        connection,
+                        insert + values,
+                        tuple(value for row in chunk for value in (board, period, *row)),
+                    )
+                count = len(rows)
                 result = PeriodResult(
                     board=board,
                     period=period,
                     player_count=count,
-                    top=tuple(_player(row, count) for row in top),
+                    top=tuple(
+                        RankedPlayer(
+                            username=row.username,
+                            score=row.score,
+                            rank=row.rank,
+                            player_count=count,
+                        )
+                        for row in rows[:RESULT_TOP_SIZE]
+                    ),
                 )
                 body = encode(result).decode()
                 await self._dialect.execute(connection, complete, (count, body, board, period))
@@ -264,60 +260,7 @@ class SqlStandings:
         result: PeriodResult | None = await self._run_unbounded("freeze", transaction)
         return result
 
-    # Reads of final periods
-
-    async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
-        """Players at positions offset+1 .. offset+limit of a final period."""
-
-        async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(
-                connection, self._page, (board, period, offset, offset + limit)
-            )
-
-        return [_player(row) for row in await self._run("final_top", query)]
-
-    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
-        """One player's final standing, or None."""
-        row = await self._player_row(board, period, username)
-        return None if row is None else _player(row)
-
-    async def neighborhood(
-        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
-    ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below, in a final period (with
-        `fill`, the window shifts at the top and bottom to hold 2 * radius + 1 players)."""
-        row = await self._player_row(board, period, username)
-        if row is None:
-            return []
-        position = int(row[3])
-        start = max(0, position - radius - 1)
-        end = position + radius
-        if fill:
-            count = await self._player_total(board, period)
-            start = max(0, min(start, count - (2 * radius + 1)))
-            end = start + 2 * radius + 1
-
-        async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(connection, self._page, (board, period, start, end))
-
-        return [_player(found) for found in await self._run("final_neighborhood", query)]
-
-    async def _player_total(self, board: str, period: str) -> int:
-        p = self._p
-        select = f"SELECT player_count FROM period_results WHERE board = {p} AND period = {p}"  # noqa: S608
-
-        async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(connection, select, (board, period))
-
-        rows = await self._run("final_count", query)
-        return int(rows[0][0]) if rows else 0
-
-    async def _player_row(self, board: str, period: str, username: str) -> Any:
-        async def query(connection: Any) -> list[Any]:
-            return await self._dialect.fetch(connection, self._player, (board, period, username))
-
-        rows = await self._run("final_player", query)
-        return rows[0] if rows else None
+    # Erasure
 
     async def erase(self, username: str) -> int:
         """Take a player out of every final period (erasePlayer); how many held them.
@@ -409,12 +352,6 @@ class SqlStandings:
             return int(cursor.rowcount)
         async with connection.cursor() as cursor:
             return int(await cursor.execute(statement, parameters))
-
-
-def _player(row: Any, player_count: int = 0) -> RankedPlayer:
-    return RankedPlayer(
-        username=str(row[0]), score=int(row[1]), rank=int(row[2]), player_count=player_count
-    )
 
 
 def _without(body: str, username: str) -> str:

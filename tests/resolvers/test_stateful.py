@@ -72,6 +72,7 @@ from hypothesis.stateful import (
 from batcher import WriteBatcher
 from resolvers.errors import ApiError, ErrorCode
 from resolvers.moderation import PlayerModeration
+from resolvers.seasons import Seasons
 from resolvers.service import IncrementRequest, LeaderboardService
 from store.ban_registry import BanRegistry
 from store.board_kinds import UpdateRule
@@ -81,6 +82,7 @@ from store.boards import Board, ResetPeriod
 from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.models import MAX_EXACT_SCORE, NO_PROFILE, IncrementOutcome, PlayerProfile, RankedPlayer
+from store.period_notices import InProcessPeriodNotices
 from store.ports import RankingStore
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
@@ -1141,6 +1143,16 @@ class KindsMachine(RuleBasedStateMachine):
             settle_seconds=SETTLE,
             boards=boards,
         )
+        # Seasons: every month that ends is frozen from the history (the boards' rules,
+        # orders and tie-breaks), and its reads come from the frozen standings from then on.
+        self.seasons = Seasons(
+            standings=self.history.standings(),
+            batcher=self.batcher,
+            boards=boards,
+            notices=InProcessPeriodNotices(),
+            fold=recovery.fold,
+            clock=lambda: self.moment.timestamp(),
+        )
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -1149,8 +1161,10 @@ class KindsMachine(RuleBasedStateMachine):
             max_delta=MAX_DELTA,
             max_batch_increments=MAX_BATCH,
             clock=lambda: self.moment.timestamp(),
+            seasons=self.seasons,
         )
         await self.batcher.start()
+        await self._finalize()
 
     async def _stop_components(self) -> None:
         lost = await self.batcher.close(WAIT)
@@ -1260,14 +1274,25 @@ class KindsMachine(RuleBasedStateMachine):
 
     @rule(hours=st.integers(1, 400))
     def advance_clock(self, hours: int) -> None:
-        """Time passes, now and then into the next month (a new period)."""
+        """Time passes, now and then into the next month (a new period): the month that
+        ended is frozen (its events are all in the history first: one instance, so its
+        own barrier is every instance's)."""
         self.moment += timedelta(hours=hours)
+        self._run(self._finalize())
+
+    async def _finalize(self) -> None:
+        await self.batcher.flushed_through_now()
+        await self.seasons.finalize_due()
 
     # Reads
 
     async def _compare(self, board: Board, period: str) -> None:
         want = self.model.period(board, period).standings()
         where = f"{board.id}/{period}"
+        # A month that ended is read from its frozen standings, whatever the board's kind.
+        served = next(kind for kind in self.service.boards if kind.id == board.id)
+        ended = period < board.period_at(self.moment)
+        assert (await self.seasons.frozen(served, period) is not None) is ended, where
         assert await self.service.top(board.id, period, 100) == want, where
         for player in want:
             assert await self.service.player(board.id, period, player.username) == player, where

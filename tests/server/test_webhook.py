@@ -5,7 +5,8 @@ outbox, retried with backoff while the receiver fails, the same delivery id on e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,14 +26,23 @@ SECRET = b"webhook-secret"
 BOARDS = "global:monthly,weekly:weekly"
 
 
-@pytest.fixture(params=["redis", "embedded"])
+@pytest.fixture(params=["redis", "cluster", "embedded"])
 def backend(
     request: pytest.FixtureRequest,
     redis_prefix: str,
     mysql_database_url: str,
     sqlite_database_url: str,
 ) -> dict[str, Any]:
-    """Settings values of one backend: Redis + MariaDB, or the embedded default (SQLite)."""
+    """Settings values of one backend: Redis + MariaDB, a Redis Cluster + MariaDB with the
+    weekly board sharded, or the embedded default (SQLite)."""
+    if request.param == "cluster":
+        return {
+            "redis_url": request.getfixturevalue("redis_cluster").url(),
+            "redis_cluster": True,
+            "key_prefix": redis_prefix,
+            "database_url": mysql_database_url,
+            "LEADERBOARD_BOARDS": "global:monthly,weekly:weekly:shards=4",
+        }
     if request.param == "redis":
         return {
             "redis_url": REDIS_URL,
@@ -53,12 +63,25 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 def webhook_settings(backend: dict[str, Any], url: str) -> Settings:
     return season_settings(
-        LEADERBOARD_BOARDS=BOARDS,
-        webhook_url=url,
-        webhook_secret=SECRET.decode(),
-        webhook_retry_initial_seconds=10.0,
-        **backend,
+        **{
+            "LEADERBOARD_BOARDS": BOARDS,
+            "webhook_url": url,
+            "webhook_secret": SECRET.decode(),
+            "webhook_retry_initial_seconds": 10.0,
+        }
+        | backend,
     )
+
+
+def readme_verifier() -> Callable[[bytes, str, bytes], bool]:
+    """The receiver's signature check the README shows, run as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Seasons") :]
+    block = section[section.index("```python\n") + len("```python\n") :]
+    namespace: dict[str, Any] = {}
+    exec(block[: block.index("```")], namespace)  # the README's own example, as written
+    verified: Callable[[bytes, str, bytes], bool] = namespace["verified"]
+    return verified
 
 
 async def play_a_week(resources: Resources, clock: SharedClock) -> None:
@@ -99,6 +122,11 @@ async def test_a_result_reaches_a_failing_receiver_signed_with_one_delivery_id(
         metrics = generate_latest(resources.metrics.registry).decode()
     assert len(receiver.requests) == 3
     assert all(valid for _, _, valid in receiver.requests)
+    # The README's few lines of Python accept every delivery and refuse a changed body.
+    verified = readme_verifier()
+    for headers, body, _ in receiver.requests:
+        assert verified(body, headers["x-leaderboard-signature"], SECRET)
+        assert not verified(body + b" ", headers["x-leaderboard-signature"], SECRET)
     assert len({headers["x-leaderboard-delivery"] for headers, _, _ in receiver.requests}) == 1
     assert {body for _, body, _ in receiver.requests} == {receiver.accepted[0]}
     assert orjson.loads(receiver.accepted[0]) == {
