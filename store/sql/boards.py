@@ -59,10 +59,9 @@ def spec_of(row: Row) -> tuple[BoardSpec, int]:
 class SqlBoardTable:
     """Reads and changes of the `boards` table, run on the history's connection pool."""
 
-    def __init__(self, dialect: Dialect, run: Runner[Any], *, sqlite: bool) -> None:
+    def __init__(self, dialect: Dialect, run: Runner[Any]) -> None:
         self._dialect = dialect
         self._run = run
-        self._sqlite = sqlite
         p = dialect.placeholder
         self._select_all = f"SELECT {COLUMNS} FROM boards"  # noqa: S608
         self._select_one = f"SELECT {COLUMNS} FROM boards WHERE id = {p}"  # noqa: S608
@@ -73,6 +72,8 @@ class SqlBoardTable:
             f"FROM (SELECT COUNT(*) AS n FROM boards) AS counted WHERE counted.n < {p}"
         )
         # Only the driver's placeholder is spliced in; values are bound parameters.
+        # Each UPDATE bumps `version`, so a matched row is a changed one and the count of
+        # `Dialect.changing` (changed rows, on MySQL) says whether the board exists.
         self._update_caps = (
             f"UPDATE boards SET min_score = {p}, max_score = {p}, max_delta = {p}, "  # noqa: S608
             f"version = version + 1 WHERE id = {p}"
@@ -117,7 +118,7 @@ class SqlBoardTable:
 
         async def statement(connection: Any) -> int:
             try:
-                return await self._changing(connection, self._insert, parameters)
+                return await self._dialect.changing(connection, self._insert, parameters)
             except _DUPLICATE_KEY_ERRORS:
                 raise BoardExists(spec.id) from None
 
@@ -130,7 +131,7 @@ class SqlBoardTable:
         """Set a board's caps; False when there is no such board."""
 
         async def statement(connection: Any) -> int:
-            return await self._changing(
+            return await self._dialect.changing(
                 connection, self._update_caps, (min_score, max_score, max_delta, board_id)
             )
 
@@ -140,22 +141,6 @@ class SqlBoardTable:
         """Mark a board archived; False when there is no such board."""
 
         async def statement(connection: Any) -> int:
-            return await self._changing(connection, self._archive, (board_id,))
+            return await self._dialect.changing(connection, self._archive, (board_id,))
 
         return bool(await self._run("boards_archive", statement) > 0)
-
-    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
-        """Run one changing statement, committed; the number of rows it matched."""
-        if self._sqlite:
-            await connection.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = await connection.execute(statement, parameters)
-                await connection.execute("COMMIT")
-            except BaseException:
-                await connection.execute("ROLLBACK")
-                raise
-            return int(cursor.rowcount)
-        async with connection.cursor() as cursor:
-            # MySQL counts matched rows only with CLIENT.FOUND_ROWS; an UPDATE always bumps
-            # `version`, so a matched row is a changed row here.
-            return int(await cursor.execute(statement, parameters))

@@ -196,7 +196,6 @@ class SqlScoreHistory:
         return SqlBoardTable(
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
-            sqlite=self._mysql is None,
         )
 
     def player_records(self) -> SqlPlayerRecords:
@@ -229,7 +228,6 @@ class SqlScoreHistory:
         return SqlOutbox(
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
-            sqlite=self._mysql is None,
         )
 
     # Writes
