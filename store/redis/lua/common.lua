@@ -52,6 +52,37 @@ local function rank_of(ranking, score)
   return 1 + redis.call('ZCOUNT', ranking, '-inf', '(' .. fmt(SIGN * score))
 end
 
+-- Byte order, as Redis orders members (Lua's `<` follows the server's locale): whether
+-- `a` sorts before `b` (or is `b`, with `or_equal`).
+local function bytes_before(a, b, or_equal)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  if or_equal then
+    return #a <= #b
+  end
+  return #a < #b
+end
+
+-- How many members of the tie group at indexes first .. first + ties - 1 of `ranking` sort
+-- before `member` (or are `member`, with `or_equal`): a binary search by index.
+local function tied_before(ranking, first, ties, member, or_equal)
+  local low, high = 0, ties
+  while low < high do
+    local middle = math.floor((low + high) / 2)
+    local at = redis.call('ZRANGE', ranking, first + middle, first + middle)[1]
+    if bytes_before(at, member, or_equal) then
+      low = middle + 1
+    else
+      high = middle
+    end
+  end
+  return low
+end
+
 -- Appends username, score, rank of the players at positions start..stop to `out`.
 -- Only the first entry costs a ZCOUNT: a later one shares the previous rank on a tie,
 -- otherwise its rank is its position (always, on EARLIEST boards: ranks are unique).
