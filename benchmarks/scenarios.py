@@ -831,7 +831,7 @@ async def redis_pubsub_baseline(bench: Bench, rate: float, seconds: float) -> di
             await publisher.publish("lbbench-pubsub", repr(time.perf_counter()))
         await receiver
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         await subscriber.aclose()
         await publisher.aclose()
     return {"messages": len(latencies), **latency_summary(latencies)}
