@@ -196,6 +196,7 @@ class SqlScoreHistory:
         return SqlBoardTable(
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
         )
 
     def player_records(self) -> SqlPlayerRecords:

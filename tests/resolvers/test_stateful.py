@@ -49,7 +49,7 @@ import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 import pytest
@@ -82,6 +82,8 @@ from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
 from tests.support.board_model import RULED_BOARDS, SHARDED_KINDS, PeriodModel
 from tests.support.machines import Backend, StoresMachine
+from tests.support.redis_cluster import PrivateRedisCluster
+from tests.support.seasons import delete_cluster_keys
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
@@ -1031,6 +1033,10 @@ class KindsMachine(StoresMachine):
     `KindModel`: each write's answer, every read, and every rank after rebuilds (Redis
     emptied, or a restart) and across a month boundary."""
 
+    cluster_url: ClassVar[str | None] = None
+    """A Redis Cluster's seed instead of the machine's Redis (every board then takes the
+    per-slot path)."""
+
     def __init__(self) -> None:
         super().__init__("lbkinds")
         self.model = KindModel()
@@ -1040,11 +1046,15 @@ class KindsMachine(StoresMachine):
 
     async def _start_components(self) -> None:
         self.ranking: RankingStore
-        # On Redis the SHARED kinds are spread over shards: the answers must not change.
+        # On Redis every kind is spread over shards: the answers must not change.
         boards = SHARDED_KINDS if self.backend is Backend.REDIS_MARIADB else RULED_BOARDS
         if self.backend is Backend.REDIS_MARIADB:
             self.ranking = RedisRankingStore.from_url(
-                REDIS_URL, key_prefix=self.prefix, boards=boards, retention=RETENTION
+                self.cluster_url or REDIS_URL,
+                key_prefix=self.prefix,
+                boards=boards,
+                retention=RETENTION,
+                cluster=self.cluster_url is not None,
             )
         else:
             self.ranking = EmbeddedRankingStore(boards=boards)
@@ -1229,7 +1239,13 @@ class KindsMachine(StoresMachine):
         while self.batcher.depth or self.batcher.reserved:
             assert time.monotonic() < deadline, "the write buffer did not flush"
             await asyncio.sleep(FLUSH_INTERVAL / 4)
-        await delete_prefix(self.prefix)
+        await self._delete_keys()
+
+    async def _delete_keys(self) -> None:
+        if self.cluster_url is not None:
+            await delete_cluster_keys(self.cluster_url, self.prefix)
+        else:
+            await delete_prefix(self.prefix)
 
     @rule()
     def restart(self) -> None:
@@ -1247,8 +1263,20 @@ class EmbeddedSQLiteKindsMachine(KindsMachine):
     backend = Backend.EMBEDDED_SQLITE
 
 
+# Every kind sharded, on real servers: minutes on a loaded machine, not a hang.
+@pytest.mark.timeout(900)
 def test_every_kind_of_board_on_redis_and_mariadb_follows_the_model() -> None:
     run_state_machine_as_test(RedisMariaDBKindsMachine, settings=SETTINGS)
+
+
+@pytest.mark.timeout(900)
+def test_every_kind_of_board_on_a_redis_cluster_follows_the_model(
+    redis_cluster: PrivateRedisCluster,
+) -> None:
+    class ClusterKindsMachine(RedisMariaDBKindsMachine):
+        cluster_url = redis_cluster.url()
+
+    run_state_machine_as_test(ClusterKindsMachine, settings=SETTINGS)
 
 
 def test_every_kind_of_board_embedded_follows_the_model() -> None:

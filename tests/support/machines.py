@@ -58,7 +58,7 @@ class StoresMachine(RuleBasedStateMachine):
     async def _open(self) -> None:
         if self.backend is Backend.REDIS_MARIADB:
             await require_redis()
-            self._stack.push_async_callback(delete_prefix, self.prefix)
+            self._stack.push_async_callback(self._delete_keys)
             database = await self._stack.enter_async_context(private_database())
             url = mysql_url(database)
         else:
@@ -72,6 +72,10 @@ class StoresMachine(RuleBasedStateMachine):
         await self.history.migrate()
         await self._start_components()
         self._stack.push_async_callback(self._stop_components)
+
+    async def _delete_keys(self) -> None:
+        """Delete this run's Redis keys (at teardown, and when a step empties Redis)."""
+        await delete_prefix(self.prefix)
 
     async def _start_components(self) -> None:
         """Start what the service runs on (`self.history` is open)."""

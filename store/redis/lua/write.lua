@@ -23,7 +23,9 @@
 -- {4, i, score} / {5, i, score} when write i would take a kept score (a total) below
 -- minScore / above maxScore (nothing applied in any of these), {0} after a dry run, else
 -- {0, then per write: applied, score, rank, had score, previous score, previous rank,
--- the instant it was applied (0: none kept)}.
+-- the instant it was applied (0: none kept), and on EARLIEST boards the instant the
+-- player had reached its score before the write (0: none; a sharded board's ranks need
+-- the member it had)}.
 
 local periods = {}
 local count = tonumber(ARGV[1])
@@ -155,9 +157,18 @@ end
 
 -- Pass 2 applies, in the same order, so each write finds the score pass 1 noted.
 local out = {0}
-local function append(applied, score, rank, old, previous_rank, instant)
+local function append(applied, score, rank, old, previous_rank, instant, reached)
   append_outcome(out, applied, score, rank, old, previous_rank)
   out[#out + 1] = instant
+  out[#out + 1] = reached
+end
+
+-- The instant a player with a kept score reached it (EARLIEST boards; else 0).
+local function reached_of(p, username, old)
+  if old == nil or not p.earliest then
+    return 0
+  end
+  return tonumber(redis.call('HGET', p.instants, username), 16)
 end
 
 -- The standing of a player with kept score `score` (nil: none, ranked where 0 would be).
@@ -192,13 +203,14 @@ for i, w in ipairs(writes) do
   local old = w.old or nil
   if duplicate[i] then
     local rank = rank_now(p, w.username, old)
-    append(0, old or 0, rank, old, rank, 0)
+    append(0, old or 0, rank, old, rank, 0, reached_of(p, w.username, old))
   else
     local previous_rank = nil
     if old ~= nil then
       previous_rank = rank_now(p, w.username, old)
     end
     local new = kept_after(p, old, w.value)
+    local reached = reached_of(p, w.username, old)
     local instant = 0
     if p.timed then
       instant = next_instant(p)
@@ -224,7 +236,7 @@ for i, w in ipairs(writes) do
       p.events_written = true
     end
     local rank = rank_now(p, w.username, new)
-    append(1, new, rank, old, previous_rank, instant)
+    append(1, new, rank, old, previous_rank, instant, reached)
     if changed then
       queue_change(changes, p, w.username, old, new, previous_rank, rank)
     end
