@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from batcher import WriteBatcher, WriteRefused
@@ -157,33 +158,28 @@ class LeaderboardService:
         now = self._clock()
         periods: dict[str, str] = {}
         increments = [self._validated(request, now, periods) for request in requests]
-        try:
-            with self._batcher.reserve(len(increments)) as reservation:
-                partial: PartiallyApplied | None = None
-                try:
-                    outcomes = await self._recovering(lambda: self._ranking.increment(increments))
-                except PartiallyApplied as error:
-                    # What reached Redis must reach the history too; the client retries
-                    # the batch, and its eventIds keep the applied part from counting twice.
-                    outcomes, partial = error.outcomes, error
-                now_ms = int(self._clock() * 1000)
-                persisted = reservation.commit(
-                    [
-                        _event(outcome.increment, now_ms, outcome.instant, outcome)
-                        for outcome in outcomes
-                        if outcome.applied
-                    ]
+        with _write_refusals(), self._batcher.reserve(len(increments)) as reservation:
+            partial: PartiallyApplied | None = None
+            try:
+                outcomes = await self._recovering(lambda: self._ranking.increment(increments))
+            except PartiallyApplied as error:
+                # What reached Redis must reach the history too; the client retries
+                # the batch, and its eventIds keep the applied part from counting twice.
+                outcomes, partial = error.outcomes, error
+            now_ms = int(self._clock() * 1000)
+            persisted = reservation.commit(
+                [
+                    _event(outcome.increment, now_ms, outcome.instant, outcome)
+                    for outcome in outcomes
+                    if outcome.applied
+                ]
+            )
+            if partial is not None:
+                logger.warning("a batch was applied in part: %s", partial)
+                raise unavailable(
+                    "storage failed part-way: only some of the increments were applied; "
+                    "retry with the same eventIds"
                 )
-                if partial is not None:
-                    logger.warning("a batch was applied in part: %s", partial)
-                    raise unavailable(
-                        "storage failed part-way: only some of the increments were applied; "
-                        "retry with the same eventIds"
-                    )
-        except WriteRefused as error:
-            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
-            raise bad_input(str(error)) from None
         if self._persisted_ack:
             await persisted
         return outcomes
@@ -237,19 +233,14 @@ class LeaderboardService:
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
-        try:
-            with self._batcher.reserve(1) as reservation:
-                # One write on one key: it applies whole or not at all (no partial batch).
-                (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
-                persisted = reservation.commit(
-                    [_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
-                    if outcome.applied
-                    else []
-                )
-        except WriteRefused as error:
-            raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-        except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
-            raise bad_input(str(error)) from None
+        with _write_refusals(), self._batcher.reserve(1) as reservation:
+            # One write on one key: it applies whole or not at all (no partial batch).
+            (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
+            persisted = reservation.commit(
+                [_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
+                if outcome.applied
+                else []
+            )
         if self._persisted_ack:
             await persisted
         return outcome
@@ -406,6 +397,18 @@ async def _reading(operation: Callable[[], Awaitable[T]]) -> T:
     except StoreUnavailable as error:
         logger.warning("history unavailable: %s", error)
         raise unavailable("storage is unavailable, retry later") from None
+
+
+@contextlib.contextmanager
+def _write_refusals() -> Iterator[None]:
+    """A write's refusals by the batcher or the store, as the client's errors (nothing
+    was written)."""
+    try:
+        yield
+    except WriteRefused as error:
+        raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
+    except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
+        raise bad_input(str(error)) from None
 
 
 def _use_set_score(board: Board) -> str:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from store.aio import cancel_until_done
-from store.board_notices import BoardNotices
-from store.errors import StoreUnavailable
+from store.board_notices import BoardNotices, follow, unfollow
 from store.sql.players import BanRecord, SqlPlayerRecords
 
 logger = logging.getLogger(__name__)
@@ -45,16 +43,19 @@ class BanRegistry:
     async def start(self) -> None:
         """Load the table, then follow notices and reload periodically."""
         await self.reload()
-        self._tasks = [
-            asyncio.create_task(self._notices.listen(self.refresh), name="ban notices"),
-            asyncio.create_task(self._reload_loop(), name="ban reload"),
-        ]
+        self._tasks = follow(
+            self._notices,
+            self.refresh,
+            self.reload,
+            reload_seconds=self._reload_seconds,
+            name="ban",
+            log=logger,
+        )
 
     async def stop(self) -> None:
         """Stop following changes and close the notices' connection."""
-        await cancel_until_done(self._tasks)
-        self._tasks = []
-        await self._notices.close()
+        tasks, self._tasks = self._tasks, []
+        await unfollow(tasks, self._notices)
 
     async def record(self, username: str) -> BanRecord | None:
         """The stored ban of a player, or None."""
@@ -93,11 +94,3 @@ class BanRegistry:
             return
         self.names.intersection_update(stored)
         self.names.update(stored)
-
-    async def _reload_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._reload_seconds)
-            try:
-                await self.reload()
-            except StoreUnavailable as error:
-                logger.warning("reloading the bans failed: %s", error)

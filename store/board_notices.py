@@ -18,6 +18,9 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from store.aio import cancel_until_done
+from store.errors import StoreUnavailable
+
 logger = logging.getLogger(__name__)
 
 _RETRY_SECONDS = 1.0
@@ -89,3 +92,41 @@ class RedisBoardNotices:
         """Close the client's connections."""
         with contextlib.suppress(RedisError, OSError):
             await self._client.aclose()
+
+
+def follow(
+    notices: BoardNotices,
+    refresh: Callable[[str], Awaitable[None]],
+    reload: Callable[[], Awaitable[None]],
+    *,
+    reload_seconds: float,
+    name: str,
+    log: logging.Logger,
+) -> list[asyncio.Task[None]]:
+    """The tasks that keep a table's copy in memory current (the boards, the bans): `refresh`
+    on each notice, and `reload` of the whole table every `reload_seconds`, the safety net
+    for a lost notice. `unfollow` ends them."""
+    return [
+        asyncio.create_task(notices.listen(refresh), name=f"{name} notices"),
+        asyncio.create_task(
+            _reload_every(reload_seconds, reload, name, log), name=f"{name} reload"
+        ),
+    ]
+
+
+async def unfollow(tasks: list[asyncio.Task[None]], notices: BoardNotices) -> None:
+    """End the tasks of `follow` and close the notices' connection."""
+    # Until each ends: a cancellation landing while the notices subscribe is swallowed.
+    await cancel_until_done(tasks)
+    await notices.close()
+
+
+async def _reload_every(
+    seconds: float, reload: Callable[[], Awaitable[None]], name: str, log: logging.Logger
+) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await reload()
+        except StoreUnavailable as error:
+            log.warning("reloading the %ss failed: %s", name, error)

@@ -15,11 +15,9 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from store.aio import cancel_until_done
 from store.board_model import BoardSpec
-from store.board_notices import BoardNotices
+from store.board_notices import BoardNotices, follow, unfollow
 from store.boards import Board, BoardIndex
-from store.errors import StoreUnavailable
 from store.sql.boards import BoardExists, SqlBoardTable
 
 logger = logging.getLogger(__name__)
@@ -113,17 +111,19 @@ class BoardRegistry:
                 )
         for spec, version in stored.values():
             self._install(spec, version)
-        self._tasks = [
-            asyncio.create_task(self._notices.listen(self.refresh), name="board notices"),
-            asyncio.create_task(self._reload_loop(), name="board reload"),
-        ]
+        self._tasks = follow(
+            self._notices,
+            self.refresh,
+            self.reload,
+            reload_seconds=self._reload_seconds,
+            name="board",
+            log=logger,
+        )
 
     async def stop(self) -> None:
         """Stop following changes and close the notices' connection."""
-        # Until each ends: a cancellation landing while the notices subscribe is swallowed.
-        await cancel_until_done(self._tasks)
-        self._tasks = []
-        await self._notices.close()
+        tasks, self._tasks = self._tasks, []
+        await unfollow(tasks, self._notices)
 
     async def create(self, spec: BoardSpec, *, max_boards: int) -> BoardSpec:
         """Store a new board, serve it here and tell the others. `BoardExists`, `TooManyBoards`."""
@@ -173,14 +173,6 @@ class BoardRegistry:
         self.index.put(board_of(spec))
         if known is None:
             logger.info("serving board %s (%s)", spec.id, _layout(spec))
-
-    async def _reload_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._reload_seconds)
-            try:
-                await self.reload()
-            except StoreUnavailable as error:
-                logger.warning("reloading the boards failed: %s", error)
 
 
 __all__ = ["BoardConflict", "BoardRegistry", "board_of", "declared_spec"]

@@ -17,10 +17,9 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.boards import Board, board_index
 from store.embedded_rankings import RuledRanking, SummedRanking, apply_ruled
-from store.errors import EventIdReused, RankingNotLoaded, ScoreOutOfRange
+from store.errors import RankingNotLoaded, ScoreOutOfRange
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
@@ -62,93 +61,14 @@ class EmbeddedRankingStore:
                 raise ScoreOutOfRange(increment.username, increment.board)
             self._check_period(increment.board, increment.period)
         rankings: dict[tuple[str, str], SummedRanking | RuledRanking] = {}
-        ruled = False
         for increment in increments:
             key = (increment.board, increment.period)
             if key not in rankings:
                 rankings[key] = self._loaded(*key)
-                ruled = ruled or not self._boards[increment.board].plain
-        if ruled:
-            applied, published = apply_ruled(increments, rankings, self._boards)
-            for change in published:
-                self._publish(change)
-            return applied
-
-        # Pass 1 simulates the batch, so that nothing changes when a total would overflow.
-        duplicate: list[bool] = []
-        scores: dict[tuple[str, str, str], int | None] = {}
-        seen: dict[tuple[str, str, str], tuple[str, int]] = {}
-        for increment in increments:
-            ranking = rankings[(increment.board, increment.period)]
-            event = (increment.board, increment.period, increment.event_id)
-            bound = (increment.username, increment.delta)
-            if increment.client_event_id:
-                recorded = seen.get(event) or ranking.events.get(increment.event_id)
-                if recorded is not None:
-                    # A replay answers with the standing; another increment is refused.
-                    if recorded != bound:
-                        raise EventIdReused(increment.event_id)
-                    duplicate.append(True)
-                    continue
-                seen[event] = bound
-            duplicate.append(False)
-            player = (increment.board, increment.period, increment.username)
-            old = scores[player] if player in scores else ranking.scores.get(increment.username)
-            new = (old or 0) + increment.delta
-            if abs(new) > MAX_EXACT_SCORE:
-                raise ScoreOutOfRange(increment.username, increment.board)
-            scores[player] = new
-
-        # Pass 2 applies.
-        outcomes: list[IncrementOutcome] = []
-        changes: list[ScoreChange] = []
-        for increment, is_duplicate in zip(increments, duplicate, strict=True):
-            ranking = rankings[(increment.board, increment.period)]
-            old = ranking.scores.get(increment.username)
-            previous_rank = None if old is None else ranking.rank(old)
-            if is_duplicate:
-                # Nothing changes; a player without a score stands where a score of 0 would.
-                rank = ranking.rank(old or 0)
-                outcomes.append(
-                    IncrementOutcome(
-                        increment=increment,
-                        score=old or 0,
-                        rank=rank,
-                        applied=False,
-                        previous_score=old,
-                        previous_rank=previous_rank,
-                    )
-                )
-                continue
-            new = (old or 0) + increment.delta
-            ranking.set_score(increment.username, new)
-            if increment.client_event_id:
-                ranking.events[increment.event_id] = (increment.username, increment.delta)
-            rank = ranking.rank(new)
-            outcomes.append(
-                IncrementOutcome(
-                    increment=increment,
-                    score=new,
-                    rank=rank,
-                    applied=True,
-                    previous_score=old,
-                    previous_rank=previous_rank,
-                )
-            )
-            changes.append(
-                ScoreChange(
-                    board=increment.board,
-                    period=increment.period,
-                    username=increment.username,
-                    previous_score=old,
-                    score=new,
-                    previous_rank=previous_rank,
-                    rank=rank,
-                )
-            )
-        for change in changes:
+        applied, published = apply_ruled(increments, rankings, self._boards)
+        for change in published:
             self._publish(change)
-        return outcomes
+        return applied
 
     async def load(
         self,
@@ -169,11 +89,7 @@ class EmbeddedRankingStore:
                 raise ScoreOutOfRange(username, board)
         events = {event_id: (username, delta) for username, event_id, delta in client_events}
         config = self._boards[board]
-        if (
-            config.update_rule is UpdateRule.INCREMENT
-            and config.sort_order is SortOrder.DESC
-            and config.tie_break is TieBreak.SHARED
-        ):
+        if config.summed:
             self._rankings[(board, period)] = SummedRanking(scores, events)
         else:
             self._rankings[(board, period)] = RuledRanking(

@@ -4,7 +4,7 @@
 scores and a sorted list of (-score, username), so list order is the leaderboard order.
 `RuledRanking` serves every other rule, order and tie-break: (sign * score, instant,
 username), the twin of write.lua (docs/boards.md). `check_caps` is the caps rule both obey;
-`apply_ruled` applies a write batch to rankings of the second kind.
+`apply_ruled` applies a write batch to rankings of either kind.
 Owned by store/embedded_ranking.py; imports only store modules.
 """
 
@@ -220,9 +220,9 @@ def apply_ruled(
     rankings: Mapping[tuple[str, str], SummedRanking | RuledRanking],
     boards: Mapping[str, Board],
 ) -> tuple[list[IncrementOutcome], list[ScoreChange]]:
-    """A batch touching a board other than `Board.plain`, all or nothing: each board's
-    rule, order, ties and caps (the twin of write.lua); the outcomes, and the changes to
-    publish."""
+    """A write batch, all or nothing: each board's rule, order, ties and caps (the twin of
+    increment.lua on `Board.plain` boards, of write.lua on the others); the outcomes, and
+    the changes to publish."""
     # Pass 1 simulates the batch, so that nothing changes when any write is refused.
     duplicate: list[bool] = []
     scores: dict[tuple[str, str, str], int | None] = {}
@@ -278,7 +278,9 @@ def apply_ruled(
             # tiebreak.next_instant: strictly increasing per period, as Redis' clock is.
             clock = ranking.clock
             instant = ranking.clock = now_us if clock is None else max(now_us, clock + 1)
-        changed = old is None or new != old
+        # increment.lua writes and publishes every applied increment, even one that leaves
+        # the total as it was (a zero delta, which the service refuses before the store).
+        changed = old is None or new != old or board.plain
         if changed:
             ranking.put(username, new, instant or 0)
         if increment.client_event_id:

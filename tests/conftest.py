@@ -15,8 +15,13 @@ from tests.support.shared_services import delete_prefix, mysql_url, private_data
 __all__ = ["private_mariadb", "private_redis", "redis_cluster"]
 
 # Fixtures that tests in several folders use: the ASGI app on each backend (schema/ and server/
-# tests) and real `leaderboard serve` processes (server/, resolvers/, store/sql/ tests).
-pytest_plugins = ["tests.support.asgi_app", "tests.support.service_fixtures"]
+# tests), a history database on each backend (store/sql/, batcher/, server/ tests) and real
+# `leaderboard serve` processes (server/, resolvers/, store/sql/ tests).
+pytest_plugins = [
+    "tests.support.asgi_app",
+    "tests.support.history_fixtures",
+    "tests.support.service_fixtures",
+]
 
 
 @pytest.fixture

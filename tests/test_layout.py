@@ -1,5 +1,6 @@
-"""The tests' own layout: no test module imports another test module or a conftest (shared
-things live in tests/support/), and each test module declares exactly one kind marker."""
+"""The tests' own layout: no test module imports another test module or a conftest, helpers
+live only in tests/support/ (every other module is a test module, a conftest or a package
+marker), and each test module declares exactly one kind marker."""
 
 from __future__ import annotations
 
@@ -62,6 +63,25 @@ def test_no_module_imports_a_test_module_or_a_conftest() -> None:
     assert offenders == [], "move what they share to tests/support/"
 
 
+def is_helper_outside_support(relative: Path) -> bool:
+    """Whether a module under tests/ (path relative to it) is a helper kept outside support/."""
+    return (
+        relative.parts[0] != "support"
+        and not relative.name.startswith("test_")
+        and relative.name not in {"conftest.py", "__init__.py"}
+    )
+
+
+def test_helpers_live_only_in_support() -> None:
+    misplaced = [
+        str(relative)
+        for path in sorted(TESTS.rglob("*.py"))
+        if "node_modules" not in path.parts
+        and is_helper_outside_support(relative := path.relative_to(TESTS))
+    ]
+    assert misplaced == [], "move them to tests/support/"
+
+
 def test_each_test_module_declares_one_kind() -> None:
     wrong = {
         str(path.relative_to(TESTS)): kinds
@@ -75,6 +95,9 @@ def test_the_checks_see_an_offender() -> None:
     assert is_test_module("tests.store.test_ranking_contract")
     assert is_test_module("tests.containers.conftest")
     assert not is_test_module("tests.support.ranking")
+    assert is_helper_outside_support(Path("containers/podman.py"))
+    assert not is_helper_outside_support(Path("support/podman.py"))
+    assert not is_helper_outside_support(Path("containers/conftest.py"))
     assert "tests.schema.test_operations" in imported_modules(
         "from tests.schema import test_operations"
     )

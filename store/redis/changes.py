@@ -1,8 +1,9 @@
 """Live changes over pub/sub: the change-message codec, publishing, and the subscription.
 
-The message format, defined here and in increment.lua's encoder (which the tests hold
-to this one): on `{prefix}:changes:{board}` (keys.py), one message per board and
-script call, a JSON array of objects in application order
+The message format, defined here and in the write scripts' one encoder (lua/common.lua
+`queue_change`, which the tests hold to this one): on `{prefix}:changes:{board}`
+(keys.py), one message per board and script call, a JSON array of objects in
+application order
 
     [{"board": str, "period": str, "username": str, "previous_score": int | null,
       "score": int, "previous_rank": int | null, "rank": int}, ...]

@@ -83,6 +83,8 @@ class SqlBoardTable:
             f"FROM (SELECT COUNT(*) AS n FROM boards) AS counted WHERE counted.n < {p}"
         )
         # Only the driver's placeholder is spliced in; values are bound parameters.
+        # Each UPDATE bumps `version`, so a matched row is a changed one and the count of
+        # `Dialect.changing` (changed rows, on MySQL) says whether the board exists.
         self._update_caps = (
             f"UPDATE boards SET min_score = {p}, max_score = {p}, max_delta = {p}, "  # noqa: S608
             f"version = version + 1 WHERE id = {p}"
@@ -128,7 +130,7 @@ class SqlBoardTable:
         async def statement(connection: Any) -> int:
             try:
                 if self._sqlite:
-                    return await self._changing(connection, self._insert, parameters)
+                    return await self._dialect.changing(connection, self._insert, parameters)
                 return await self._one_at_a_time(connection, self._insert, parameters)
             except _DUPLICATE_KEY_ERRORS:
                 raise BoardExists(spec.id) from None
@@ -142,7 +144,7 @@ class SqlBoardTable:
         """Set a board's caps; False when there is no such board."""
 
         async def statement(connection: Any) -> int:
-            return await self._changing(
+            return await self._dialect.changing(
                 connection, self._update_caps, (min_score, max_score, max_delta, board_id)
             )
 
@@ -152,14 +154,14 @@ class SqlBoardTable:
         """Mark a board archived; False when there is no such board."""
 
         async def statement(connection: Any) -> int:
-            return await self._changing(connection, self._archive, (board_id,))
+            return await self._dialect.changing(connection, self._archive, (board_id,))
 
         return bool(await self._run("boards_archive", statement) > 0)
 
     async def _one_at_a_time(
         self, connection: Any, statement: str, parameters: tuple[Any, ...]
     ) -> int:
-        """`_changing` under the database's named creation lock (MySQL; module doc)."""
+        """`Dialect.changing` under the database's named creation lock (MySQL; module doc)."""
         rows = await self._dialect.fetch(
             connection, f"SELECT GET_LOCK({_CREATE_LOCK}, %s)", (_CREATE_LOCK_SECONDS,)
         )
@@ -167,22 +169,6 @@ class SqlBoardTable:
             # Nothing stored: UNAVAILABLE, the client may retry.
             raise StoreUnavailable("timed out waiting for another board creation")
         try:
-            return await self._changing(connection, statement, parameters)
+            return await self._dialect.changing(connection, statement, parameters)
         finally:
             await self._dialect.execute(connection, f"DO RELEASE_LOCK({_CREATE_LOCK})")
-
-    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
-        """Run one changing statement, committed; the number of rows it matched."""
-        if self._sqlite:
-            await connection.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = await connection.execute(statement, parameters)
-                await connection.execute("COMMIT")
-            except BaseException:
-                await connection.execute("ROLLBACK")
-                raise
-            return int(cursor.rowcount)
-        async with connection.cursor() as cursor:
-            # MySQL counts matched rows only with CLIENT.FOUND_ROWS; an UPDATE always bumps
-            # `version`, so a matched row is a changed row here.
-            return int(await cursor.execute(statement, parameters))

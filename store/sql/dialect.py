@@ -77,6 +77,11 @@ class Dialect(Protocol):
         """Run a statement on a driver connection."""
         ...
 
+    async def changing(self, connection: Any, statement: str, parameters: Sequence[Any]) -> int:
+        """Run one changing statement, committed on its own; the number of rows it changed
+        (MySQL counts a row it matched but left as it was only with CLIENT.FOUND_ROWS)."""
+        ...
+
     async def insert(self, connection: Any, rows: list[Row]) -> None:
         """Insert event rows (`EVENT_COLUMNS`), skipping those already stored."""
         ...

@@ -229,7 +229,6 @@ class SqlScoreHistory:
         return SqlOutbox(
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
-            sqlite=self._mysql is None,
         )
 
     # Writes

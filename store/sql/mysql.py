@@ -61,6 +61,11 @@ class MySqlDialect:
         async with connection.cursor() as cursor:
             await cursor.execute(statement, parameters or None)
 
+    async def changing(self, connection: Any, statement: str, parameters: Sequence[Any]) -> int:
+        """Run one changing statement (autocommit); the rows it changed."""
+        async with connection.cursor() as cursor:
+            return int(await cursor.execute(statement, parameters))
+
     async def insert(self, connection: Any, rows: list[Row]) -> None:
         """One INSERT per `max_allowed_packet`; each part is idempotent, so a retry after a
         partial write is safe."""

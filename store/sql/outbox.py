@@ -12,8 +12,6 @@ carries the same id. `done_at_ms` is set on success, or when the retry window is
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -34,10 +32,9 @@ _ERROR_CHARS: Final = 250
 class SqlOutbox:
     """Due rows, claims and outcomes of the `webhook_outbox` table."""
 
-    def __init__(self, dialect: Dialect, run: Runner, *, sqlite: bool) -> None:
+    def __init__(self, dialect: Dialect, run: Runner) -> None:
         self._dialect = dialect
         self._run = run
-        self._sqlite = sqlite
         p = dialect.placeholder
         self._due = (
             "SELECT delivery_id FROM webhook_outbox "  # noqa: S608
@@ -78,7 +75,7 @@ class SqlOutbox:
         when another instance claimed or delivered it first."""
 
         async def statement(connection: Any) -> tuple[bytes, int, int] | None:
-            changed = await self._changing(
+            changed = await self._dialect.changing(
                 connection, self._claim, (until_ms, delivery_id, now_ms, now_ms)
             )
             if changed == 0:
@@ -114,21 +111,6 @@ class SqlOutbox:
 
     async def _finish(self, statement_text: str, parameters: tuple[Any, ...]) -> None:
         async def statement(connection: Any) -> None:
-            await self._changing(connection, statement_text, parameters)
+            await self._dialect.changing(connection, statement_text, parameters)
 
         await self._run("outbox_update", statement)
-
-    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
-        """Run one changing statement, committed; the number of rows it matched."""
-        if self._sqlite:
-            await connection.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = await connection.execute(statement, parameters)
-                await connection.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    await connection.execute("ROLLBACK")
-                raise
-            return int(cursor.rowcount)
-        async with connection.cursor() as cursor:
-            return int(await cursor.execute(statement, parameters))

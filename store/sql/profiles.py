@@ -39,7 +39,6 @@ class SqlProfileTable:
     def __init__(self, dialect: Dialect, run: Runner[Any], *, sqlite: bool) -> None:
         self._dialect = dialect
         self._run = run
-        self._sqlite = sqlite
         p = dialect.placeholder
         # A flag per field says whether to set it (1) or leave it (0); values are bound
         # parameters, only the driver's placeholder is spliced in.
@@ -82,7 +81,7 @@ class SqlProfileTable:
         )
 
         async def statement(connection: Any) -> int:
-            return await self._changing(connection, self._upsert, parameters)
+            return await self._dialect.changing(connection, self._upsert, parameters)
 
         await self._run("profiles_change", statement)
         stored = await self.get([username])
@@ -100,17 +99,3 @@ class SqlProfileTable:
             return await self._dialect.fetch(connection, statement, tuple(usernames))
 
         return {str(row[0]): _stored(row) for row in await self._run("profiles_get", query)}
-
-    async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
-        """Run one changing statement, committed; the number of rows it touched."""
-        if self._sqlite:
-            await connection.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = await connection.execute(statement, parameters)
-                await connection.execute("COMMIT")
-            except BaseException:
-                await connection.execute("ROLLBACK")
-                raise
-            return int(cursor.rowcount)
-        async with connection.cursor() as cursor:
-            return int(await cursor.execute(statement, parameters))

@@ -74,6 +74,12 @@ class SqliteDialect:
         """Run a statement."""
         await connection.execute(statement, parameters)
 
+    async def changing(self, connection: Any, statement: str, parameters: Sequence[Any]) -> int:
+        """Run one changing statement in an IMMEDIATE transaction; the rows it changed."""
+        async with _immediate_transaction(connection):
+            cursor = await connection.execute(statement, parameters)
+        return int(cursor.rowcount)
+
     async def insert(self, connection: Any, rows: list[Row]) -> None:
         """One INSERT per parameter limit's worth of rows, all in one transaction."""
         size = self._rows_per_statement

@@ -131,13 +131,6 @@ def commit(batcher: WriteBatcher, batch: list[ScoreEvent]) -> asyncio.Future[Non
         return reservation.commit(batch)
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def history_url(request: pytest.FixtureRequest) -> str:
-    """An empty history database on each backend."""
-    fixture = "mysql_database_url" if request.param == "mysql" else "sqlite_database_url"
-    return str(request.getfixturevalue(fixture))
-
-
 async def open_history(url: str) -> RecordingHistory:
     """A connected, migrated real history, wrapped to record appends."""
     history = SqlScoreHistory(url, timeout=5)

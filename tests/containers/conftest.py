@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers.podman import FIGURES, ROOT, podman
+from tests.support.podman import FIGURES, ROOT, podman
 
 if os.environ.get("LEADERBOARD_CONTAINER_TEST") != "1":
     collect_ignore_glob = ["test_*.py"]

@@ -28,7 +28,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.containers.podman import (
+from tests.support.graphql_client import GraphQLHttp
+from tests.support.nginx import render_template
+from tests.support.operations import INCREMENT, PLAYER
+from tests.support.podman import (
     DATABASE_INIT,
     FIGURES,
     INSTANCES,
@@ -40,9 +43,6 @@ from tests.containers.podman import (
     seconds,
     wait_http,
 )
-from tests.support.graphql_client import GraphQLHttp
-from tests.support.nginx import render_template
-from tests.support.operations import INCREMENT, PLAYER
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.containers.podman import FIGURES, RUN_OPTIONS, Stack, podman, wait_healthy
+from tests.support.podman import FIGURES, RUN_OPTIONS, Stack, podman, wait_healthy
 
 pytestmark = pytest.mark.integration
 

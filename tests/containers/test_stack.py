@@ -22,7 +22,9 @@ import pytest
 import yaml
 from websockets.asyncio.client import connect
 
-from tests.containers.podman import (
+from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
+from tests.support.nginx import render_template
+from tests.support.podman import (
     DATABASE_INIT,
     FIGURES,
     INSTANCES,
@@ -37,8 +39,6 @@ from tests.containers.podman import (
     wait_healthy,
     wait_http,
 )
-from tests.support.graphql_client import TRANSPORT_WS, GraphQLHttp, Subscription
-from tests.support.nginx import render_template
 from tests.support.scale_out import cross_instance_writes_reads_and_subscriptions
 from tests.support.service_fixtures import WebSocketText
 from tests.support.writer import Writer

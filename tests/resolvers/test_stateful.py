@@ -42,18 +42,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import itertools
 import os
-import secrets
-import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -61,7 +56,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -89,14 +83,12 @@ from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
 from tests.support.board_model import RULED_BOARDS, SHARDED_KINDS, PeriodModel
+from tests.support.machines import Backend, StoresMachine
 from tests.support.redis_cluster import PrivateRedisCluster
 from tests.support.seasons import delete_cluster_keys
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
-    mysql_url,
-    private_database,
-    require_redis,
 )
 
 pytestmark = pytest.mark.property
@@ -412,18 +404,11 @@ class Model:
 # The machine
 
 
-class Backend(enum.Enum):
-    REDIS_MARIADB = "Redis + MariaDB"
-    EMBEDDED_SQLITE = "embedded + SQLite"
-
-
-class LeaderboardMachine(RuleBasedStateMachine):
+class LeaderboardMachine(StoresMachine):
     """The real service on real stores, step by step against the model."""
 
-    backend: ClassVar[Backend]
-
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("lbprop")
         self.model = Model()
         self.moment = STARTS[0]
         self.periods: dict[str, list[str]] = {}
@@ -431,33 +416,10 @@ class LeaderboardMachine(RuleBasedStateMachine):
         self.sent: list[IncrementRequest] = []
         """Requests with a client event id that were answered, to replay later."""
         self._fresh_ids = itertools.count()
-        self.prefix = f"lbprop-{secrets.token_hex(6)}"
-        self._stack = AsyncExitStack()
-        self._runner = asyncio.Runner()
-        try:
-            self._run(self._open())
-        except BaseException:
-            self._close()
-            raise
+        self._open_all()
         self._move_clock(self.moment)
 
     # Life cycle
-
-    async def _open(self) -> None:
-        if self.backend is Backend.REDIS_MARIADB:
-            await require_redis()
-            self._stack.push_async_callback(delete_prefix, self.prefix)
-            database = await self._stack.enter_async_context(private_database())
-            url = mysql_url(database)
-        else:
-            directory = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="lbprop-"))
-            url = f"sqlite+aiosqlite:///{Path(directory) / 'leaderboard.db'}"
-        self.history = SqlScoreHistory(url)
-        await self.history.connect()
-        self._stack.push_async_callback(self.history.close)
-        await self.history.migrate()
-        await self._start_components()
-        self._stack.push_async_callback(self._stop_components)
 
     async def _start_components(self) -> None:
         """What one service process runs on, like `server.resources.build_resources`."""
@@ -515,18 +477,6 @@ class LeaderboardMachine(RuleBasedStateMachine):
         await self.bans.stop()
         await self.ranking.close()
         assert lost == 0, f"{lost} acknowledged events never reached the history"
-
-    def teardown(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        try:
-            self._run(self._stack.aclose())
-        finally:
-            self._runner.close()
-
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coroutine)
 
     # The clock
 
@@ -1080,45 +1030,21 @@ class KindModel:
         )
 
 
-class KindsMachine(RuleBasedStateMachine):
+class KindsMachine(StoresMachine):
     """The real service on boards of every rule, order, tie-break and with caps, against
     `KindModel`: each write's answer, every read, and every rank after rebuilds (Redis
     emptied, or a restart) and across a month boundary."""
 
-    backend: ClassVar[Backend]
     cluster_url: ClassVar[str | None] = None
     """A Redis Cluster's seed instead of the machine's Redis (every board then takes the
     per-slot path)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("lbkinds")
         self.model = KindModel()
         self.moment = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
         self.periods_seen: set[str] = set()
-        self.prefix = f"lbkinds-{secrets.token_hex(6)}"
-        self._stack = AsyncExitStack()
-        self._runner = asyncio.Runner()
-        try:
-            self._run(self._open())
-        except BaseException:
-            self._close()
-            raise
-
-    async def _open(self) -> None:
-        if self.backend is Backend.REDIS_MARIADB:
-            await require_redis()
-            self._stack.push_async_callback(self._delete_keys)
-            database = await self._stack.enter_async_context(private_database())
-            url = mysql_url(database)
-        else:
-            directory = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="lbkind-"))
-            url = f"sqlite+aiosqlite:///{Path(directory) / 'leaderboard.db'}"
-        self.history = SqlScoreHistory(url)
-        await self.history.connect()
-        self._stack.push_async_callback(self.history.close)
-        await self.history.migrate()
-        await self._start_components()
-        self._stack.push_async_callback(self._stop_components)
+        self._open_all()
 
     async def _start_components(self) -> None:
         self.ranking: RankingStore
@@ -1170,18 +1096,6 @@ class KindsMachine(RuleBasedStateMachine):
         lost = await self.batcher.close(WAIT)
         await self.ranking.close()
         assert lost == 0, f"{lost} acknowledged events never reached the history"
-
-    def teardown(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        try:
-            self._run(self._stack.aclose())
-        finally:
-            self._runner.close()
-
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coroutine)
 
     def _period(self, board: Board) -> str:
         period = board.period_at(self.moment)

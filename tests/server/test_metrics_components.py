@@ -45,13 +45,6 @@ def events(count: int) -> list[ScoreEvent]:
     ]
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def history_url(request: pytest.FixtureRequest) -> str:
-    """An empty history database on each backend."""
-    fixture = "mysql_database_url" if request.param == "mysql" else "sqlite_database_url"
-    return str(request.getfixturevalue(fixture))
-
-
 async def test_history_operations_are_timed(history_url: str) -> None:
     metrics = Metrics()
     history = SqlScoreHistory(history_url, observer=metrics)

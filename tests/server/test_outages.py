@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from tests.support.graphql_client import GraphQLHttp
@@ -13,7 +12,7 @@ from tests.support.history_database import history_totals
 from tests.support.metrics import metric_value
 from tests.support.operations import TOP
 from tests.support.private_servers import PrivateMariaDB, PrivateRedis
-from tests.support.service_fixtures import TOKEN, ProcessFactory
+from tests.support.service_fixtures import TOKEN, ProcessFactory, served
 from tests.support.shared_services import REDIS_URL
 from tests.support.writer import Writer
 
@@ -46,9 +45,7 @@ async def test_mysql_outage_refuses_writes_then_recovers(
             "LEADERBOARD_MAX_BUFFERED_EVENTS": "2000",
         }
     )
-    await process.start()
-    async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
-        gql = GraphQLHttp(client, token=TOKEN)
+    async with served(process, timeout=30) as (client, gql):
         writer = Writer(gql)
         writer.start()
         try:
@@ -87,9 +84,7 @@ async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
             "LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.2",
         }
     )
-    await process.start()
-    async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
-        gql = GraphQLHttp(client, token=TOKEN)
+    async with served(process, timeout=30) as (client, gql):
         writer = Writer(gql)
         writer.start()
         try:

@@ -10,12 +10,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.graphql_client import GraphQLHttp
 from tests.support.operations import INCREMENT
-from tests.support.service_fixtures import TOKEN, ProcessFactory
+from tests.support.service_fixtures import ProcessFactory, served
 from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -100,9 +98,7 @@ async def test_reference_client_receives_the_standing_then_the_change_a_mutation
     service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
 ) -> None:
     service = service_process(redis_mysql_environment)
-    await service.start()
-    async with httpx.AsyncClient(base_url=service.url) as client:
-        gql = GraphQLHttp(client, token=TOKEN)
+    async with served(service) as (_client, gql):
         ana = (await gql.data(INCREMENT, {"username": "ana", "delta": 10}))["incrementScore"]
         async with node_subscriber(service, "ana", "--count", "2") as subscriber:
             assert await subscriber.record() == {"event": "connected"}

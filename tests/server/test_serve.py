@@ -21,7 +21,7 @@ from tests.support.operations import (
     TOP,
     TOP_CHANGED,
 )
-from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText
+from tests.support.service_fixtures import TOKEN, ProcessFactory, WebSocketText, served
 from tests.support.shared_services import delete_prefix
 
 pytestmark = pytest.mark.integration
@@ -127,9 +127,7 @@ async def test_lost_redis_is_rebuilt_from_mysql(
     service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
 ) -> None:
     process = service_process(redis_mysql_environment)
-    await process.start()
-    async with httpx.AsyncClient(base_url=process.url) as client:
-        gql = GraphQLHttp(client, token=TOKEN)
+    async with served(process) as (_client, gql):
         for index in range(30):
             await gql.data(
                 INCREMENT, {"username": f"p{index % 7}", "delta": index + 1, "eventId": f"e{index}"}
@@ -151,9 +149,7 @@ async def test_restart_on_empty_redis_recovers_from_mysql(
     service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
 ) -> None:
     first = service_process(redis_mysql_environment)
-    await first.start()
-    async with httpx.AsyncClient(base_url=first.url) as client:
-        gql = GraphQLHttp(client, token=TOKEN)
+    async with served(first) as (client, gql):
         await gql.data(
             INCREMENTS, {"increments": [{"username": f"p{i}", "delta": i + 1} for i in range(50)]}
         )
@@ -170,9 +166,7 @@ async def test_four_instances_starting_together_rebuild_once(
     service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
 ) -> None:
     seed = service_process(redis_mysql_environment)
-    await seed.start()
-    async with httpx.AsyncClient(base_url=seed.url) as client:
-        gql = GraphQLHttp(client, token=TOKEN)
+    async with served(seed) as (client, gql):
         for round_number in range(4):
             await gql.data(
                 INCREMENTS,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from tests.support.graphql_client import GraphQLHttp
 from tests.support.service_process import ServiceProcess
 from tests.support.shared_services import REDIS_URL
 
@@ -27,6 +30,17 @@ class WebSocketText:
     async def receive_text(self) -> str:
         message = await self.connection.recv()
         return message if isinstance(message, str) else message.decode()
+
+
+@contextlib.asynccontextmanager
+async def served(
+    process: ServiceProcess, *, timeout: float = 5.0
+) -> AsyncIterator[tuple[httpx.AsyncClient, GraphQLHttp]]:
+    """Start `process`; an HTTP client on it, and a GraphQL client on that one carrying
+    the write token (`timeout`: each request's, httpx's default unless given)."""
+    await process.start()
+    async with httpx.AsyncClient(base_url=process.url, timeout=timeout) as client:
+        yield client, GraphQLHttp(client, token=TOKEN)
 
 
 @pytest.fixture

@@ -13,17 +13,6 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
 end
 local ranking = KEYS[1]
 
--- Byte order, as Redis orders members (Lua's `<` follows the server's locale).
-local function bytes_less_or_equal(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a <= #b
-end
-
 use_board(ARGV[2], ARGV[3])
 local first = tonumber(ARGV[1])
 local count = redis.call('ZCARD', ranking)
@@ -40,17 +29,7 @@ if ARGV[4] then
     position = redis.call('ZRANK', ranking, member) + 1
   else
     local ties = redis.call('ZCOUNT', ranking, stored, stored)
-    local low, high = 0, ties
-    while low < high do
-      local middle = math.floor((low + high) / 2)
-      local at = redis.call('ZRANGE', ranking, better + middle, better + middle)[1]
-      if bytes_less_or_equal(at, member) then
-        low = middle + 1
-      else
-        high = middle
-      end
-    end
-    position = better + low
+    position = better + tied_before(ranking, better, ties, member, true)
   end
 end
 local out = {1, count, position, better}

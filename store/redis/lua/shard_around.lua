@@ -19,17 +19,6 @@ local stored = SIGN * tonumber(ARGV[1])
 local username = ARGV[2]
 local want_before, want_after = tonumber(ARGV[3]), tonumber(ARGV[4])
 
--- Byte order, as Redis orders members (Lua's `<` follows the server's locale).
-local function bytes_less(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a < #b
-end
-
 -- Position of the place: members with a lower stored score, plus those tied with it
 -- whose username sorts first (binary search over the tie group, by index).
 local position
@@ -41,17 +30,7 @@ if own_rank then
 else
   local first_tie = redis.call('ZCOUNT', ranking, '-inf', '(' .. fmt(stored))
   local ties = redis.call('ZCOUNT', ranking, fmt(stored), fmt(stored))
-  local low, high = 0, ties
-  while low < high do
-    local middle = math.floor((low + high) / 2)
-    local member = redis.call('ZRANGE', ranking, first_tie + middle, first_tie + middle)[1]
-    if bytes_less(member, username) then
-      low = middle + 1
-    else
-      high = middle
-    end
-  end
-  position = first_tie + low
+  position = first_tie + tied_before(ranking, first_tie, ties, username, false)
   next_position = position
 end
 

@@ -27,8 +27,6 @@
 -- player had reached its score before the write (0: none; a sharded board's ranks need
 -- the member it had)}.
 
-local MAX_EXACT = 9007199254740991
-
 local periods = {}
 local count = tonumber(ARGV[1])
 local dry_run = ARGV[2] == '1'
@@ -55,36 +53,17 @@ for g = 1, count do
   at = at + 10
 end
 
-for g = 1, count do
-  if redis.call('EXISTS', periods[g].loaded) == 0 then
-    return {1, g}
-  end
+local unloaded = first_unloaded(periods, count)
+if unloaded then
+  return {1, unloaded}
 end
 
-local writes = {}
-for i, item in ipairs(cjson.decode(ARGV[at])) do
-  writes[i] = {
-    period = periods[item[1]],
-    username = item[2],
-    value = item[3],
-    client = item[4] == 1,
-    event_id = item[5],
-    fingerprint = item[6],
-  }
-end
+local writes = decode_writes(ARGV[at], periods)
 
 -- The board's order and ties, for the shared helpers of common.lua.
 local function use(p)
   SIGN = p.sign
   EARLIEST = p.earliest
-end
-
-local function stored_of(score)
-  local stored = SIGN * score
-  if stored == 0 then
-    return 0
-  end
-  return stored
 end
 
 -- A player's member in the ranking (nil: no score yet).
@@ -146,20 +125,13 @@ for i, w in ipairs(writes) do
     p.scores[w.username] = old
   end
   w.old = old
-  local recorded = nil
-  if w.client then
-    recorded = p.seen[w.event_id] or redis.call('HGET', p.events, w.event_id)
-  end
-  if recorded then
-    -- A replay answers with the standing; the same id for another write is refused.
-    if recorded ~= w.fingerprint then
-      return {3, i}
-    end
+  -- A replay answers with the standing; the same id for another write is refused.
+  local event = check_event_id(p, w)
+  if event == 'reused' then
+    return {3, i}
+  elseif event == 'replay' then
     duplicate[i] = true
   else
-    if w.client then
-      p.seen[w.event_id] = w.fingerprint
-    end
     local new = kept_after(p, old or nil, w.value)
     if math.abs(new) > MAX_EXACT then
       return {2, i}
@@ -186,18 +158,7 @@ end
 -- Pass 2 applies, in the same order, so each write finds the score pass 1 noted.
 local out = {0}
 local function append(applied, score, rank, old, previous_rank, instant, reached)
-  out[#out + 1] = applied
-  out[#out + 1] = score
-  out[#out + 1] = rank
-  if old == nil then
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-  else
-    out[#out + 1] = 1
-    out[#out + 1] = old
-    out[#out + 1] = previous_rank
-  end
+  append_outcome(out, applied, score, rank, old, previous_rank)
   out[#out + 1] = instant
   out[#out + 1] = reached
 end
@@ -208,13 +169,6 @@ local function reached_of(p, username, old)
     return 0
   end
   return tonumber(redis.call('HGET', p.instants, username), 16)
-end
-
-local function json_number(number)
-  if number == nil then
-    return 'null'
-  end
-  return fmt(number)
 end
 
 -- The standing of a player with kept score `score` (nil: none, ranked where 0 would be).
@@ -242,8 +196,7 @@ local function next_instant(p)
   return p.clock
 end
 
-local messages = {}
-local channels = {}
+local changes = {messages = {}, channels = {}}
 for i, w in ipairs(writes) do
   local p = w.period
   use(p)
@@ -284,48 +237,21 @@ for i, w in ipairs(writes) do
     end
     local rank = rank_now(p, w.username, new)
     append(1, new, rank, old, previous_rank, instant, reached)
-    if changed and p.channel ~= '' then
-      -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
-      if p.message_head == nil then
-        p.message_head = '{"board":' .. cjson.encode(p.board)
-          .. ',"period":' .. cjson.encode(p.period) .. ',"username":'
-      end
-      local message = p.message_head .. cjson.encode(w.username)
-        .. ',"previous_score":' .. json_number(old)
-        .. ',"score":' .. fmt(new)
-        .. ',"previous_rank":' .. json_number(previous_rank)
-        .. ',"rank":' .. fmt(rank) .. '}'
-      local pending = messages[p.channel]
-      if pending == nil then
-        pending = {}
-        messages[p.channel] = pending
-        channels[#channels + 1] = p.channel
-      end
-      pending[#pending + 1] = message
+    if changed then
+      queue_change(changes, p, w.username, old, new, previous_rank, rank)
     end
   end
 end
 
-for _, channel in ipairs(channels) do
-  redis.call('PUBLISH', channel, '[' .. table.concat(messages[channel], ',') .. ']')
-end
-
--- Keys created here (after an empty load) expire with the period, and so does the loaded
--- marker (keys.py); GT never shortens it.
+publish_changes(changes)
+-- Keys created here expire with the period (common.lua `expire_written`), the instants
+-- hash too, and the loaded marker with it (GT never shortens it).
 for g = 1, count do
   local p = periods[g]
-  if p.expire_at ~= '0' then
-    if p.ranking_written and redis.call('PTTL', p.ranking) == -1 then
-      redis.call('PEXPIREAT', p.ranking, p.expire_at)
-      redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
-    end
-    if p.events_written and redis.call('PTTL', p.events) == -1 then
-      redis.call('PEXPIREAT', p.events, p.expire_at)
-    end
-    if p.instants_written and redis.call('PTTL', p.instants) == -1 then
-      redis.call('PEXPIREAT', p.instants, p.expire_at)
-      redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
-    end
+  expire_written(p)
+  if p.expire_at ~= '0' and p.instants_written and redis.call('PTTL', p.instants) == -1 then
+    redis.call('PEXPIREAT', p.instants, p.expire_at)
+    redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
   end
 end
 

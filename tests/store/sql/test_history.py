@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,23 +21,6 @@ pytestmark = pytest.mark.integration
 
 BOARD = "global"
 PERIOD = "2026-11"
-
-
-@pytest.fixture(params=["mysql", "sqlite"])
-def history_url(request: pytest.FixtureRequest) -> str:
-    """A URL of an empty history database, on each backend."""
-    fixture = "mysql_database_url" if request.param == "mysql" else "sqlite_database_url"
-    return str(request.getfixturevalue(fixture))
-
-
-@pytest.fixture
-async def history(history_url: str) -> AsyncIterator[SqlScoreHistory]:
-    """A connected, migrated history."""
-    store = SqlScoreHistory(history_url)
-    await store.connect()
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 async def row_count(url: str) -> int:

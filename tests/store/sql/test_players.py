@@ -3,8 +3,6 @@ player's periods and erasure; on the real shared MariaDB and on SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from store.models import ScoreEvent
@@ -16,23 +14,6 @@ pytestmark = pytest.mark.integration
 
 BOARD = "global"
 PERIOD = "2026-11"
-
-
-@pytest.fixture(params=["mysql", "sqlite"])
-def history_url(request: pytest.FixtureRequest) -> str:
-    """A URL of an empty history database, on each backend."""
-    fixture = "mysql_database_url" if request.param == "mysql" else "sqlite_database_url"
-    return str(request.getfixturevalue(fixture))
-
-
-@pytest.fixture
-async def history(history_url: str) -> AsyncIterator[SqlScoreHistory]:
-    """A connected, migrated history."""
-    store = SqlScoreHistory(history_url)
-    await store.connect()
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 _ids = iter(range(1_000_000))
