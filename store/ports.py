@@ -266,13 +266,27 @@ class ProfileCache(Protocol):
         is cached as version 0): one round trip per shard of the cache."""
         ...
 
+    async def read(
+        self, usernames: Sequence[str]
+    ) -> tuple[dict[str, StoredProfile], dict[str, int]]:
+        """`get`, and in the same round trip the stamp `fill` takes: the generation of
+        each part of the cache the names live in (`forget` moves it on)."""
+        ...
+
     async def put(self, entries: dict[str, StoredProfile]) -> None:
         """Cache entries, each only over an older version (racing writers converge on the
         newest)."""
         ...
 
+    async def fill(self, entries: dict[str, StoredProfile], stamp: dict[str, int]) -> None:
+        """`put` entries read from the table after `read` gave `stamp`, except in a part of
+        the cache where something was forgotten since (atomically checked): a refill
+        racing an erasure cannot bring the erased profile back."""
+        ...
+
     async def forget(self, usernames: Sequence[str]) -> None:
-        """Drop the players' entries (erasure: no key keeps their names)."""
+        """Drop the players' entries and move their parts' generation on (erasure: no key
+        keeps their names, and no refill read before it writes them back)."""
         ...
 
 
