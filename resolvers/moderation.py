@@ -2,9 +2,10 @@
 
 How each one stays exact against the history (docs/moderation.md has the argument):
 
-- A removal takes the player out of the live ranking in one script and answers the total
-  it removed; a removal row (delta = minus that total, presence -1) then goes through the
-  write batcher like any event, so it is durable (the answer waits for its flush) and never
+- A removal takes the player out of the live ranking in one script (a board of any kind)
+  and answers the score it removed; a removal row (delta = minus that score, presence -1,
+  and on boards that keep instants the removal's instant, where a rebuild's replay starts
+  the player afresh) then goes through the write batcher like any event, so it is durable (the answer waits for its flush) and never
   acknowledged and lost. Sums commute: the rebuild's per-player sum is exact whatever order
   the removal row and events other instances still buffer reach the history in; each event
   that gave the player a score it did not have carries presence +1, so whether the player
@@ -12,7 +13,8 @@ How each one stays exact against the history (docs/moderation.md has the argumen
 - A ban is a row in `player_bans` that every instance loads into a set the write path
   checks (store/ban_registry.py); the player is taken out of every period it has history
   in and of every board's current period, with no history row: the rebuild leaves banned
-  players out, and an unban puts back what the history holds.
+  players out, and an unban puts back what the history holds (the sum, or on boards that
+  keep instants the replayed kept score and instant).
 - An erasure waits for this instance's write buffer to reach the history, deletes the
   player's rows and Redis entries, waits `settle_seconds` for the other instances' buffers,
   and deletes again: a rebuild afterwards finds nothing.
