@@ -5,11 +5,12 @@ How each one stays exact against the history (docs/moderation.md has the argumen
 - A removal takes the player out of the live ranking in one script (a board of any kind)
   and answers the score it removed; a removal row (delta = minus that score, presence -1,
   and on boards that keep instants the removal's instant, where a rebuild's replay starts
-  the player afresh) then goes through the write batcher like any event, so it is durable (the answer waits for its flush) and never
-  acknowledged and lost. Sums commute: the rebuild's per-player sum is exact whatever order
-  the removal row and events other instances still buffer reach the history in; each event
-  that gave the player a score it did not have carries presence +1, so whether the player
-  scored again after its last removal is a sum too.
+  the player afresh) then goes through the write batcher like any event, so it is durable
+  (the answer waits for its flush) and never acknowledged and lost. Sums commute: the
+  rebuild's per-player sum is exact whatever order the removal row and events other
+  instances still buffer reach the history in; each event that gave the player a score it
+  did not have carries presence +1, so whether the player scored again after its last
+  removal is a sum too.
 - A ban is a row in `player_bans` that every instance loads into a set the write path
   checks (store/ban_registry.py); the player is taken out of every period it has history
   in and of every board's current period, with no history row: the rebuild leaves banned
