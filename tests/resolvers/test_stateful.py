@@ -1330,15 +1330,43 @@ class KindsMachine(RuleBasedStateMachine):
         board_id=st.sampled_from(KIND_BOARD_IDS),
         username=st.sampled_from(KIND_USERNAMES),
         past=st.booleans(),
+        rebuild=st.booleans(),
     )
-    def remove_player(self, board_id: str, username: str, past: bool) -> None:
+    def remove_player(self, board_id: str, username: str, past: bool, rebuild: bool) -> None:
         """removePlayer: off one period, those behind move up, a later write starts afresh
-        (a worse BEST score counts), and a rebuild replays the removal where it was made."""
+        (a worse BEST score counts), and a rebuild (`rebuild`: right after it, Redis emptied
+        or the process restarted) replays the removal where it was made."""
         board = next(board for board in RULED_BOARDS if board.id == board_id)
         period = min(self.periods_seen) if past and self.periods_seen else self._period(board)
         expected = self.model.remove((board.id, period), username)
         removal = self._run(self.moderation.remove(username, board.id, period))
         assert (removal.rankings_changed, removal.events_deleted) == (expected, 0), board.id
+        if rebuild:
+            if self.backend is Backend.REDIS_MARIADB:
+                self._run(self._lose_redis())
+            else:
+                self._run(self._stop_components())
+                self._run(self._start_components())
+        self._run(self._compare(board, period))
+
+    @precondition(lambda self: any(model.kept for model in self.model.periods.values()))
+    @rule(data=st.data(), rebuild=st.booleans())
+    def remove_scored_player(self, data: st.DataObject, rebuild: bool) -> None:
+        """removePlayer of a player that has a score (the rule above often finds none),
+        then the same checks, a rebuild right after included."""
+        keys = sorted(key for key, model in self.model.periods.items() if model.kept)
+        board_id, period = data.draw(st.sampled_from(keys))
+        username = data.draw(st.sampled_from(sorted(self.model.periods[(board_id, period)].kept)))
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        assert self.model.remove((board_id, period), username) == 1
+        removal = self._run(self.moderation.remove(username, board_id, period))
+        assert (removal.rankings_changed, removal.events_deleted) == (1, 0), board_id
+        if rebuild:
+            if self.backend is Backend.REDIS_MARIADB:
+                self._run(self._lose_redis())
+            else:
+                self._run(self._stop_components())
+                self._run(self._start_components())
         self._run(self._compare(board, period))
 
     @rule(username=st.sampled_from(KIND_USERNAMES))
