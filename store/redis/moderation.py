@@ -23,7 +23,7 @@ from store.board_kinds import TieBreak
 from store.errors import RankingNotLoaded
 from store.models import RemovedScore, ScoreChange
 from store.redis import changes
-from store.redis.connection import Connection
+from store.redis.connection import Connection, text
 from store.redis.keys import KeyLayout, instants_key
 from store.redis.scripts import source
 from store.redis.sharded import ShardedBoards
@@ -108,11 +108,17 @@ class Moderation:
             return None
         score, rank, instant = int(reply[2]), int(reply[3]), int(reply[4])
         if not in_script:
-            if self._layout.board(board).shards > 1:
-                # Players strictly above: the same count before and after the removal.
+            if config.shards > 1:
+                # Players before it: the same count before and after the removal.
                 try:
-                    higher = await self._sharded.higher_counts(board, period, [score])
-                    rank = 1 + higher[score]
+                    if config.tie_break is TieBreak.EARLIEST:
+                        place = (config.sign * score, text(reply[5]))
+                        rank = (
+                            1 + (await self._sharded.before_counts(board, period, [place]))[place]
+                        )
+                    else:
+                        higher = await self._sharded.higher_counts(board, period, [score])
+                        rank = 1 + higher[score]
                 except RankingNotLoaded:
                     pass  # another shard lost its data: the rebuild resyncs everyone
             await self._publish(
@@ -155,14 +161,23 @@ class Moderation:
             return False
         had, previous, previous_rank, rank = (int(value) for value in reply[1:5])
         if not in_script:
-            if self._layout.board(board).shards > 1:
-                scores = sorted({total, previous} if had else {total})
-                try:
+            config = self._layout.board(board)
+            try:
+                if config.shards > 1 and config.tie_break is TieBreak.EARLIEST:
+                    now = (config.sign * total, text(reply[6]))
+                    old = (config.sign * previous, text(reply[5]))
+                    places = [now, old] if had else [now]
+                    before = await self._sharded.before_counts(board, period, places)
+                    rank = 1 + before[now]
+                    # Counted after the restore: the player itself, if now before its old place.
+                    previous_rank = 1 + before[old] - (now < old) if had else 0
+                elif config.shards > 1:
+                    scores = sorted({total, previous} if had else {total})
                     higher = await self._sharded.higher_counts(board, period, scores)
                     rank = 1 + higher[total]
                     previous_rank = 1 + higher[previous] if had else 0
-                except RankingNotLoaded:
-                    pass
+            except RankingNotLoaded:
+                pass
             await self._publish(
                 ScoreChange(
                     board=board,

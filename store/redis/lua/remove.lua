@@ -13,8 +13,9 @@
 --   expire-at in Unix milliseconds for an instants hash created here ('0' = never).
 --
 -- Returns {0} when not loaded (nothing changed), {1, forgotten} when the player had no
--- score, else {2, forgotten, score, rank, instant}: the score and the rank (among this key
--- set) the player had, and the removal's instant (0: none taken). The message
+-- score, else {2, forgotten, score, rank, instant, member}: the score and the rank (among
+-- this key set) the player had, the removal's instant (0: none taken) and the member it
+-- had (a sharded EARLIEST board's caller counts the players before it on every shard). The message
 -- (store/redis/changes.py) is one change with "removed": true, its score and rank the ones
 -- the player had: each instance moves everyone below up one.
 
@@ -77,4 +78,4 @@ if ARGV[3] ~= '' then
     .. ',"previous_rank":' .. fmt(rank) .. ',"rank":' .. fmt(rank)
     .. ',"removed":true}]')
 end
-return {2, forgotten, fmt(score), rank, fmt(instant)}
+return {2, forgotten, fmt(score), rank, fmt(instant), member}

@@ -9,7 +9,8 @@
 --   member's prefix, as a rebuild from the history would give it).
 --
 -- Returns {0} when not loaded (nothing changed: the period's rebuild will rank the player),
--- else {1, had score (0/1), previous score, previous rank, rank} (ranks among this key set).
+-- else {1, had score (0/1), previous score, previous rank, rank, previous member ('' when
+-- none), member} (ranks among this key set; the members for a sharded EARLIEST board).
 
 local username = ARGV[1]
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -74,4 +75,4 @@ end
 if EARLIEST and ARGV[6] ~= '0' and redis.call('PTTL', KEYS[3]) == -1 then
   redis.call('PEXPIREAT', KEYS[3], ARGV[6])
 end
-return {1, had, fmt(previous), previous_rank, rank}
+return {1, had, fmt(previous), previous_rank, rank, old_member or '', member}
