@@ -716,8 +716,21 @@ async def test_moderation_on_every_kind_of_board(
     cy_score, cy_instant = model.kept["cy"], model.reached["cy"]
     assert await store.remove(board, PERIOD, "cy") is not None
     model.remove("cy")
-    assert await store.restore(board, PERIOD, "cy", cy_score, cy_instant)
-    model.kept["cy"], model.reached["cy"] = cy_score, cy_instant
+    feed = ChangeFeed(store, board)
+    try:
+        await feed.ready()
+        assert await store.restore(board, PERIOD, "cy", cy_score, cy_instant)
+        model.kept["cy"], model.reached["cy"] = cy_score, cy_instant
+        change = await feed.next()
+        # Published with its board-wide rank (every shard counted on a sharded board).
+        assert (change.username, change.score, change.previous_score, change.rank) == (
+            "cy",
+            cy_score,
+            None,
+            model.rank("cy"),
+        )
+    finally:
+        await feed.close()
     assert await store.top(board, PERIOD, 100, 0) == model.standings()
     assert await store.player(board, PERIOD, "cy") == next(
         player for player in model.standings() if player.username == "cy"
