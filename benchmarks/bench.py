@@ -46,6 +46,7 @@ BOARDS = (
     "recovery",
     "scale",
     "subscribers",
+    "paging",
 )
 """One board per scenario (reset `never`: period `all`), so every count check is isolated."""
 PERIOD = "all"

@@ -2,17 +2,20 @@
 
 How each one stays exact against the history (docs/moderation.md has the argument):
 
-- A removal takes the player out of the live ranking in one script and answers the total
-  it removed; a removal row (delta = minus that total, presence -1) then goes through the
-  write batcher like any event, so it is durable (the answer waits for its flush) and never
-  acknowledged and lost. Sums commute: the rebuild's per-player sum is exact whatever order
-  the removal row and events other instances still buffer reach the history in; each event
-  that gave the player a score it did not have carries presence +1, so whether the player
-  scored again after its last removal is a sum too.
+- A removal takes the player out of the live ranking in one script (a board of any kind)
+  and answers the score it removed; a removal row (delta = minus that score, presence -1,
+  and on boards that keep instants the removal's instant, where a rebuild's replay starts
+  the player afresh) then goes through the write batcher like any event, so it is durable
+  (the answer waits for its flush) and never acknowledged and lost. Sums commute: the
+  rebuild's per-player sum is exact whatever order the removal row and events other
+  instances still buffer reach the history in; each event that gave the player a score it
+  did not have carries presence +1, so whether the player scored again after its last
+  removal is a sum too.
 - A ban is a row in `player_bans` that every instance loads into a set the write path
   checks (store/ban_registry.py); the player is taken out of every period it has history
   in and of every board's current period, with no history row: the rebuild leaves banned
-  players out, and an unban puts back what the history holds.
+  players out, and an unban puts back what the history holds (the sum, or on boards that
+  keep instants the replayed kept score and instant).
 - An erasure waits for this instance's write buffer to reach the history, deletes the
   player's rows and Redis entries, waits `settle_seconds` for the other instances' buffers,
   and deletes again: a rebuild afterwards finds nothing.
@@ -23,7 +26,6 @@ The caller has checked the admin token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -38,6 +40,7 @@ from resolvers import validation
 from resolvers.errors import bad_input, unavailable
 from resolvers.service import LeaderboardService
 from store.ban_registry import BanRegistry
+from store.board_model import replay
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent, value_type
 from store.ports import RankingModeration, RankingReads, RebuildTarget
@@ -118,17 +121,12 @@ class PlayerModeration:
         """Take the player off one board period (a removal row makes it durable)."""
         board, period_id = self._service.period(board_id, period)
         validation.username(username)
-        if not board.summed:
-            raise bad_input(
-                f"removePlayer is served on INCREMENT, DESC, SHARED boards for now; board "
-                f"{board.id!r} keeps its scores otherwise (ban the player, or rebuild)"
-            )
         try:
             with self._batcher.reserve(1) as reservation:
-                total = await self._recovering(
+                removed = await self._recovering(
                     lambda: self._ranking.remove(board.id, period_id, username)
                 )
-                if total is None:
+                if removed is None:
                     return Removal(username=username, rankings_changed=0, events_deleted=0)
                 persisted = reservation.commit(
                     [
@@ -136,11 +134,13 @@ class PlayerModeration:
                             board=board.id,
                             period=period_id,
                             username=username,
-                            delta=-total,
+                            delta=-removed.score,
                             event_id=f"{REMOVAL_ID_PREFIX}{secrets.token_hex(12)}",
                             client_event_id=False,
                             created_at_ms=int(self._clock() * 1000),
                             presence=-1,
+                            # Where a replay of the board's writes starts the player afresh.
+                            applied_at_us=removed.instant,
                         )
                     ]
                 )
@@ -168,10 +168,7 @@ class PlayerModeration:
             changed = 0
             for board, period in await self._live_periods(username):
                 try:
-                    if not self._service.board(board).summed:
-                        # Rebuilt from the history, which leaves banned players out.
-                        changed += await self._rebuild_holding(board, period, username)
-                    elif await self._ranking.remove(board, period, username) is not None:
+                    if await self._ranking.remove(board, period, username) is not None:
                         changed += 1
                 except RankingNotLoaded:
                     pass  # its rebuild leaves banned players out
@@ -195,22 +192,36 @@ class PlayerModeration:
             if settled > 0:
                 await asyncio.sleep(settled)
             # Restored while still banned everywhere: no write of the player can land in
-            # between and be overwritten. Other boards are rebuilt once the ban is lifted.
-            rebuilt: list[tuple[str, str]] = []
-            for entry in await self._records.periods(username):
-                if not self._served(entry.board):
-                    continue
-                if not self._service.board(entry.board).summed:
-                    rebuilt.append((entry.board, entry.period))
-                elif entry.present:
-                    await self._ranking.restore(entry.board, entry.period, username, entry.total)
-            lifted = await self._bans.unban(username)
-            for board, period in rebuilt:
-                if await self._ranking.is_loaded(board, period):
-                    await self._settled_rebuild(board, period)
-            return lifted
+            # between and be overwritten.
+            for (board, period), kept in (await self._kept_scores(username)).items():
+                await self._ranking.restore(board, period, username, *kept)
+            return await self._bans.unban(username)
         except StoreUnavailable as error:
             raise unavailable(f"the ban could not be lifted, retry: {error}") from None
+
+    async def _kept_scores(self, username: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """What a rebuild would rank the player with in each served period it has history
+        in, ignoring the ban: (kept score, instant reached). Summed boards sum (removals
+        counted by presence); boards that keep instants replay the writes, a removal
+        starting the player afresh (as recovery does)."""
+        kept: dict[tuple[str, str], tuple[int, int]] = {}
+        replayed: dict[tuple[str, str], list[tuple[int, int | None]]] | None = None
+        for entry in await self._records.periods(username):
+            if not self._served(entry.board):
+                continue
+            board = self._service.board(entry.board)
+            if not board.keeps_instants:
+                if entry.present:
+                    kept[(entry.board, entry.period)] = (entry.total, 0)
+                continue
+            if replayed is None:
+                replayed = await self._records.writes(username)
+            found = replay(
+                board.update_rule, board.sort_order, replayed.get((entry.board, entry.period), [])
+            )
+            if found is not None:
+                kept[(entry.board, entry.period)] = found
+        return kept
 
     async def ban_record(self, username: str) -> BanRecord | None:
         """The player's ban, or None."""
@@ -253,11 +264,7 @@ class PlayerModeration:
         for board, period, event_id in await self._records.client_event_ids(username):
             event_ids.setdefault((board, period), []).append(event_id)
         changed = 0
-        rebuilt: list[tuple[str, str]] = []
         for board, period in await self._live_periods(username):
-            if not self._service.board(board).summed:
-                rebuilt.append((board, period))
-                continue
             ids = event_ids.get((board, period), [])
             changed += await self._ranking.erase(board, period, username, ids)
         erased = await self._records.erase(username)  # the profile row too
@@ -266,28 +273,7 @@ class PlayerModeration:
         if self._standings is not None:
             # Final periods (seasons): their frozen standings and stored results.
             await self._standings.erase(username)
-        # The other boards' periods holding the player: rebuilt from a history without it.
-        for board, period in rebuilt:
-            # Not loaded: its next rebuild finds nothing of the player.
-            with contextlib.suppress(RankingNotLoaded):
-                changed += await self._rebuild_holding(board, period, username)
         return Removal(username=username, rankings_changed=changed, events_deleted=erased.events)
-
-    async def _rebuild_holding(self, board: str, period: str, username: str) -> int:
-        """Rebuild a loaded period from the history when its live ranking holds the player
-        (boards the scripts do not change directly); 1 when it did. `RankingNotLoaded`."""
-        if await self._ranking.player(board, period, username) is None:
-            return 0
-        await self._settled_rebuild(board, period)
-        return 1
-
-    async def _settled_rebuild(self, board: str, period: str) -> None:
-        """Rebuild a loaded period once what every instance acknowledged reached the history:
-        this one's buffer, and the others' within `settle_seconds` (the load replaces the
-        live ranking, so a write not yet in the history would be lost from it)."""
-        await self._batcher.persisted_so_far()
-        await asyncio.sleep(self._settle_seconds)
-        await self._recovery.rebuild(board, period)
 
     # Helpers
 

@@ -137,14 +137,18 @@ def _outside_caps(spec: BoardSpec, value: int, what: str) -> str | None:
 
 
 def replay(
-    rule: UpdateRule, order: SortOrder, writes: Iterable[tuple[int, int]]
+    rule: UpdateRule, order: SortOrder, writes: Iterable[tuple[int, int | None]]
 ) -> tuple[int, int] | None:
     """A player's kept score and the instant it was reached, from their applied writes
     `(instant, value)` in the order they were applied (ascending instants): what a rebuild
-    from the history computes. None when there are no writes."""
+    from the history computes. A value of None is a removal (removePlayer): the player has
+    no score after it, and the next write starts afresh. None when no score is left."""
     kept: int | None = None
     reached = 0
     for instant, value in writes:
+        if value is None:
+            kept = None
+            continue
         if changes_kept_score(rule, order, kept, value):
             reached = instant
         kept = kept_score(rule, order, kept, value)

@@ -83,17 +83,6 @@ class Board:
         )
 
     @property
-    def summed(self) -> bool:
-        """INCREMENT, DESC, SHARED (caps allowed): moderation takes a player out of, or puts
-        a total back into, its live ranking directly (docs/moderation.md); the other boards'
-        periods are rebuilt from the history instead."""
-        return (
-            self.update_rule is UpdateRule.INCREMENT
-            and self.sort_order is SortOrder.DESC
-            and self.tie_break is TieBreak.SHARED
-        )
-
-    @property
     def keeps_instants(self) -> bool:
         """Whether writes get an instant (history `applied_at_us`): BEST and LATEST boards,
         whose rebuild replays writes in the order applied, and EARLIEST ones, which rank by it."""

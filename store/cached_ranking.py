@@ -39,6 +39,7 @@ from store.models import (
     PageKey,
     RankedPlayer,
     RankingPage,
+    RemovedScore,
     ScoreChange,
     ScoreIncrement,
 )
@@ -276,17 +277,19 @@ class TopCachingRankingStore:
 
     # Moderation: pass through, then drop what it changed
 
-    async def remove(self, board: str, period: str, username: str) -> int | None:
+    async def remove(self, board: str, period: str, username: str) -> RemovedScore | None:
         """Take the player out through the inner store; drop every window of the period."""
         try:
             return await self._inner.remove(board, period, username)
         finally:
             self._invalidate(board, period, 0)
 
-    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+    async def restore(
+        self, board: str, period: str, username: str, total: int, instant: int = 0
+    ) -> bool:
         """Set the player's total through the inner store; drop every window of the period."""
         try:
-            return await self._inner.restore(board, period, username, total)
+            return await self._inner.restore(board, period, username, total, instant)
         finally:
             self._invalidate(board, period, 0)
 

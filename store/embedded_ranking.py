@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.boards import Board, board_index
 from store.embedded_rankings import RuledRanking, SummedRanking, apply_ruled
 from store.errors import RankingNotLoaded, ScoreOutOfRange
@@ -26,9 +27,11 @@ from store.models import (
     PageKey,
     RankedPlayer,
     RankingPage,
+    RemovedScore,
     ScoreChange,
     ScoreIncrement,
 )
+from store.tiebreak import next_instant
 
 DEFAULT_CHANGE_BUFFER = 1024
 """Changes a slow subscriber may fall behind by before the oldest are dropped."""
@@ -89,7 +92,11 @@ class EmbeddedRankingStore:
                 raise ScoreOutOfRange(username, board)
         events = {event_id: (username, delta) for username, event_id, delta in client_events}
         config = self._boards[board]
-        if config.summed:
+        if (
+            config.update_rule is UpdateRule.INCREMENT
+            and config.sort_order is SortOrder.DESC
+            and config.tie_break is TieBreak.SHARED
+        ):
             self._rankings[(board, period)] = SummedRanking(scores, events)
         else:
             self._rankings[(board, period)] = RuledRanking(
@@ -98,23 +105,32 @@ class EmbeddedRankingStore:
 
     # Moderation
 
-    async def remove(self, board: str, period: str, username: str) -> int | None:
-        """Take the player out of the period's ranking; the total removed, or None."""
+    async def remove(self, board: str, period: str, username: str) -> RemovedScore | None:
+        """Take the player out of the period's ranking; what it removed, or None."""
         self._check_period(board, period)
-        return self._take_out(_summed(self._loaded(board, period)), board, period, username)
+        ranking = self._loaded(board, period)
+        score = self._take_out(ranking, board, period, username)
+        if score is None:
+            return None
+        instant = None
+        if self._boards[board].keeps_instants:
+            # The removal row's instant, on the clock of the period's writes (apply_ruled).
+            instant = ranking.clock = next_instant(time.time_ns() // 1000, ranking.clock)
+        return RemovedScore(score=score, instant=instant)
 
-    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
-        """Set the player's total; False when the period is not loaded."""
+    async def restore(
+        self, board: str, period: str, username: str, total: int, instant: int = 0
+    ) -> bool:
+        """Set the player's kept score (reached at `instant`); False when not loaded."""
         self._check_period(board, period)
         if abs(total) > MAX_EXACT_SCORE:
             raise ScoreOutOfRange(username, board)
-        found = self._rankings.get((board, period))
-        if found is None:
+        ranking = self._rankings.get((board, period))
+        if ranking is None:
             return False
-        ranking = _summed(found)
         old = ranking.scores.get(username)
-        previous_rank = None if old is None else ranking.rank(old)
-        ranking.set_score(username, total)
+        previous_rank = None if old is None else ranking.player_rank(username, old)
+        ranking.put(username, total, instant)
         self._publish(
             ScoreChange(
                 board=board,
@@ -123,7 +139,7 @@ class EmbeddedRankingStore:
                 previous_score=old,
                 score=total,
                 previous_rank=previous_rank,
-                rank=ranking.rank(total),
+                rank=ranking.player_rank(username, total),
             )
         )
         return True
@@ -131,10 +147,9 @@ class EmbeddedRankingStore:
     async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
         """Take the player out (when the period is in memory) and forget their `event_ids`."""
         self._check_period(board, period)
-        found = self._rankings.get((board, period))
-        if found is None:
+        ranking = self._rankings.get((board, period))
+        if ranking is None:
             return 0
-        ranking = _summed(found)
         for event_id in event_ids:
             bound = ranking.events.get(event_id)
             if bound is not None and bound[0] == username:
@@ -142,12 +157,12 @@ class EmbeddedRankingStore:
         return 0 if self._take_out(ranking, board, period, username) is None else 1
 
     def _take_out(
-        self, ranking: SummedRanking, board: str, period: str, username: str
+        self, ranking: SummedRanking | RuledRanking, board: str, period: str, username: str
     ) -> int | None:
         old = ranking.scores.get(username)
         if old is None:
             return None
-        rank = ranking.rank(old)
+        rank = ranking.player_rank(username, old)
         ranking.drop(username)
         self._publish(
             ScoreChange(
@@ -313,11 +328,3 @@ class EmbeddedRankingStore:
             raise ValueError(f"unknown board {board_id!r}")
         if not board.is_valid_period(period):
             raise ValueError(f"{period!r} is not a period of board {board_id!r}")
-
-
-def _summed(ranking: SummedRanking | RuledRanking) -> SummedRanking:
-    """A ranking moderation changes directly (INCREMENT, DESC, SHARED); the others are
-    rebuilt from the history instead (resolvers/moderation.py)."""
-    if not isinstance(ranking, SummedRanking):
-        raise ValueError("only INCREMENT, DESC, SHARED rankings are changed directly")
-    return ranking

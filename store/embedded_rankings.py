@@ -179,6 +179,15 @@ class RuledRanking:
         """`put` without an instant (never called: these boards take `_apply_ruled`)."""
         self.put(username, score, 0)
 
+    def drop(self, username: str) -> int | None:
+        """Take a player out; the score it had, or None."""
+        old = self.scores.get(username)
+        if old is not None:
+            self.order.remove(self._entry(username, old))
+            del self.scores[username]
+            self.instants.pop(username, None)
+        return old
+
     def put(self, username: str, score: int, instant: int) -> None:
         """Give a player a new kept score, reached at `instant` (kept on EARLIEST boards)."""
         old = self.scores.get(username)

@@ -108,6 +108,17 @@ class IncrementOutcome:
 
 
 @value_type
+class RemovedScore:
+    """What a removal took out of a live ranking (`RankingModeration.remove`)."""
+
+    score: int
+    instant: int | None = None
+    """The removal's instant on the ranking's clock (as `IncrementOutcome.instant`) on boards
+    that keep instants: the removal row's `applied_at_us`, so that a rebuild's replay starts
+    the player afresh exactly there; None elsewhere."""
+
+
+@value_type
 class ScoreEvent:
     """One applied increment as the durable history stores it."""
 

@@ -36,6 +36,7 @@ from store.models import (
     PlayerProfile,
     RankedPlayer,
     RankingPage,
+    RemovedScore,
     ScoreChange,
     ScoreEvent,
     ScoreIncrement,
@@ -165,15 +166,18 @@ class RankingModeration(Protocol):
     ordinary change.
     """
 
-    async def remove(self, board: str, period: str, username: str) -> int | None:
-        """Take the player out of the period's ranking atomically; the total removed, or
-        None when the player had no score (nothing changed). `RankingNotLoaded` unless the
-        period is loaded."""
+    async def remove(self, board: str, period: str, username: str) -> RemovedScore | None:
+        """Take the player out of the period's ranking atomically (every board kind); the
+        kept score removed (and the removal's instant), or None when the player had no
+        score (nothing changed). `RankingNotLoaded` unless the period is loaded."""
         ...
 
-    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
-        """Set the player's total in the period; False (nothing changed) when the period is
-        not loaded (its rebuild ranks the player from the history)."""
+    async def restore(
+        self, board: str, period: str, username: str, total: int, instant: int = 0
+    ) -> bool:
+        """Set the player's kept score in the period, reached at `instant` (the rank among
+        equal scores on EARLIEST boards); False (nothing changed) when the period is not
+        loaded (its rebuild ranks the player from the history)."""
         ...
 
     async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
@@ -219,9 +223,10 @@ class HistoryReads(Protocol):
         also says which shard of a board holds it)."""
         ...
 
-    async def writes(self, board: str, period: str) -> list[tuple[str, int, int]]:
+    async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:
         """(username, applied_at_us, value) of every write of the period, in the order
-        they were applied (by applied_at_us): what a board that keeps instants replays."""
+        they were applied (by applied_at_us), a removal's value None: what a board that
+        keeps instants replays (`board_model.replay`)."""
         ...
 
 
@@ -261,13 +266,27 @@ class ProfileCache(Protocol):
         is cached as version 0): one round trip per shard of the cache."""
         ...
 
+    async def read(
+        self, usernames: Sequence[str]
+    ) -> tuple[dict[str, StoredProfile], dict[str, int]]:
+        """`get`, and in the same round trip the stamp `fill` takes: the generation of
+        each part of the cache the names live in (`forget` moves it on)."""
+        ...
+
     async def put(self, entries: dict[str, StoredProfile]) -> None:
         """Cache entries, each only over an older version (racing writers converge on the
         newest)."""
         ...
 
+    async def fill(self, entries: dict[str, StoredProfile], stamp: dict[str, int]) -> None:
+        """`put` entries read from the table after `read` gave `stamp`, except in a part of
+        the cache where something was forgotten since (atomically checked): a refill
+        racing an erasure cannot bring the erased profile back."""
+        ...
+
     async def forget(self, usernames: Sequence[str]) -> None:
-        """Drop the players' entries (erasure: no key keeps their names)."""
+        """Drop the players' entries and move their parts' generation on (erasure: no key
+        keeps their names, and no refill read before it writes them back)."""
         ...
 
 

@@ -4,8 +4,9 @@ through a cache (Redis, shared by every instance; in-process when embedded).
 A change goes to the table first (the source of truth: acknowledged only once stored), then
 to the cache with its version; a read asks the cache for every name in one round trip, and
 the table only for the names the cache lacks (one query), caching what it finds (a player
-without a profile too, as version 0). A cache that lost its data (Redis restarted empty)
-refills itself on the next reads: nothing is lost, and no bulk rebuild is needed.
+without a profile too, as version 0) unless an erasure forgot an entry in between. A cache
+that lost its data (Redis restarted empty) refills itself on the next reads: nothing is
+lost, and no bulk rebuild is needed.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class PlayerProfiles:
         plus one table query for the names the cache lacks."""
         if not usernames:
             return {}
-        cached = await self._cache.get(usernames)
+        cached, stamp = await self._cache.read(usernames)
         missing = [username for username in usernames if username not in cached]
         if missing:
             found = await self._table.get(missing)
@@ -61,6 +62,8 @@ class PlayerProfiles:
                 username: found.get(username) or StoredProfile(version=0, profile=NO_PROFILE)
                 for username in missing
             }
-            await self._cache.put(filled)
+            # Not over an erasure that ran since the read above (its table read may have
+            # found the row the erasure then deleted): `ProfileCache.fill`.
+            await self._cache.fill(filled, stamp)
             cached = {**cached, **filled}
         return {username: cached[username].profile for username in usernames}

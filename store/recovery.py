@@ -242,7 +242,7 @@ class RankingRecovery:
         config = self._boards.get(board)
         if config is None or not config.keeps_instants:
             return await self._history.totals(board, period), None, None
-        writes: dict[str, list[tuple[int, int]]] = {}
+        writes: dict[str, list[tuple[int, int | None]]] = {}
         clock: int | None = None
         for username, instant, value in await self._history.writes(board, period):
             writes.setdefault(username, []).append((instant, value))

@@ -3,7 +3,10 @@ forgetting their client event ids (removePlayer, banPlayer, unbanPlayer, erasePl
 
 Each step on a player is one script call on the player's key set (lua/remove.lua,
 lua/restore.lua; a sharded board period's own event-id record, in another slot, gets
-lua/forget.lua). The scripts are registered here rather than in scripts.py: they are this
+lua/forget.lua), on boards of every rule, order and tie-break: the scripts are told the
+board's sign and ties, and on boards that keep instants a removal takes one from the
+ranking's clock (the removal row's instant, docs/moderation.md). The scripts are
+registered here rather than in scripts.py: they are this
 concern's own, and nothing else calls them. An unsharded board on one Redis publishes
 from inside the script, in order with the increments' messages; a sharded board (whose
 board-wide ranks are only known after the call) and a cluster (sharded pub/sub) publish
@@ -16,13 +19,15 @@ from collections.abc import Sequence
 
 import orjson
 
+from store.board_kinds import TieBreak
 from store.errors import RankingNotLoaded
-from store.models import ScoreChange
+from store.models import RemovedScore, ScoreChange
 from store.redis import changes
-from store.redis.connection import Connection
-from store.redis.keys import KeyLayout
+from store.redis.connection import Connection, text
+from store.redis.keys import KeyLayout, instants_key
 from store.redis.scripts import source
 from store.redis.sharded import ShardedBoards
+from store.tiebreak import encode_instant
 
 
 class Moderation:
@@ -36,19 +41,19 @@ class Moderation:
         self._restore = connection.register("restore", source("restore"))
         self._forget = connection.register("forget", source("forget"))
 
-    def _summed(self, board: str) -> None:
-        # The scripts know negated totals and bare usernames: INCREMENT, DESC, SHARED boards.
-        # The others are rebuilt from the history instead (resolvers/moderation.py).
-        if not self._layout.board(board).summed:
-            raise ValueError(f"board {board!r} is changed by a rebuild, not directly")
+    def _kind(self, board: str) -> list[str]:
+        """The board's sign and ties, as the scripts take them (common.lua `use_board`)."""
+        config = self._layout.board(board)
+        return [str(config.sign), "1" if config.tie_break is TieBreak.EARLIEST else "0"]
 
     def _publishes_from_script(self, board: str) -> bool:
         return not self._connection.cluster and self._layout.board(board).shards == 1
 
     async def remove(
         self, board: str, period: str, username: str, *, forget: Sequence[str] = ()
-    ) -> int | None:
-        """Take the player out of the period's ranking; the total removed, None without one.
+    ) -> RemovedScore | None:
+        """Take the player out of the period's ranking; the score removed (and, on boards
+        that keep instants, the removal's instant), None without one.
 
         Raises `RankingNotLoaded` (nothing changed) unless the period is loaded.
         """
@@ -75,13 +80,15 @@ class Moderation:
         forget: Sequence[str],
         *,
         loaded_only: bool,
-    ) -> int | None:
-        self._summed(board)
+    ) -> RemovedScore | None:
+        config = self._layout.board(board)
         keys = self._layout.player_keys(board, period, username)
         in_script = self._publishes_from_script(board)
+        # Only a removal (a history row follows) needs an instant; an erasure writes none.
+        timed = loaded_only and config.keeps_instants
         reply = await self._connection.call(
             self._remove,
-            [keys.ranking, keys.loaded, keys.events],
+            [keys.ranking, keys.loaded, keys.events, instants_key(keys)],
             [
                 username,
                 "1" if loaded_only else "0",
@@ -89,6 +96,9 @@ class Moderation:
                 board,
                 period,
                 orjson.dumps(list(forget)),
+                *self._kind(board),
+                "1" if timed else "0",
+                self._layout.expire_at_ms(board, period),
             ],
         )
         status = int(reply[0])
@@ -96,13 +106,19 @@ class Moderation:
             raise RankingNotLoaded(board, period)
         if status == 1:
             return None
-        score, rank = int(reply[2]), int(reply[3])
+        score, rank, instant = int(reply[2]), int(reply[3]), int(reply[4])
         if not in_script:
-            if self._layout.board(board).shards > 1:
-                # Players strictly above: the same count before and after the removal.
+            if config.shards > 1:
+                # Players before it: the same count before and after the removal.
                 try:
-                    higher = await self._sharded.higher_counts(board, period, [score])
-                    rank = 1 + higher[score]
+                    if config.tie_break is TieBreak.EARLIEST:
+                        place = (config.sign * score, text(reply[5]))
+                        rank = (
+                            1 + (await self._sharded.before_counts(board, period, [place]))[place]
+                        )
+                    else:
+                        higher = await self._sharded.higher_counts(board, period, [score])
+                        rank = 1 + higher[score]
                 except RankingNotLoaded:
                     pass  # another shard lost its data: the rebuild resyncs everyone
             await self._publish(
@@ -117,17 +133,19 @@ class Moderation:
                     removed=True,
                 )
             )
-        return score
+        return RemovedScore(score=score, instant=instant if timed else None)
 
-    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
-        """Give the player `total` in the period and publish it; False (nothing changed) when
-        the period is not loaded: its rebuild will rank the player from the history."""
-        self._summed(board)
+    async def restore(
+        self, board: str, period: str, username: str, total: int, instant: int = 0
+    ) -> bool:
+        """Give the player `total`, reached at `instant` (EARLIEST: its place among equal
+        scores), in the period and publish it; False (nothing changed) when the period is
+        not loaded: its rebuild will rank the player from the history."""
         keys = self._layout.player_keys(board, period, username)
         in_script = self._publishes_from_script(board)
         reply = await self._connection.call(
             self._restore,
-            [keys.ranking, keys.loaded],
+            [keys.ranking, keys.loaded, instants_key(keys)],
             [
                 username,
                 total,
@@ -135,20 +153,31 @@ class Moderation:
                 board,
                 period,
                 self._layout.expire_at_ms(board, period),
+                *self._kind(board),
+                encode_instant(instant),
             ],
         )
         if int(reply[0]) == 0:
             return False
         had, previous, previous_rank, rank = (int(value) for value in reply[1:5])
         if not in_script:
-            if self._layout.board(board).shards > 1:
-                scores = sorted({total, previous} if had else {total})
-                try:
+            config = self._layout.board(board)
+            try:
+                if config.shards > 1 and config.tie_break is TieBreak.EARLIEST:
+                    now = (config.sign * total, text(reply[6]))
+                    old = (config.sign * previous, text(reply[5]))
+                    places = [now, old] if had else [now]
+                    before = await self._sharded.before_counts(board, period, places)
+                    rank = 1 + before[now]
+                    # Counted after the restore: the player itself, if now before its old place.
+                    previous_rank = 1 + before[old] - (now < old) if had else 0
+                elif config.shards > 1:
+                    scores = sorted({total, previous} if had else {total})
                     higher = await self._sharded.higher_counts(board, period, scores)
                     rank = 1 + higher[total]
                     previous_rank = 1 + higher[previous] if had else 0
-                except RankingNotLoaded:
-                    pass
+            except RankingNotLoaded:
+                pass
             await self._publish(
                 ScoreChange(
                     board=board,

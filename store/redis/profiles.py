@@ -1,6 +1,8 @@
 """`RedisProfileCache`: the profile cache on Redis, shared by every instance (key layout in
 keys.py). Reads are one HMGET per bucket touched, pipelined; writes go through
-profile_put.lua, which keeps the newest version of each entry."""
+profile_put.lua, which keeps the newest version of each entry. Each bucket's field ""
+is its generation: an erasure moves it on, and a refill stamped with an older one writes
+nothing (the race of a read that found a row just before the erasure deleted it)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from store.models import PlayerProfile, StoredProfile
 from store.redis.connection import AnyPipeline, Connection
 from store.redis.keys import KeyLayout
 from store.redis.scripts import source_plain
+
+_GENERATION = ""
+"""The bucket field holding its generation (usernames are never empty)."""
 
 
 def encode(stored: StoredProfile) -> bytes:
@@ -58,8 +63,36 @@ class RedisProfileCache:
                     found[username] = stored
         return found
 
+    async def read(
+        self, usernames: Sequence[str]
+    ) -> tuple[dict[str, StoredProfile], dict[str, int]]:
+        """The cached entries and each bucket's generation: one pipelined round."""
+        buckets = self._buckets(usernames)
+
+        def commands(pipe: AnyPipeline) -> None:
+            for key, names in buckets.items():
+                pipe.hmget(key, [*names, _GENERATION])
+
+        replies = await self._connection.pipelined(commands)
+        found: dict[str, StoredProfile] = {}
+        stamp: dict[str, int] = {}
+        for (key, names), entries in zip(buckets.items(), replies, strict=True):
+            *values, generation = entries
+            stamp[key] = int(generation or 0)
+            for username, entry in zip(names, values, strict=True):
+                if entry is not None and (stored := decode(entry)) is not None:
+                    found[username] = stored
+        return found, stamp
+
     async def put(self, entries: dict[str, StoredProfile]) -> None:
         """Cache entries over older versions: one script call per bucket, in parallel."""
+        await self._write(entries, None)
+
+    async def fill(self, entries: dict[str, StoredProfile], stamp: dict[str, int]) -> None:
+        """`put` into each bucket whose generation is still the one in `stamp`."""
+        await self._write(entries, stamp)
+
+    async def _write(self, entries: dict[str, StoredProfile], stamp: dict[str, int] | None) -> None:
         if not entries:
             return
         buckets = self._buckets(list(entries))
@@ -69,13 +102,16 @@ class RedisProfileCache:
                 (
                     [key],
                     [
-                        value
-                        for username in names
-                        for value in (
-                            username,
-                            entries[username].version,
-                            encode(entries[username]),
-                        )
+                        "" if stamp is None else stamp.get(key, 0),
+                        *(
+                            value
+                            for username in names
+                            for value in (
+                                username,
+                                entries[username].version,
+                                encode(entries[username]),
+                            )
+                        ),
                     ],
                 )
                 for key, names in buckets.items()
@@ -83,11 +119,14 @@ class RedisProfileCache:
         )
 
     async def forget(self, usernames: Sequence[str]) -> None:
-        """HDEL the players' entries: one pipelined round."""
+        """Move each bucket's generation on, then HDEL the players' entries: one pipelined
+        round. A refill stamped before the HINCRBY writes nothing after it; one stamped
+        after it read the table after the erasure deleted the row."""
         buckets = self._buckets(usernames)
 
         def commands(pipe: AnyPipeline) -> None:
             for key, names in buckets.items():
+                pipe.hincrby(key, _GENERATION, 1)
                 pipe.hdel(key, *names)
 
         if buckets:

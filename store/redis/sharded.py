@@ -234,6 +234,14 @@ class ShardedBoards:
                 ranked[index] = outcome
         return ranked
 
+    async def before_counts(
+        self, board: str, period: str, places: list[tuple[int, str]]
+    ) -> dict[tuple[int, str], int]:
+        """For each order key (stored score, member) of an EARLIEST board, how many players
+        of the period come before it (before.lua on every shard, one round)."""
+        before, _ = await self._earliest.counts(board, period, places)
+        return before
+
     async def higher_counts(self, board: str, period: str, scores: list[int]) -> dict[int, int]:
         """For each score, how many players of the period have a strictly better one
         (higher; lower on ASC boards)."""

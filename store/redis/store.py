@@ -19,6 +19,7 @@ from store.models import (
     PageKey,
     RankedPlayer,
     RankingPage,
+    RemovedScore,
     ScoreChange,
     ScoreIncrement,
 )
@@ -202,13 +203,15 @@ class RedisRankingStore:
 
     # Moderation (moderation.py)
 
-    async def remove(self, board: str, period: str, username: str) -> int | None:
-        """Take the player out of the period's ranking; the total removed, or None."""
+    async def remove(self, board: str, period: str, username: str) -> RemovedScore | None:
+        """Take the player out of the period's ranking; what it removed, or None."""
         return await self._moderation.remove(board, period, username)
 
-    async def restore(self, board: str, period: str, username: str, total: int) -> bool:
+    async def restore(
+        self, board: str, period: str, username: str, total: int, instant: int = 0
+    ) -> bool:
         """Set the player's total; False when the period is not loaded."""
-        return await self._moderation.restore(board, period, username, total)
+        return await self._moderation.restore(board, period, username, total, instant)
 
     async def erase(self, board: str, period: str, username: str, event_ids: Sequence[str]) -> int:
         """Take the player out (loaded or not) and forget their `event_ids`."""

@@ -53,8 +53,9 @@ _CLIENT_EVENTS = (
 )
 
 # NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
+# A removal row (presence -1) carries the instant it was made on the ranking's clock.
 _WRITES = (
-    "SELECT username, applied_at_us, delta FROM score_events "
+    "SELECT username, applied_at_us, delta, presence FROM score_events "
     "WHERE board = {p} AND period = {p} "
     "AND username NOT IN (SELECT username FROM player_bans) ORDER BY applied_at_us, id"
 )
@@ -291,17 +292,19 @@ class SqlScoreHistory:
 
     async def writes(
         self, board: str, period: str, *, patient: bool = False
-    ) -> list[tuple[str, int, int]]:
+    ) -> list[tuple[str, int, int | None]]:
         """(username, applied_at_us, value) of every write of the period, in the order
-        applied (rows without an instant count as 0, first).
+        applied (rows without an instant count as 0, first); a removal's value is None
+        (`board_model.replay`).
 
         On the replica when it has caught up with the primary, else on the primary.
         """
 
-        async def query(connection: Any) -> list[tuple[str, int, int]]:
+        async def query(connection: Any) -> list[tuple[str, int, int | None]]:
             rows = await self._dialect.fetch(connection, self._writes, (board, period))
             return [
-                (str(username), int(instant or 0), int(value)) for username, instant, value in rows
+                (str(username), int(instant or 0), None if presence == -1 else int(value))
+                for username, instant, value, presence in rows
             ]
 
         return await self._read("writes", query, patient=patient)
@@ -352,6 +355,6 @@ class PatientReads:
         """`SqlScoreHistory.client_events`, without a time limit."""
         return await self._history.client_events(board, period, patient=True)
 
-    async def writes(self, board: str, period: str) -> list[tuple[str, int, int]]:
+    async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:
         """`SqlScoreHistory.writes`, without a time limit."""
         return await self._history.writes(board, period, patient=True)

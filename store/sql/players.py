@@ -88,6 +88,11 @@ class SqlPlayerRecords:
             f"WHERE username = {p} AND client_event_id"
         )
         self._delete_events = f"DELETE FROM score_events WHERE username = {p}"  # noqa: S608
+        # As history.writes orders a period's rows (NULL instants first, ties by insertion).
+        self._writes = (
+            "SELECT board, period, applied_at_us, delta, presence FROM score_events "  # noqa: S608
+            f"WHERE username = {p} ORDER BY board, period, applied_at_us, id"
+        )
 
     # Bans
 
@@ -157,6 +162,25 @@ class SqlPlayerRecords:
 
         periods: list[PlayerPeriod] = await self._run("player_periods", query)
         return periods
+
+    async def writes(self, username: str) -> dict[tuple[str, str], list[tuple[int, int | None]]]:
+        """The player's writes per board period, `(applied_at_us, value)` in the order
+        applied, a removal's value None: what `board_model.replay` folds (unbanPlayer on
+        boards that keep instants)."""
+
+        async def query(connection: Any) -> dict[tuple[str, str], list[tuple[int, int | None]]]:
+            rows = await self._dialect.fetch(connection, self._writes, (username,))
+            found: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
+            for board, period, instant, value, presence in rows:
+                found.setdefault((str(board), str(period)), []).append(
+                    (int(instant or 0), None if presence == -1 else int(value))
+                )
+            return found
+
+        writes: dict[tuple[str, str], list[tuple[int, int | None]]] = await self._run(
+            "player_writes", query
+        )
+        return writes
 
     async def client_event_ids(self, username: str) -> list[tuple[str, str, str]]:
         """(board, period, event id) of the player's client-supplied event ids."""

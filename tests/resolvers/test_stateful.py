@@ -1006,10 +1006,57 @@ class KindModel:
 
     periods: dict[Key, PeriodModel] = dataclasses.field(default_factory=dict)
     seen: dict[Key, dict[str, tuple[str, int]]] = dataclasses.field(default_factory=dict)
+    rows: dict[str, int] = dataclasses.field(default_factory=dict)
+    """History rows per player (applied writes and removals)."""
+    banned: set[str] = dataclasses.field(default_factory=set)
+    hidden: dict[Key, dict[str, tuple[int, int]]] = dataclasses.field(default_factory=dict)
+    """Banned players' (kept score, instant reached), shown again by an unban."""
 
     def period(self, board: Board, period: str) -> PeriodModel:
         """The model of one board period."""
         return self.periods.setdefault((board.id, period), PeriodModel(board))
+
+    def remove(self, key: Key, username: str) -> int:
+        """removePlayer: off one period (a removal row when it had a score); 0 or 1."""
+        model = self.periods.get(key)
+        if model is None or model.remove(username) is None:
+            return 0
+        self.rows[username] = self.rows.get(username, 0) + 1
+        return 1
+
+    def ban(self, username: str) -> int:
+        """Hide the player in every period; how many showed it."""
+        self.banned.add(username)
+        shown = 0
+        for key, model in self.periods.items():
+            reached = model.reached.get(username, 0)
+            kept = model.remove(username)
+            if kept is not None:
+                self.hidden.setdefault(key, {})[username] = (kept, reached)
+                shown += 1
+        return shown
+
+    def unban(self, username: str) -> bool:
+        """Show the player again as it was; False when it was not banned."""
+        if username not in self.banned:
+            return False
+        self.banned.discard(username)
+        for key, hidden in self.hidden.items():
+            if username in hidden:
+                model = self.periods[key]
+                model.kept[username], model.reached[username] = hidden.pop(username)
+        return True
+
+    def erase(self, username: str) -> tuple[int, int]:
+        """Forget the player: (periods that showed it, history rows deleted)."""
+        self.banned.discard(username)
+        shown = sum(model.remove(username) is not None for model in self.periods.values())
+        for hidden in self.hidden.values():
+            hidden.pop(username, None)
+        for ids in self.seen.values():
+            for event_id in [event_id for event_id, bound in ids.items() if bound[0] == username]:
+                del ids[event_id]
+        return shown, self.rows.pop(username, 0)
 
     def refusal(
         self, board: Board, period: str, username: str, value: int, event_id: str | None
@@ -1079,6 +1126,8 @@ class KindsMachine(StoresMachine):
             fold=recovery.fold,
             clock=lambda: self.moment.timestamp(),
         )
+        records = self.history.player_records()
+        self.bans = BanRegistry(records, NoNotices(), reload_seconds=WAIT)
         self.service = LeaderboardService(
             ranking=self.ranking,
             batcher=self.batcher,
@@ -1088,12 +1137,26 @@ class KindsMachine(StoresMachine):
             max_batch_increments=MAX_BATCH,
             clock=lambda: self.moment.timestamp(),
             seasons=self.seasons,
+            banned=self.bans.names,
         )
+        # Moderation on boards of every kind (#14): removals replayed by a rebuild.
+        self.moderation = PlayerModeration(
+            service=self.service,
+            ranking=self.ranking,
+            batcher=self.batcher,
+            recovery=recovery,
+            bans=self.bans,
+            records=records,
+            settle_seconds=SETTLE,
+            clock=lambda: self.moment.timestamp(),
+        )
+        await self.bans.start()
         await self.batcher.start()
         await self._finalize()
 
     async def _stop_components(self) -> None:
         lost = await self.batcher.close(WAIT)
+        await self.bans.stop()
         await self.ranking.close()
         assert lost == 0, f"{lost} acknowledged events never reached the history"
 
@@ -1135,6 +1198,12 @@ class KindsMachine(StoresMachine):
             value = 1  # a zero delta is refused before any board rule applies
         period = self._period(board)
         model = self.model.period(board, period)
+        if username in self.model.banned:
+            with pytest.raises(ApiError) as forbidden:
+                self._run(self._write(board, username, value, event_id))
+            assert forbidden.value.code is FORBIDDEN, forbidden.value.message
+            self._run(self._compare(board, period))
+            return
         if self.model.refusal(board, period, username, value, event_id):
             with pytest.raises(ApiError) as refused:
                 self._run(self._write(board, username, value, event_id))
@@ -1153,6 +1222,7 @@ class KindsMachine(StoresMachine):
         assert outcome.applied
         if board.keeps_instants:
             assert outcome.instant is not None
+        self.model.rows[username] = self.model.rows.get(username, 0) + 1
         score, changed = model.write(username, value, outcome.instant)
         if event_id is not None:
             seen[event_id] = (username, value)
@@ -1197,6 +1267,76 @@ class KindsMachine(StoresMachine):
     async def _finalize(self) -> None:
         await self.batcher.flushed_through_now()
         await self.seasons.finalize_due()
+
+    # Moderation on every kind (#14)
+
+    @rule(
+        board_id=st.sampled_from(KIND_BOARD_IDS),
+        username=st.sampled_from(KIND_USERNAMES),
+        past=st.booleans(),
+        rebuild=st.booleans(),
+    )
+    def remove_player(self, board_id: str, username: str, past: bool, rebuild: bool) -> None:
+        """removePlayer: off one period, those behind move up, a later write starts afresh
+        (a worse BEST score counts), and a rebuild (`rebuild`: right after it, Redis emptied
+        or the process restarted) replays the removal where it was made."""
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        period = min(self.periods_seen) if past and self.periods_seen else self._period(board)
+        expected = self.model.remove((board.id, period), username)
+        removal = self._run(self.moderation.remove(username, board.id, period))
+        assert (removal.rankings_changed, removal.events_deleted) == (expected, 0), board.id
+        if rebuild:
+            if self.backend is Backend.REDIS_MARIADB:
+                self._run(self._lose_redis())
+            else:
+                self._run(self._stop_components())
+                self._run(self._start_components())
+        self._run(self._compare(board, period))
+
+    @precondition(lambda self: any(model.kept for model in self.model.periods.values()))
+    @rule(data=st.data(), rebuild=st.booleans())
+    def remove_scored_player(self, data: st.DataObject, rebuild: bool) -> None:
+        """removePlayer of a player that has a score (the rule above often finds none),
+        then the same checks, a rebuild right after included."""
+        keys = sorted(key for key, model in self.model.periods.items() if model.kept)
+        board_id, period = data.draw(st.sampled_from(keys))
+        username = data.draw(st.sampled_from(sorted(self.model.periods[(board_id, period)].kept)))
+        board = next(board for board in RULED_BOARDS if board.id == board_id)
+        assert self.model.remove((board_id, period), username) == 1
+        removal = self._run(self.moderation.remove(username, board_id, period))
+        assert (removal.rankings_changed, removal.events_deleted) == (1, 0), board_id
+        if rebuild:
+            if self.backend is Backend.REDIS_MARIADB:
+                self._run(self._lose_redis())
+            else:
+                self._run(self._stop_components())
+                self._run(self._start_components())
+        self._run(self._compare(board, period))
+
+    @rule(username=st.sampled_from(KIND_USERNAMES))
+    def ban_player(self, username: str) -> None:
+        """banPlayer: off every period of every kind, writes FORBIDDEN."""
+        shown = self.model.ban(username)
+        removal = self._run(self.moderation.ban(username, None))
+        assert removal.rankings_changed <= shown
+        self._run(self._compare_tops())
+
+    @rule(username=st.sampled_from(KIND_USERNAMES))
+    def unban_player(self, username: str) -> None:
+        """unbanPlayer: each period shows the player as before the ban, EARLIEST places
+        included (kept score and instant replayed from the history)."""
+        expected = self.model.unban(username)
+        assert self._run(self.moderation.unban(username)) is expected
+        self._run(self._compare_tops())
+
+    @rule(username=st.sampled_from(KIND_USERNAMES))
+    def erase_player(self, username: str) -> None:
+        """erasePlayer: gone from every period, every history row counted."""
+        shown, rows = self.model.erase(username)
+        removal = self._run(self.moderation.erase(username))
+        assert removal.events_deleted == rows
+        assert removal.rankings_changed <= shown
+        self._run(self._compare_tops())
 
     # Reads
 
@@ -1249,6 +1389,15 @@ class KindsMachine(StoresMachine):
         for board in RULED_BOARDS:
             for period in sorted(self.periods_seen):
                 await self._compare(board, period)
+
+    async def _compare_tops(self) -> None:
+        """Every period's top against the model (what a moderation step over every board
+        checks; `read_everything` and the losses check every read)."""
+        for board in RULED_BOARDS:
+            for period in sorted(self.periods_seen):
+                want = self.model.period(board, period).standings()
+                got = await self.service.top(board.id, period, 100)
+                assert got == want, f"{board.id}/{period}"
 
     # Losses
 

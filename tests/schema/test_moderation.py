@@ -401,36 +401,87 @@ async def test_the_rebuild_command_keeps_removals_bans_and_erasures(
     assert await redis_keys_holding(REDIS_URL, settings.key_prefix, "zed-erased") == []
 
 
-CREATE_BEST = """
-mutation { createLeaderboard(input: {id: "best-lap", reset: NEVER, updateRule: BEST}) { id } }
+CREATE = """
+mutation ($input: LeaderboardInput!) { createLeaderboard(input: $input) { id } }
 """
 SET_SCORE = """
 mutation ($username: String!, $score: Long!) {
-  setScore(username: $username, score: $score, board: "best-lap") { score }
+  setScore(username: $username, score: $score, board: "lap") { score }
 }
+"""
+TOP_LAP = """
+query { topPlayers(board: "lap", limit: 20) { username score rank } }
 """
 
 
-async def test_boards_keeping_scores_otherwise_are_rebuilt_for_a_ban_and_an_erasure(
-    admin: GraphQLHttp, settings: Settings
+async def lap_top(client: GraphQLHttp) -> list[tuple[str, int, int]]:
+    players = (await client.data(TOP_LAP))["topPlayers"]
+    return [(player["username"], player["score"], player["rank"]) for player in players]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        # BEST, high first: bob's 50 is kept; after the removal his worse 10 counts.
+        (
+            {"updateRule": "BEST"},
+            [
+                [("zed-erased", 40, 1), ("alice", 30, 2)],
+                [("zed-erased", 40, 1), ("alice", 30, 2), ("bob", 10, 3)],
+            ],
+        ),
+        # LATEST, low first, equal scores by who got there first (bob's 30 came later).
+        (
+            {"updateRule": "LATEST", "sortOrder": "ASC", "tieBreak": "EARLIEST"},
+            [
+                [("alice", 30, 1), ("zed-erased", 40, 2)],
+                [("bob", 10, 1), ("alice", 30, 2), ("zed-erased", 40, 3)],
+            ],
+        ),
+    ],
+    ids=["best-desc-shared", "latest-asc-earliest"],
+)
+async def test_moderation_on_boards_keeping_scores_otherwise(
+    app: Starlette,
+    admin: GraphQLHttp,
+    settings: Settings,
+    kind: Json,
+    expected: list[list[tuple[str, int, int]]],
 ) -> None:
-    await admin.data(CREATE_BEST)
-    for username, score in (("alice", 30), ("bob", 20), ("bob", 50), ("zed-erased", 40)):
+    """removePlayer, ban, unban and erase on BEST/LATEST/ASC/EARLIEST boards, each kept by a
+    rebuild from the history (the removal row replayed where it was made)."""
+    await admin.data(CREATE, {"input": {"id": "lap", "reset": "NEVER", **kind}})
+    for username, score in (("alice", 30), ("bob", 50), ("bob", 30), ("zed-erased", 40)):
         await admin.data(SET_SCORE, {"username": username, "score": score})
-    assert await scores(admin, "best-lap") == {"bob": 50, "zed-erased": 40, "alice": 30}
-    # A removal would need the BEST fold cut at the removal: refused, nothing changes.
-    codes = await admin.error_codes(REMOVE, {"username": "bob", "board": "best-lap"})
-    assert codes == ["BAD_USER_INPUT"]
+    removed = await admin.data(REMOVE, {"username": "bob", "board": "lap"})
+    assert removed["removePlayer"] == removal("bob", 1)
+    after_removal, after_fresh_start = expected
+    assert await lap_top(admin) == after_removal
+    await rebuild(app, "lap")
+    assert await lap_top(admin) == after_removal
+    # Later submissions start afresh: a worse BEST score counts now.
+    await admin.data(SET_SCORE, {"username": "bob", "score": 10})
+    now = await lap_top(admin)
+    assert now == after_fresh_start
+    await rebuild(app, "lap")
+    assert await lap_top(admin) == now
+    # A ban takes bob off, an unban puts back what the history holds (after the removal).
     banned = await admin.data(BAN, {"username": "bob"})
     assert banned["banPlayer"] == removal("bob", 1)
-    assert await scores(admin, "best-lap") == {"zed-erased": 40, "alice": 30}
+    assert [entry[0] for entry in await lap_top(admin)] == [
+        name for name, _, _ in now if name != "bob"
+    ]
     body = await admin.execute(SET_SCORE, {"username": "bob", "score": 99})
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    await rebuild(app, "lap")
+    assert "bob" not in {entry[0] for entry in await lap_top(admin)}
     assert (await admin.data(UNBAN, {"username": "bob"}))["unbanPlayer"] is True
-    assert await scores(admin, "best-lap") == {"bob": 50, "zed-erased": 40, "alice": 30}
+    assert await lap_top(admin) == now
     erased = await admin.data(ERASE, {"username": "zed-erased"})
     assert erased["erasePlayer"] == removal("zed-erased", 1, 1)
-    assert await scores(admin, "best-lap") == {"bob": 50, "alice": 30}
+    assert "zed-erased" not in {entry[0] for entry in await lap_top(admin)}
+    await rebuild(app, "lap")
+    assert "zed-erased" not in {entry[0] for entry in await lap_top(admin)}
     assert await tables_holding(settings.history_url, "zed-erased") == {}
     if settings.redis_url:
         assert await redis_keys_holding(REDIS_URL, settings.key_prefix, "zed-erased") == []

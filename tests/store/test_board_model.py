@@ -185,3 +185,13 @@ def test_rules_against_the_model(rule: UpdateRule, order: SortOrder, values: lis
 
 def test_replay_of_nothing() -> None:
     assert replay(BEST, DESC, []) is None
+
+
+def test_replay_starts_afresh_after_a_removal() -> None:
+    # BEST high first: 50 kept, removed, then a worse 10 counts, reached at its own instant.
+    writes: list[tuple[int, int | None]] = [(1, 30), (2, 50), (3, None), (4, 10), (5, 5)]
+    assert replay(BEST, DESC, writes) == (10, 4)
+    # Removed last: no score at all.
+    assert replay(BEST, DESC, [(1, 30), (2, None)]) is None
+    # A total starts again from nothing.
+    assert replay(INCREMENT, DESC, [(1, 30), (2, None), (3, 4), (4, 3)]) == (7, 4)

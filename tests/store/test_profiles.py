@@ -4,7 +4,8 @@ instances sharing one Redis, a cache lost and refilled, racing versions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -190,3 +191,47 @@ async def test_erase_leaves_no_row_and_no_cache_entry(
     # Made again later, the new profile outranks anything a cache held of the old one.
     await profiles.change("ana", "Ana again", None)
     assert (await deployment.instance().profiles(["ana"]))["ana"].display_name == "Ana again"
+
+
+class PausingTable:
+    """The profile table, with `get` held after it read the rows until `resume` is set:
+    a refill that found a row and has not cached it yet."""
+
+    def __init__(self, history: SqlScoreHistory) -> None:
+        self._table = history.profile_table()
+        self.read = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def change(self, username: str, display_name: Any, metadata: Any) -> StoredProfile:
+        return await self._table.change(username, display_name, metadata)
+
+    async def get(self, usernames: Sequence[str]) -> dict[str, StoredProfile]:
+        found = await self._table.get(usernames)
+        self.read.set()
+        await self.resume.wait()
+        return found
+
+
+async def test_a_refill_racing_an_erasure_does_not_bring_the_profile_back(
+    deployment: Deployment, redis_prefix: str
+) -> None:
+    cache = deployment.cache()
+    table = PausingTable(deployment.history)
+    reader = PlayerProfiles(table, cache)
+    await PlayerProfiles(deployment.history.profile_table(), cache).change("ana", "Ana", None)
+    await cache.forget(["ana"])  # not cached: the next read refills from the table
+    refill = asyncio.create_task(reader.profiles(["ana"]))
+    await table.read.wait()  # the refill found Ana's row...
+    # ...then erasePlayer deletes the row and forgets the cache entry...
+    await deployment.history.player_records().erase("ana")
+    await PlayerProfiles(deployment.history.profile_table(), cache).forget("ana")
+    table.resume.set()  # ...and only then does the refill write to the cache.
+    await refill
+    assert "ana" not in await cache.get(["ana"])
+    if deployment.redis:
+        assert "ana" not in await deployment.cached_names(redis_prefix)
+    assert (await deployment.instance().profiles(["ana"]))["ana"] == NO_PROFILE
+    # A later read, after the erasure, fills the cache again (with "no profile").
+    fresh = PlayerProfiles(deployment.history.profile_table(), cache)
+    assert (await fresh.profiles(["ana"]))["ana"] == NO_PROFILE
+    assert (await cache.get(["ana"]))["ana"].profile == NO_PROFILE

@@ -13,7 +13,13 @@ from store.boards import Board
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
-from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
+from store.models import (
+    MAX_EXACT_SCORE,
+    RankedPlayer,
+    RemovedScore,
+    ScoreChange,
+    ScoreIncrement,
+)
 from store.ports import RankingStore
 from store.redis import RedisRankingStore
 from tests.support.board_model import (
@@ -651,6 +657,91 @@ async def test_every_kind_of_board_against_the_model(
     assert await store.top(board, PERIOD, 100, 0) == model.standings()
 
 
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind_id(*kind))
+async def test_moderation_on_every_kind_of_board(
+    store: RankingStore,
+    kind: tuple[UpdateRule, SortOrder, TieBreak],
+    request: pytest.FixtureRequest,
+) -> None:
+    """remove / restore / erase on every rule x order x tie-break, against the model: the
+    player leaves with the rank it had, those behind move up, a later write starts afresh,
+    a restore puts back the kept score and instant (what a rebuild would give)."""
+    board = kind_id(*kind)
+    config = BY_ID[board]
+    model = PeriodModel(config)
+    await load(store, {}, board=board)
+    last = 0
+    for call in KIND_WRITES:
+        outcomes = await store.increment([inc(name, value, board=board) for name, value in call])
+        for (username, value), outcome in zip(call, outcomes, strict=True):
+            model.write(username, value, outcome.instant)
+            last = max(last, outcome.instant or 0)
+    # "bo" is tied on 50 with others on most kinds: EARLIEST ranks, shared ranks.
+    feed = ChangeFeed(store, board)
+    try:
+        await feed.ready()
+        rank, score = model.rank("bo"), model.kept["bo"]
+        removed = await store.remove(board, PERIOD, "bo")
+        assert removed is not None
+        assert removed.score == score
+        if config.keeps_instants:
+            # After every write of its shard: a replay puts the removal after them.
+            assert removed.instant is not None
+            if not served_board(request, board).shards > 1:
+                assert removed.instant > last
+        else:
+            assert removed.instant is None
+        change = await feed.next()
+        assert (change.username, change.score, change.rank, change.removed) == (
+            "bo",
+            score,
+            rank,
+            True,
+        )
+    finally:
+        await feed.close()
+    model.remove("bo")
+    assert await store.remove(board, PERIOD, "bo") is None
+    assert await store.top(board, PERIOD, 100, 0) == model.standings()
+    assert await store.player(board, PERIOD, "bo") is None
+    assert await store.player_count(board, PERIOD) == len(model.kept)
+    assert await store.totals(board, PERIOD) == model.kept
+    await check_player_reads(store, board, model.standings())
+    # A later write starts afresh, whatever the rule: a worse BEST score counts.
+    [fresh] = await store.increment([inc("bo", -7, board=board)])
+    model.write("bo", -7, fresh.instant)
+    assert (fresh.score, fresh.previous_score, fresh.rank) == (-7, None, model.rank("bo"))
+    assert await store.top(board, PERIOD, 100, 0) == model.standings()
+    # A restore (unban) gives back a kept score reached at an instant: "cy" back as it was.
+    cy_score, cy_instant = model.kept["cy"], model.reached["cy"]
+    assert await store.remove(board, PERIOD, "cy") is not None
+    model.remove("cy")
+    feed = ChangeFeed(store, board)
+    try:
+        await feed.ready()
+        assert await store.restore(board, PERIOD, "cy", cy_score, cy_instant)
+        model.kept["cy"], model.reached["cy"] = cy_score, cy_instant
+        change = await feed.next()
+        # Published with its board-wide rank (every shard counted on a sharded board).
+        assert (change.username, change.score, change.previous_score, change.rank) == (
+            "cy",
+            cy_score,
+            None,
+            model.rank("cy"),
+        )
+    finally:
+        await feed.close()
+    assert await store.top(board, PERIOD, 100, 0) == model.standings()
+    assert await store.player(board, PERIOD, "cy") == next(
+        player for player in model.standings() if player.username == "cy"
+    )
+    # An erasure takes the player out and leaves nothing of it behind.
+    assert await store.erase(board, PERIOD, "cy", []) == 1
+    model.remove("cy")
+    assert await store.top(board, PERIOD, 100, 0) == model.standings()
+    assert await store.erase(board, PERIOD, "cy", []) == 0
+
+
 @pytest.mark.parametrize("board", ["best-asc-earliest", "latest-desc-shared"])
 async def test_an_event_id_replays_on_every_rule(store: RankingStore, board: str) -> None:
     await load(store, {}, board=board)
@@ -849,7 +940,7 @@ async def test_ping(store: RankingStore) -> None:
 
 async def test_remove_takes_the_player_out_and_those_below_move_up(store: RankingStore) -> None:
     await load(store, SIX_PLAYERS)
-    assert await store.remove(GLOBAL, PERIOD, "bob") == 20
+    assert await store.remove(GLOBAL, PERIOD, "bob") == RemovedScore(score=20)
     assert standings(await store.top(GLOBAL, PERIOD, 10, 0)) == [
         ("alice", 30, 1),
         ("carol", 20, 2),

@@ -69,6 +69,11 @@ class PeriodModel:
             self.reached[username] = instant or 0
         return self.kept[username], changed
 
+    def remove(self, username: str) -> int | None:
+        """Take a player out (removePlayer); the kept score it had, or None."""
+        self.reached.pop(username, None)
+        return self.kept.pop(username, None)
+
     def _key(self, username: str) -> tuple[int, int, str]:
         instant = self.reached.get(username, 0) if self.earliest else 0
         return (self.kept[username], instant, username)
