@@ -313,7 +313,9 @@ class PlayerModeration:
                 return await operation()
             except RankingNotLoaded as missing:
                 try:
-                    await self._recovery.ensure_loaded(missing.board, missing.period)
+                    # Parked: a rebuild's fence need not wait for a write that applied nothing.
+                    with self._batcher.parking():
+                        await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
                     raise unavailable(str(error)) from None
             except StoreUnavailable as error:

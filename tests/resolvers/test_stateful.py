@@ -470,7 +470,8 @@ class LeaderboardMachine(RuleBasedStateMachine):
             self.history,
             claim_seconds=WAIT,
             wait_seconds=WAIT,
-            settle_seconds=SETTLE,
+            # One process: the fence is its own write buffer.
+            fence=lambda: self.batcher.flushed_through_now(skip_parked=True),
         )
         cache = (
             self.ranking.profile_cache()
@@ -1014,9 +1015,7 @@ async def test_default_period_follows_the_injected_clock(sqlite_database_url: st
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
-        recovery=RankingRecovery(
-            ranking, history, claim_seconds=WAIT, wait_seconds=WAIT, settle_seconds=0
-        ),
+        recovery=RankingRecovery(ranking, history, claim_seconds=WAIT, wait_seconds=WAIT),
         boards=BOARDS,
         max_delta=MAX_DELTA,
         max_batch_increments=MAX_BATCH,
@@ -1129,7 +1128,7 @@ class KindsMachine(RuleBasedStateMachine):
             self.history,
             claim_seconds=WAIT,
             wait_seconds=WAIT,
-            settle_seconds=SETTLE,
+            fence=lambda: self.batcher.flushed_through_now(skip_parked=True),
             boards=boards,
         )
         self.service = LeaderboardService(
