@@ -125,6 +125,8 @@ class PlayerModeration:
             )
         try:
             with self._batcher.reserve(1) as reservation:
+                if self._service.instances is not None:  # a survivor reconciles if we die
+                    await self._service.instances.declared([(board.id, period_id)])
                 total = await self._recovering(
                     lambda: self._ranking.remove(board.id, period_id, username)
                 )

@@ -131,3 +131,45 @@ async def test_redis_flushed_while_mysql_is_paused_drifts_nowhere(
 
 async def _buffered_after(instance: ServiceProcess, writer: Writer, before: int) -> bool:
     return writer.total > before and await metric(instance, "leaderboard_batcher_depth") > 0
+
+
+@pytest.mark.parametrize("ack", ["buffered", "persisted"])
+async def test_a_killed_instance_is_reconciled_by_a_survivor(
+    service_process: ProcessFactory,
+    private_redis: PrivateRedis,
+    private_mariadb: PrivateMariaDB,
+    ack: str,
+) -> None:
+    """SIGKILL under load leaves Redis ahead of MySQL (events applied whose flush died with
+    the instance); within the heartbeat timeout plus one reconcile the survivor has put
+    Redis back to MySQL's truth, and counted it on /metrics."""
+    database_url = await private_mariadb.create_database("leaderboard")
+    # A slow flush on the victim: the kill certainly loses applied events.
+    shared = environment(private_redis, database_url, LEADERBOARD_ACK=ack)
+    survivor = service_process(shared)
+    victim = service_process(shared | {"LEADERBOARD_FLUSH_INTERVAL_MS": "1000"})
+    await survivor.start()
+    await victim.start()
+    writers = [writer_for(survivor, 2, "s-"), writer_for(victim, 8, "v-")]
+    for writer in writers:
+        await writer.wait_for("accepted")
+    await asyncio.sleep(1.0)
+    await victim.kill()
+    # The heartbeat timeout (3 s) plus one reconcile; the bound leaves room for a loaded
+    # machine (no timed assert: the point is that nobody runs `leaderboard reconcile`).
+    name = "leaderboard_dead_instances_reconciled_total"
+    await until("the survivor reconciled", lambda: _at_least(survivor, name, 1), 60)
+    await asyncio.sleep(0.5)  # the survivor's writes go on after the repair
+    await stop_writers(*writers)
+    assert writers[0].other_errors == []
+    assert await survivor.terminate()
+    live = await live_totals(private_redis.url())
+    history = await history_totals(database_url)
+    assert live == history
+    if ack == "persisted":
+        acknowledged = writers[0].acknowledged + writers[1].acknowledged
+        assert all(history[name] >= total for name, total in acknowledged.items())
+
+
+async def _at_least(instance: ServiceProcess, name: str, value: float) -> bool:
+    return await metric(instance, name) >= value
