@@ -85,6 +85,7 @@ class Instances:
         self.reconcile: Reconcile | None = None
         """Set by the wiring once the recovery exists (it needs this fence first)."""
         self._passed = 0
+        self._joined = False
         self._passing: asyncio.Task[None] | None = None
         self._seen_alive: frozenset[str] = frozenset()
         """Who was alive at the last beat the registry knew us: whom a fence after a
@@ -238,6 +239,13 @@ class Instances:
         beat = await self._registry.heartbeat(self.instance, self._timeout_seconds, self._passed)
         if beat.known:
             self._seen_alive = frozenset(beat.live)
+        elif self._joined and self._dirty:
+            # Our registration (and our dirty periods) vanished: Redis lost its data, or we
+            # were silent past the timeout and a survivor reaped us.
+            reaped = beat.age_ms >= self._timeout_seconds * 1000
+            task = asyncio.create_task(self._rejoin(reaped=reaped), name="instance rejoin")
+            self._tasks.append(task)
+        self._joined = True
         if beat.fence > self._passed and (self._passing is None or self._passing.done()):
             self._passing = asyncio.create_task(self._pass_quietly(beat.fence), name="fence")
         for dead in beat.dead:
@@ -245,6 +253,26 @@ class Instances:
                 self._reaping.add(dead)
                 task = asyncio.create_task(self._reap(dead), name=f"reap {dead}")
                 self._tasks.append(task)
+
+    async def _rejoin(self, *, reaped: bool) -> None:
+        """Declare our dirty periods again; when we were reaped, also reconcile them once
+        our buffer is written (the survivor's rebuild did not wait for it)."""
+        assert self._registry is not None
+        assert self._batcher is not None
+        periods = list(self._dirty)
+        try:
+            await self.declare(periods)
+            if reaped:
+                logger.warning("this instance was taken for dead: reconciling %d", len(periods))
+                await self._batcher.flushed_through_now()
+                for board, period in sorted(periods):
+                    if self.reconcile is not None:
+                        await self.reconcile(board, period)
+        except StoreUnavailable as error:
+            logger.error("rejoining the instance registry failed: %s", error)
+        finally:
+            current = asyncio.current_task()
+            self._tasks = [task for task in self._tasks if task is not current]
 
     async def _pass_quietly(self, fence: int) -> None:
         try:

@@ -173,3 +173,45 @@ async def test_a_killed_instance_is_reconciled_by_a_survivor(
 
 async def _at_least(instance: ServiceProcess, name: str, value: float) -> bool:
     return await metric(instance, name) >= value
+
+
+async def test_an_instance_taken_for_dead_reconciles_what_it_flushes_late(
+    service_process: ProcessFactory,
+    private_redis: PrivateRedis,
+    private_mariadb: PrivateMariaDB,
+) -> None:
+    """An instance stopped (SIGSTOP) past the heartbeat timeout is reaped by the survivor,
+    whose rebuild cannot wait for its buffer; back, it writes that buffer, finds itself
+    reaped and reconciles its periods again: Redis = MySQL = acknowledged."""
+    database_url = await private_mariadb.create_database("leaderboard")
+    shared = environment(private_redis, database_url)
+    survivor = service_process(shared)
+    stalled = service_process(shared | {"LEADERBOARD_FLUSH_INTERVAL_MS": "1000"})
+    await survivor.start()
+    await stalled.start()
+    writers = [writer_for(survivor, 2, "s-"), writer_for(stalled, 8, "t-")]
+    for writer in writers:
+        await writer.wait_for("accepted")
+    await asyncio.sleep(1.0)
+    assert stalled.process is not None
+    os.kill(stalled.process.pid, signal.SIGSTOP)
+    try:
+        name = "leaderboard_dead_instances_reconciled_total"
+        await until("the survivor reconciled", lambda: _at_least(survivor, name, 1), 60)
+    finally:
+        os.kill(stalled.process.pid, signal.SIGCONT)
+    await writers[1].wait_for("accepted", timeout=60)
+    await stop_writers(*writers)
+    for writer in writers:
+        assert writer.other_errors == []
+    # Its late flush, then its own reconcile (without it Redis stays short of MySQL).
+    await until("Redis = MySQL", lambda: _in_step(private_redis, database_url), 60)
+    for instance in (survivor, stalled):
+        assert await instance.terminate()
+    acknowledged = writers[0].acknowledged + writers[1].acknowledged
+    assert await history_totals(database_url) == dict(acknowledged)
+    assert await live_totals(private_redis.url()) == dict(acknowledged)
+
+
+async def _in_step(redis: PrivateRedis, database_url: str) -> bool:
+    return await live_totals(redis.url()) == await history_totals(database_url)
