@@ -41,6 +41,7 @@ from server.request_id import RequestId
 from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
 from server.websocket import CodedTransportWSHandler, CodedWSHandler, WebSocketOperations
+from store.boards import board_index
 
 
 class GraphQLApp(GraphQL[ApiContext, None]):
@@ -364,7 +365,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            *overlay.routes(board.id for board in settings.boards),
+            *overlay.routes(board_index(resources.registry.index)),
         ],
         middleware=middleware,
         lifespan=lifespan,

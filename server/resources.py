@@ -23,8 +23,8 @@ from server.settings import AckMode, Settings
 from server.webhook import WebhookSender
 from store.ban_registry import BanRegistry
 from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
-from store.board_registry import BoardRegistry
-from store.boards import Board
+from store.board_registry import BoardRegistry, board_of
+from store.boards import Board, BoardIndex
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
@@ -154,18 +154,29 @@ def make_instances(
 
 
 @contextlib.asynccontextmanager
-async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
+async def open_recovery(
+    settings: Settings,
+) -> AsyncIterator[tuple[RankingRecovery, BoardIndex]]:
     """Both stores connected and a recovery over them, for the repair commands (their
-    loads wait for the serving instances' fence)."""
-    ranking = open_ranking(settings)
+    loads wait for the serving instances' fence); with every board: the declared ones and
+    those of the `boards` table (created at run time), the table's row winning as it does
+    when serving."""
     history = open_history(settings)
+    ranking: RankingStore | None = None
     try:
         await history.connect()
+        # As `serve` does: the boards table must exist to be read (a no-op when up to date).
+        await history.migrate()
+        boards = BoardIndex(settings.boards)
+        for spec, _ in await history.board_table().all():
+            boards.put(board_of(spec))
+        ranking = open_ranking(settings, boards=boards)
         instances = make_instances(settings, ranking, None)
-        yield make_recovery(settings, ranking, history, instances=instances)
+        yield make_recovery(settings, ranking, history, boards=boards, instances=instances), boards
     finally:
         await history.close()
-        await ranking.close()
+        if ranking is not None:
+            await ranking.close()
 
 
 def board_notices(settings: Settings, channel: str = "boards") -> BoardNotices:

@@ -157,8 +157,8 @@ def write_outcomes(
         return []
     outcomes = []
     for index, increment in enumerate(increments):
-        applied, score, rank, had_score, previous_score, previous_rank, instant = reply[
-            1 + 7 * index : 8 + 7 * index
+        applied, score, rank, had_score, previous_score, previous_rank, instant, reached = reply[
+            1 + 8 * index : 9 + 8 * index
         ]
         outcomes.append(
             IncrementOutcome(
@@ -169,6 +169,7 @@ def write_outcomes(
                 previous_score=int(previous_score) if had_score else None,
                 previous_rank=int(previous_rank) if had_score else None,
                 instant=int(instant) or None,
+                reached_before=int(reached) or None,
             )
         )
     return outcomes
