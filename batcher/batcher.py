@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from types import TracebackType
 from typing import NamedTuple, Protocol
 
+from batcher.barriers import HELD, Barriers
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
 from store.ports import HistoryWrites
@@ -101,6 +103,8 @@ class Reservation:
         self._count = count
         self._open = True
         self._epoch = epoch
+        self._parked = False
+        self._held: contextvars.Token[Reservation | None] | None = None
 
     @property
     def count(self) -> int:
@@ -119,17 +123,25 @@ class Reservation:
         if len(events) > self._count:
             raise ValueError(f"{len(events)} events committed into room for {self._count}")
         self._open = False
-        self._batcher._settled(self._epoch)
+        self._settle()
         return self._batcher._commit(self._count, events)
 
     def cancel(self) -> None:
         """Give the room back (nothing when already committed or cancelled)."""
         if self._open:
             self._open = False
-            self._batcher._settled(self._epoch)
+            self._settle()
             self._batcher._release(self._count)
 
+    def _settle(self) -> None:
+        barriers = self._batcher._barriers
+        if self._parked:
+            self._parked = False
+            barriers.unpark(self._epoch)
+        barriers.settled(self._epoch)
+
     def __enter__(self) -> Reservation:
+        self._held = HELD.set(self)
         return self
 
     def __exit__(
@@ -138,6 +150,9 @@ class Reservation:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._held is not None:
+            HELD.reset(self._held)
+            self._held = None
         self.cancel()
 
 
@@ -179,10 +194,7 @@ class WriteBatcher:
         self._closer: asyncio.Task[int] | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Barriers (`flushed_through_now`): open reservations counted per epoch.
-        self._epoch = 0
-        self._open_per_epoch: dict[int, int] = {}
-        self._barrier_waiters: list[asyncio.Future[None]] = []
+        self._barriers = Barriers()  # `flushed_through_now`, `parking`
 
     # State
 
@@ -270,37 +282,40 @@ class WriteBatcher:
         if len(self._buffer) + self._reserved + count > self._max_buffered_events:
             raise WriteRefused(RefusalReason.BUFFER_FULL)
         self._reserved += count
-        epoch = self._epoch
-        self._open_per_epoch[epoch] = self._open_per_epoch.get(epoch, 0) + 1
-        return Reservation(self, count, epoch)
+        return Reservation(self, count, self._barriers.opened())
 
-    async def flushed_through_now(self) -> None:
+    async def flushed_through_now(self, *, skip_parked: bool = False) -> None:
         """Wait until every event committed before this call, or committed later into a
         reservation taken before it, is written to the history (seasons' watermark).
 
-        Raises `StoreUnavailable` when the batcher closes before it could write them.
+        With `skip_parked` (the rebuild fence), not for reservations parked in a recovery
+        (`parking`; batcher/barriers.py says why). Raises `StoreUnavailable` when the
+        batcher closes before it could write them.
         """
-        epoch = self._epoch
-        self._epoch += 1
-        while any(open_epoch <= epoch for open_epoch in self._open_per_epoch):
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._barrier_waiters.append(waiter)
-            await waiter
+        await self._barriers.wait(skip_parked=skip_parked)
         if self._buffer:
             tail = self._buffer[-1].persisted
             if tail is not None:
                 await asyncio.shield(tail)
 
-    def _settled(self, epoch: int) -> None:
-        left = self._open_per_epoch[epoch] - 1
-        if left:
-            self._open_per_epoch[epoch] = left
+    @contextlib.contextmanager
+    def parking(self) -> Iterator[None]:
+        """Park the current task's reservation while it waits for a recovery (barriers.py)."""
+        reservation = HELD.get()
+        if reservation is None or not reservation._open or reservation._parked:
+            yield
             return
-        del self._open_per_epoch[epoch]
-        waiters, self._barrier_waiters = self._barrier_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        reservation._parked = True
+        self._barriers.park(reservation._epoch)
+        try:
+            yield
+        finally:
+            if reservation._parked:
+                reservation._parked = False
+                self._barriers.unpark(reservation._epoch)
+                # Taken anew: a barrier begun while it was parked did not wait for it.
+                self._barriers.settled(reservation._epoch)
+                reservation._epoch = self._barriers.opened()
 
     def _release(self, count: int) -> None:
         self._reserved -= count

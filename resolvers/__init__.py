@@ -9,6 +9,8 @@ calls) are in schema/operations.py; to add a field, start there (docs/architectu
 - `live.py`, `live_state.py`, `mailbox.py`: the live fan-out of the subscriptions
 - `seasons.py`: the end of each period (watermarks, finalizer, periodEnded, past reads);
   `final_periods.py`: one final period's reads from its frozen standings
+- `instances.py`: this process in the instance registry (heartbeat, rebuild fences,
+  reconciling after dead instances)
 
 May import `store` and `batcher`, never `schema` or `server`. Holds no Redis command
 or SQL statement: those live in `store`.

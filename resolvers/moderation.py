@@ -123,6 +123,8 @@ class PlayerModeration:
         validation.username(username)
         try:
             with self._batcher.reserve(1) as reservation:
+                if self._service.instances is not None:  # a survivor reconciles if we die
+                    await self._service.instances.declared([(board.id, period_id)])
                 removed = await self._recovering(
                     lambda: self._ranking.remove(board.id, period_id, username)
                 )
@@ -299,7 +301,9 @@ class PlayerModeration:
                 return await operation()
             except RankingNotLoaded as missing:
                 try:
-                    await self._recovery.ensure_loaded(missing.board, missing.period)
+                    # Parked: a rebuild's fence need not wait for a write that applied nothing.
+                    with self._batcher.parking():
+                        await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
                     raise unavailable(str(error)) from None
             except StoreUnavailable as error:

@@ -39,6 +39,7 @@ from store.recovery import RankingRecovery
 
 if TYPE_CHECKING:
     from resolvers.final_periods import FinalPeriod
+    from resolvers.instances import Instances
     from resolvers.seasons import Seasons
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class LeaderboardService:
         self._event_counter = itertools.count()
         self.seasons = seasons
         """Final periods are read from their frozen standings (set once wired)."""
+        self.instances: Instances | None = None  # set once wired; none when embedded
         self._profiles = profiles
         # The banned usernames (store/ban_registry.py keeps this set in step): one set
         # lookup per write, no round trip.
@@ -159,6 +161,8 @@ class LeaderboardService:
         periods: dict[str, str] = {}
         increments = [self._validated(request, now, periods) for request in requests]
         with _write_refusals(), self._batcher.reserve(len(increments)) as reservation:
+            if self.instances is not None:  # after reserving (resolvers/instances.py)
+                await self.instances.declared(periods.items())
             partial: PartiallyApplied | None = None
             try:
                 outcomes = await self._recovering(lambda: self._ranking.increment(increments))
@@ -234,6 +238,8 @@ class LeaderboardService:
             client_event_id=client_event_id is not None,
         )
         with _write_refusals(), self._batcher.reserve(1) as reservation:
+            if self.instances is not None:
+                await self.instances.declared([(board_id, submission.period)])
             # One write on one key: it applies whole or not at all (no partial batch).
             (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
             persisted = reservation.commit(
@@ -379,7 +385,8 @@ class LeaderboardService:
                     break
                 rebuilt.add(lost)
                 try:
-                    await self._recovery.ensure_loaded(missing.board, missing.period)
+                    with self._batcher.parking():  # batcher/barriers.py
+                        await self._recovery.ensure_loaded(missing.board, missing.period)
                 except StoreUnavailable as error:
                     raise unavailable(str(error)) from None
             except StoreUnavailable as error:

@@ -143,6 +143,22 @@ class Metrics:
             buckets=_REBUILD_PLAYERS_BUCKETS,
             registry=registry,
         )
+        self.fence_seconds = Histogram(
+            "leaderboard_fence_seconds",
+            "Wait of one rebuild's fence: until every live instance flushed what it applied.",
+            buckets=_REBUILD_BUCKETS,
+            registry=registry,
+        )
+        self.dead_instances = Counter(
+            "leaderboard_dead_instances_reconciled",
+            "Instances that died without leaving, claimed and reconciled by this one.",
+            registry=registry,
+        )
+        self.dead_instance_periods = Counter(
+            "leaderboard_dead_instance_periods_reconciled",
+            "Board periods this instance reconciled after dead instances.",
+            registry=registry,
+        )
 
         # Export the outcomes at 0 before they first happen, so rate() and alerts see them.
         for result in (OK, FAILED):
@@ -228,6 +244,15 @@ class Metrics:
         self.rebuilds.labels(OK).inc()
         self.rebuild_seconds.observe(seconds)
         self.rebuild_players.observe(players)
+
+    def fenced(self, seconds: float) -> None:
+        """Record a rebuild fence passed by every live instance."""
+        self.fence_seconds.observe(seconds)
+
+    def reaped(self, periods: int) -> None:
+        """Record a dead instance reconciled (`periods` board periods)."""
+        self.dead_instances.inc()
+        self.dead_instance_periods.inc(periods)
 
     def rebuild_failed(self, seconds: float) -> None:
         """Record a rebuild that failed (a store was unavailable)."""

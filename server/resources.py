@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from batcher import WriteBatcher
 from resolvers.auth import WriteTokens
 from resolvers.boards import BoardAdmin
+from resolvers.instances import InstanceObserver, Instances
 from resolvers.live import LiveRankings
 from resolvers.moderation import PlayerModeration
 from resolvers.seasons import Seasons
@@ -62,6 +63,7 @@ class Resources:
     webhook: WebhookSender | None = None
     bans: BanRegistry | None = None
     moderation: PlayerModeration | None = None
+    instances: Instances | None = None
 
 
 def open_ranking(
@@ -115,17 +117,39 @@ def make_recovery(
     history: ScoreHistory,
     observer: RebuildObserver | None = None,
     boards: Sequence[Board] | None = None,
+    instances: Instances | None = None,
 ) -> RankingRecovery:
     """Recovery of the live rankings from the history, with the configured timings, for
-    `boards` (a registry's shared index) or else the declared boards."""
+    `boards` (a registry's shared index) or else the declared boards; its loads wait for
+    the fence of `instances`."""
     return RankingRecovery(
         ranking,
         history,
         claim_seconds=settings.rebuild_claim_seconds,
         wait_seconds=settings.rebuild_wait_seconds,
-        settle_seconds=settings.rebuild_settle_seconds,
+        fence=None if instances is None else instances.fence,
         observer=observer,
         boards=settings.boards if boards is None else boards,
+    )
+
+
+def make_instances(
+    settings: Settings,
+    ranking: RankingStore,
+    batcher: WriteBatcher | None,
+    observer: InstanceObserver | None = None,
+) -> Instances:
+    """This process in the instance registry on the ranking's Redis (none when embedded:
+    the fence is then the batcher's barrier alone). Without a batcher (the repair
+    commands) it only asks for fences and waits for the serving instances."""
+    registry = ranking.instances() if isinstance(ranking, RedisRankingStore) else None
+    return Instances(
+        registry,
+        batcher,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        timeout_seconds=settings.heartbeat_timeout_seconds,
+        fence_wait_seconds=settings.rebuild_wait_seconds,
+        observer=observer,
     )
 
 
@@ -133,9 +157,10 @@ def make_recovery(
 async def open_recovery(
     settings: Settings,
 ) -> AsyncIterator[tuple[RankingRecovery, BoardIndex]]:
-    """Both stores connected and a recovery over them, for the repair commands; with every
-    board: the declared ones and those of the `boards` table (created at run time), the
-    table's row winning as it does when serving."""
+    """Both stores connected and a recovery over them, for the repair commands (their
+    loads wait for the serving instances' fence); with every board: the declared ones and
+    those of the `boards` table (created at run time), the table's row winning as it does
+    when serving."""
     history = open_history(settings)
     ranking: RankingStore | None = None
     try:
@@ -146,7 +171,8 @@ async def open_recovery(
         for spec, _ in await history.board_table().all():
             boards.put(board_of(spec))
         ranking = open_ranking(settings, boards=boards)
-        yield make_recovery(settings, ranking, history, boards=boards), boards
+        instances = make_instances(settings, ranking, None)
+        yield make_recovery(settings, ranking, history, boards=boards, instances=instances), boards
     finally:
         await history.close()
         if ranking is not None:
@@ -199,7 +225,12 @@ def build_resources(
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
-    recovery = make_recovery(settings, ranking, history, observer=metrics, boards=boards)
+    instances = make_instances(settings, plain_ranking, batcher, observer=metrics)
+    recovery = make_recovery(
+        settings, ranking, history, observer=metrics, boards=boards, instances=instances
+    )
+    if isinstance(plain_ranking, RedisRankingStore):
+        instances.reconcile = _dead_instance_reconcile(plain_ranking, recovery)
     standings = history.standings()
     seasons = Seasons(
         standings=standings,
@@ -251,6 +282,8 @@ def build_resources(
         clock=clock,
         seasons=seasons,
     )
+    if isinstance(plain_ranking, RedisRankingStore):
+        service.instances = instances
     live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(
         batcher_depth=lambda: batcher.depth,
@@ -287,7 +320,20 @@ def build_resources(
         webhook=webhook,
         bans=bans,
         moderation=moderation,
+        instances=instances,
     )
+
+
+def _dead_instance_reconcile(
+    ranking: RedisRankingStore, recovery: RankingRecovery
+) -> Callable[[str, str], Awaitable[None]]:
+    async def reconcile(board: str, period: str) -> None:
+        # Unloaded first: writes wait for the rebuild instead of landing in a ranking it is
+        # about to replace; the rebuild's fence then covers what they applied before.
+        await ranking.unload(board, period)
+        await recovery.ensure_loaded(board, period)
+
+    return reconcile
 
 
 @contextlib.asynccontextmanager
@@ -315,8 +361,13 @@ async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[
         if resources.seasons is not None:
             # Runs after the drain below: every event this instance acknowledged is written.
             stack.push_async_callback(resources.seasons.retire)
+        if resources.instances is not None:
+            # Leaves after the drain below: until then the others' fences wait for it.
+            stack.push_async_callback(resources.instances.stop)
         stack.push_async_callback(_drain_batcher, resources)
         await resources.batcher.start()
+        if resources.instances is not None:
+            await resources.instances.start()
         for board in resources.settings.boards:
             await resources.recovery.ensure_loaded(board.id, board.current_period())
         stack.push_async_callback(resources.live.close)

@@ -73,7 +73,15 @@ class Settings(BaseSettings):
     rebuild_wait_seconds: float = Field(30.0, gt=0)
     """How long a request waits for another instance's rebuild before answering UNAVAILABLE."""
     rebuild_settle_seconds: float = Field(0.5, ge=0)
-    """Pause before a rebuild reads the history, so other instances' buffers reach it first."""
+    """Moderation's pause for other instances' buffers (unban, erasure); a rebuild waits
+    for the fence instead (heartbeat settings below)."""
+    heartbeat_seconds: float = Field(0.5, gt=0, le=60)
+    """How often each instance beats in the instance registry (Redis) and looks for a
+    rebuild fence to pass: a rebuild's fence takes about one beat."""
+    heartbeat_timeout_seconds: float = Field(5.0, gt=0, le=3_600)
+    """An instance that has not beaten for this long is dead: fences stop waiting for it
+    and one survivor reconciles the board periods it may not have flushed. Also how long
+    a fence waits, after Redis lost its data, for instances to register again."""
     drain_timeout_seconds: float = Field(30.0, gt=0)
     ack: AckMode = AckMode.BUFFERED
     resync_interval_seconds: float = Field(5.0, gt=0)
@@ -186,6 +194,15 @@ class Settings(BaseSettings):
     def _check_boards(cls, value: str) -> str:
         parse_boards(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> Settings:
+        if self.heartbeat_timeout_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "LEADERBOARD_HEARTBEAT_TIMEOUT_SECONDS must be at least twice "
+                "LEADERBOARD_HEARTBEAT_SECONDS (one late beat is not a death)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_read_replica(self) -> Settings:

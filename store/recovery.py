@@ -17,6 +17,11 @@ period is *loaded* (checked between polls), not queue for a claim it no longer n
 (4) its `release` raises when the claim expired, where a late release must be a no-op.
 A Redis backend may still implement `claim_rebuild` with it; the semantics above are
 what the contract suite checks.
+
+Before it reads the history, every load waits for the *fence* it was given
+(resolvers/instances.py): every live instance has written to the history the events it
+applied before the fence was asked for, so events acknowledged before Redis lost its data
+and still in some instance's buffer are read too (docs/architecture.md, "Recovery").
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class Drift:
 
 
 _POLL_SECONDS = 0.05
+
+Fence = Callable[[], Awaitable[None]]
+"""Returns once every live instance's events applied before the call are in the history."""
 
 RepairProgress = Callable[[str, int, int], None]
 """Told as an operator repair advances: what it does now, steps done, steps in all."""
@@ -81,7 +89,7 @@ class RankingRecovery:
         *,
         claim_seconds: float,
         wait_seconds: float,
-        settle_seconds: float,
+        fence: Fence | None = None,
         observer: RebuildObserver | None = None,
         boards: Sequence[Board] = (),
     ) -> None:
@@ -91,7 +99,7 @@ class RankingRecovery:
         self._history = history
         self._claim_seconds = claim_seconds
         self._wait_seconds = wait_seconds
-        self._settle_seconds = settle_seconds
+        self._fence = fence
         self._observer = observer
         # Concurrent requests of this instance share one recovery per period.
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -160,7 +168,6 @@ class RankingRecovery:
             # Another instance may have finished between our check and our claim.
             if await self._ranking.is_loaded(board, period):
                 return 0
-            await asyncio.sleep(self._settle_seconds)
             return await self._load_from_history(board, period)
 
         await self._under_claim(board, period, rebuild_unless_loaded, until_loaded=True)
@@ -198,6 +205,9 @@ class RankingRecovery:
     ) -> int:
         started = time.monotonic()
         try:
+            if self._fence is not None:
+                progress("waiting for the instances' buffers (fence)", 1, _REBUILD_STEPS)
+                await self._fence()
             progress("reading the history", 1, _REBUILD_STEPS)
             totals, instants, clock = await self._standings(board, period)
             progress("reading the event ids", 2, _REBUILD_STEPS)

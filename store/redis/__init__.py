@@ -16,6 +16,8 @@ concern:
 - ranks.py       the rank arithmetic of sharded boards and merged pages (pure)
 - cluster.py     a batch on a Redis Cluster: per-slot dry run, then apply
 - rebuild.py     rebuild claims, loading a period, reading totals, loaded markers
+- instances.py   `RedisInstances`: the instance registry (heartbeats, fences, dead
+                 instances' dirty periods; heartbeat, fence, leave, reap, dirty .lua)
 - changes.py     the change-message codec, publishing, the subscription loop
 - profiles.py    `RedisProfileCache`: player profiles cached in bucket hashes (profile_put.lua)
 - rate_limits.py `RedisRateLimiter`: the per-client GCRA check (lua/rate_limit.lua), its
@@ -23,7 +25,8 @@ concern:
 
 May import the standard library, redis-py, orjson, sortedcontainers and `store.boards`,
 `store.board_kinds`, `store.tiebreak` (the EARLIEST member encoding), `store.errors`,
-`store.models`, `store.observer`, `store.rate_limits`; nothing else of the project.
+`store.models`, `store.observer`, `store.rate_limits`, `store.instances`; nothing else of
+the project.
 """
 
 from store.redis.store import RedisRankingStore

@@ -34,6 +34,18 @@ CRC-32 of the username):
     {prefix}:{profiles|N}             hash: username -> "<version>:<JSON [displayName,
                                       metadata]>", a cache of the player_profiles table
 
+The instance registry (store/redis/instances.py; docs/reliability.md, "Fence"), one hash
+tag so its scripts run on one Cluster slot:
+
+    {prefix}:{instances}:members      sorted set: instance id -> heartbeat deadline (ms,
+                                      the Redis server's clock)
+    {prefix}:{instances}:fenced       hash: instance id -> the latest fence it passed
+    {prefix}:{instances}:fence        the latest fence asked for (ms, Redis clock)
+    {prefix}:{instances}:since        when this registry began (ms): younger than a
+                                      heartbeat round after Redis lost its data
+    {prefix}:{instances}:dirty:<id>   set of "board|period" the instance may have
+                                      unflushed events of (reconciled if it dies)
+
 Keys expire `retention` after their period ends (never for a board that never resets).
 A period loaded with nothing in it (no history row) that is not live (not the current
 period, nor one period either side of it: clock skew between instances) keeps its
@@ -65,6 +77,20 @@ _LONGEST_PERIOD = {
     ResetPeriod.WEEKLY: timedelta(weeks=1),
     ResetPeriod.MONTHLY: timedelta(days=31),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceKeys:
+    """The keys of the instance registry (no expiry: heartbeats keep them small)."""
+
+    members: str
+    fenced: str
+    fence: str
+    since: str
+
+    def dirty(self, instance: str) -> str:
+        """The set of board periods `instance` declared it writes to."""
+        return f"{self.members.removesuffix(':members')}:dirty:{instance}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +142,16 @@ class KeyLayout:
             loaded=f"{tag}:loaded",
             rebuild=f"{claim_tag}:rebuild",
             claims=f"{claim_tag}:eventids",
+        )
+
+    def instances(self) -> InstanceKeys:
+        """The instance registry's keys."""
+        tag = f"{self._prefix}:{{instances}}"
+        return InstanceKeys(
+            members=f"{tag}:members",
+            fenced=f"{tag}:fenced",
+            fence=f"{tag}:fence",
+            since=f"{tag}:since",
         )
 
     def profile_bucket(self, username: str) -> str:

@@ -335,6 +335,17 @@ class Rebuilds:
             await self._connection.pipelined(unload)
         return False
 
+    async def unload(self, board: str, period: str) -> None:
+        """Delete the period's loaded markers (every shard's): every operation on it then
+        waits for a rebuild (a dead instance's reconcile, resolvers/instances.py)."""
+        shard_keys = self._layout.all_shard_keys(board, period)
+
+        def unload(pipe: AnyPipeline) -> None:
+            for keys in shard_keys:
+                pipe.delete(keys.loaded)
+
+        await self._connection.pipelined(unload)
+
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)

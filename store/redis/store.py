@@ -27,6 +27,7 @@ from store.observer import StoreObserver
 from store.redis import changes, claims
 from store.redis.cluster import apply_per_slot
 from store.redis.connection import Connection
+from store.redis.instances import RedisInstances
 from store.redis.keys import KeyLayout
 from store.redis.moderation import Moderation
 from store.redis.profiles import RedisProfileCache
@@ -163,6 +164,14 @@ class RedisRankingStore:
         if first < 0:
             raise ValueError("first must not be negative")
         return await self._boards(board).page(board, period, first, after)
+
+    def instances(self) -> RedisInstances:
+        """The instance registry on this store's Redis (store/instances.py)."""
+        return RedisInstances(self._connection, self._layout)
+
+    async def unload(self, board: str, period: str) -> None:
+        """Mark a period not loaded: its next use rebuilds it (behind the fence)."""
+        await self._rebuilds.unload(board, period)
 
     def profile_cache(self) -> RedisProfileCache:
         """The player profile cache on this store's Redis (profiles.py)."""

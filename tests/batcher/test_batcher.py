@@ -469,3 +469,41 @@ async def test_a_barrier_waits_for_earlier_reservations_and_their_flush(
         await asyncio.wait_for(batcher.flushed_through_now(), 5)  # nothing open: at once
     finally:
         await batcher.close(5)
+
+
+async def test_a_fence_barrier_skips_a_reservation_parked_in_a_recovery(
+    sqlite_history: RecordingHistory,
+) -> None:
+    """A write waiting for a rebuild holds its reservation (it applied nothing): the rebuild
+    fence's barrier must not wait for it (it would wait for the rebuild that waits for the
+    fence), the seasons' barrier still does; once out of the recovery it counts as new."""
+    batcher = WriteBatcher(sqlite_history, flush_interval=0.05, flush_max_events=500)
+    await batcher.start()
+    in_recovery = asyncio.Event()
+    recovered = asyncio.Event()
+
+    async def write() -> None:
+        with batcher.reserve(1) as reservation:
+            with batcher.parking():
+                in_recovery.set()
+                await recovered.wait()
+            await asyncio.sleep(0.1)  # applying, after the recovery
+            reservation.commit(events(0, 1))
+
+    try:
+        writer = asyncio.create_task(write())
+        await in_recovery.wait()
+        seasons_barrier = asyncio.create_task(batcher.flushed_through_now())
+        await asyncio.wait_for(batcher.flushed_through_now(skip_parked=True), 5)
+        assert not seasons_barrier.done()
+        recovered.set()
+        await asyncio.sleep(0)
+        # Out of the recovery: a fence begun now waits for its commit and flush.
+        fence = asyncio.create_task(batcher.flushed_through_now(skip_parked=True))
+        await asyncio.sleep(0.05)
+        assert not fence.done()
+        await asyncio.wait_for(asyncio.gather(fence, seasons_barrier, writer), 5)
+        assert sqlite_history.written == [ids(0, 1)]
+        await asyncio.wait_for(batcher.flushed_through_now(), 5)  # nothing left open
+    finally:
+        await batcher.close(5)

@@ -51,9 +51,7 @@ async def test_a_batch_applied_in_part_persists_the_part_and_answers_unavailable
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
-        recovery=RankingRecovery(
-            ranking, history, claim_seconds=WAIT, wait_seconds=WAIT, settle_seconds=0
-        ),
+        recovery=RankingRecovery(ranking, history, claim_seconds=WAIT, wait_seconds=WAIT),
         boards=BOARDS,
         max_delta=100,
         max_batch_increments=10,

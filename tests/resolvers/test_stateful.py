@@ -436,7 +436,8 @@ class LeaderboardMachine(StoresMachine):
             self.history,
             claim_seconds=WAIT,
             wait_seconds=WAIT,
-            settle_seconds=SETTLE,
+            # One process: the fence is its own write buffer.
+            fence=lambda: self.batcher.flushed_through_now(skip_parked=True),
         )
         cache = (
             self.ranking.profile_cache()
@@ -968,9 +969,7 @@ async def test_default_period_follows_the_injected_clock(sqlite_database_url: st
     service = LeaderboardService(
         ranking=ranking,
         batcher=batcher,
-        recovery=RankingRecovery(
-            ranking, history, claim_seconds=WAIT, wait_seconds=WAIT, settle_seconds=0
-        ),
+        recovery=RankingRecovery(ranking, history, claim_seconds=WAIT, wait_seconds=WAIT),
         boards=BOARDS,
         max_delta=MAX_DELTA,
         max_batch_increments=MAX_BATCH,
@@ -1113,7 +1112,7 @@ class KindsMachine(StoresMachine):
             self.history,
             claim_seconds=WAIT,
             wait_seconds=WAIT,
-            settle_seconds=SETTLE,
+            fence=lambda: self.batcher.flushed_through_now(skip_parked=True),
             boards=boards,
         )
         # Seasons: every month that ends is frozen from the history (the boards' rules,

@@ -90,7 +90,6 @@ def recovery_over(history: SqlScoreHistory, metrics: Metrics) -> RankingRecovery
         history,
         claim_seconds=5,
         wait_seconds=5,
-        settle_seconds=0,
         observer=metrics,
     )
 

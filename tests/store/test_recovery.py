@@ -67,7 +67,6 @@ class Stores:
             self.history,
             claim_seconds=30,
             wait_seconds=wait_seconds,
-            settle_seconds=0.01,
             observer=observer,
         )
 

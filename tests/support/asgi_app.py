@@ -31,6 +31,8 @@ def make_settings(
         "LEADERBOARD_BOARDS": BOARDS,
         "flush_interval_ms": 20,
         "rebuild_settle_seconds": 0.05,
+        "heartbeat_seconds": 0.05,
+        "heartbeat_timeout_seconds": 2.0,
         "resync_interval_seconds": 0.5,
     }
     if backend == "redis-mysql":

@@ -58,6 +58,8 @@ def season_settings(**values: Any) -> Settings:
         "seasons_settle_seconds": 5.0,
         "webhook_poll_seconds": 0.05,
         "rebuild_settle_seconds": 0.0,
+        "heartbeat_seconds": 0.05,
+        "heartbeat_timeout_seconds": 2.0,
     }
     return Settings(_env_file=None, **(defaults | values))
 

@@ -22,8 +22,12 @@ PLAYERS = tuple(f"p{index}" for index in range(5))
 class Writer:
     """Sends increments from `concurrency` loops, each with a unique event id."""
 
-    def __init__(self, gql: GraphQLHttp, *, concurrency: int = 1, pause: float = 0.005) -> None:
+    def __init__(
+        self, gql: GraphQLHttp, *, concurrency: int = 1, pause: float = 0.005, id_prefix: str = "w"
+    ) -> None:
         self.gql = gql
+        self.id_prefix = id_prefix
+        """Event ids are this and a number: writers on one board need different ones."""
         self.concurrency = concurrency
         self.pause = pause
         self.acknowledged: Counter[str] = Counter()
@@ -50,7 +54,7 @@ class Writer:
             number = next(self._sequence)
             username = PLAYERS[number % len(PLAYERS)]
             delta = number % 3 + 1
-            event_id = f"w{number}"
+            event_id = f"{self.id_prefix}{number}"
             try:
                 body = await self.gql.execute(
                     INCREMENT, {"username": username, "delta": delta, "eventId": event_id}

@@ -132,8 +132,8 @@ async def migrated_history(
 
 
 def recovery_over(ranking: RedisRankingStore, history: SqlScoreHistory) -> RankingRecovery:
-    """A recovery that rebuilds at once (no settle pause, nobody else to wait for)."""
-    return RankingRecovery(ranking, history, claim_seconds=30, wait_seconds=10, settle_seconds=0)
+    """A recovery that rebuilds at once (no fence: nobody else to wait for)."""
+    return RankingRecovery(ranking, history, claim_seconds=30, wait_seconds=10)
 
 
 def events(first: int, count: int, *, round_number: int) -> list[ScoreEvent]:
