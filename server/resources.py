@@ -244,7 +244,6 @@ def build_resources(
             history.patient_reads(),
             claim_seconds=settings.rebuild_claim_seconds,
             wait_seconds=settings.rebuild_wait_seconds,
-            settle_seconds=settings.rebuild_settle_seconds,
             boards=boards,
         ).fold,
         clock=clock,
