@@ -122,6 +122,16 @@ class PlayerModeration:
         board, period_id = self._service.period(board_id, period)
         validation.username(username)
         try:
+            final = await self._final(board.id, period_id)
+        except StoreUnavailable as error:
+            raise unavailable(f"the removal was not made, retry: {error}") from None
+        if final:
+            raise bad_input(
+                f"period {period_id!r} of board {board.id!r} is final: its standings stay as "
+                "they were rewarded; removePlayer changes live periods (erasePlayer reaches "
+                "final ones too)"
+            )
+        try:
             with self._batcher.reserve(1) as reservation:
                 if self._service.instances is not None:  # a survivor reconciles if we die
                     await self._service.instances.declared([(board.id, period_id)])
@@ -169,6 +179,8 @@ class PlayerModeration:
             await self._batcher.persisted_so_far()
             changed = 0
             for board, period in await self._live_periods(username):
+                if await self._final(board, period):
+                    continue  # frozen as rewarded (docs/moderation.md)
                 try:
                     if await self._ranking.remove(board, period, username) is not None:
                         changed += 1
@@ -196,7 +208,8 @@ class PlayerModeration:
             # Restored while still banned everywhere: no write of the player can land in
             # between and be overwritten.
             for (board, period), kept in (await self._kept_scores(username)).items():
-                await self._ranking.restore(board, period, username, *kept)
+                if not await self._final(board, period):  # frozen without the player
+                    await self._ranking.restore(board, period, username, *kept)
             return await self._bans.unban(username)
         except StoreUnavailable as error:
             raise unavailable(f"the ban could not be lifted, retry: {error}") from None
@@ -272,12 +285,22 @@ class PlayerModeration:
         erased = await self._records.erase(username)  # the profile row too
         if self._profiles is not None:
             await self._profiles.forget(username)
-        if self._standings is not None:
-            # Final periods (seasons): their frozen standings and stored results.
-            await self._standings.erase(username)
+        # Final periods (seasons): their frozen standings and stored results; this instance's
+        # cached player counts of them (other instances keep theirs: docs/moderation.md).
+        held = 0 if self._standings is None else await self._standings.erase(username)
+        if held and self._service.seasons is not None:
+            self._service.seasons.forget_counts()
         return Removal(username=username, rankings_changed=changed, events_deleted=erased.events)
 
     # Helpers
+
+    async def _final(self, board_id: str, period: str) -> bool:
+        """Whether the period's standings are frozen (seasons): removals, bans and unbans
+        leave them as they were rewarded; only an erasure reaches them."""
+        seasons = self._service.seasons
+        if seasons is None:
+            return False
+        return await seasons.frozen(self._service.board(board_id), period) is not None
 
     def _served(self, board_id: str) -> bool:
         return any(board.id == board_id for board in self._service.boards)

@@ -351,6 +351,11 @@ class Seasons:
 
     # Reads of final periods
 
+    def forget_counts(self) -> None:
+        """Drop the cached player counts of final periods (an erasure changed them): the
+        next read of each takes it from its stored result again."""
+        self._final_counts.clear()
+
     async def frozen(self, board: Board, period: str) -> FinalPeriod | None:
         """The reads of `period` when it is final, else None (read it live)."""
         count = self._final_counts.get((board.id, period))

@@ -266,11 +266,16 @@ class SqlStandings(FinalReads):
         """Take a player out of every final period (erasePlayer); how many held them.
 
         Their standings rows go; the players after them move up one position (so pages
-        stay whole) and keep their frozen ranks; the stored results and the webhook bodies
-        (pending or sent) lose the player's entries. One transaction.
+        stay whole), and those ranked behind them one rank (as if the player had never
+        played: a tie it shared keeps its rank); the stored results and the webhook bodies
+        (pending or sent) lose the player's entries, and the period's player count one.
+        One transaction.
         """
         p = self._p
-        find = f"SELECT board, period, position FROM period_standings WHERE username = {p}"  # noqa: S608
+        find = (
+            "SELECT board, period, position, player_rank FROM period_standings "  # noqa: S608
+            f"WHERE username = {p}"
+        )
         delete = (
             "DELETE FROM period_standings "  # noqa: S608
             f"WHERE board = {p} AND period = {p} AND username = {p}"
@@ -285,6 +290,14 @@ class SqlStandings(FinalReads):
             "UPDATE period_standings SET position = -position - 1 "  # noqa: S608
             f"WHERE board = {p} AND period = {p} AND position < 0"
         )
+        rerank = (
+            "UPDATE period_standings SET player_rank = player_rank - 1 "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND player_rank > {p}"
+        )
+        recount = (
+            "UPDATE period_results SET player_count = player_count - 1 "  # noqa: S608
+            f"WHERE board = {p} AND period = {p} AND player_count > 0"
+        )
         results = f"SELECT body FROM period_results WHERE board = {p} AND period = {p}"  # noqa: S608
         result_body = f"UPDATE period_results SET body = {p} WHERE board = {p} AND period = {p}"  # noqa: S608
         outbox = f"SELECT delivery_id, body FROM webhook_outbox WHERE board = {p} AND period = {p}"  # noqa: S608
@@ -294,10 +307,12 @@ class SqlStandings(FinalReads):
             fetch, execute = self._dialect.fetch, self._dialect.execute
             async with self._transaction(connection):
                 held = await fetch(connection, find, (username,))
-                for board, period, position in held:
+                for board, period, position, rank in held:
                     await execute(connection, delete, (board, period, username))
                     await execute(connection, lift, (board, period, position))
                     await execute(connection, settle, (board, period))
+                    await execute(connection, rerank, (board, period, rank))
+                    await execute(connection, recount, (board, period))
                     for (body,) in await fetch(connection, results, (board, period)):
                         if body:  # '' while a freeze is reserved, never seen committed
                             rewritten = _without(body, username)

@@ -228,14 +228,15 @@ async def test_an_erased_player_leaves_the_final_standings_and_results(
         await until(final, what="the period's result")
         assert resources.moderation is not None
         await resources.moderation.erase("bob")
-        # Everyone after bob moves up a place (pages stay whole) and keeps the rank frozen
-        # at the end of the period; bob is in no read and in no stored result.
+        # Everyone after bob moves up a place (pages stay whole), those ranked behind him
+        # one rank (cy, tied with him, keeps hers): as if he had never played; bob is in
+        # no read and in no stored result.
         top = await service.top("daily", DAY, 10)
         assert [(p.username, p.score, p.rank) for p in top] == [
             ("ana", 30, 1),
             ("cy", 20, 2),
-            ("dee", 10, 4),
-            ("eve", 5, 5),
+            ("dee", 10, 3),
+            ("eve", 5, 4),
         ]
         assert await service.top("daily", DAY, 2, offset=1) == top[1:3]
         assert await service.player("daily", DAY, "bob") is None

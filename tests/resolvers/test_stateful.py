@@ -1023,11 +1023,14 @@ class KindModel:
         self.rows[username] = self.rows.get(username, 0) + 1
         return 1
 
-    def ban(self, username: str) -> int:
-        """Hide the player in every period; how many showed it."""
+    def ban(self, username: str, final: Callable[[Key], bool]) -> int:
+        """Hide the player in every period but the final ones (frozen as rewarded); how
+        many showed it."""
         self.banned.add(username)
         shown = 0
         for key, model in self.periods.items():
+            if final(key):
+                continue
             reached = model.reached.get(username, 0)
             kept = model.remove(username)
             if kept is not None:
@@ -1035,15 +1038,18 @@ class KindModel:
                 shown += 1
         return shown
 
-    def unban(self, username: str) -> bool:
-        """Show the player again as it was; False when it was not banned."""
+    def unban(self, username: str, final: Callable[[Key], bool]) -> bool:
+        """Show the player again as it was, but in periods that became final meanwhile
+        (frozen without it); False when it was not banned."""
         if username not in self.banned:
             return False
         self.banned.discard(username)
         for key, hidden in self.hidden.items():
             if username in hidden:
-                model = self.periods[key]
-                model.kept[username], model.reached[username] = hidden.pop(username)
+                shown = hidden.pop(username)
+                if not final(key):
+                    model = self.periods[key]
+                    model.kept[username], model.reached[username] = shown
         return True
 
     def erase(self, username: str) -> tuple[int, int]:
@@ -1148,6 +1154,7 @@ class KindsMachine(StoresMachine):
             records=records,
             settle_seconds=SETTLE,
             clock=lambda: self.moment.timestamp(),
+            standings=self.history.standings(),
         )
         await self.bans.start()
         await self.batcher.start()
@@ -1281,6 +1288,9 @@ class KindsMachine(StoresMachine):
         or the process restarted) replays the removal where it was made."""
         board = next(board for board in RULED_BOARDS if board.id == board_id)
         period = min(self.periods_seen) if past and self.periods_seen else self._period(board)
+        if self._final((board.id, period)):
+            self._refused_on_final(board, period, username)
+            return
         expected = self.model.remove((board.id, period), username)
         removal = self._run(self.moderation.remove(username, board.id, period))
         assert (removal.rankings_changed, removal.events_deleted) == (expected, 0), board.id
@@ -1301,6 +1311,9 @@ class KindsMachine(StoresMachine):
         board_id, period = data.draw(st.sampled_from(keys))
         username = data.draw(st.sampled_from(sorted(self.model.periods[(board_id, period)].kept)))
         board = next(board for board in RULED_BOARDS if board.id == board_id)
+        if self._final((board_id, period)):
+            self._refused_on_final(board, period, username)
+            return
         assert self.model.remove((board_id, period), username) == 1
         removal = self._run(self.moderation.remove(username, board_id, period))
         assert (removal.rankings_changed, removal.events_deleted) == (1, 0), board_id
@@ -1315,7 +1328,7 @@ class KindsMachine(StoresMachine):
     @rule(username=st.sampled_from(KIND_USERNAMES))
     def ban_player(self, username: str) -> None:
         """banPlayer: off every period of every kind, writes FORBIDDEN."""
-        shown = self.model.ban(username)
+        shown = self.model.ban(username, self._final)
         removal = self._run(self.moderation.ban(username, None))
         assert removal.rankings_changed <= shown
         self._run(self._compare_tops())
@@ -1324,13 +1337,26 @@ class KindsMachine(StoresMachine):
     def unban_player(self, username: str) -> None:
         """unbanPlayer: each period shows the player as before the ban, EARLIEST places
         included (kept score and instant replayed from the history)."""
-        expected = self.model.unban(username)
+        expected = self.model.unban(username, self._final)
         assert self._run(self.moderation.unban(username)) is expected
         self._run(self._compare_tops())
 
+    def _final(self, key: Key) -> bool:
+        """Whether a board period has ended, so is frozen (`_finalize` runs on every clock
+        step); boards that never reset have no final period."""
+        board = next(board for board in RULED_BOARDS if board.id == key[0])
+        return board.reset is not ResetPeriod.NEVER and key[1] < board.period_at(self.moment)
+
+    def _refused_on_final(self, board: Board, period: str, username: str) -> None:
+        """removePlayer on a final period: BAD_USER_INPUT, its standings unchanged."""
+        with pytest.raises(ApiError) as refused:
+            self._run(self.moderation.remove(username, board.id, period))
+        assert refused.value.code is BAD, refused.value.message
+        self._run(self._compare(board, period))
+
     @rule(username=st.sampled_from(KIND_USERNAMES))
     def erase_player(self, username: str) -> None:
-        """erasePlayer: gone from every period, every history row counted."""
+        """erasePlayer: gone from every period (final ones too), every history row counted."""
         shown, rows = self.model.erase(username)
         removal = self._run(self.moderation.erase(username))
         assert removal.events_deleted == rows
@@ -1452,5 +1478,6 @@ def test_every_kind_of_board_on_a_redis_cluster_follows_the_model(
     run_state_machine_as_test(ClusterKindsMachine, settings=SETTINGS)
 
 
+@pytest.mark.timeout(900)
 def test_every_kind_of_board_embedded_follows_the_model() -> None:
     run_state_machine_as_test(EmbeddedSQLiteKindsMachine, settings=SETTINGS)
