@@ -40,6 +40,7 @@ from server.rate_limit import RateLimit
 from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
 from server.websocket import CodedTransportWSHandler, CodedWSHandler, WebSocketOperations
+from store.boards import board_index
 
 
 class GraphQLApp(GraphQL[ApiContext, None]):
@@ -383,7 +384,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            *overlay.routes(board.id for board in settings.boards),
+            *overlay.routes(board_index(resources.registry.index)),
         ],
         middleware=middleware,
         lifespan=lifespan,

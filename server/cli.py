@@ -28,6 +28,7 @@ from server.http_timeouts import HEADER_TIMEOUT_VARIABLE
 from server.logs import configure_logging, logging_config
 from server.resources import open_history, open_recovery
 from server.settings import LogFormat, Settings
+from store.boards import Board
 from store.errors import StoreUnavailable
 from store.recovery import RepairProgress
 
@@ -128,11 +129,13 @@ async def migrate(settings: Settings) -> int:
 
 async def rebuild(settings: Settings, board_id: str, period: str | None) -> int:
     """Rebuild one board period's live ranking from the history."""
-    periods = _board_periods(settings, [board_id], period, "rebuild")
-    if periods is None:
+    if not _has_redis(settings, "rebuild"):
         return 2
-    ((board, board_period),) = periods
-    async with open_recovery(settings) as recovery:
+    async with open_recovery(settings) as (recovery, boards):
+        periods = _board_periods(boards, [board_id], period)
+        if periods is None:
+            return 2
+        ((board, board_period),) = periods
         with _progress_bars() as bars:
             steps = _steps(bars, f"{board}/{board_period}")
             players = await recovery.rebuild(board, board_period, steps)
@@ -142,11 +145,13 @@ async def rebuild(settings: Settings, board_id: str, period: str | None) -> int:
 
 async def reconcile(settings: Settings, board_ids: Sequence[str], period: str | None) -> int:
     """Repair drift between the live rankings and the history (history wins); print it."""
-    periods = _board_periods(settings, board_ids, period, "reconcile")
-    if periods is None:
+    if not _has_redis(settings, "reconcile"):
         return 2
     corrected = 0
-    async with open_recovery(settings) as recovery:
+    async with open_recovery(settings) as (recovery, boards):
+        periods = _board_periods(boards, board_ids, period)
+        if periods is None:
+            return 2
         with _progress_bars() as bars:
             overall = bars.add_task("boards", total=len(periods))
             for board, board_period in periods:
@@ -192,24 +197,30 @@ def _steps(bars: Progress, label: str) -> RepairProgress:
     return report
 
 
-def _board_periods(
-    settings: Settings, board_ids: Sequence[str], period: str | None, command: str
-) -> list[tuple[str, str]] | None:
-    """The (board, period) pairs a repair command works on (no board ids: every board), or
-    None after printing why the arguments cannot be served."""
+def _has_redis(settings: Settings, command: str) -> bool:
+    """Whether the repair commands apply (a Redis store); else print why not."""
     if not settings.redis_url:
         print(
             f"error: {command} needs LEADERBOARD_REDIS_URL: the embedded store is rebuilt at "
             "every start",
             file=sys.stderr,
         )
-        return None
-    boards = [board for board in settings.boards if not board_ids or board.id in board_ids]
+        return False
+    return True
+
+
+def _board_periods(
+    every_board: Sequence[Board], board_ids: Sequence[str], period: str | None
+) -> list[tuple[str, str]] | None:
+    """The (board, period) pairs a repair command works on (no board ids: every board,
+    declared or created at run time), or None after printing why the arguments cannot be
+    served."""
+    boards = [board for board in every_board if not board_ids or board.id in board_ids]
     unknown = set(board_ids) - {board.id for board in boards}
     if unknown:
-        known = ", ".join(board.id for board in settings.boards)
+        known = ", ".join(board.id for board in every_board)
         print(
-            f"error: unknown board {', '.join(sorted(unknown))} (configured: {known})",
+            f"error: unknown board {', '.join(sorted(unknown))} (known: {known})",
             file=sys.stderr,
         )
         return None
@@ -348,7 +359,9 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     rebuild_command.add_argument(
-        "--board", required=True, help="id of the board (one of LEADERBOARD_BOARDS)"
+        "--board",
+        required=True,
+        help="id of the board (declared in LEADERBOARD_BOARDS or created at run time)",
     )
     rebuild_command.add_argument(
         "--period",

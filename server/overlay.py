@@ -2,14 +2,17 @@
 
 The page itself is static: its script reads the board from the URL and its options from the
 query string (limit, theme, highlight, period), and subscribes to `topPlayersChanged` over
-WebSocket. No write token is involved, and no introspection.
+WebSocket. No write token is involved, and no introspection. The page of a board is
+served from the instance's live board index, so a board created at run time has its
+overlay as soon as the instance serves it; the board's sort order is written into the
+page (`data-sort-order`): scores of ASC boards (race times) print as submitted.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.middleware.gzip import GZipMiddleware
@@ -20,6 +23,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from resolvers.validation import TOP_LIMIT_MAX
+from store.board_kinds import SortOrder
+from store.boards import Board
 
 STATIC_DIRECTORY = Path(__file__).with_name("static")
 """Pages, scripts, styles and vendored libraries, served under /static."""
@@ -66,20 +71,22 @@ class StaticAssets(StaticFiles):
 
 
 @functools.cache
-def overlay_html() -> str:
-    """The overlay page, told the largest `limit` the schema accepts."""
+def overlay_html(sort_order: SortOrder = SortOrder.DESC) -> str:
+    """The overlay page, told the largest `limit` the schema accepts and the board's order."""
     template = (STATIC_DIRECTORY / "overlay" / "overlay.html").read_text(encoding="utf-8")
-    return template.replace("{{max_limit}}", str(TOP_LIMIT_MAX))
+    return template.replace("{{max_limit}}", str(TOP_LIMIT_MAX)).replace(
+        "{{sort_order}}", sort_order.value
+    )
 
 
-def _overlay_page(boards: frozenset[str]) -> Callable[[Request], Awaitable[Response]]:
+def _overlay_page(boards: Mapping[str, Board]) -> Callable[[Request], Awaitable[Response]]:
     async def overlay_page(request: Request) -> Response:
         """The overlay for the board in the path. A board the service does not have answers
         404, with the same page: its script shows the service's NOT_FOUND error in place."""
-        known = request.path_params["board"] in boards
+        board = boards.get(request.path_params["board"])
         return HTMLResponse(
-            overlay_html(),
-            status_code=200 if known else 404,
+            overlay_html(SortOrder.DESC if board is None else board.sort_order),
+            status_code=200 if board is not None else 404,
             headers={
                 "Cache-Control": OWN_FILE_CACHE,
                 "Content-Security-Policy": OVERLAY_SECURITY_POLICY,
@@ -96,11 +103,12 @@ async def default_overlay(request: Request) -> Response:
     return RedirectResponse(request.url.replace(path=request.url.path + "/global"))
 
 
-def routes(boards: Iterable[str]) -> list[BaseRoute]:
-    """The overlay page of each of `boards` and the static files, for the app's route list."""
+def routes(boards: Mapping[str, Board]) -> list[BaseRoute]:
+    """The overlay page of each of `boards` (by id; a live mapping: boards created at run
+    time show through) and the static files, for the app's route list."""
     return [
         Route("/overlay", default_overlay, methods=["GET", "HEAD"]),
-        Route("/overlay/{board}", _overlay_page(frozenset(boards)), methods=["GET", "HEAD"]),
+        Route("/overlay/{board}", _overlay_page(boards), methods=["GET", "HEAD"]),
         # GraphiQL's bundle is 3.5 MB of text: compressed it is a fifth of that.
         Mount(
             "/static",

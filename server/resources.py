@@ -22,8 +22,8 @@ from server.settings import AckMode, Settings
 from server.webhook import WebhookSender
 from store.ban_registry import BanRegistry
 from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
-from store.board_registry import BoardRegistry
-from store.boards import Board
+from store.board_registry import BoardRegistry, board_of
+from store.boards import Board, BoardIndex
 from store.cached_ranking import TopCachingRankingStore
 from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
@@ -130,16 +130,27 @@ def make_recovery(
 
 
 @contextlib.asynccontextmanager
-async def open_recovery(settings: Settings) -> AsyncIterator[RankingRecovery]:
-    """Both stores connected and a recovery over them, for the repair commands."""
-    ranking = open_ranking(settings)
+async def open_recovery(
+    settings: Settings,
+) -> AsyncIterator[tuple[RankingRecovery, BoardIndex]]:
+    """Both stores connected and a recovery over them, for the repair commands; with every
+    board: the declared ones and those of the `boards` table (created at run time), the
+    table's row winning as it does when serving."""
     history = open_history(settings)
+    ranking: RankingStore | None = None
     try:
         await history.connect()
-        yield make_recovery(settings, ranking, history)
+        # As `serve` does: the boards table must exist to be read (a no-op when up to date).
+        await history.migrate()
+        boards = BoardIndex(settings.boards)
+        for spec, _ in await history.board_table().all():
+            boards.put(board_of(spec))
+        ranking = open_ranking(settings, boards=boards)
+        yield make_recovery(settings, ranking, history, boards=boards), boards
     finally:
         await history.close()
-        await ranking.close()
+        if ranking is not None:
+            await ranking.close()
 
 
 def board_notices(settings: Settings, channel: str = "boards") -> BoardNotices:

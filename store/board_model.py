@@ -70,10 +70,6 @@ def spec_problems(spec: BoardSpec) -> list[str]:
             problems.append(f"maxDelta must be within 1..{MAX_EXACT_SCORE}")
     if not 1 <= spec.shards <= MAX_SHARDS:
         problems.append(f"shards must be 1..{MAX_SHARDS}")
-    elif spec.shards > 1 and spec.tie_break is not TieBreak.SHARED:
-        # Board-wide EARLIEST ranks would compare members across shards: not served yet
-        # (docs/boards.md, "Sharded boards"). Rules, orders and caps are.
-        problems.append("a board spread over shards has SHARED ties")
     return problems
 
 

@@ -134,6 +134,15 @@ class Board:
         """The id of the period that is live now."""
         return self.period_at(datetime.now(UTC))
 
+    def period_end(self, period: str) -> datetime | None:
+        """The UTC instant a period ends: where the next one starts in the board's zone
+        (the local midnight, not the UTC one); None for a board that never resets or a
+        period id that is not one of this board's."""
+        if self.time_zone != "UTC":
+            span = _calendar(self.reset, self.time_zone).span(period)
+            return None if span is None else span.end
+        return period_end(self.reset, period)
+
     def is_valid_period(self, period: str) -> bool:
         """Whether `period` is a well-formed id of a real period of this board."""
         if self.time_zone != "UTC":

@@ -94,6 +94,11 @@ class IncrementOutcome:
     instant: int | None = None
     """When the write was applied (µs since the Unix epoch, strictly increasing per ranking)
     on boards whose history needs the order (BEST, LATEST, EARLIEST); None elsewhere."""
+    reached_before: int | None = field(default=None, compare=False)
+    """On EARLIEST boards of the Redis store, the instant the player had reached
+    `previous_score` (its member before the write): what a sharded board's board-wide ranks
+    are derived from (store/redis/ranks.py `replay_unique_ranks`). Not part of the outcome's
+    value: None elsewhere."""
 
     @property
     def changed(self) -> bool:

@@ -7,8 +7,9 @@ concern:
 - connection.py  the client: single node vs cluster, calls, pipelines, fan-out,
                  pub/sub, errors mapped to `StoreUnavailable`, timing for the observer
 - keys.py        the key layout (documented there) and key expiry
-- scripts.py     the Lua scripts (lua/*.lua): KEYS/ARGV built, replies decoded; a batch
-                 touching a board that is not `Board.plain` goes to lua/write.lua
+- scripts.py     the Lua scripts (lua/*.lua): registered, called, read replies decoded
+- write_batches.py  a batch's KEYS/ARGV for lua/increment.lua, or lua/write.lua when it
+                 touches a board that is not `Board.plain`; their outcomes decoded (pure)
 - single.py      unsharded boards: one script call each, concurrent increments merged
 - coalescing.py  `CoalescedCalls`, the merging of concurrent all-or-nothing calls
 - sharded.py     sharded boards: reads merged over the shards, board-wide ranks

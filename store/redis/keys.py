@@ -46,11 +46,11 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from store.boards import Board, ResetPeriod, board_index, period_end
+from store.boards import Board, ResetPeriod, board_index
 
 PROFILE_BUCKETS = 16
 """Hashes the profile cache spreads over: a read of 100 players is one HMGET per bucket
@@ -82,10 +82,17 @@ class PeriodKeys:
 class KeyLayout:
     """Key names, channels and expiry of the configured boards under one key prefix."""
 
-    def __init__(self, prefix: str, boards: Sequence[Board], retention: timedelta) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        boards: Sequence[Board],
+        retention: timedelta,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._prefix = prefix
         self._boards = board_index(boards)  # live: boards created at run time show through
         self._retention = retention
+        self._clock = clock
 
     def board(self, board_id: str) -> Board:
         """The configured board; `ValueError` for an unknown one."""
@@ -132,24 +139,25 @@ class KeyLayout:
         return f"{self._prefix}:changes:{board}"
 
     def expire_at_ms(self, board_id: str, period: str, *, empty: bool = False) -> int:
-        """When a period's keys expire (Unix ms), 0 for never: `retention` after it ends;
-        `EMPTY_PERIOD_EXPIRY` from now for an `empty` period that is not live."""
+        """When a period's keys expire (Unix ms), 0 for never: `retention` after it ends
+        (its end in the board's zone: a period of a zone west of UTC ends hours after the
+        UTC midnight); `EMPTY_PERIOD_EXPIRY` from now for an `empty` period that is not live."""
         board = self.board(board_id)
         if not board.is_valid_period(period):
             raise ValueError(f"{period!r} is not a period of board {board_id!r}")
-        end = period_end(board.reset, period)
+        end = board.period_end(period)
         if end is None:
             return 0
         if empty:
             # Live: ends after the start of the previous period and no later than the end
             # of the next one (one period of clock skew either way, counted generously).
             longest = _LONGEST_PERIOD[board.reset].total_seconds()
-            now = time.time()
+            now = self._clock()
             if not now - longest < end.timestamp() <= now + 2 * longest:
                 return int((now + EMPTY_PERIOD_EXPIRY.total_seconds()) * 1000)
         # In milliseconds: a datetime past year 9999 overflows.
         end_ms = int(end.timestamp() * 1000) + int(self._retention.total_seconds() * 1000)
-        return max(end_ms, int((time.time() + MIN_EXPIRY.total_seconds()) * 1000))
+        return max(end_ms, int((self._clock() + MIN_EXPIRY.total_seconds()) * 1000))
 
 
 def fingerprint(username: str, delta: int) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from sortedcontainers import SortedList
 
 from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
+from store.tiebreak import encode_instant
 
 
 def order(entry: tuple[str, int]) -> tuple[int, str]:
@@ -109,6 +110,80 @@ def replay_ranks(
             dataclasses.replace(outcome, rank=rank(outcome.score), previous_rank=previous_rank)
         )
     return ranked
+
+
+OrderKey = tuple[int, str]
+"""A player's place on an EARLIEST board: (stored score, member), compared as Redis orders
+them (str order is code point order, the UTF-8 byte order of members)."""
+
+
+def unique_keys(
+    outcomes: Sequence[IncrementOutcome], sign: int
+) -> list[tuple[OrderKey | None, OrderKey | None]]:
+    """Each outcome's order keys before and after its write, on an EARLIEST board (sign -1
+    on DESC, +1 on ASC): the member moves only when the kept score changed (`instant`),
+    else stays the one reached before (`reached_before`). None: no score."""
+    keys: list[tuple[OrderKey | None, OrderKey | None]] = []
+    for outcome in outcomes:
+        username = outcome.increment.username
+        before: OrderKey | None = None
+        if outcome.previous_score is not None:
+            member = encode_instant(outcome.reached_before or 0) + username
+            before = (sign * outcome.previous_score, member)
+        after = before
+        if outcome.changed:
+            after = (sign * outcome.score, encode_instant(outcome.instant or 0) + username)
+        keys.append((before, after))
+    return keys
+
+
+def replay_unique_ranks(
+    outcomes: list[IncrementOutcome],
+    keys: Sequence[tuple[OrderKey | None, OrderKey | None]],
+    before_after: dict[OrderKey, int],
+) -> list[IncrementOutcome]:
+    """Board-wide ranks of one EARLIEST period's outcomes, in batch order (`replay_ranks`
+    for unique ranks): a rank is 1 + the players ordered before the player's key.
+
+    `keys` are `unique_keys(outcomes)`; `before_after[k]` counts the players ordered before
+    k once the batch was applied (every key of `keys`, and `NO_SCORE_KEY`). Taking out the
+    batch's own players at their final keys leaves those the batch did not touch; adding
+    the batch's players at their keys of the moment gives each write's rank at its turn.
+    """
+    final: dict[str, OrderKey] = {}
+    initial: dict[str, OrderKey | None] = {}
+    for outcome, (before, after) in zip(outcomes, keys, strict=True):
+        username = outcome.increment.username
+        initial.setdefault(username, before)
+        if after is not None:
+            final[username] = after
+    finals = SortedList(final.values())
+    current = SortedList(key for key in initial.values() if key is not None)
+
+    def rank(key: OrderKey) -> int:
+        untouched = before_after[key] - int(finals.bisect_left(key))
+        return 1 + untouched + int(current.bisect_left(key))
+
+    ranked = []
+    for outcome, (before, after) in zip(outcomes, keys, strict=True):
+        if not outcome.applied:
+            standing = rank(before if before is not None else NO_SCORE_KEY)
+            previous = None if before is None else standing
+            ranked.append(dataclasses.replace(outcome, rank=standing, previous_rank=previous))
+            continue
+        previous_rank = None
+        if before is not None:
+            previous_rank = rank(before)
+            current.remove(before)
+        assert after is not None  # an applied write leaves a score
+        current.add(after)
+        ranked.append(dataclasses.replace(outcome, rank=rank(after), previous_rank=previous_rank))
+    return ranked
+
+
+NO_SCORE_KEY: OrderKey = (0, "")
+"""Where a repeated event of a player without a score is ranked: as a score of 0, ahead of
+every member tied at 0 (as write.lua ranks it)."""
 
 
 def merge_pages(

@@ -98,6 +98,7 @@ class Rebuilds:
                     shard_totals[shard],
                     shard_events[shard],
                     empty=empty,
+                    instants=instants or {},
                     # Every shard's clock at the period's last instant: each shard's own
                     # last one is no later, so later writes still get later instants.
                     clock=clock if config.keeps_instants else None,
@@ -179,26 +180,43 @@ class Rebuilds:
         event_ids: Iterable[tuple[str, str]],
         *,
         empty: bool | None,
+        instants: Mapping[str, int] | None = None,
         clock: int | None = None,
     ) -> None:
         """Load one shard; `empty` says whether the whole period is (None: this shard is
         the period, count what it writes); `clock`: the instants hash's clock, on boards
-        that keep instants (an ASC, BEST or LATEST sharded board with shared ranks)."""
+        that keep instants; on EARLIEST boards `instants` the instant each player reached
+        its score (its member, and the shard's instants hash)."""
         keys = self._layout.keys(board, period, shard)
         token = secrets.token_hex(8)
         temp_ranking = f"{keys.ranking}:load:{token}"
         temp_events = f"{keys.events}:load:{token}"
         temp_instants = f"{instants_key(keys)}:load:{token}" if clock is not None else None
-        sign = self._layout.board(board).sign
+        config = self._layout.board(board)
+        sign = config.sign
+        earliest = config.tie_break is TieBreak.EARLIEST
+        if earliest and temp_instants is None:
+            temp_instants = f"{instants_key(keys)}:load:{token}"
+        reached = instants or {}
 
         def ranking_command(pipe: AnyPipeline, chunk: list[tuple[str, int]]) -> None:
             mapping: dict[str, int] = {}
+            members: dict[str, str] = {}
             for username, total in chunk:
                 if abs(total) > MAX_EXACT_SCORE:
                     raise ScoreOutOfRange(username, board)
-                mapping[username] = stored_score(total) if sign < 0 else total
+                stored = stored_score(total) if sign < 0 else total
+                if earliest:
+                    instant = reached.get(username, 0)
+                    mapping[encode_member(config.tie_break, instant, username)] = stored
+                    members[username] = encode_instant(instant)
+                else:
+                    mapping[username] = stored
             pipe.zadd(temp_ranking, mapping)
             pipe.pexpire(temp_ranking, LOAD_TEMP_TTL_MS)
+            if members and temp_instants is not None:
+                pipe.hset(temp_instants, mapping=dict(members.items()))
+                pipe.pexpire(temp_instants, LOAD_TEMP_TTL_MS)
 
         def events_command(pipe: AnyPipeline, chunk: list[tuple[str, str]]) -> None:
             pipe.hset(temp_events, mapping=dict(chunk))

@@ -1,6 +1,7 @@
 """The Lua scripts (lua/*.lua): loaded, registered, called with their KEYS and ARGV, and
 their replies decoded. Each script's header documents its KEYS, ARGV and reply; this
-module is their one Python counterpart.
+module is their one Python counterpart, except the write scripts' batch encoding and
+outcome decoding, which live in write_batches.py (pure, no Redis).
 
 Every script gets lua/common.lua prepended (score negation, ranks, page reads).
 """
@@ -14,12 +15,18 @@ from typing import Any
 
 import orjson
 
-from store.board_kinds import SortOrder, TieBreak, UpdateRule
-from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
+from store.board_kinds import SortOrder, TieBreak
+from store.errors import EventIdReused, RankingNotLoaded
 from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage, ScoreIncrement
 from store.redis.connection import Connection, text, unavailable_on_failure
 from store.redis.keys import KeyLayout, PeriodKeys, fingerprint, instants_key
 from store.redis.ranks import merge_pages
+from store.redis.write_batches import (
+    increment_call,
+    increment_outcomes,
+    write_call,
+    write_outcomes,
+)
 
 _LUA = resources.files(__package__ or "store.redis").joinpath("lua")
 
@@ -76,165 +83,16 @@ class Scripts:
         Without `publish` the script publishes nothing (the caller does: sharded ranks
         are only known after the call).
         """
-        call = self._increment_call(increments, publish=publish, dry_run=dry_run)
+        call = increment_call(self._layout, increments, publish=publish, dry_run=dry_run)
         if call is None:  # a board of another rule, order, tie-break or with caps
-            keys, args, groups = self._write_call(increments, publish=publish, dry_run=dry_run)
+            keys, args, groups = write_call(
+                self._layout, increments, publish=publish, dry_run=dry_run
+            )
             reply = await self._connection.call(self._write, keys, args)
-            return self._write_outcomes(increments, groups, reply)
+            return write_outcomes(self._layout, increments, groups, reply)
         keys, args, groups = call
         reply = await self._connection.call(self._increment, keys, args)
-        return _increment_outcomes(increments, groups, reply)
-
-    def _increment_call(
-        self, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
-    ) -> tuple[list[str], list[str | int | bytes], list[tuple[str, str]]] | None:
-        """KEYS and ARGV of increment.lua, and the board periods in the script's order;
-        None when a board is not `plain` (write.lua serves the batch)."""
-        layout = self._layout
-        groups: dict[tuple[str, str, int], int] = {}
-        group_of: list[int] = []
-        keys: list[str] = []
-        args: list[str | int | bytes] = [0, 1 if dry_run else 0]
-        for increment in increments:
-            shard = layout.board(increment.board).shard_of(increment.username)
-            group = (increment.board, increment.period, shard)
-            if group not in groups:
-                # Once per board period, not per increment: the hot path stays as it was.
-                if not layout.board(increment.board).plain:
-                    return None
-                groups[group] = len(groups) + 1
-                period_keys = layout.keys(increment.board, increment.period, shard)
-                keys += [period_keys.ranking, period_keys.events, period_keys.loaded]
-                args += [
-                    layout.channel(increment.board) if publish else "",
-                    increment.board,
-                    increment.period,
-                    layout.expire_at_ms(increment.board, increment.period),
-                ]
-            group_of.append(groups[group])
-        args[0] = len(groups)
-        # One JSON argument for all the increments, not five per increment: redis-py packs
-        # every argument in Python (it was a fifth of the service's CPU under batched
-        # ingest), orjson and the script's cjson handle one array in C.
-        args.append(
-            orjson.dumps(
-                [
-                    [
-                        group_number,
-                        increment.username,
-                        increment.delta,
-                        1,
-                        increment.event_id,
-                        fingerprint(increment.username, increment.delta),
-                    ]
-                    if increment.client_event_id
-                    else [group_number, increment.username, increment.delta, 0, increment.event_id]
-                    for increment, group_number in zip(increments, group_of, strict=True)
-                ]
-            )
-        )
-        return keys, args, [(board, period) for board, period, _ in groups]
-
-    def _write_call(
-        self, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
-    ) -> tuple[list[str], list[str | int | bytes], list[tuple[str, str]]]:
-        """KEYS and ARGV of write.lua, and the board periods in the script's order."""
-        layout = self._layout
-        groups: dict[tuple[str, str, int], int] = {}
-        periods: list[tuple[str, str]] = []
-        group_of: list[int] = []
-        keys: list[str] = []
-        args: list[str | int | bytes] = [0, 1 if dry_run else 0]
-        for increment in increments:
-            board = layout.board(increment.board)
-            shard = board.shard_of(increment.username)
-            group = (increment.board, increment.period, shard)
-            if group not in groups:
-                groups[group] = len(groups) + 1
-                periods.append((increment.board, increment.period))
-                period_keys = layout.keys(increment.board, increment.period, shard)
-                keys += [
-                    period_keys.ranking,
-                    period_keys.events,
-                    period_keys.loaded,
-                    instants_key(period_keys),
-                ]
-                args += [
-                    layout.channel(increment.board) if publish else "",
-                    increment.board,
-                    increment.period,
-                    layout.expire_at_ms(increment.board, increment.period),
-                    board.update_rule.value,
-                    board.sign,
-                    "1" if board.tie_break is TieBreak.EARLIEST else "0",
-                    "1" if board.keeps_instants else "0",
-                    "" if board.min_score is None else board.min_score,
-                    "" if board.max_score is None else board.max_score,
-                ]
-            group_of.append(groups[group])
-        args[0] = len(groups)
-        args.append(
-            orjson.dumps(
-                [
-                    [
-                        group_number,
-                        increment.username,
-                        increment.delta,
-                        1 if increment.client_event_id else 0,
-                        increment.event_id,
-                        fingerprint(increment.username, increment.delta),
-                    ]
-                    for increment, group_number in zip(increments, group_of, strict=True)
-                ]
-            )
-        )
-        return keys, args, periods
-
-    def _write_outcomes(
-        self,
-        increments: Sequence[ScoreIncrement],
-        periods: list[tuple[str, str]],
-        reply: list[Any],
-    ) -> list[IncrementOutcome]:
-        """Outcomes from write.lua's reply, or its refusal raised."""
-        status = int(reply[0])
-        if status == 1:
-            raise RankingNotLoaded(*periods[int(reply[1]) - 1])
-        if status in (2, 3, 4, 5):
-            failed = increments[int(reply[1]) - 1]
-            if status == 2:
-                raise ScoreOutOfRange(failed.username, failed.board)
-            if status == 3:
-                raise EventIdReused(failed.event_id)
-            board = self._layout.board(failed.board)
-            bound = board.min_score if status == 4 else board.max_score
-            raise ScoreBeyondCap(
-                failed.username,
-                failed.board,
-                int(reply[2]),
-                below=status == 4,
-                bound=0 if bound is None else bound,
-                total=board.update_rule is UpdateRule.INCREMENT,
-            )
-        if len(reply) == 1:  # a dry run
-            return []
-        outcomes = []
-        for index, increment in enumerate(increments):
-            applied, score, rank, had_score, previous_score, previous_rank, instant = reply[
-                1 + 7 * index : 8 + 7 * index
-            ]
-            outcomes.append(
-                IncrementOutcome(
-                    increment=increment,
-                    score=int(score),
-                    rank=int(rank),
-                    applied=bool(applied),
-                    previous_score=int(previous_score) if had_score else None,
-                    previous_rank=int(previous_rank) if had_score else None,
-                    instant=int(instant) or None,
-                )
-            )
-        return outcomes
+        return increment_outcomes(increments, groups, reply)
 
     def _order_args(self, board_id: str) -> list[str | int]:
         """The trailing ARGV of a read script on a board other than DESC/SHARED (common.lua)."""
@@ -412,39 +270,6 @@ class Scripts:
         await self._connection.call(
             self._release, [self._layout.keys(board, period).rebuild], [token]
         )
-
-
-def _increment_outcomes(
-    increments: Sequence[ScoreIncrement], groups: list[tuple[str, str]], reply: list[Any]
-) -> list[IncrementOutcome]:
-    """Outcomes from increment.lua's reply, or its refusal raised."""
-    status = int(reply[0])
-    if status == 1:
-        board, period = groups[int(reply[1]) - 1]
-        raise RankingNotLoaded(board, period)
-    if status == 2:
-        failed = increments[int(reply[1]) - 1]
-        raise ScoreOutOfRange(failed.username, failed.board)
-    if status == 3:
-        raise EventIdReused(increments[int(reply[1]) - 1].event_id)
-    if len(reply) == 1:  # a dry run
-        return []
-    outcomes = []
-    for index, increment in enumerate(increments):
-        applied, score, rank, had_score, previous_score, previous_rank = reply[
-            1 + 6 * index : 7 + 6 * index
-        ]
-        outcomes.append(
-            IncrementOutcome(
-                increment=increment,
-                score=int(score),
-                rank=int(rank),
-                applied=bool(applied),
-                previous_score=int(previous_score) if had_score else None,
-                previous_rank=int(previous_rank) if had_score else None,
-            )
-        )
-    return outcomes
 
 
 def _check_loaded(board: str, period: str, reply: list[Any]) -> None:

@@ -12,9 +12,11 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 
+from store.board_kinds import TieBreak
 from store.errors import RankingNotLoaded
 from store.models import IncrementOutcome, PageKey, RankedPlayer, RankingPage
 from store.redis.connection import AnyPipeline, Connection, text
+from store.redis.earliest import ShardedEarliest
 from store.redis.keys import KeyLayout, total_of
 from store.redis.ranks import (
     order,
@@ -33,6 +35,11 @@ class ShardedBoards:
         self._connection = connection
         self._layout = layout
         self._scripts = scripts
+        self._earliest = ShardedEarliest(connection, layout, scripts)
+
+    def _unique(self, board: str) -> bool:
+        """Whether the board ranks ties by who got there first (earliest.py serves it)."""
+        return self._layout.board(board).tie_break is TieBreak.EARLIEST
 
     async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
         """Each shard's first offset+limit players, merged: one parallel round.
@@ -40,6 +47,8 @@ class ShardedBoards:
         Every player above one of the page is in its own shard's first offset+limit, so
         positions (and ranks) in the merge are exact.
         """
+        if self._unique(board):
+            return await self._earliest.top(board, period, limit, offset)
         if limit == 0:
             await self.player_count(board, period)  # still refuses an unloaded period
             return []
@@ -66,6 +75,8 @@ class ShardedBoards:
 
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
         """The player's score from its shard, its rank from every shard's count above."""
+        if self._unique(board):
+            return await self._earliest.player(board, period, username)
         found = await self._scripts.player(board, period, username)
         if found is None:
             return None
@@ -83,6 +94,8 @@ class ShardedBoards:
 
         With `fill` each shard gives up to 2 * radius on each side (2 * radius + 1 above,
         for the tie check), enough for a window shifted as far as it can go."""
+        if self._unique(board):
+            return await self._earliest.neighborhood(board, period, username, radius, fill=fill)
         found = await self._scripts.player(board, period, username)
         if found is None:
             return []
@@ -115,6 +128,8 @@ class ShardedBoards:
         """The named players' scores from their shards, then the counts above those scores
         from every shard: two pipelined rounds (one round trip per node each), whatever
         the number of names."""
+        if self._unique(board):
+            return await self._earliest.players(board, period, usernames)
         by_shard: dict[int, list[str]] = {}
         board_value = self._layout.board(board)
         for username in usernames:
@@ -181,16 +196,27 @@ class ShardedBoards:
                 by_period.setdefault((increment.board, increment.period), []).append(index)
         if not by_period:
             return outcomes
-        counts = await asyncio.gather(
-            *(
-                self.higher_counts(board, period, scores_of(outcomes[i] for i in indexes))
-                for (board, period), indexes in by_period.items()
-            )
+        unique = {key: indexes for key, indexes in by_period.items() if self._unique(key[0])}
+        shared = {key: indexes for key, indexes in by_period.items() if key not in unique}
+        counts, unique_ranked = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    self.higher_counts(board, period, scores_of(outcomes[i] for i in indexes))
+                    for (board, period), indexes in shared.items()
+                )
+            ),
+            asyncio.gather(
+                *(
+                    self._earliest.with_board_ranks(board, period, [outcomes[i] for i in indexes])
+                    for (board, period), indexes in unique.items()
+                )
+            ),
         )
         ranked = list(outcomes)
-        for (board, _), indexes, higher in zip(
-            by_period.keys(), by_period.values(), counts, strict=True
-        ):
+        for indexes, period_ranked in zip(unique.values(), unique_ranked, strict=True):
+            for index, outcome in zip(indexes, period_ranked, strict=True):
+                ranked[index] = outcome
+        for (board, _), indexes, higher in zip(shared.keys(), shared.values(), counts, strict=True):
             period_outcomes = [outcomes[i] for i in indexes]
             if self._layout.board(board).sign > 0:
                 # ASC: the arithmetic of ranks.py, on negated scores ("higher is better").

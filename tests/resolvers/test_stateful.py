@@ -87,6 +87,8 @@ from store.recovery import RankingRecovery
 from store.redis import RedisRankingStore
 from store.sql import SqlScoreHistory
 from tests.support.board_model import RULED_BOARDS, SHARDED_KINDS, PeriodModel
+from tests.support.redis_cluster import PrivateRedisCluster
+from tests.support.seasons import delete_cluster_keys
 from tests.support.shared_services import (
     REDIS_URL,
     delete_prefix,
@@ -1082,6 +1084,9 @@ class KindsMachine(RuleBasedStateMachine):
     emptied, or a restart) and across a month boundary."""
 
     backend: ClassVar[Backend]
+    cluster_url: ClassVar[str | None] = None
+    """A Redis Cluster's seed instead of the machine's Redis (every board then takes the
+    per-slot path)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -1100,7 +1105,7 @@ class KindsMachine(RuleBasedStateMachine):
     async def _open(self) -> None:
         if self.backend is Backend.REDIS_MARIADB:
             await require_redis()
-            self._stack.push_async_callback(delete_prefix, self.prefix)
+            self._stack.push_async_callback(self._delete_keys)
             database = await self._stack.enter_async_context(private_database())
             url = mysql_url(database)
         else:
@@ -1115,11 +1120,15 @@ class KindsMachine(RuleBasedStateMachine):
 
     async def _start_components(self) -> None:
         self.ranking: RankingStore
-        # On Redis the SHARED kinds are spread over shards: the answers must not change.
+        # On Redis every kind is spread over shards: the answers must not change.
         boards = SHARDED_KINDS if self.backend is Backend.REDIS_MARIADB else RULED_BOARDS
         if self.backend is Backend.REDIS_MARIADB:
             self.ranking = RedisRankingStore.from_url(
-                REDIS_URL, key_prefix=self.prefix, boards=boards, retention=RETENTION
+                self.cluster_url or REDIS_URL,
+                key_prefix=self.prefix,
+                boards=boards,
+                retention=RETENTION,
+                cluster=self.cluster_url is not None,
             )
         else:
             self.ranking = EmbeddedRankingStore(boards=boards)
@@ -1316,7 +1325,13 @@ class KindsMachine(RuleBasedStateMachine):
         while self.batcher.depth or self.batcher.reserved:
             assert time.monotonic() < deadline, "the write buffer did not flush"
             await asyncio.sleep(FLUSH_INTERVAL / 4)
-        await delete_prefix(self.prefix)
+        await self._delete_keys()
+
+    async def _delete_keys(self) -> None:
+        if self.cluster_url is not None:
+            await delete_cluster_keys(self.cluster_url, self.prefix)
+        else:
+            await delete_prefix(self.prefix)
 
     @rule()
     def restart(self) -> None:
@@ -1334,8 +1349,20 @@ class EmbeddedSQLiteKindsMachine(KindsMachine):
     backend = Backend.EMBEDDED_SQLITE
 
 
+# Every kind sharded, on real servers: minutes on a loaded machine, not a hang.
+@pytest.mark.timeout(900)
 def test_every_kind_of_board_on_redis_and_mariadb_follows_the_model() -> None:
     run_state_machine_as_test(RedisMariaDBKindsMachine, settings=SETTINGS)
+
+
+@pytest.mark.timeout(900)
+def test_every_kind_of_board_on_a_redis_cluster_follows_the_model(
+    redis_cluster: PrivateRedisCluster,
+) -> None:
+    class ClusterKindsMachine(RedisMariaDBKindsMachine):
+        cluster_url = redis_cluster.url()
+
+    run_state_machine_as_test(ClusterKindsMachine, settings=SETTINGS)
 
 
 def test_every_kind_of_board_embedded_follows_the_model() -> None:

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from schema.build import SDL_PATH
-from store.boards import parse_boards
+from store.board_kinds import SortOrder, TieBreak, UpdateRule
+from store.boards import Board, ResetPeriod, parse_boards
 from store.redis import RedisRankingStore
 from tests.support.cli import INCREMENTS, leaderboard
 from tests.support.graphql_client import GraphQLHttp
@@ -74,6 +75,70 @@ async def test_rebuild_refuses_unknown_boards_and_periods(
     )
     assert code == 2
     assert "not a period" in output
+
+
+CREATE_LAPS = """
+mutation {
+  createLeaderboard(input: {
+    id: "laps", reset: WEEKLY, timeZone: "America/New_York"
+    updateRule: BEST, sortOrder: ASC, tieBreak: EARLIEST
+  }) { id currentPeriod }
+}"""
+SET_LAP = """
+mutation($username: String!, $score: Long!) {
+  setScore(username: $username, score: $score, board: "laps") { score rank }
+}"""
+
+
+async def test_rebuild_and_reconcile_serve_a_board_created_at_run_time(
+    service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
+) -> None:
+    admin = "cli-admin-token"
+    environment = redis_mysql_environment | {"LEADERBOARD_ADMIN_TOKEN": admin}
+    process = service_process(environment)
+    await process.start()
+    async with httpx.AsyncClient(base_url=process.url) as client:
+        gql = GraphQLHttp(client, token=TOKEN)
+        created = await gql.data(CREATE_LAPS, token=admin)
+        period = created["createLeaderboard"]["currentPeriod"]
+        for username, lap in (("ana", 61250), ("bo", 59875), ("cy", 61250), ("ana", 70000)):
+            await gql.data(SET_LAP, {"username": username, "score": lap})
+    assert await process.terminate()
+    prefix = environment["LEADERBOARD_KEY_PREFIX"]
+    await delete_prefix(prefix)
+
+    code, output = await leaderboard(environment, "rebuild", "--board", "laps")
+    assert code == 0, output
+    assert f"rebuilt laps/{period} from the history: 3 players" in output
+    laps = Board(
+        "laps",
+        ResetPeriod.WEEKLY,
+        time_zone="America/New_York",
+        update_rule=UpdateRule.BEST,
+        sort_order=SortOrder.ASC,
+        tie_break=TieBreak.EARLIEST,
+    )
+    store = RedisRankingStore.from_url(
+        REDIS_URL, key_prefix=prefix, boards=[laps], retention=timedelta(days=1)
+    )
+    try:
+        # Fastest first, equal laps by who set them first: the instants came from MariaDB.
+        top = await store.top("laps", period, 10, 0)
+        assert [(p.username, p.score, p.rank) for p in top] == [
+            ("bo", 59875, 1),
+            ("ana", 61250, 2),
+            ("cy", 61250, 3),
+        ]
+    finally:
+        await store.close()
+    # reconcile, every board: the runtime one included, nothing to correct.
+    code, output = await leaderboard(environment, "reconcile")
+    assert code == 0, output
+    assert f"laps/{period}: 0 players corrected" in output
+    code, output = await leaderboard(environment, "rebuild", "--board", "nope")
+    assert code == 2
+    assert "unknown board nope" in output
+    assert "laps" in output  # the known boards listed include it
 
 
 async def test_export_schema_writes_the_live_sdl(tmp_path: Path) -> None:

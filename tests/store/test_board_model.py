@@ -67,7 +67,6 @@ def test_a_full_spec_is_valid() -> None:
         ({"max_delta": 2**53}, "maxDelta must be within 1.."),
         ({"max_delta": 10, "update_rule": BEST}, "maxDelta applies to INCREMENT boards only"),
         ({"shards": 0}, "shards must be 1..1024"),
-        ({"shards": 2, "tie_break": TieBreak.EARLIEST}, "spread over shards has SHARED ties"),
     ],
 )
 def test_bad_specs_say_why(changes: dict[str, object], message: str) -> None:

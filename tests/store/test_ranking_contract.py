@@ -70,7 +70,7 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
         ranking = RedisRankingStore.from_url(
             url,
             key_prefix=redis_prefix,
-            # The sharded variants spread the boards of other kinds too (but EARLIEST);
+            # The sharded variants spread the boards of every other kind too;
             # on a cluster every one takes the per-slot path.
             boards=SHARDED_BOARDS + SHARDED_KINDS
             if request.param.endswith("sharded")
@@ -722,7 +722,9 @@ async def test_a_worse_submission_publishes_nothing(store: RankingStore) -> None
         await feed.close()
 
 
-async def test_equal_scores_at_the_same_moment_get_unique_ranks(store: RankingStore) -> None:
+async def test_equal_scores_at_the_same_moment_get_unique_ranks(
+    store: RankingStore, request: pytest.FixtureRequest
+) -> None:
     board = "increment-desc-earliest"
     await load(store, {}, board=board)
     # Two writers at once: on one Redis, the same script call or the same microsecond.
@@ -733,9 +735,59 @@ async def test_equal_scores_at_the_same_moment_get_unique_ranks(store: RankingSt
     instants = {first[0].increment.username: first[0].instant}
     instants[second[0].increment.username] = second[0].instant
     assert None not in instants.values()
-    assert len(set(instants.values())) == 2
-    earlier, later = sorted(instants, key=lambda name: instants[name] or 0)
+    if len({served_board(request, board).shard_of(name) for name in instants}) == 1:
+        # One ranking key, one clock: never the same instant.
+        assert len(set(instants.values())) == 2
+    # Two shards keep two clocks: the same microsecond then ranks by username.
+    earlier, later = sorted(instants, key=lambda name: (instants[name] or 0, name))
     assert standings(await store.top(board, PERIOD, 10, 0)) == [(earlier, 7, 1), (later, 7, 2)]
+    assert {first[0].rank, second[0].rank} == {1, 2}
+
+
+@pytest.mark.parametrize("board", ["best-desc-earliest", "latest-asc-earliest"])
+async def test_earliest_ties_across_shards_rank_by_instant_then_username(
+    store: RankingStore, board: str
+) -> None:
+    # SPREAD lands in four shards of a sharded board; bob and eve reached 7 in the same
+    # microsecond (possible only across shards, whose clocks are their own).
+    reached = {"ivy": 30, "ann": 20, "bob": 10, "eve": 10, "cy": 40}
+    scores = {"ivy": 7, "ann": 7, "bob": 7, "eve": 7, "cy": 9}
+    await store.load(board, PERIOD, scores.items(), [], instants=reached, clock=40)
+    model = PeriodModel(BY_ID[board])
+    for name in sorted(reached, key=lambda name: reached[name]):
+        model.write(name, scores[name], reached[name])
+    expected = model.standings()
+    assert [player.username for player in expected if player.score == 7] == [
+        "bob",
+        "eve",
+        "ann",
+        "ivy",
+    ]
+    assert [player.rank for player in expected] == [1, 2, 3, 4, 5]
+    assert await store.top(board, PERIOD, 10, 0) == expected
+    assert await store.top(board, PERIOD, 2, 2) == expected[2:4]
+    for player in expected:
+        assert await store.player(board, PERIOD, player.username) == player
+    assert await store.players(board, PERIOD, ["ivy", "eve", "nobody"]) == [
+        p for p in expected if p.username in ("eve", "ivy")
+    ]
+    names = [player.username for player in expected]
+    for at, name in enumerate(names):
+        window = expected[max(0, at - 1) : at + 2]
+        assert await store.neighborhood(board, PERIOD, name, 1) == window
+    # A later equal score (another shard's clock is ahead) goes after every earlier one.
+    [late] = await store.increment([inc("dee", 7, board=board)])
+    model.write("dee", 7, late.instant)
+    assert late.rank == model.rank("dee")
+    assert await store.top(board, PERIOD, 10, 0) == model.standings()
+    # A better score moves ann ahead of everyone at 7, with a fresh instant.
+    previous = model.rank("ann")
+    [better] = await store.increment(
+        [inc("ann", 8 if board.startswith("best-desc") else 6, board=board)]
+    )
+    model.write("ann", better.score, better.instant)
+    assert (better.rank, better.previous_rank) == (model.rank("ann"), previous)
+    assert await store.top(board, PERIOD, 10, 0) == model.standings()
 
 
 async def test_a_clock_ahead_of_time_still_orders_later_writes_later(store: RankingStore) -> None:

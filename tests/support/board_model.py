@@ -47,12 +47,8 @@ RULED_BOARDS = (
     ),
 )
 """One unsharded board per kind, and two with caps (every backend serves them)."""
-SHARDED_KINDS = tuple(
-    dataclasses.replace(board, shards=4) if board.tie_break is TieBreak.SHARED else board
-    for board in RULED_BOARDS
-)
-"""The same boards, each spread over four shards but the EARLIEST ones (which sharded
-boards do not serve yet, docs/boards.md): the results must not change."""
+SHARDED_KINDS = tuple(dataclasses.replace(board, shards=4) for board in RULED_BOARDS)
+"""The same boards, each spread over four shards: the results must not change."""
 
 
 @dataclass

@@ -39,6 +39,10 @@
     empty: document.getElementById("empty"),
   };
   const scoreFormat = new Intl.NumberFormat();
+  // ASC boards rank race times and the like, lowest first: printed as submitted (a lap of
+  // 61250 ms is not "61,250"); DESC boards' points get the reader's digit grouping.
+  const ascending = document.documentElement.dataset.sortOrder === "asc";
+  const formatScore = (score) => (ascending ? String(score) : scoreFormat.format(score));
 
   function readOptions() {
     const parameters = new URLSearchParams(window.location.search);
@@ -184,7 +188,7 @@
       row.children[0].textContent = String(player.rank);
       // The display name is the player's own text: shown as text, never parsed as HTML.
       row.children[1].textContent = player.displayName || player.username;
-      row.children[2].textContent = scoreFormat.format(player.score);
+      row.children[2].textContent = formatScore(player.score);
       if (list.children[index] !== row) {
         list.insertBefore(row, list.children[index] || null);
       }

@@ -23,7 +23,9 @@
 -- {4, i, score} / {5, i, score} when write i would take a kept score (a total) below
 -- minScore / above maxScore (nothing applied in any of these), {0} after a dry run, else
 -- {0, then per write: applied, score, rank, had score, previous score, previous rank,
--- the instant it was applied (0: none kept)}.
+-- the instant it was applied (0: none kept), and on EARLIEST boards the instant the
+-- player had reached its score before the write (0: none; a sharded board's ranks need
+-- the member it had)}.
 
 local MAX_EXACT = 9007199254740991
 
@@ -183,7 +185,7 @@ end
 
 -- Pass 2 applies, in the same order, so each write finds the score pass 1 noted.
 local out = {0}
-local function append(applied, score, rank, old, previous_rank, instant)
+local function append(applied, score, rank, old, previous_rank, instant, reached)
   out[#out + 1] = applied
   out[#out + 1] = score
   out[#out + 1] = rank
@@ -197,6 +199,15 @@ local function append(applied, score, rank, old, previous_rank, instant)
     out[#out + 1] = previous_rank
   end
   out[#out + 1] = instant
+  out[#out + 1] = reached
+end
+
+-- The instant a player with a kept score reached it (EARLIEST boards; else 0).
+local function reached_of(p, username, old)
+  if old == nil or not p.earliest then
+    return 0
+  end
+  return tonumber(redis.call('HGET', p.instants, username), 16)
 end
 
 local function json_number(number)
@@ -239,13 +250,14 @@ for i, w in ipairs(writes) do
   local old = w.old or nil
   if duplicate[i] then
     local rank = rank_now(p, w.username, old)
-    append(0, old or 0, rank, old, rank, 0)
+    append(0, old or 0, rank, old, rank, 0, reached_of(p, w.username, old))
   else
     local previous_rank = nil
     if old ~= nil then
       previous_rank = rank_now(p, w.username, old)
     end
     local new = kept_after(p, old, w.value)
+    local reached = reached_of(p, w.username, old)
     local instant = 0
     if p.timed then
       instant = next_instant(p)
@@ -271,7 +283,7 @@ for i, w in ipairs(writes) do
       p.events_written = true
     end
     local rank = rank_now(p, w.username, new)
-    append(1, new, rank, old, previous_rank, instant)
+    append(1, new, rank, old, previous_rank, instant, reached)
     if changed and p.channel ~= '' then
       -- Built by hand: cjson prints numbers with 14 significant digits, too few for scores.
       if p.message_head == nil then

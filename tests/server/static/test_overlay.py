@@ -203,3 +203,50 @@ async def test_display_names_show_as_text_never_as_html(
     await add_scores(gql, {"bo": 20})
     await expect(page.locator(NAMES)).to_have_text([XSS, "Ana <b>the</b> Great"])
     assert await page.evaluate("() => window.pwned === undefined")
+
+
+CREATE_LAP_BOARD = """
+mutation {
+  createLeaderboard(input: {
+    id: "laps", reset: WEEKLY, updateRule: BEST, sortOrder: ASC, tieBreak: EARLIEST
+  }) { id }
+}"""
+SET_LAP = """
+mutation($username: String!, $score: Long!) {
+  setScore(username: $username, score: $score, board: "laps") { score rank }
+}"""
+
+
+async def test_a_board_created_at_run_time_has_its_overlay_with_times_as_submitted(
+    services: Services, page: Page, screenshot_path: ScreenshotPath
+) -> None:
+    admin = "browser-admin-token"
+    service = await services.start(LEADERBOARD_ADMIN_TOKEN=admin)
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        gql = GraphQLHttp(client, token=TOKEN)
+        # Not a board yet: 404, as any unknown board.
+        assert (await client.get("/overlay/laps")).status_code == 404
+        await gql.data(CREATE_LAP_BOARD, token=admin)
+        page_response = await client.get("/overlay/laps")
+        assert page_response.status_code == 200
+        assert 'data-sort-order="asc"' in page_response.text
+        for username, lap in (("ana", 61250), ("bo", 59875), ("cy", 61250), ("dee", 1234567)):
+            await gql.data(SET_LAP, {"username": username, "score": lap})
+        assert (await client.get("/overlay/nope")).status_code == 404
+
+        await page.goto(overlay_url(service.url, "laps"))
+        # Fastest first; equal laps by who set them first; no digit grouping on times.
+        await expect(page.locator(NAMES)).to_have_text(["bo", "ana", "cy", "dee"])
+        await expect(page.locator(SCORES)).to_have_text(["59875", "61250", "61250", "1234567"])
+        await expect(page.locator("#rows .overlay-rank")).to_have_text(["1", "2", "3", "4"])
+        await expect(page.locator(STATUS)).to_have_attribute("data-state", "live")
+        # A better lap moves cy up live; a worse one changes nothing.
+        await gql.data(SET_LAP, {"username": "cy", "score": 58000})
+        await gql.data(SET_LAP, {"username": "bo", "score": 70000})
+        await expect(page.locator(NAMES)).to_have_text(["cy", "bo", "ana", "dee"])
+        await expect(page.locator(SCORES)).to_have_text(["58000", "59875", "61250", "1234567"])
+        await animations_settled(page)
+        await page.screenshot(path=screenshot_path("laps"))
+        # A DESC board keeps the reader's digit grouping (the page of `global`).
+        global_page = await client.get("/overlay/global")
+        assert 'data-sort-order="desc"' in global_page.text

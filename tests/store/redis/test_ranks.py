@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from store.models import IncrementOutcome, RankedPlayer, ScoreIncrement
-from store.redis.ranks import order, rank_by_position, replay_ranks, scores_of
+from store.redis.ranks import (
+    order,
+    rank_by_position,
+    replay_ranks,
+    replay_unique_ranks,
+    scores_of,
+    unique_keys,
+)
+from store.tiebreak import encode_instant
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +148,101 @@ def test_a_window_below_the_top_starts_at_its_known_rank() -> None:
 def test_order_is_score_descending_then_username() -> None:
     entries = [("bob", 1), ("Zoe", 1), ("al", 2), ("élise", 1)]
     assert sorted(entries, key=order) == [("al", 2), ("Zoe", 1), ("bob", 1), ("élise", 1)]
+
+
+def simulate_unique(
+    board: dict[str, tuple[int, int]], steps: list[Step], sign: int
+) -> list[IncrementOutcome]:
+    """Outcomes as write.lua reports them on one EARLIEST sorted set (increments, `sign`
+    -1 DESC / +1 ASC): `board` maps username -> (score, instant reached); a rank is
+    1 + the players whose (stored score, member) sorts first."""
+    seen: set[str] = set()
+    clock = 1_000
+
+    def key(username: str) -> tuple[int, str]:
+        score, reached = board[username]
+        return (sign * score, encode_instant(reached) + username)
+
+    def rank_of(username: str | None) -> int:
+        place = key(username) if username is not None else (0, "")
+        return 1 + sum(1 for other in board if key(other) < place)
+
+    outcomes = []
+    for number, (username, delta, event_id) in enumerate(steps):
+        increment = ScoreIncrement(
+            board="b",
+            period="2026-05",
+            username=username,
+            delta=delta,
+            event_id=event_id or f"~{number}",
+            client_event_id=event_id is not None,
+        )
+        had = board.get(username)
+        old = None if had is None else had[0]
+        reached = None if had is None else had[1]
+        if event_id is not None and event_id in seen:
+            rank = rank_of(username if had is not None else None)
+            outcomes.append(
+                IncrementOutcome(
+                    increment=increment,
+                    score=old or 0,
+                    rank=rank,
+                    applied=False,
+                    previous_score=old,
+                    previous_rank=None if old is None else rank,
+                    reached_before=reached,
+                )
+            )
+            continue
+        if event_id is not None:
+            seen.add(event_id)
+        previous_rank = None if had is None else rank_of(username)
+        clock += 1
+        new = (old or 0) + delta
+        if had is None or new != old:
+            board[username] = (new, clock)
+        outcomes.append(
+            IncrementOutcome(
+                increment=increment,
+                score=new,
+                rank=rank_of(username),
+                applied=True,
+                previous_score=old,
+                previous_rank=previous_rank,
+                instant=clock,
+                reached_before=reached,
+            )
+        )
+    return outcomes
+
+
+@given(
+    initial=st.dictionaries(NAMES, st.tuples(st.integers(-3, 3), st.integers(0, 999))),
+    steps=st.lists(
+        st.tuples(NAMES, st.integers(-3, 3), st.sampled_from([None, None, "e1", "e2"])),
+        min_size=1,
+        max_size=12,
+    ),
+    sign=st.sampled_from([-1, 1]),
+)
+def test_replayed_unique_ranks_are_those_of_one_call_on_one_sorted_set(
+    initial: dict[str, tuple[int, int]], steps: list[Step], sign: int
+) -> None:
+    board = dict(initial)
+    expected = simulate_unique(board, steps, sign)  # `board` now holds the batch's result
+    keys = unique_keys(expected, sign)
+    places = {place for pair in keys for place in pair if place is not None} | {(0, "")}
+
+    def before(place: tuple[int, str]) -> int:
+        return sum(
+            1
+            for name, (score, reached) in board.items()
+            if (sign * score, encode_instant(reached) + name) < place
+        )
+
+    replayed = replay_unique_ranks(
+        [scrambled(outcome) for outcome in expected], keys, {p: before(p) for p in places}
+    )
+    assert [(o.rank, o.previous_rank) for o in replayed] == [
+        (o.rank, o.previous_rank) for o in expected
+    ]
