@@ -56,6 +56,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_query_tokens,
             max_repeats=settings.max_field_repeats,
+            big_document_chars=settings.big_document_chars,
             introspection=settings.introspection,
             extra_extensions=[resources.metrics.extension(), TransportRules],
         )
@@ -75,11 +76,18 @@ class GraphQLApp(GraphQL[ApiContext, None]):
         # its SDL (Strawberry's own graphql-core schema is private); they only validate with
         # it, and no input of the API has a custom scalar whose literal parsing could differ.
         graphql_schema = graphql.build_schema(schema.as_str())
+        # They serve short documents only: a big one is parsed once, by the normal path.
         self.fast_path = FastPath(
-            graphql_schema, resources.service, max_tokens=settings.max_query_tokens
+            graphql_schema,
+            resources.service,
+            max_tokens=settings.max_query_tokens,
+            max_chars=settings.big_document_chars,
         )
         self.fast_subscriptions = FastSubscriptions(
-            graphql_schema, max_tokens=settings.max_query_tokens, finished=self._subscription_ended
+            graphql_schema,
+            max_tokens=settings.max_query_tokens,
+            max_chars=settings.big_document_chars,
+            finished=self._subscription_ended,
         )
         self.websocket_operations = WebSocketOperations(schema, self.fast_subscriptions)
         """What the WebSocket handlers run operations through (server/websocket.py)."""
