@@ -18,6 +18,8 @@ from schema.build import build_schema
 from schema.documents import without_comments
 from tests.support.documents import padded_document
 
+pytestmark = pytest.mark.unit
+
 BIG = 2_048
 HEAD = "{ __typename }"
 
