@@ -25,7 +25,14 @@ import orjson
 import redis.asyncio as redis_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import board_rules, documents, profiling, rate_limit_cost, ws_memory
+from benchmarks import (
+    board_rules,
+    documents,
+    hostile_clients,
+    profiling,
+    rate_limit_cost,
+    ws_memory,
+)
 from benchmarks.bench import PERIOD, Bench, Row, ratio
 from benchmarks.loadgen import Recorder, closed_loop, http_get, latency_summary, open_loop
 from benchmarks.processes import LEADERBOARD, HttpService, clean_environment, cpu_seconds
@@ -1374,6 +1381,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "write": write_stress,
     "read": read_throughput,
     "limits": rate_limit_cost.rate_limit_cost,
+    "hostile": hostile_clients.hostile_clients,
     "rules": board_rules.board_rules,
     "ingest": batched_ingest,
     "outage": history_outage,

@@ -10,6 +10,7 @@ an entry keeps alive (the text, its tokens and syntax tree) against a byte budge
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -55,6 +56,31 @@ def too_long(query: str, max_chars: int) -> GraphQLError | None:
         "(comments and strings included)",
         extensions={"code": ErrorCode.BAD_USER_INPUT.value},
     )
+
+
+# Block strings, strings and comments, as graphql-core's lexer reads them from the left (the
+# quantifiers are possessive: no backtracking, whatever the text). A comment stops where the
+# lexer's does: at a line terminator or a lone surrogate (an invalid character it refuses).
+_STRINGS_AND_COMMENTS = re.compile(
+    r'"""(?:\\"""|\\(?!""")|[^"\\]|"(?!""))*+"""'
+    r'|"(?:\\.|[^"\\\n\r])*+"'
+    r"|#[^\n\r\ud800-\udfff]*+"
+)
+
+
+def _keep_strings(match: re.Match[str]) -> str:
+    text = match.group()
+    return "#" if text[0] == "#" else text
+
+
+def without_comments(query: str) -> str:
+    """`query` with each comment's text removed (its `#` and line end kept), at the regular
+    expression engine's speed: graphql-core lexes a comment a character at a time in Python
+    (a 16 K-character comment: ~7 ms of CPU). A comment runs to its line's end, so every
+    token keeps its line and column; what parses of the result is the same document."""
+    if "#" not in query:
+        return query
+    return _STRINGS_AND_COMMENTS.sub(_keep_strings, query)
 
 
 def text_bytes(query: str) -> int:

@@ -5,8 +5,8 @@ applies it itself, and `leaderboard serve` hands it to uvicorn (`log_config`), w
 applies it again in each worker process, so the service's loggers, uvicorn's server log
 and its access log all write through the same formatter to stderr.
 
-The request id lives in a context variable set by `server.request_id.RequestId` for the
-duration of one HTTP request or WebSocket connection; tasks started meanwhile inherit it.
+The request id lives in a context variable set by the HTTP guard (server/http_guard.py) for
+the duration of one HTTP request or WebSocket connection; tasks started meanwhile inherit it.
 """
 
 from __future__ import annotations

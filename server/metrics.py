@@ -54,6 +54,10 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        # The shortcut's labelled children, by (type, field, code): `labels` takes a lock and
+        # builds its key on every call, a few µs per answered request. Bounded by the
+        # shortcut's fields times the error codes.
+        self._fast_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
         # The write buffer
         self.flushes = Counter(
@@ -267,8 +271,16 @@ class Metrics:
 
     def fast_operation(self, kind: str, field: str, code: str, seconds: float) -> None:
         """Record an operation answered by the shortcut (schema/fast_path.py)."""
-        self.operations.labels(kind, field, code).inc()
-        self.operation_seconds.labels(kind, field).observe(seconds)
+        key = (kind, field, code)
+        children = self._fast_children.get(key)
+        if children is None:
+            children = self._fast_children[key] = (
+                self.operations.labels(kind, field, code),
+                self.operation_seconds.labels(kind, field),
+            )
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def extension(self) -> type[SchemaExtension]:
         """A Strawberry extension counting and timing operations."""

@@ -3,8 +3,8 @@
 A request that presents a valid write token counts against its token's write limit
 (keyed by a fingerprint of the token, never the token); any other counts against its
 client address's read limit. The address is the peer's, or, from a trusted proxy, the
-client `X-Forwarded-For` names (uvicorn's ProxyHeadersMiddleware, set up in server/app.py
-from LEADERBOARD_TRUSTED_PROXIES, puts it in the ASGI scope before this runs).
+client `X-Forwarded-For` names (the HTTP guard, server/http_guard.py, puts it in the ASGI
+scope from LEADERBOARD_TRUSTED_PROXIES before this runs).
 
 Over the limit: HTTP 429 with `Retry-After` and a GraphQL error with code RATE_LIMITED;
 a WebSocket subscribe gets an error message with that code. When the limiter cannot

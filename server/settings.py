@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     max_field_repeats: int = Field(10, ge=1)
     """How often one response name may be selected in one selection set (validation of
     repeats is quadratic: 495 repeats cost 0.85 s of CPU)."""
+    big_document_chars: int = Field(2_048, ge=1)
+    """Documents longer than this many characters are parsed, validated and executed one
+    at a time per instance, and the hot operations' shortcut does not look at them: the
+    API's own operations are under 1 KB, and a big document's parse (graphql-core lexes
+    comments and strings a character at a time) blocks the event loop, so 8 clients
+    sending cap-size documents get one parse at a time, not 8 (docs/security.md)."""
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     header_timeout_seconds: float = Field(10.0, gt=0, le=300)
     """Time a client has to send a request's head (slowloris); then it is disconnected."""

@@ -1,4 +1,4 @@
-"""Log formatters (text, JSON) and the request id middleware, in-process."""
+"""Log formatters (text, JSON) and the HTTP guard's request id, in-process."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from server import logs
+from server.http_guard import HttpGuard
 from server.logs import JsonFormatter, TextFormatter
-from server.request_id import MAX_LENGTH, RequestId, accepted_request_id
+from server.request_id import MAX_LENGTH, accepted_request_id
 
 pytestmark = pytest.mark.unit
 
@@ -151,7 +152,8 @@ async def call(
         sent.append(message)
 
     scope: Scope = {"type": scope_type, "headers": headers or [], "path": "/graphql"}
-    await RequestId(app)(scope, receive, send)
+    guard = HttpGuard(app, trusted_proxies=(), max_body_bytes=1024, body_timeout_seconds=10)
+    await guard(scope, receive, send)
     return sent
 
 
