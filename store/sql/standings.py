@@ -315,10 +315,10 @@ class SqlStandings(FinalReads):
                     await execute(connection, recount, (board, period))
                     for (body,) in await fetch(connection, results, (board, period)):
                         if body:  # '' while a freeze is reserved, never seen committed
-                            rewritten = _without(body, username)
+                            rewritten = _without(body, username, rank)
                             await execute(connection, result_body, (rewritten, board, period))
                     for delivery_id, body in await fetch(connection, outbox, (board, period)):
-                        rewritten = _without(body, username)
+                        rewritten = _without(body, username, rank)
                         await execute(connection, outbox_body, (rewritten, delivery_id))
                 return len(held)
 
@@ -369,8 +369,18 @@ class SqlStandings(FinalReads):
             return int(await cursor.execute(statement, parameters))
 
 
-def _without(body: str, username: str) -> str:
-    """A stored result's JSON without the player's entries in its top."""
+def _without(body: str, username: str, rank: int) -> str:
+    """A stored result's JSON without the player (frozen at `rank`): out of its top, those
+    ranked behind it one rank up, one player fewer (as `SqlStandings.erase` does)."""
     result = decode(body)
-    kept = tuple(player for player in result.top if player.username != username)
-    return encode(dataclasses.replace(result, top=kept)).decode()
+    count = max(0, result.player_count - 1)
+    kept = tuple(
+        dataclasses.replace(
+            player,
+            rank=player.rank - 1 if player.rank > rank else player.rank,
+            player_count=count,
+        )
+        for player in result.top
+        if player.username != username
+    )
+    return encode(dataclasses.replace(result, player_count=count, top=kept)).decode()
