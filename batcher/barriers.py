@@ -44,8 +44,11 @@ class Barriers:
         left = self._open[epoch] - 1
         if left:
             self._open[epoch] = left
-            return
-        del self._open[epoch]
+        else:
+            del self._open[epoch]
+        # Woken even when others of the epoch stay open: a fence's barrier is done once
+        # only parked ones are left (found by the state machine as a rebuild that waited
+        # for ever on its fence, while the last unparked write of the epoch committed).
         self._wake()
 
     def park(self, epoch: int) -> None:

@@ -507,3 +507,36 @@ async def test_a_fence_barrier_skips_a_reservation_parked_in_a_recovery(
         await asyncio.wait_for(batcher.flushed_through_now(), 5)  # nothing left open
     finally:
         await batcher.close(5)
+
+
+async def test_a_fence_barrier_ends_when_all_but_the_parked_reservations_settle(
+    sqlite_history: RecordingHistory,
+) -> None:
+    """Two writes of one epoch, one parked in a recovery: once the other commits, only the
+    parked one is left and the fence's barrier returns (it was never woken, a deadlock)."""
+    batcher = WriteBatcher(sqlite_history, flush_interval=0.05, flush_max_events=500)
+    await batcher.start()
+    in_recovery = asyncio.Event()
+    recovered = asyncio.Event()
+
+    async def parked_write() -> None:
+        with batcher.reserve(1) as reservation:
+            with batcher.parking():
+                in_recovery.set()
+                await recovered.wait()
+            reservation.commit(events(1, 1))
+
+    try:
+        other = batcher.reserve(1)
+        writer = asyncio.create_task(parked_write())
+        await in_recovery.wait()
+        fence = asyncio.create_task(batcher.flushed_through_now(skip_parked=True))
+        await asyncio.sleep(0.05)
+        assert not fence.done()  # `other` is open and not parked
+        other.commit(events(0, 1))
+        await asyncio.wait_for(fence, 5)
+        recovered.set()
+        await asyncio.wait_for(writer, 5)
+    finally:
+        recovered.set()
+        await batcher.close(5)
