@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import is_hypothesis_test
 
 from tests.support.private_servers import private_mariadb, private_redis
 from tests.support.redis_cluster import redis_cluster
@@ -44,3 +45,20 @@ async def mysql_database_url() -> AsyncIterator[str]:
 def sqlite_database_url(tmp_path: Path) -> str:
     """A `databases` URL of a fresh SQLite file."""
     return f"sqlite+aiosqlite:///{tmp_path / 'leaderboard.db'}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hypothesis tests time out by killing the run (stacks dumped), not by failing the test.
+
+    pytest-timeout's default method fails a test by raising inside it; Hypothesis takes that
+    for a failing example and replays it to shrink it, with no timeout left, so a hang would
+    run until CI's own limit. The thread method dumps every thread's stack and ends pytest.
+    """
+    for item in items:
+        function = getattr(item, "function", None)
+        if not (item.get_closest_marker("property") or is_hypothesis_test(function)):
+            continue
+        own = item.get_closest_marker("timeout")
+        args = own.args if own else ()
+        kwargs = {**(own.kwargs if own else {}), "method": "thread"}
+        item.add_marker(pytest.mark.timeout(*args, **kwargs), append=False)

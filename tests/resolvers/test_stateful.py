@@ -946,10 +946,12 @@ class EmbeddedSQLiteMachine(LeaderboardMachine):
     backend = Backend.EMBEDDED_SQLITE
 
 
+@pytest.mark.timeout(900)  # minutes on a loaded machine, not a hang
 def test_redis_and_mariadb_follow_the_model() -> None:
     run_state_machine_as_test(RedisMariaDBMachine, settings=SETTINGS)
 
 
+@pytest.mark.timeout(900)  # minutes on a loaded machine, not a hang
 def test_embedded_and_sqlite_follow_the_model() -> None:
     run_state_machine_as_test(EmbeddedSQLiteMachine, settings=SETTINGS)
 

@@ -21,6 +21,9 @@ from tests.support.shared_services import delete_prefix, mysql_url, private_data
 
 T = TypeVar("T")
 
+STEP_SECONDS = 60.0
+"""Far above any step's waits (each at most a few seconds), far below the test's timeout."""
+
 
 class Backend(enum.Enum):
     """The two deployments a machine runs on."""
@@ -95,4 +98,16 @@ class StoresMachine(RuleBasedStateMachine):
             self._runner.close()
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coroutine)
+        """Run one step's coroutine on the machine's loop, failing it if it hangs."""
+        return self._runner.run(_bounded(coroutine))
+
+
+async def _bounded(coroutine: Coroutine[Any, Any, T]) -> T:
+    # A step that never returns would outlive pytest-timeout: its failure is caught by
+    # Hypothesis, which then replays the example to shrink it, with no timeout left (a CI run
+    # hung for an hour that way). A hung step is an ordinary, bounded failure instead.
+    try:
+        async with asyncio.timeout(STEP_SECONDS):
+            return await coroutine
+    except TimeoutError as error:
+        raise AssertionError(f"a step did not finish within {STEP_SECONDS} s") from error
