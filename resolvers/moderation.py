@@ -17,15 +17,15 @@ How each one stays exact against the history (docs/moderation.md has the argumen
   players out, and an unban puts back what the history holds (the sum, or on boards that
   keep instants the replayed kept score and instant).
 - An erasure waits for this instance's write buffer to reach the history, deletes the
-  player's rows and Redis entries, waits `settle_seconds` for the other instances' buffers,
-  and deletes again: a rebuild afterwards finds nothing.
+  player's rows and Redis entries, waits for the fence (every live instance has written what
+  it applied before: the rebuild's fence, resolvers/instances.py), and deletes again: a
+  rebuild afterwards finds nothing.
 
 The caller has checked the admin token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -45,7 +45,7 @@ from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent, value_type
 from store.ports import RankingModeration, RankingReads, RebuildTarget
 from store.profiles import PlayerProfiles
-from store.recovery import RankingRecovery
+from store.recovery import Fence, RankingRecovery
 from store.sql.players import BanRecord, SqlPlayerRecords
 from store.sql.standings import SqlStandings
 
@@ -96,7 +96,7 @@ class PlayerModeration:
         recovery: RankingRecovery,
         bans: BanRegistry,
         records: SqlPlayerRecords,
-        settle_seconds: float,
+        fence: Fence,
         clock: Callable[[], float] = time.time,
         profiles: PlayerProfiles | None = None,
         standings: SqlStandings | None = None,
@@ -107,7 +107,7 @@ class PlayerModeration:
         self._recovery = recovery
         self._bans = bans
         self._records = records
-        self._settle_seconds = settle_seconds
+        self._fence = fence
         self._profiles = profiles
         self._standings = standings
         self._clock = clock
@@ -198,13 +198,9 @@ class PlayerModeration:
             record = await self._bans.record(username)
             if record is None:
                 return False
-            # What the history must hold first: this instance's buffer, and what the others
-            # acknowledged before the ban (they flush within `settle_seconds`).
-            await self._batcher.persisted_so_far()
-            since = self._clock() - record.banned_at_ms / 1000
-            settled = min(self._settle_seconds, self._settle_seconds - since)
-            if settled > 0:
-                await asyncio.sleep(settled)
+            # What the history must hold first: every event a live instance applied before
+            # now (those acknowledged before the ban among them), this one's included.
+            await self._fence()
             # Restored while still banned everywhere: no write of the player can land in
             # between and be overwritten.
             for (board, period), kept in (await self._kept_scores(username)).items():
@@ -255,8 +251,8 @@ class PlayerModeration:
         try:
             await self._batcher.persisted_so_far()
             first = await self._erase_once(username)
-            # Events other instances acknowledged just before reach the history by then.
-            await asyncio.sleep(self._settle_seconds)
+            # Events other instances applied before now are in the history after the fence.
+            await self._fence()
             second = await self._erase_once(username)
             await self._bans.unban(username)  # tells the others; the row is gone already
         except StoreUnavailable as error:

@@ -298,7 +298,7 @@ def build_resources(
         recovery=recovery,
         bans=bans,
         records=records,
-        settle_seconds=settings.rebuild_settle_seconds,
+        fence=instances.fence,
         profiles=profiles,
         standings=standings,
     )

@@ -72,9 +72,6 @@ class Settings(BaseSettings):
     """Expiry of a rebuild claim, so a crashed rebuilder does not block the others forever."""
     rebuild_wait_seconds: float = Field(30.0, gt=0)
     """How long a request waits for another instance's rebuild before answering UNAVAILABLE."""
-    rebuild_settle_seconds: float = Field(0.5, ge=0)
-    """Moderation's pause for other instances' buffers (unban, erasure); a rebuild waits
-    for the fence instead (heartbeat settings below)."""
     heartbeat_seconds: float = Field(0.5, gt=0, le=60)
     """How often each instance beats in the instance registry (Redis) and looks for a
     rebuild fence to pass: a rebuild's fence takes about one beat."""

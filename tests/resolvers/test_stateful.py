@@ -118,7 +118,6 @@ MAX_DELTA = MAX_EXACT_SCORE
 """The largest bound the settings allow, so that one increment can overflow a total."""
 RETENTION = timedelta(days=35)
 FLUSH_INTERVAL = 0.02
-SETTLE = 0.01
 WAIT = 10.0
 
 # Few names, so that ties and repeated players are the rule. Ordered by code point:
@@ -465,7 +464,7 @@ class LeaderboardMachine(StoresMachine):
             recovery=self.recovery,
             bans=self.bans,
             records=records,
-            settle_seconds=SETTLE,
+            fence=lambda: self.batcher.flushed_through_now(skip_parked=True),
             clock=self._clock,
             profiles=self.player_profiles,
         )
@@ -1154,7 +1153,7 @@ class KindsMachine(StoresMachine):
             recovery=recovery,
             bans=self.bans,
             records=records,
-            settle_seconds=SETTLE,
+            fence=lambda: self.batcher.flushed_through_now(skip_parked=True),
             clock=lambda: self.moment.timestamp(),
             standings=self.history.standings(),
         )

@@ -114,7 +114,7 @@ async def test_persisted_acknowledgement_survives_sigkill(
 async def test_instances_starting_on_empty_redis_while_others_write(
     service_process: ProcessFactory, redis_mysql_environment: dict[str, str]
 ) -> None:
-    environment = redis_mysql_environment | {"LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.5"}
+    environment = redis_mysql_environment
     writers_process = service_process(environment)
     await writers_process.start()
     writer = await run_load(writers_process.url, seconds=0.5, concurrency=4)

@@ -215,3 +215,35 @@ async def test_an_instance_taken_for_dead_reconciles_what_it_flushes_late(
 
 async def _in_step(redis: PrivateRedis, database_url: str) -> bool:
     return await live_totals(redis.url()) == await history_totals(database_url)
+
+
+async def test_an_erasure_waits_for_the_other_instances_buffers(
+    service_process: ProcessFactory,
+    private_redis: PrivateRedis,
+    private_mariadb: PrivateMariaDB,
+) -> None:
+    """A player's event acknowledged by another instance and still in its buffer (a long
+    flush interval of 3 s) when the erasure starts: the erasure's fence makes that instance write
+    it first, and its second pass deletes it; nothing of the player is left anywhere."""
+    database_url = await private_mariadb.create_database("leaderboard")
+    admin_token = "fence-admin-token"
+    shared = environment(private_redis, database_url, LEADERBOARD_ADMIN_TOKEN=admin_token)
+    eraser = service_process(shared)
+    holder = service_process(shared | {"LEADERBOARD_FLUSH_INTERVAL_MS": "3000"})
+    await eraser.start()
+    await holder.start()
+    async with httpx.AsyncClient(base_url=holder.url, timeout=30) as client:
+        written = await GraphQLHttp(client, token=TOKEN).data(
+            'mutation { incrementScore(username: "eve", delta: 7) { score } }'
+        )
+    assert written["incrementScore"]["score"] == 7
+    assert await metric(holder, "leaderboard_batcher_depth") == 1  # buffered, not written
+    async with httpx.AsyncClient(base_url=eraser.url, timeout=30) as client:
+        erased = await GraphQLHttp(client, token=admin_token).data(
+            'mutation { erasePlayer(username: "eve") { eventsDeleted } }'
+        )
+    assert erased["erasePlayer"]["eventsDeleted"] == 1
+    for instance in (eraser, holder):
+        assert await instance.terminate()  # drained
+    assert await history_totals(database_url) == {}
+    assert await live_totals(private_redis.url()) == {}

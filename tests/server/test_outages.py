@@ -81,7 +81,6 @@ async def test_redis_killed_and_back_empty_is_rebuilt_without_restart(
             "LEADERBOARD_REDIS_URL": private_redis.url(),
             "LEADERBOARD_DATABASE_URL": mysql_database_url,
             "LEADERBOARD_WRITE_TOKEN": TOKEN,
-            "LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.2",
         }
     )
     async with served(process, timeout=30) as (client, gql):

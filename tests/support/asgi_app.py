@@ -30,7 +30,6 @@ def make_settings(
         "write_token": TOKEN,
         "LEADERBOARD_BOARDS": BOARDS,
         "flush_interval_ms": 20,
-        "rebuild_settle_seconds": 0.05,
         "heartbeat_seconds": 0.05,
         "heartbeat_timeout_seconds": 2.0,
         "resync_interval_seconds": 0.5,

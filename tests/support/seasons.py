@@ -57,7 +57,6 @@ def season_settings(**values: Any) -> Settings:
         "seasons_tick_seconds": 0.05,
         "seasons_settle_seconds": 5.0,
         "webhook_poll_seconds": 0.05,
-        "rebuild_settle_seconds": 0.0,
         "heartbeat_seconds": 0.05,
         "heartbeat_timeout_seconds": 2.0,
     }

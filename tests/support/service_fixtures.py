@@ -52,7 +52,6 @@ def redis_mysql_environment(redis_prefix: str, mysql_database_url: str) -> dict[
         "LEADERBOARD_DATABASE_URL": mysql_database_url,
         "LEADERBOARD_WRITE_TOKEN": TOKEN,
         "LEADERBOARD_BOARDS": BOARDS,
-        "LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.1",
         "LEADERBOARD_HEARTBEAT_SECONDS": "0.1",
         "LEADERBOARD_HEARTBEAT_TIMEOUT_SECONDS": "3",
     }

@@ -191,7 +191,6 @@ def environment(servers: Servers, redis_prefix: str) -> dict[str, str]:
         "LEADERBOARD_DATABASE_READ_URL": servers.replica_url,
         "LEADERBOARD_BOARDS": "global:monthly",
         "LEADERBOARD_WRITE_TOKEN": TOKEN,
-        "LEADERBOARD_REBUILD_SETTLE_SECONDS": "0.1",
     }
 
 
