@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from tests.support.metrics import metric
-from tests.support.nginx import NginxProxy
+from tests.support.nginx import TEMPLATE_PATH, NginxProxy
 from tests.support.operations import TOP
 from tests.support.service_fixtures import ProcessFactory
 
@@ -101,3 +102,66 @@ async def test_nginx_refuses_a_flood_from_one_address_itself() -> None:
     head, _, body = refusal.partition(b"\r\n\r\n")
     assert b"\r\nRetry-After: 1" in head
     assert b'"code":"RATE_LIMITED"' in body.split(b"HTTP/1.1 ")[0]
+
+
+def template_connection_limit() -> int:
+    """The shipped template's `limit_conn` per address."""
+    found = re.search(r"limit_conn leaderboard_connections (\d+);", TEMPLATE_PATH.read_text())
+    assert found, "the nginx template has no per-address limit_conn"
+    return int(found.group(1))
+
+
+async def test_nginx_refuses_connections_over_its_per_address_limit() -> None:
+    # An upstream that never answers: each request nginx passes on stays in flight, and
+    # its client connection counts against the address (keep-alive and WebSockets alike).
+    limit = template_connection_limit()
+    upstream_connections: list[asyncio.StreamWriter] = []
+    arrived = asyncio.Condition()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_connections.append(writer)
+        async with arrived:
+            arrived.notify_all()
+        await reader.read()
+
+    async def passed_on(count: int) -> None:
+        """Wait until nginx has passed `count` requests on (each holds an upstream one)."""
+        async with arrived:
+            await asyncio.wait_for(
+                arrived.wait_for(lambda: len(upstream_connections) >= count), timeout=30
+            )
+
+    async def send(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", proxy.port, local_addr=(address, 0)
+        )
+        # /overlay has no limit_req: only the connection limit applies.
+        writer.write(b"GET /overlay/global HTTP/1.1\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        return reader, writer
+
+    upstream = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    clients: list[asyncio.StreamWriter] = []
+    try:
+        async with NginxProxy([f"127.0.0.1:{port}"]) as proxy:
+            for _ in range(limit):
+                clients.append((await send("127.0.0.5"))[1])
+            # Every one of them is in flight (nginx proxy_read_timeout is 60 s).
+            await passed_on(limit)
+            reader, writer = await send("127.0.0.5")
+            clients.append(writer)
+            answer = await asyncio.wait_for(reader.read(4096), timeout=30)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 429"), answer
+            assert b"\r\nRetry-After: 1" in head
+            assert b'"code":"RATE_LIMITED"' in body
+            assert len(upstream_connections) == limit
+            # Another address is not affected: its request is passed on.
+            clients.append((await send("127.0.0.6"))[1])
+            await passed_on(limit + 1)
+    finally:
+        for writer in clients + upstream_connections:
+            writer.close()
+        upstream.close()
+        await upstream.wait_closed()
