@@ -1,4 +1,5 @@
-"""Rate limits across two `leaderboard serve` processes behind the shipped nginx template.
+"""Rate limits across two `leaderboard serve` processes behind the shipped nginx template,
+and the template's own per-address limits (limit_req, limit_conn) and client timeouts.
 
 Clients are told apart by their source address: each client binds its own loopback address
 (127.0.0.2, 127.0.0.3), nginx connects to the instances from 127.0.0.1, the trusted proxy,
@@ -163,5 +164,51 @@ async def test_nginx_refuses_connections_over_its_per_address_limit() -> None:
     finally:
         for writer in clients + upstream_connections:
             writer.close()
+        upstream.close()
+        await upstream.wait_closed()
+
+
+async def closed_by_peer(reader: asyncio.StreamReader, within: float) -> bool:
+    """Whether the peer closes (or resets) the connection within `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while await reader.read(4096):
+                pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_nginx_cuts_off_slow_headers_and_slow_bodies() -> None:
+    # The template's client_header_timeout / client_body_timeout are 10 s; nginx's defaults
+    # are 60 s. Nothing slow reaches an instance: nginx reads the head and body first.
+    passed_on: list[asyncio.StreamWriter] = []
+
+    async def upstream_seen(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        passed_on.append(writer)
+
+    upstream = await asyncio.start_server(upstream_seen, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    try:
+        async with NginxProxy([f"127.0.0.1:{port}"]) as proxy:
+            slow_head = await asyncio.open_connection("127.0.0.1", proxy.port)
+            slow_head[1].write(b"POST /graphql HTTP/1.1\r\nHost: test\r\n")
+            slow_body = await asyncio.open_connection("127.0.0.1", proxy.port)
+            slow_body[1].write(
+                b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"query":'
+            )
+            # Well under nginx's 60 s defaults, well over the template's 10 s.
+            head_closed, body_closed = await asyncio.gather(
+                closed_by_peer(slow_head[0], 30), closed_by_peer(slow_body[0], 30)
+            )
+            assert head_closed
+            assert body_closed
+            assert passed_on == []
+            for _, writer in (slow_head, slow_body):
+                writer.close()
+    finally:
         upstream.close()
         await upstream.wait_closed()
