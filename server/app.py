@@ -18,10 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
@@ -36,6 +36,7 @@ from server.graphiql import graphiql_response
 from server.http_guard import HttpGuard, graphql_error_response
 from server.operation_rules import Request as OperationRequest
 from server.operation_rules import TransportRules, request_scope, requested
+from server.post_body import over_the_cap, read_body, replayed
 from server.rate_limit import RateLimit
 from server.resources import Resources, build_resources, ready, running
 from server.settings import Settings
@@ -70,6 +71,8 @@ class GraphQLApp(GraphQL[ApiContext, None]):
             **options,
         )
         self.resources = resources
+        self.max_document_chars = schema.max_document_chars
+        """The schema's cap, also checked on a POST body before Strawberry reads it."""
         self.rate_limits = resources.rate_limits
         """Checked by the WebSocket handlers before a subscription starts (server/websocket.py)."""
         # The shortcuts plan documents against the schema as graphql-core types, rebuilt from
@@ -182,7 +185,7 @@ class GraphQLApp(GraphQL[ApiContext, None]):
                 await send({"type": "http.response.body", "body": answer})
                 return
             if read is not None:
-                receive = _replayed(read, receive)
+                receive = replayed(read, receive)
         request = Request(scope, receive=receive)
         # Strawberry answers a request it cannot run (malformed JSON, a batch, a mutation over
         # GET, no query...) in plain text; clients get a GraphQL error with its code instead.
@@ -218,13 +221,19 @@ class GraphQLApp(GraphQL[ApiContext, None]):
                 authorization = value
         if content_type is None or not content_type.startswith(b"application/json"):
             return None, None
-        body = await _read_body(receive)
+        body = await read_body(receive)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body, None
         if not isinstance(payload, dict):
             return body, None
+        # A document has no more characters than its body has bytes: only a body over the
+        # cap can hold one over it.
+        if len(body) > self.max_document_chars:
+            refusal = over_the_cap(payload, self.max_document_chars)
+            if refusal is not None:
+                return body, refusal
         query = payload.get("query")
         variables = payload.get("variables") or {}
         operation_name = payload.get("operationName")
@@ -254,34 +263,6 @@ class GraphQLApp(GraphQL[ApiContext, None]):
 
 def _text(header: bytes | None) -> str | None:
     return None if header is None else header.decode("latin-1")
-
-
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body; ClientDisconnect when the client leaves first (as Starlette's
-    `Request.body`)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect
-
-
-def _replayed(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body already read in front, for the normal path to read again."""
-    pending = True
-
-    async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 class ServiceApp(Starlette):

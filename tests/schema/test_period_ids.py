@@ -56,3 +56,12 @@ async def test_periods_with_non_ascii_digits_are_bad_input(
     assert await app_keys(app) == before
     registry = app.state.resources.metrics.registry
     assert not registry.get_sample_value("leaderboard_rebuilds_total", {"result": "failed"})
+    # No false store-error alert either (MariaDB's "Illegal mix of collations" was one).
+    store_errors = [
+        sample
+        for family in registry.collect()
+        if family.name == "leaderboard_store_errors"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.value
+    ]
+    assert store_errors == []

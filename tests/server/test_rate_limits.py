@@ -55,6 +55,17 @@ async def refused_count(http: httpx.AsyncClient, reason: str) -> float:
     )
 
 
+async def refused_label_sets(http: httpx.AsyncClient) -> list[dict[str, str]]:
+    """The label sets of leaderboard_rate_limited_total's series that counted a refusal."""
+    text = (await http.get("/metrics")).text
+    return [
+        sample.labels
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "leaderboard_rate_limited_total" and sample.value
+    ]
+
+
 def assert_rate_limited(response: httpx.Response) -> None:
     assert response.status_code == 429, response.text
     # 1/h: the next request fits in an hour.
@@ -79,6 +90,12 @@ async def test_a_client_over_the_read_limit_gets_429_and_others_do_not(app: Star
         assert (await greedy.get("/healthz")).status_code == 200
         assert await refused_count(greedy, "reads") == 2
         assert await refused_count(greedy, "writes") == 0
+        # Counted per reason, never per client: one series per client would be unbounded.
+        for _ in range(READS_BURST - 1):
+            await GraphQLHttp(other).data(TOP)
+        assert_rate_limited(await GraphQLHttp(other).post(TOP))
+        assert await refused_count(greedy, "reads") == 3
+        assert await refused_label_sets(greedy) == [{"reason": "reads"}]
 
 
 async def test_a_trusted_proxy_is_counted_per_forwarded_client_and_others_per_address(

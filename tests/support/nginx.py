@@ -70,7 +70,9 @@ def render_config(
         f"pid {directory / 'nginx.pid'};\n"
         f"lock_file {directory / 'nginx.lock'};\n"
         f"error_log {error_log} notice;\n"
-        "events {\n    worker_connections 256;\n}\n"
+        # Room for more than the template's per-address `limit_conn`, each held request
+        # with its upstream connection (tests/server/test_rate_limits_behind_nginx.py).
+        "events {\n    worker_connections 2048;\n}\n"
         "http {\n"
         f"    access_log {directory / 'access.log'};\n"
         f"{temporary_paths}\n"
