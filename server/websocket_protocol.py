@@ -8,7 +8,11 @@ with less kept per open connection (docs/performance.md, "Memory per WebSocket s
 - the receive queue and the "writable" flag: an `asyncio.Queue` is three deques and an
   `asyncio.Event`, an Event one more deque, 760 bytes each even when empty. `Inbox` and
   `Flag` do what uvicorn asks of them (tests/server/test_websocket_protocol.py checks which
-  methods it calls) with lists and futures made only while somebody waits.
+  methods it calls) with lists and futures made only while somebody waits;
+- the attributes themselves: uvicorn's protocol sets 37 of them per connection, more than a
+  Python 3.11 instance keeps in its compact shared-key values, so each connection got a
+  full dict of its own (~1.6 KiB). Declared as slots here they take 8 bytes each and the
+  instance dict stays empty (an attribute a later uvicorn adds still works, in the dict).
 """
 
 from __future__ import annotations
@@ -102,8 +106,53 @@ class Flag:
         return True
 
 
+UVICORN_ATTRIBUTES = (
+    "app",
+    "app_state",
+    "asgi_version",
+    "client",
+    "close_sent",
+    "close_timeout",
+    "close_timer",
+    "config",
+    "conn",
+    "connections",
+    "curr_msg_data_type",
+    "default_headers",
+    "disconnected",
+    "frames",
+    "handshake_complete",
+    "handshake_initiated",
+    "initial_response",
+    "last_ping_rtt",
+    "logger",
+    "loop",
+    "pending_ping_payload",
+    "ping_interval",
+    "ping_sent_at",
+    "ping_timeout",
+    "ping_timer",
+    "pong_timer",
+    "queue",
+    "read_paused",
+    "request",
+    "response",
+    "root_path",
+    "scheme",
+    "scope",
+    "server",
+    "tasks",
+    "transport",
+    "writable",
+)
+"""Every attribute uvicorn's websockets-sansio protocol sets on itself (uvicorn 0.55;
+tests/server/test_websocket_protocol.py fails when one is missing)."""
+
+
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol, keeping less for each open connection."""
+
+    __slots__ = UVICORN_ATTRIBUTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,7 +165,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: ASGISendEvent) -> None:
         """Send as uvicorn does; once the handshake is complete, drop its request and response."""
         await super().send(message)
-        if self.handshake_complete and "request" in self.__dict__:
+        if self.handshake_complete and getattr(self, "request", None) is not None:
             # uvicorn reads them only until the handshake completes (handle_connect, send).
             # The request's headers are emptied in place: the websockets parser's generator
             # frame keeps the request itself for as long as the connection lives.

@@ -11,7 +11,7 @@ import re
 import pytest
 from uvicorn.protocols.websockets import websockets_sansio_impl
 
-from server.websocket_protocol import Flag, Inbox, LeanWebSocketProtocol
+from server.websocket_protocol import UVICORN_ATTRIBUTES, Flag, Inbox, LeanWebSocketProtocol
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +28,15 @@ def test_uvicorn_calls_only_what_the_stand_ins_have() -> None:
     assert called_on("queue") <= {"put_nowait", "get", "empty"}
     assert called_on("writable")
     assert called_on("writable") <= {"set", "clear", "wait", "is_set"}
+
+
+def test_every_attribute_uvicorn_sets_is_a_slot() -> None:
+    # One that is not still works (in the instance dict), but brings the dict back: about
+    # 1.5 KiB per connection (docs/performance.md, "Memory per WebSocket subscriber").
+    assigned = set(re.findall(r"self\.(\w+)(?:: [^=\n]+)? = ", UVICORN_SOURCE))
+    assert "pending_ping_payload" in assigned
+    assert assigned <= set(UVICORN_ATTRIBUTES)
+    assert "__slots__" not in websockets_sansio_impl.WebSocketsSansIOProtocol.__dict__
 
 
 def test_the_protocol_is_uvicorns_default() -> None:
