@@ -1,7 +1,7 @@
 """Run the benchmark: `make bench` (full) or `make bench ARGS="--quick"`.
 
     python -m benchmarks [--quick]
-        [--scenarios spike,write,read,ingest,fanout,wsmemory,recovery,scale]
+        [--scenarios spike,write,read,ingest,fanout,wsmemory,redismemory,recovery,scale]
         [--workers N] [--connections 64] [--profile] [--mysql-host H --mysql-port P]
 
 Starts everything it measures: a private redis-server and a private MariaDB (mirroring the

@@ -31,6 +31,7 @@ from benchmarks import (
     hostile_clients,
     profiling,
     rate_limit_cost,
+    redis_memory,
     ws_memory,
 )
 from benchmarks.bench import PERIOD, Bench, Row, ratio
@@ -1388,6 +1389,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "outage": history_outage,
     "fanout": fan_out,
     "wsmemory": ws_memory.ws_memory,
+    "redismemory": redis_memory.redis_memory,
     "recovery": recovery,
     "scale": scale,
     "players": lambda bench, context: _player_reads()(bench, context),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import graphql
 import orjson
@@ -286,21 +286,21 @@ class ServiceApp(Starlette):
         self.graphql_lane = graphql_lane
         self.websocket_lane = websocket_lane
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Starlette's own __call__ otherwise, inlined: awaiting it would add a frame to
-        # every HTTP request.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # Starlette's own __call__ otherwise, inlined, and a plain function handing back the
+        # lane's coroutine: an `async def` would be a frame for every HTTP request, and one
+        # each open WebSocket keeps for its whole life. (`serve` tells uvicorn the app is
+        # ASGI 3, which it would otherwise guess from an `async def __call__`.)
         scope["app"] = self
         kind = scope["type"]
         if kind == "http":
             if scope["method"] == "POST" and scope["path"] == "/graphql":
-                await self.graphql_lane(scope, receive, send)
-                return
+                return cast(Coroutine[Any, Any, None], self.graphql_lane(scope, receive, send))
         elif kind == "websocket" and scope["path"] == "/graphql":
-            await self.websocket_lane(scope, receive, send)
-            return
+            return cast(Coroutine[Any, Any, None], self.websocket_lane(scope, receive, send))
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
-        await self.middleware_stack(scope, receive, send)
+        return cast(Coroutine[Any, Any, None], self.middleware_stack(scope, receive, send))
 
 
 def _wrapped(app: ASGIApp, middleware: list[Middleware]) -> ASGIApp:

@@ -53,6 +53,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     uvicorn.run(
         "server.app:create_serving_app",
         factory=True,
+        # The app's __call__ is a plain function returning a coroutine (server/app.py,
+        # ServiceApp): "auto" would take it for ASGI 2.
+        interface="asgi3",
         host=host,
         port=port,
         workers=workers,

@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-from collections.abc import Awaitable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Coroutine, Iterable
+from typing import Any, cast
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -119,11 +119,13 @@ class HttpGuard:
             min(1.0, body_timeout_seconds / 5), self._body_too_slow
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # A plain function handing back the next layer's coroutine for a WebSocket: an
+        # `async def` here would be a frame each open WebSocket keeps for its whole life
+        # (docs/performance.md, "Memory per WebSocket subscriber").
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
-            return
+            return cast(Coroutine[Any, Any, None], self.app(scope, receive, send))
         # One pass over the headers for every layer's needs; the first Content-Length and
         # X-Request-ID count, X-Forwarded-For values join in order.
         length: bytes | None = None
@@ -146,24 +148,34 @@ class HttpGuard:
 
         current = accepted_request_id(presented) or new_request_id()
         id_header = (REQUEST_ID_HEADER, current.encode("ascii"))
-        # The message that opens the answer: the HTTP response, or the WebSocket handshake.
-        opening = "http.response.start" if kind == "http" else "websocket.accept"
+        if kind == "websocket":
+            # Set for the connection's life and not reset: the server runs each connection
+            # in a task of its own, whose context ends with it.
+            logs.request_id.set(current)
+            guarded = _handshake_send(send, id_header)
+            return cast(Coroutine[Any, Any, None], self.app(scope, receive, guarded))
+        return self._http(scope, receive, send, length, current, id_header)
+
+    async def _http(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        length: bytes | None,
+        current: str,
+        id_header: tuple[bytes, bytes],
+    ) -> None:
         started = False
 
         # A plain function returning `send`'s awaitable: no coroutine per message.
         def guarded_send(message: Message) -> Awaitable[None]:
             nonlocal started
-            if message["type"] == opening:
+            if message["type"] == "http.response.start":
                 started = True
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             return send(message)
 
         token = logs.request_id.set(current)
-        if kind == "websocket":
-            await self.app(scope, receive, guarded_send)
-            logs.request_id.reset(token)
-            return
-
         max_bytes = self.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > max_bytes):
             await self._too_large()(scope, receive, guarded_send)
@@ -259,6 +271,17 @@ class HttpGuard:
             408,
             headers={"Connection": "close"},
         )
+
+
+def _handshake_send(send: Send, id_header: tuple[bytes, bytes]) -> Send:
+    """`send` with the request id added to the WebSocket handshake's answer."""
+
+    def handshake_send(message: Message) -> Awaitable[None]:
+        if message["type"] == "websocket.accept":
+            message = {**message, "headers": [*message.get("headers", ()), id_header]}
+        return send(message)
+
+    return handshake_send
 
 
 class _BodyTooLarge(Exception):

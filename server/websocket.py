@@ -189,6 +189,15 @@ async def _refusal(view: object, websocket: object, message: Any) -> dict[str, o
     return {"id": message.get("id"), "type": "error", "payload": payload}
 
 
+def _let_go(message: object) -> None:
+    """Empty a handled message in place. Strawberry's receive loop keeps its last message
+    (a local of the loop) until the next one arrives, which for an idle subscriber is its
+    `subscribe`: about 0.5 KiB per connection. What the operation needs (its query,
+    variables) was taken from the message while it was handled."""
+    if isinstance(message, dict):
+        message.clear()
+
+
 class _View(Protocol):
     websocket_operations: WebSocketOperations
     rate_limits: RateLimits
@@ -208,6 +217,7 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
             await self.handle_invalid_message(problem)
             return
         await super().handle_message(message)
+        _let_go(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -247,6 +257,7 @@ class CodedWSHandler(BaseGraphQLWSHandler[ApiContext, None]):
             await self.send_message(cast(OperationMessage, error))
             return
         await super().handle_message(message)
+        _let_go(message)
 
     async def handle_start(self, message: StartMessage) -> None:
         refusal = await _refusal(self.view, self.websocket, message)

@@ -11,7 +11,13 @@ import re
 import pytest
 from uvicorn.protocols.websockets import websockets_sansio_impl
 
-from server.websocket_protocol import Flag, Inbox, LeanWebSocketProtocol
+from server.websocket_protocol import (
+    UVICORN_ATTRIBUTES,
+    Flag,
+    Inbox,
+    KeepaliveSweep,
+    LeanWebSocketProtocol,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +34,15 @@ def test_uvicorn_calls_only_what_the_stand_ins_have() -> None:
     assert called_on("queue") <= {"put_nowait", "get", "empty"}
     assert called_on("writable")
     assert called_on("writable") <= {"set", "clear", "wait", "is_set"}
+
+
+def test_every_attribute_uvicorn_sets_is_a_slot() -> None:
+    # One that is not still works (in the instance dict), but brings the dict back: about
+    # 1.5 KiB per connection (docs/performance.md, "Memory per WebSocket subscriber").
+    assigned = set(re.findall(r"self\.(\w+)(?:: [^=\n]+)? = ", UVICORN_SOURCE))
+    assert "pending_ping_payload" in assigned
+    assert assigned <= set(UVICORN_ATTRIBUTES)
+    assert "__slots__" not in websockets_sansio_impl.WebSocketsSansIOProtocol.__dict__
 
 
 def test_the_protocol_is_uvicorns_default() -> None:
@@ -88,3 +103,57 @@ async def test_flag_wakes_every_waiter_and_survives_a_cancelled_one() -> None:
     flag.set()
     async with asyncio.timeout(5):
         assert await late
+
+
+def test_uvicorn_arms_the_ping_timer_only_where_the_sweep_replaces_it() -> None:
+    protocol = websockets_sansio_impl.WebSocketsSansIOProtocol
+    armed = re.findall(r"self\.ping_timer = (?!None)(.*)", UVICORN_SOURCE)
+    assert armed == ["self.loop.call_later(delay, self.send_keepalive_ping)"]
+    assert "self.ping_timer = self.loop.call_later" in inspect.getsource(protocol.schedule_ping)
+    # A closed connection leaves the sweep: uvicorn stops the keepalive when it is lost.
+    assert "self.stop_keepalive()" in inspect.getsource(protocol.connection_lost)
+    assert "self.stop_keepalive()" in inspect.getsource(protocol.shutdown)
+
+
+class Connection:
+    """Records the sweep's pings."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.pinged = asyncio.Event()
+        self.fails = fails
+
+    def send_keepalive_ping(self) -> None:
+        self.pinged.set()
+        if self.fails:
+            raise RuntimeError("transport gone")
+
+
+async def test_the_sweep_pings_what_is_due_and_only_that() -> None:
+    loop = asyncio.get_running_loop()
+    failures: list[object] = []
+    loop.set_exception_handler(lambda _loop, context: failures.append(context["exception"]))
+    sweep = KeepaliveSweep(loop, 0.01)
+    due, failing, forgotten, later = (
+        Connection(),
+        Connection(fails=True),
+        Connection(),
+        Connection(),
+    )
+    sweep.add(failing, 0)
+    sweep.add(due, 0)
+    sweep.add(forgotten, 0)
+    sweep.add(later, 3600)
+    sweep.discard(forgotten)
+    async with asyncio.timeout(5):
+        await failing.pinged.wait()
+        await due.pinged.wait()  # after a failing one in the same sweep
+    assert [str(error) for error in failures] == ["transport gone"]
+    assert not forgotten.pinged.is_set()
+    assert not later.pinged.is_set()
+    assert len(sweep) == 1  # only `later` is still waiting; the pinged ones re-arm themselves
+    sweep.add(due, 0)  # as uvicorn does after a pong
+    due.pinged.clear()
+    async with asyncio.timeout(5):
+        await due.pinged.wait()
+    sweep.discard(later)
+    assert len(sweep) == 0
