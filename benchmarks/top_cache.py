@@ -17,7 +17,7 @@ Redis load comes from INFO commandstats before and after each measured window:
   is EVALSHA + EXISTS + ZRANGE + ZCOUNT), minus the writer's share, measured beforehand
   per increment: approximate when there are writes.
 
-Store level: `RedisRankingStore` alone against `TopCachingRankingStore` around it, in this
+Store level: `RedisRankingStore` alone against `TopCache` in front of it, in this
 process. With `--http`: `leaderboard serve` (one worker, SQLite history) with
 `LEADERBOARD_TOP_CACHE_STALENESS_MS` 0 and 100, loaded over HTTP by `benchmarks.loadgen`.
 """
@@ -50,9 +50,9 @@ from benchmarks.processes import (
     stop_all,
 )
 from store.boards import Board, ResetPeriod
-from store.cached_ranking import TopCachingRankingStore
+from store.cached_ranking import TopCache
 from store.models import ScoreIncrement
-from store.ports import RankingStore
+from store.ports import TopReads
 from store.redis import RedisRankingStore
 
 BOARD = Board("global", ResetPeriod.MONTHLY)
@@ -270,7 +270,8 @@ async def store_run(
 ) -> Result:
     """One storm on this process's store, cached or not, with or without a writer."""
     inner = store(redis.url)
-    ranking: RankingStore = TopCachingRankingStore(inner, STALENESS_SECONDS) if cached else inner
+    cache = TopCache(inner, STALENESS_SECONDS) if cached else None
+    ranking: TopReads = inner if cache is None else cache
     writer = Writer(redis.url, period, usernames)
     admin = redis_asyncio.Redis.from_url(redis.url)
     marks: dict[str, Any] = {}
@@ -279,8 +280,8 @@ async def store_run(
         await asyncio.sleep(WARMUP_SECONDS)
         marks["redis"] = await redis_counts(admin)
         marks["writes"] = writer.writes
-        if isinstance(ranking, TopCachingRankingStore):
-            marks["hits"], marks["misses"] = ranking.hits, ranking.misses
+        if cache is not None:
+            marks["hits"], marks["misses"] = cache.hits, cache.misses
 
     try:
         writer.start(writes)
@@ -292,13 +293,15 @@ async def store_run(
         counts = await redis_counts(admin) - marks["redis"]
         writes_done = writer.writes - marks["writes"]
         hit_ratio = None
-        if isinstance(ranking, TopCachingRankingStore):
-            hits = ranking.hits - marks["hits"]
-            misses = ranking.misses - marks["misses"]
+        if cache is not None:
+            hits = cache.hits - marks["hits"]
+            misses = cache.misses - marks["misses"]
             hit_ratio = hits / max(1, hits + misses)
     finally:
         await writer.stop()
-        await ranking.close()
+        if cache is not None:
+            await cache.close()
+        await inner.close()
         await admin.aclose()
     summary = latency_summary(latencies)
     return Result(

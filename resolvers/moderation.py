@@ -33,7 +33,7 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from batcher import WriteBatcher, WriteRefused
 from resolvers import validation
@@ -43,7 +43,7 @@ from store.ban_registry import BanRegistry
 from store.board_model import replay
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent, value_type
-from store.ports import RankingModeration, RankingReads, RebuildTarget
+from store.ports import RankingModeration
 from store.profiles import PlayerProfiles
 from store.recovery import Fence, RankingRecovery
 from store.sql.players import BanRecord, SqlPlayerRecords
@@ -56,10 +56,6 @@ T = TypeVar("T")
 REASON_MAX_LENGTH = 512
 _REFUSED = frozenset({"Cc", "Cf", "Cs"})
 _RECOVERY_ATTEMPTS = 4
-
-
-class ModeratedRanking(RankingModeration, RankingReads, RebuildTarget, Protocol):
-    """The part of the live ranking store moderation uses."""
 
 
 @value_type
@@ -91,7 +87,7 @@ class PlayerModeration:
         self,
         *,
         service: LeaderboardService,
-        ranking: ModeratedRanking,
+        ranking: RankingModeration,
         batcher: WriteBatcher,
         recovery: RankingRecovery,
         bans: BanRegistry,

@@ -33,7 +33,7 @@ from store.models import (
     ScoreIncrement,
     value_type,
 )
-from store.ports import RankingReads, RankingWrites
+from store.ports import RankingReads, RankingWrites, TopReads
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery
 
@@ -49,6 +49,11 @@ T = TypeVar("T")
 
 class ServedRanking(RankingReads, RankingWrites, Protocol):
     """The part of the live ranking store the service uses: its reads and its one write."""
+
+
+class ServedTop(TopReads, RankingWrites, Protocol):
+    """What the service sends through the top cache: top reads, and the writes that must
+    drop the snapshots they change before they return."""
 
 
 # A store call can meet several lost rankings in a row, one per period it touches: each is
@@ -89,6 +94,7 @@ class LeaderboardService:
         self,
         *,
         ranking: ServedRanking,
+        top: ServedTop | None = None,
         batcher: WriteBatcher,
         recovery: RankingRecovery,
         boards: Sequence[Board],
@@ -101,6 +107,9 @@ class LeaderboardService:
         profiles: PlayerProfiles | None = None,
     ) -> None:
         self._ranking = ranking
+        # Top reads and increments: through the top cache when there is one (every other
+        # read goes straight to the ranking store).
+        self._top: ServedTop = ranking if top is None else top
         self._batcher = batcher
         self._recovery = recovery
         self._boards = board_index(boards)  # live: boards created at run time show through
@@ -165,7 +174,7 @@ class LeaderboardService:
                 await self.instances.declared(periods.items())
             partial: PartiallyApplied | None = None
             try:
-                outcomes = await self._recovering(lambda: self._ranking.increment(increments))
+                outcomes = await self._recovering(lambda: self._top.increment(increments))
             except PartiallyApplied as error:
                 # What reached Redis must reach the history too; the client retries
                 # the batch, and its eventIds keep the applied part from counting twice.
@@ -241,7 +250,7 @@ class LeaderboardService:
             if self.instances is not None:
                 await self.instances.declared([(board_id, submission.period)])
             # One write on one key: it applies whole or not at all (no partial batch).
-            (outcome,) = await self._recovering(lambda: self._ranking.increment([submission]))
+            (outcome,) = await self._recovering(lambda: self._top.increment([submission]))
             persisted = reservation.commit(
                 [_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
                 if outcome.applied
@@ -268,7 +277,7 @@ class LeaderboardService:
         validation.offset(offset)
         if final := await self._final(board, period_id, period):
             return await _reading(lambda: final.top(limit, offset))
-        return await self._recovering(lambda: self._ranking.top(board.id, period_id, limit, offset))
+        return await self._recovering(lambda: self._top.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
         """One player's standing, or None without a score."""

@@ -312,7 +312,7 @@ class Metrics:
 
 
 class TopCacheCounters(Protocol):
-    """What the top() cache counts (`store.cached_ranking.TopCachingRankingStore`)."""
+    """What the top() cache counts (`store.cached_ranking.TopCache`)."""
 
     hits: int
     misses: int

@@ -25,13 +25,13 @@ from store.ban_registry import BanRegistry
 from store.board_notices import BoardNotices, NoNotices, RedisBoardNotices
 from store.board_registry import BoardRegistry, board_of
 from store.boards import Board, BoardIndex
-from store.cached_ranking import TopCachingRankingStore
+from store.cached_ranking import TopCache
 from store.embedded_profiles import InProcessProfileCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.observer import StoreObserver
 from store.period_notices import InProcessPeriodNotices, PeriodNotices, RedisPeriodNotices
-from store.ports import RankingStore, ScoreHistory
+from store.ports import RankingStore, ScoreHistory, TopFront
 from store.profiles import PlayerProfiles
 from store.recovery import RankingRecovery, RebuildObserver
 from store.redis import RedisRankingStore
@@ -48,6 +48,7 @@ class Resources:
 
     settings: Settings
     ranking: RankingStore
+    """The live ranking store: every call but those sent through `top_cache`."""
     history: ScoreHistory
     batcher: WriteBatcher
     recovery: RankingRecovery
@@ -64,6 +65,8 @@ class Resources:
     bans: BanRegistry | None = None
     moderation: PlayerModeration | None = None
     instances: Instances | None = None
+    top_cache: TopCache | None = None
+    """The per-instance top() cache in front of `ranking`'s `TopFront`, when enabled."""
 
 
 def open_ranking(
@@ -86,14 +89,14 @@ def open_ranking(
     return EmbeddedRankingStore(boards=boards)
 
 
-def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
-    """The ranking store behind the per-instance top() cache, when the settings enable it.
+def cache_top(settings: Settings, ranking: TopFront) -> TopCache | None:
+    """The per-instance top() cache in front of the ranking store, when the settings enable it.
 
     Redis only: the embedded store's top() is already a read of this process's memory.
     """
     if settings.top_cache_staleness_ms == 0 or not settings.redis_url:
-        return ranking
-    return TopCachingRankingStore(ranking, settings.top_cache_staleness_ms / 1000)
+        return None
+    return TopCache(ranking, settings.top_cache_staleness_ms / 1000)
 
 
 def open_profiles(history: SqlScoreHistory, ranking: RankingStore) -> PlayerProfiles:
@@ -118,10 +121,11 @@ def make_recovery(
     observer: RebuildObserver | None = None,
     boards: Sequence[Board] | None = None,
     instances: Instances | None = None,
+    top_cache: TopCache | None = None,
 ) -> RankingRecovery:
     """Recovery of the live rankings from the history, with the configured timings, for
     `boards` (a registry's shared index) or else the declared boards; its loads wait for
-    the fence of `instances`."""
+    the fence of `instances` and go through `top_cache` when there is one."""
     return RankingRecovery(
         ranking,
         history,
@@ -130,6 +134,7 @@ def make_recovery(
         fence=None if instances is None else instances.fence,
         observer=observer,
         boards=settings.boards if boards is None else boards,
+        loads=top_cache,
     )
 
 
@@ -214,9 +219,12 @@ def build_resources(
     bans = BanRegistry(
         records, board_notices(settings, "bans"), reload_seconds=settings.boards_reload_seconds
     )
-    plain_ranking = open_ranking(settings, observer=metrics, boards=boards)
-    ranking = cache_top(settings, plain_ranking)
-    profiles = open_profiles(history, plain_ranking)
+    ranking = open_ranking(settings, observer=metrics, boards=boards)
+    top_cache = cache_top(settings, ranking)
+    # What can change a top goes through the cache when there is one (`TopFront`): top
+    # reads, writes, loads, moderation, and the change feed the live updates follow.
+    front: TopFront = ranking if top_cache is None else top_cache
+    profiles = open_profiles(history, ranking)
     batcher = WriteBatcher(
         history,
         flush_interval=settings.flush_interval,
@@ -225,12 +233,18 @@ def build_resources(
         max_buffered_events=settings.max_buffered_events,
         observer=metrics,
     )
-    instances = make_instances(settings, plain_ranking, batcher, observer=metrics)
+    instances = make_instances(settings, ranking, batcher, observer=metrics)
     recovery = make_recovery(
-        settings, ranking, history, observer=metrics, boards=boards, instances=instances
+        settings,
+        ranking,
+        history,
+        observer=metrics,
+        boards=boards,
+        instances=instances,
+        top_cache=top_cache,
     )
-    if isinstance(plain_ranking, RedisRankingStore):
-        instances.reconcile = _dead_instance_reconcile(plain_ranking, recovery)
+    if isinstance(ranking, RedisRankingStore):
+        instances.reconcile = _dead_instance_reconcile(ranking, recovery)
     standings = history.standings()
     seasons = Seasons(
         standings=standings,
@@ -270,6 +284,7 @@ def build_resources(
         metrics.track_webhook(lambda: sender.depth)
     service = LeaderboardService(
         ranking=ranking,
+        top=front,
         batcher=batcher,
         recovery=recovery,
         boards=boards,
@@ -281,19 +296,19 @@ def build_resources(
         clock=clock,
         seasons=seasons,
     )
-    if isinstance(plain_ranking, RedisRankingStore):
+    if isinstance(ranking, RedisRankingStore):
         service.instances = instances
-    live = LiveRankings(ranking, service, boards, resync_interval=settings.resync_interval_seconds)
+    live = LiveRankings(front, service, boards, resync_interval=settings.resync_interval_seconds)
     metrics.track(
         batcher_depth=lambda: batcher.depth,
         subscriptions=lambda: live.subscriber_count,
     )
-    if isinstance(ranking, TopCachingRankingStore):
-        metrics.track_top_cache(ranking)
+    if top_cache is not None:
+        metrics.track_top_cache(top_cache)
     tokens = WriteTokens(settings.write_tokens, admin=settings.admin_tokens)
     moderation = PlayerModeration(
         service=service,
-        ranking=ranking,
+        ranking=front,
         batcher=batcher,
         recovery=recovery,
         bans=bans,
@@ -320,6 +335,7 @@ def build_resources(
         bans=bans,
         moderation=moderation,
         instances=instances,
+        top_cache=top_cache,
     )
 
 
@@ -348,6 +364,9 @@ async def running(resources: Resources, timeout: float = 60.0) -> AsyncIterator[
         # Each close is safe on a component that never opened.
         stack.push_async_callback(resources.rate_limits.close)
         stack.push_async_callback(resources.ranking.close)
+        if resources.top_cache is not None:
+            # Stopped before the store it reads closes.
+            stack.push_async_callback(resources.top_cache.close)
         stack.push_async_callback(resources.history.close)
         await _connect_stores(resources, timeout)
         stack.push_async_callback(resources.registry.stop)

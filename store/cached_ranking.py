@@ -1,15 +1,22 @@
-"""A per-instance cache of `top()` reads in front of another `RankingStore`.
+"""A per-instance cache of `top()` reads in front of the ranking store's `TopFront`.
 
 A read storm on a board's top (every game frontend polling `topPlayers(limit: 10)`) would
-otherwise cost one Redis round trip per request. `TopCachingRankingStore` serves the same
+otherwise cost one Redis round trip per request. `TopCache` serves the same
 (board, period, limit, offset) from a snapshot while it is younger than `max_staleness`,
 counted from the moment the read that produced it *started*, so an answer is never older
 than the bound. Within the bound, snapshots are dropped early when they may be wrong:
 
-- this instance's own `increment()` and `load()` drop the windows they can change as soon
-  as they return (a client that writes then reads on one instance sees its write);
+- this instance's own writes (`increment()`, the rebuild's `load()`, moderation's
+  `remove()`, `restore()` and `erase()`) go through the cache and drop the windows they can
+  change as soon as they return (a client that writes then reads on one instance sees its
+  write);
 - change events from every instance (the board's change feed, consumed by one background
-  task per board) drop the windows an event can reach.
+  task per board, or relayed to the live updates through `changes()`) drop the windows an
+  event can reach.
+
+The cache wraps only those calls (`store.ports.TopFront`); every other read and the
+rebuild's bookkeeping go straight to the ranking store, which the cache neither pings nor
+closes (server/resources.py wires both).
 
 A snapshot's player count (each player's topPercent) is only held to the staleness bound: a
 player joining below every cached window changes the count but drops nothing, as dropping
@@ -34,16 +41,8 @@ from typing import Any
 from cachetools import LRUCache
 
 from store.aio import cancel_and_wait, close_iterator, consume_resubscribing
-from store.models import (
-    IncrementOutcome,
-    PageKey,
-    RankedPlayer,
-    RankingPage,
-    RemovedScore,
-    ScoreChange,
-    ScoreIncrement,
-)
-from store.ports import RankingStore
+from store.models import IncrementOutcome, RankedPlayer, RemovedScore, ScoreChange, ScoreIncrement
+from store.ports import TopFront
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +84,9 @@ class _Flight:
     task: asyncio.Task[list[RankedPlayer]] | None = None
 
 
-class TopCachingRankingStore:
-    """`RankingStore` that serves `top()` from a short-lived snapshot; the rest passes through.
+class TopCache:
+    """`TopFront` that serves `top()` from a short-lived snapshot; the calls that can change a
+    top pass through and drop what they reach.
 
     Counters for tests and metrics: `hits` (answered from a snapshot), `misses` (not: they
     joined or started an inner read), `inner_reads` (reads sent to the inner store) and
@@ -95,7 +95,7 @@ class TopCachingRankingStore:
 
     def __init__(
         self,
-        inner: RankingStore,
+        inner: TopFront,
         max_staleness: float,
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
@@ -124,11 +124,6 @@ class TopCachingRankingStore:
         self.misses = 0
         self.inner_reads = 0
         self.invalidations = 0
-
-    @property
-    def inner(self) -> RankingStore:
-        """The wrapped store."""
-        return self._inner
 
     # Cached reads
 
@@ -356,54 +351,11 @@ class TopCachingRankingStore:
             if self._feeds.get(board) is asyncio.current_task():
                 del self._feeds[board]
 
-    # Everything else passes through
-
-    async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
-        """One player's standing, or None without a score in the period (not cached)."""
-        return await self._inner.player(board, period, username)
-
-    async def neighborhood(
-        self, board: str, period: str, username: str, radius: int, *, fill: bool = False
-    ) -> list[RankedPlayer]:
-        """The player and up to `radius` players above and below (not cached)."""
-        return await self._inner.neighborhood(board, period, username, radius, fill=fill)
-
-    async def players(
-        self, board: str, period: str, usernames: Sequence[str]
-    ) -> list[RankedPlayer]:
-        """The named players that have a score, best first (not cached)."""
-        return await self._inner.players(board, period, usernames)
-
-    async def page(self, board: str, period: str, first: int, after: PageKey | None) -> RankingPage:
-        """Up to `first` players after the place `after` (not cached)."""
-        return await self._inner.page(board, period, first, after)
-
-    async def player_count(self, board: str, period: str) -> int:
-        """How many players have a score in the period (not cached)."""
-        return await self._inner.player_count(board, period)
-
-    async def totals(self, board: str, period: str) -> dict[str, int]:
-        """Every player's total in the period (not cached)."""
-        return await self._inner.totals(board, period)
-
-    async def is_loaded(self, board: str, period: str) -> bool:
-        """Whether the period's ranking is present (not cached)."""
-        return await self._inner.is_loaded(board, period)
-
-    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
-        """Claim the right to rebuild a period, through the inner store."""
-        return await self._inner.claim_rebuild(board, period, ttl_seconds)
-
-    async def release_rebuild(self, board: str, period: str, token: str) -> None:
-        """Give up a rebuild claim, through the inner store."""
-        await self._inner.release_rebuild(board, period, token)
-
-    async def ping(self) -> None:
-        """Raise `StoreUnavailable` unless the inner store answers."""
-        await self._inner.ping()
+    # Lifecycle
 
     async def close(self) -> None:
-        """Stop the background consumers and in-flight reads, then close the inner store."""
+        """Stop the background consumers and in-flight reads (the ranking store stays open:
+        its owner closes it); later reads pass straight through."""
         self._closed = True
         tasks: list[asyncio.Task[Any]] = list(self._feeds.values())
         tasks += [flight.task for flight in self._flights.values() if flight.task is not None]
@@ -412,7 +364,6 @@ class TopCachingRankingStore:
         self._snapshots.clear()
         self._windows.clear()
         await cancel_and_wait(tasks, timeout=_CLOSE_WAIT_SECONDS, log=logger, what="top cache")
-        await self._inner.close()
 
 
 def _reach(rank: int, previous_rank: int | None) -> float:

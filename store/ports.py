@@ -8,7 +8,9 @@ recovery rebuilds (`RebuildTarget`), live updates and the top cache follow the c
 takes players out and puts them back (`RankingModeration`). `RankingStore`
 is all the ranking protocols plus the lifecycle: what a backend (Redis, embedded)
 implements, and what the contract suite (tests/store/test_ranking_contract.py) checks on
-every backend.
+every backend. `TopFront` is the top read and every call that can change a top: what the
+per-instance top cache (store/cached_ranking.py) wraps, and the only calls the server
+sends through it; every other call goes straight to the ranking store.
 
 Protocols are structural: a backend implements them by having the methods, without
 naming them.
@@ -114,23 +116,8 @@ class ChangeFeed(Protocol):
         ...
 
 
-class RebuildTarget(Protocol):
-    """What recovery needs: whether a period is loaded, a claim on its rebuild, the load."""
-
-    async def is_loaded(self, board: str, period: str) -> bool:
-        """Whether the period's ranking is present and may be served."""
-        ...
-
-    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
-        """Atomically claim the right to rebuild a period (SET NX with expiry).
-
-        Returns a claim token, or None when another instance holds the claim.
-        """
-        ...
-
-    async def release_rebuild(self, board: str, period: str, token: str) -> None:
-        """Give up a claim, only when it is still ours."""
-        ...
+class RankingLoads(Protocol):
+    """The rebuild's one write: a period's whole ranking replaced."""
 
     async def load(
         self,
@@ -150,6 +137,25 @@ class RebuildTarget(Protocol):
 
         Readers and writers see either the old state (not loaded) or the whole new one.
         """
+        ...
+
+
+class RebuildTarget(RankingLoads, Protocol):
+    """What recovery needs: whether a period is loaded, a claim on its rebuild, the load."""
+
+    async def is_loaded(self, board: str, period: str) -> bool:
+        """Whether the period's ranking is present and may be served."""
+        ...
+
+    async def claim_rebuild(self, board: str, period: str, ttl_seconds: float) -> str | None:
+        """Atomically claim the right to rebuild a period (SET NX with expiry).
+
+        Returns a claim token, or None when another instance holds the claim.
+        """
+        ...
+
+    async def release_rebuild(self, board: str, period: str, token: str) -> None:
+        """Give up a claim, only when it is still ours."""
         ...
 
     async def totals(self, board: str, period: str) -> dict[str, int]:
@@ -184,6 +190,14 @@ class RankingModeration(Protocol):
         """Take the player out whether or not the period is loaded, and forget those of
         `event_ids` bound to the player; how many rankings lost the player (0 or 1)."""
         ...
+
+
+class TopFront(TopReads, RankingWrites, RankingLoads, RankingModeration, ChangeFeed, Protocol):
+    """The top read and every call that can change a top (or tell that one changed): what
+    the per-instance top cache wraps, so that this instance's own changes drop what they
+    reach before they return, and the change feed it relays drops what a change reaches
+    before a consumer sees it. The server sends these, and only these, through the cache
+    (server/resources.py)."""
 
 
 class RankingStore(

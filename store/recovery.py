@@ -36,7 +36,7 @@ from typing import Protocol, TypeVar
 from store.board_model import replay
 from store.boards import Board, board_index
 from store.errors import RankingNotLoaded, StoreUnavailable
-from store.ports import HistoryReads, RebuildTarget
+from store.ports import HistoryReads, RankingLoads, RebuildTarget
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,12 @@ class RankingRecovery:
         fence: Fence | None = None,
         observer: RebuildObserver | None = None,
         boards: Sequence[Board] = (),
+        loads: RankingLoads | None = None,
     ) -> None:
         self._ranking = ranking
+        # The load: through the top cache when there is one, which drops the period's
+        # snapshots as it returns (`ranking` otherwise).
+        self._loads: RankingLoads = ranking if loads is None else loads
         # Live (a registry's index): how each board's history folds into kept scores.
         self._boards = board_index(boards)
         self._history = history
@@ -213,7 +217,7 @@ class RankingRecovery:
             progress("reading the event ids", 2, _REBUILD_STEPS)
             client_events = await self._history.client_events(board, period)
             progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
-            await self._ranking.load(
+            await self._loads.load(
                 board, period, totals, client_events, instants=instants, clock=clock
             )
         except StoreUnavailable:

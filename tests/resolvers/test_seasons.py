@@ -17,6 +17,7 @@ from store.models import PeriodResult, RankedPlayer
 from tests.support.history_database import query_history
 from tests.support.seasons import (
     SharedClock,
+    backend_fixture,
     delete_cluster_keys,
     delete_period_events,
     instance,
@@ -24,7 +25,7 @@ from tests.support.seasons import (
     until,
     utc,
 )
-from tests.support.shared_services import REDIS_URL, delete_prefix
+from tests.support.shared_services import delete_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -32,30 +33,9 @@ BOARDS = "global:monthly,daily:daily"
 DAY = "2026-12-05"
 
 
-@pytest.fixture(params=["redis", "cluster", "embedded"])
-def backend(
-    request: pytest.FixtureRequest,
-    redis_prefix: str,
-    mysql_database_url: str,
-    sqlite_database_url: str,
-) -> dict[str, Any]:
-    """Settings values of one backend: Redis + MariaDB, a Redis Cluster + MariaDB with the
-    daily board sharded, or the embedded default (SQLite)."""
-    if request.param == "cluster":
-        return {
-            "redis_url": request.getfixturevalue("redis_cluster").url(),
-            "redis_cluster": True,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-            "LEADERBOARD_BOARDS": "global:monthly,daily:daily:shards=4",
-        }
-    if request.param == "redis":
-        return {
-            "redis_url": REDIS_URL,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-        }
-    return {"database_url": sqlite_database_url}
+backend = backend_fixture("global:monthly,daily:daily:shards=4")
+"""Redis + MariaDB, a Redis Cluster + MariaDB with the daily board sharded, or the embedded
+default (SQLite)."""
 
 
 def increments(*items: tuple[str, int]) -> list[IncrementRequest]:

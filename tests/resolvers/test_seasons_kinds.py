@@ -21,6 +21,7 @@ from store.models import RankedPlayer
 from tests.support.board_model import KINDS, PeriodModel, kind_id
 from tests.support.seasons import (
     SharedClock,
+    backend_fixture,
     delete_cluster_keys,
     delete_period_events,
     instance,
@@ -28,7 +29,7 @@ from tests.support.seasons import (
     until,
     utc,
 )
-from tests.support.shared_services import REDIS_URL, delete_prefix
+from tests.support.shared_services import delete_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -38,28 +39,8 @@ NAMES = ("a", "Bob", "bob", "é", "z")
 VALUES = (3, 5, 3, 7, 5, 1, 3, 9, 5, 3, -2, 7, 3, 5, 1)
 
 
-@pytest.fixture(params=["redis", "cluster", "embedded"])
-def backend(
-    request: pytest.FixtureRequest,
-    redis_prefix: str,
-    mysql_database_url: str,
-    sqlite_database_url: str,
-) -> dict[str, Any]:
-    """Settings values of one backend (the cluster's boards are sharded below)."""
-    if request.param == "cluster":
-        return {
-            "redis_url": request.getfixturevalue("redis_cluster").url(),
-            "redis_cluster": True,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-        }
-    if request.param == "redis":
-        return {
-            "redis_url": REDIS_URL,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-        }
-    return {"database_url": sqlite_database_url}
+backend = backend_fixture()
+"""Each backend (the cluster's boards are sharded below)."""
 
 
 def specs(sharded: bool) -> list[BoardSpec]:

@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from schema.documents import CACHE_BYTES, MAX_DOCUMENT_CHARS, PLAN_CACHE_BYTES
 from server.app import create_app
 from tests.support.asgi_app import TOKEN, make_settings, refusal_code, websocket
+from tests.support.background import is_background
 from tests.support.documents import dense_document, padded_document
 from tests.support.graphql_client import LEGACY_WS, TRANSPORT_WS, GraphQLHttp, Json
 from tests.support.shared_services import REDIS_URL
@@ -46,8 +47,6 @@ STORE_METHODS = (
     "players",
     "page",
 )
-LIVE_FEED = ("SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE")
-"""Commands of the app's live feed, which (re)subscribes to its boards' channels on its own."""
 GAME = "https://game.example"
 EVIL = "https://evil.example"
 
@@ -66,9 +65,13 @@ class Started:
         self.backend = backend
         self.prefix = prefix
         self.store_calls: Counter[str] = Counter()
-        ranking = app.state.resources.ranking
+        resources = app.state.resources
         for name in STORE_METHODS:
-            setattr(ranking, name, self._counted(name, getattr(ranking, name)))
+            # Counted where the service sends them: the top cache first, when on, for the
+            # calls it fronts (a cache hit is still a call the request made).
+            cache = resources.top_cache
+            store = cache if cache is not None and hasattr(cache, name) else resources.ranking
+            setattr(store, name, self._counted(name, getattr(store, name)))
 
     def _counted(self, name: str, method: Callable[..., Awaitable[Any]]) -> Any:
         async def counted(*args: Any, **kwargs: Any) -> Any:
@@ -80,8 +83,8 @@ class Started:
     @contextlib.asynccontextmanager
     async def store_work(self) -> AsyncIterator[list[str]]:
         """Collects what reached the stores while the block runs: the ranking store's calls,
-        and on Redis every command naming one of the app's keys (but the live feed's and the
-        instance registry's heartbeat)."""
+        and on Redis every command naming one of the app's keys (but its background loops':
+        `tests.support.background`)."""
         seen: list[str] = []
         calls_before = sum(self.store_calls.values())
         if self.backend != "redis-mysql":
@@ -99,12 +102,7 @@ class Started:
                     command = (await asyncio.wait_for(monitor.next_command(), 10))["command"]
                     if sentinel in command:
                         break
-                    if (
-                        self.prefix in command
-                        and not command.upper().startswith(LIVE_FEED)
-                        # The instance registry's heartbeat runs on its own clock.
-                        and f"{self.prefix}:{{instances}}" not in command
-                    ):
+                    if self.prefix in command and not is_background(command, self.prefix):
                         seen.append(command)
         finally:
             await watcher.aclose()

@@ -10,7 +10,7 @@ import pytest
 
 from server.resources import build_resources, ready, running
 from server.settings import Settings
-from store.cached_ranking import TopCachingRankingStore
+from store.cached_ranking import TopCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import StoreUnavailable
 from store.redis import RedisRankingStore
@@ -35,10 +35,14 @@ def closed_port() -> int:
 def test_the_settings_choose_the_stores(sqlite_database_url: str, redis_prefix: str) -> None:
     embedded = build_resources(settings(database_url=sqlite_database_url))
     assert isinstance(embedded.ranking, EmbeddedRankingStore)
+    assert embedded.top_cache is None
     on_redis = dict(database_url=sqlite_database_url, redis_url=REDIS_URL, key_prefix=redis_prefix)
-    assert isinstance(build_resources(settings(**on_redis)).ranking, TopCachingRankingStore)
+    cached = build_resources(settings(**on_redis))
+    assert isinstance(cached.ranking, RedisRankingStore)
+    assert isinstance(cached.top_cache, TopCache)
     uncached = build_resources(settings(**on_redis, top_cache_staleness_ms=0))
     assert isinstance(uncached.ranking, RedisRankingStore)
+    assert uncached.top_cache is None
 
 
 async def test_start_up_gives_up_at_its_deadline_and_closes_what_it_opened(

@@ -17,7 +17,15 @@ from pydantic import ValidationError
 from resolvers.service import IncrementRequest
 from server.resources import Resources
 from server.settings import Settings
-from tests.support.seasons import Receiver, SharedClock, instance, season_settings, until, utc
+from tests.support.seasons import (
+    Receiver,
+    SharedClock,
+    backend_fixture,
+    instance,
+    season_settings,
+    until,
+    utc,
+)
 from tests.support.shared_services import REDIS_URL
 
 pytestmark = pytest.mark.integration
@@ -26,30 +34,9 @@ SECRET = b"webhook-secret"
 BOARDS = "global:monthly,weekly:weekly"
 
 
-@pytest.fixture(params=["redis", "cluster", "embedded"])
-def backend(
-    request: pytest.FixtureRequest,
-    redis_prefix: str,
-    mysql_database_url: str,
-    sqlite_database_url: str,
-) -> dict[str, Any]:
-    """Settings values of one backend: Redis + MariaDB, a Redis Cluster + MariaDB with the
-    weekly board sharded, or the embedded default (SQLite)."""
-    if request.param == "cluster":
-        return {
-            "redis_url": request.getfixturevalue("redis_cluster").url(),
-            "redis_cluster": True,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-            "LEADERBOARD_BOARDS": "global:monthly,weekly:weekly:shards=4",
-        }
-    if request.param == "redis":
-        return {
-            "redis_url": REDIS_URL,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-        }
-    return {"database_url": sqlite_database_url}
+backend = backend_fixture("global:monthly,weekly:weekly:shards=4")
+"""Redis + MariaDB, a Redis Cluster + MariaDB with the weekly board sharded, or the
+embedded default (SQLite)."""
 
 
 @pytest.fixture

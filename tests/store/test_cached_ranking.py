@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as redis_asyncio
 
-from store.cached_ranking import TopCachingRankingStore
+from store.cached_ranking import TopCache
 from store.errors import RankingNotLoaded, StoreUnavailable
 from store.models import RankedPlayer, ScoreIncrement
 from store.redis import RedisRankingStore
@@ -47,12 +47,14 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def cached(redis_prefix: str, clock: ManualClock) -> AsyncIterator[TopCachingRankingStore]:
+async def cached(redis_prefix: str, clock: ManualClock) -> AsyncIterator[TopCache]:
     """This instance's store: the cache over Redis, the test period holding ten players."""
-    store = TopCachingRankingStore(redis_store(redis_prefix), STALENESS, clock=clock)
+    inner = redis_store(redis_prefix)
+    store = TopCache(inner, STALENESS, clock=clock)
     await store.load(GLOBAL, PERIOD, TEN_PLAYERS.items(), [])
     yield store
     await store.close()
+    await inner.close()
 
 
 @pytest.fixture
@@ -117,7 +119,7 @@ async def subscribed(raw: redis_asyncio.Redis, prefix: str) -> None:
 
 
 async def test_hits_within_the_bound_do_not_read_redis(
-    cached: TopCachingRankingStore, raw: redis_asyncio.Redis, redis_prefix: str, clock: ManualClock
+    cached: TopCache, raw: redis_asyncio.Redis, redis_prefix: str, clock: ManualClock
 ) -> None:
     first = await cached.top(GLOBAL, PERIOD, 10, 0)
     assert names(first)[:3] == ["a", "b", "c"]
@@ -132,7 +134,8 @@ async def test_hits_within_the_bound_do_not_read_redis(
 
 
 async def test_the_bound_on_the_real_clock(redis_prefix: str, raw: redis_asyncio.Redis) -> None:
-    store = TopCachingRankingStore(redis_store(redis_prefix), STALENESS)
+    inner = redis_store(redis_prefix)
+    store = TopCache(inner, STALENESS)
     try:
         await store.load(GLOBAL, PERIOD, TEN_PLAYERS.items(), [])
         await store.top(GLOBAL, PERIOD, 3, 0)
@@ -142,18 +145,17 @@ async def test_the_bound_on_the_real_clock(redis_prefix: str, raw: redis_asyncio
         assert store.inner_reads == 2
     finally:
         await store.close()
+        await inner.close()
 
 
-async def test_a_read_storm_is_one_redis_read(cached: TopCachingRankingStore) -> None:
+async def test_a_read_storm_is_one_redis_read(cached: TopCache) -> None:
     results = await asyncio.gather(*(cached.top(GLOBAL, PERIOD, 10, 0) for _ in range(200)))
     assert all(result == results[0] for result in results)
     assert names(results[0]) == list("abcdefghij")
     assert (cached.inner_reads, cached.misses, cached.hits) == (1, 200, 0)
 
 
-async def test_an_own_write_is_read_back_at_once(
-    cached: TopCachingRankingStore, clock: ManualClock
-) -> None:
+async def test_an_own_write_is_read_back_at_once(cached: TopCache, clock: ManualClock) -> None:
     assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["a", "b", "c"]
     await cached.increment([inc("j", 1000)])
     assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["j", "a", "b"]
@@ -162,7 +164,7 @@ async def test_an_own_write_is_read_back_at_once(
     assert cached.inner_reads == 3
 
 
-async def test_an_own_write_below_the_window_keeps_it(cached: TopCachingRankingStore) -> None:
+async def test_an_own_write_below_the_window_keeps_it(cached: TopCache) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     [outcome] = await cached.increment([inc("newcomer", 1)])
     assert outcome.rank == 11
@@ -172,7 +174,7 @@ async def test_an_own_write_below_the_window_keeps_it(cached: TopCachingRankingS
 
 
 async def test_a_write_on_another_instance_arrives_by_pub_sub(
-    cached: TopCachingRankingStore,
+    cached: TopCache,
     other: RedisRankingStore,
     raw: redis_asyncio.Redis,
     redis_prefix: str,
@@ -193,7 +195,7 @@ async def test_a_write_on_another_instance_arrives_by_pub_sub(
 
 
 async def test_a_write_below_the_window_on_another_instance_keeps_it(
-    cached: TopCachingRankingStore,
+    cached: TopCache,
     other: RedisRankingStore,
     raw: redis_asyncio.Redis,
     redis_prefix: str,
@@ -213,7 +215,7 @@ async def test_a_write_below_the_window_on_another_instance_keeps_it(
     assert cached.inner_reads == reads_before + 1
 
 
-async def test_failed_reads_are_not_cached(cached: TopCachingRankingStore) -> None:
+async def test_failed_reads_are_not_cached(cached: TopCache) -> None:
     missing = "2026-01"
     results = await asyncio.gather(
         *(cached.top(GLOBAL, missing, 10, 0) for _ in range(20)), return_exceptions=True
@@ -228,12 +230,10 @@ async def test_failed_reads_are_not_cached(cached: TopCachingRankingStore) -> No
 
 
 async def test_an_unreachable_redis_is_unavailable_every_time() -> None:
-    store = TopCachingRankingStore(
-        RedisRankingStore.from_url(
-            "redis://127.0.0.1:1/0", key_prefix="lbtest", boards=BOARDS, retention=RETENTION
-        ),
-        STALENESS,
+    inner = RedisRankingStore.from_url(
+        "redis://127.0.0.1:1/0", key_prefix="lbtest", boards=BOARDS, retention=RETENTION
     )
+    store = TopCache(inner, STALENESS)
     try:
         for _ in range(2):
             with pytest.raises(StoreUnavailable):
@@ -241,3 +241,4 @@ async def test_an_unreachable_redis_is_unavailable_every_time() -> None:
         assert store.inner_reads == 2
     finally:
         await store.close()
+        await inner.close()

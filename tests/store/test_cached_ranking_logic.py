@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from store.boards import Board, ResetPeriod
-from store.cached_ranking import TopCachingRankingStore
+from store.cached_ranking import TopCache
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import RankingNotLoaded, ScoreOutOfRange, StoreUnavailable
 from store.models import MAX_EXACT_SCORE, RankedPlayer, ScoreChange, ScoreIncrement
@@ -103,9 +103,9 @@ async def inner() -> ScriptedStore:
 
 
 @pytest.fixture
-async def cached(inner: ScriptedStore, clock: ManualClock) -> AsyncIterator[TopCachingRankingStore]:
+async def cached(inner: ScriptedStore, clock: ManualClock) -> AsyncIterator[TopCache]:
     """The cache over it, with a 100 ms bound on the fake clock."""
-    store = TopCachingRankingStore(inner, STALENESS, clock=clock, restart_backoff=0.01)
+    store = TopCache(inner, STALENESS, clock=clock, restart_backoff=0.01)
     yield store
     await store.close()
 
@@ -138,7 +138,7 @@ async def changed_elsewhere(inner: ScriptedStore, *increments: ScoreIncrement) -
 
 
 async def test_a_snapshot_is_served_until_the_bound(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
+    cached: TopCache, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     first = await cached.top(GLOBAL, PERIOD, 3, 0)
     assert names(first) == ["a", "b", "c"]
@@ -151,7 +151,7 @@ async def test_a_snapshot_is_served_until_the_bound(
 
 
 async def test_what_is_served_is_behind_by_less_than_the_bound(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
+    cached: TopCache, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     # Behind the cache's back, with no change event: only the bound can show it.
@@ -162,7 +162,7 @@ async def test_what_is_served_is_behind_by_less_than_the_bound(
 
 
 async def test_age_counts_from_the_start_of_the_read(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
+    cached: TopCache, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     inner.hold = asyncio.Event()
     reading = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0))
@@ -177,7 +177,7 @@ async def test_age_counts_from_the_start_of_the_read(
 
 
 async def test_keys_are_board_period_limit_and_offset(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     assert names(await cached.top(GLOBAL, PERIOD, 2, 0)) == ["a", "b"]
     assert names(await cached.top(GLOBAL, PERIOD, 2, 2)) == ["c", "d"]
@@ -188,7 +188,7 @@ async def test_keys_are_board_period_limit_and_offset(
     assert inner.top_reads == 4
 
 
-async def test_callers_get_their_own_list(cached: TopCachingRankingStore) -> None:
+async def test_callers_get_their_own_list(cached: TopCache) -> None:
     mine = await cached.top(GLOBAL, PERIOD, 3, 0)
     mine.clear()
     assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["a", "b", "c"]
@@ -197,9 +197,7 @@ async def test_callers_get_their_own_list(cached: TopCachingRankingStore) -> Non
 # Single flight
 
 
-async def test_concurrent_misses_share_one_read(
-    cached: TopCachingRankingStore, inner: ScriptedStore
-) -> None:
+async def test_concurrent_misses_share_one_read(cached: TopCache, inner: ScriptedStore) -> None:
     inner.hold = asyncio.Event()
     readers = [asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0)) for _ in range(50)]
     await inner.reading.wait()
@@ -211,7 +209,7 @@ async def test_concurrent_misses_share_one_read(
 
 
 async def test_a_cancelled_reader_does_not_cancel_the_shared_read(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     inner.hold = asyncio.Event()
     first = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0))
@@ -228,7 +226,7 @@ async def test_a_cancelled_reader_does_not_cancel_the_shared_read(
 
 
 async def test_a_read_older_than_the_bound_is_not_joined(
-    cached: TopCachingRankingStore, inner: ScriptedStore, clock: ManualClock
+    cached: TopCache, inner: ScriptedStore, clock: ManualClock
 ) -> None:
     hold = inner.hold = asyncio.Event()
     slow = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0))
@@ -250,7 +248,7 @@ async def test_a_read_older_than_the_bound_is_not_joined(
 
 
 async def test_a_failed_read_reaches_every_waiter_and_is_not_cached(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     inner.failure = StoreUnavailable("redis is down")
     readers = [asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0)) for _ in range(5)]
@@ -262,9 +260,7 @@ async def test_a_failed_read_reaches_every_waiter_and_is_not_cached(
     assert inner.top_reads == 2
 
 
-async def test_not_loaded_propagates_every_time(
-    cached: TopCachingRankingStore, inner: ScriptedStore
-) -> None:
+async def test_not_loaded_propagates_every_time(cached: TopCache, inner: ScriptedStore) -> None:
     for _ in range(2):
         with pytest.raises(RankingNotLoaded) as raised:
             await cached.top(GLOBAL, "2026-01", 3, 0)
@@ -275,7 +271,7 @@ async def test_not_loaded_propagates_every_time(
 
 
 async def test_negative_arguments_are_refused_by_the_inner_store(
-    cached: TopCachingRankingStore,
+    cached: TopCache,
 ) -> None:
     with pytest.raises(ValueError, match="negative"):
         await cached.top(GLOBAL, PERIOD, -1, 0)
@@ -287,7 +283,7 @@ async def test_negative_arguments_are_refused_by_the_inner_store(
 
 
 async def test_an_own_write_that_reaches_the_window_is_read_back_at_once(
-    cached: TopCachingRankingStore,
+    cached: TopCache,
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     [outcome] = await cached.increment([inc("j", 85)])  # 10 -> 95: rank 2
@@ -298,7 +294,7 @@ async def test_an_own_write_that_reaches_the_window_is_read_back_at_once(
 
 
 async def test_an_own_write_leaving_the_window_drops_it(
-    cached: TopCachingRankingStore,
+    cached: TopCache,
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await cached.increment([inc("a", -95)])  # rank 1 -> 10
@@ -306,7 +302,7 @@ async def test_an_own_write_leaving_the_window_drops_it(
 
 
 async def test_an_own_write_below_the_window_keeps_it(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await cached.top(GLOBAL, PERIOD, 3, 3)  # ranks 4..6
@@ -320,7 +316,7 @@ async def test_an_own_write_below_the_window_keeps_it(
 
 
 async def test_an_own_write_in_another_period_keeps_the_window(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await cached.increment([inc("j", 1000, period=OTHER_PERIOD)])
@@ -328,9 +324,7 @@ async def test_an_own_write_in_another_period_keeps_the_window(
     assert inner.top_reads == 1
 
 
-async def test_a_failed_write_drops_its_periods(
-    cached: TopCachingRankingStore, inner: ScriptedStore
-) -> None:
+async def test_a_failed_write_drops_its_periods(cached: TopCache, inner: ScriptedStore) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 3)
     with pytest.raises(ScoreOutOfRange):
         await cached.increment([inc("j", MAX_EXACT_SCORE)])
@@ -338,9 +332,7 @@ async def test_a_failed_write_drops_its_periods(
     assert inner.top_reads == 2
 
 
-async def test_a_duplicate_write_keeps_the_window(
-    cached: TopCachingRankingStore, inner: ScriptedStore
-) -> None:
+async def test_a_duplicate_write_keeps_the_window(cached: TopCache, inner: ScriptedStore) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     once = ScoreIncrement(
         board=GLOBAL,
@@ -357,7 +349,7 @@ async def test_a_duplicate_write_keeps_the_window(
 
 
 async def test_load_drops_every_window_of_the_period(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await cached.top(GLOBAL, PERIOD, 3, 100)
@@ -370,7 +362,7 @@ async def test_load_drops_every_window_of_the_period(
 
 
 async def test_a_write_during_a_read_keeps_that_read_out_of_the_cache(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     hold = inner.hold = asyncio.Event()
     reading = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 0))
@@ -389,7 +381,7 @@ async def test_a_write_during_a_read_keeps_that_read_out_of_the_cache(
 
 
 async def test_a_change_reaching_the_window_drops_it(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await changed_elsewhere(inner, inc("j", 85))  # to rank 2
@@ -412,7 +404,7 @@ async def test_a_change_reaching_the_window_drops_it(
     ],
 )
 async def test_which_changes_reach_a_window(
-    cached: TopCachingRankingStore,
+    cached: TopCache,
     inner: ScriptedStore,
     increment: ScoreIncrement,
     dropped: bool,
@@ -428,7 +420,7 @@ async def test_the_relayed_feed_drops_the_window_before_it_delivers(
 ) -> None:
     # The background consumer fails and waits long to retry: only the relay drops windows.
     inner.broken_feeds = 1
-    cached = TopCachingRankingStore(inner, STALENESS, clock=clock, restart_backoff=60)
+    cached = TopCache(inner, STALENESS, clock=clock, restart_backoff=60)
     try:
         await cached.top(GLOBAL, PERIOD, 3, 0)  # the failure dropped this read
         assert inner.feeds_opened == 1
@@ -448,7 +440,7 @@ async def test_the_relayed_feed_drops_the_window_before_it_delivers(
 
 
 async def test_with_nothing_cached_changes_pass_through_and_later_windows_still_drop(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     relayed = cached.changes(GLOBAL)
     next_change = asyncio.ensure_future(anext(relayed))
@@ -472,7 +464,7 @@ async def test_with_nothing_cached_changes_pass_through_and_later_windows_still_
 
 
 async def test_a_failed_feed_is_resubscribed(
-    cached: TopCachingRankingStore, inner: ScriptedStore, caplog: pytest.LogCaptureFixture
+    cached: TopCache, inner: ScriptedStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     inner.broken_feeds = 1
     await cached.top(GLOBAL, PERIOD, 3, 0)
@@ -485,7 +477,7 @@ async def test_a_failed_feed_is_resubscribed(
 
 
 async def test_an_ended_feed_restarts_with_the_next_miss(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     inner.ending_feeds = 1
     await cached.top(GLOBAL, PERIOD, 3, 0)
@@ -497,7 +489,7 @@ async def test_an_ended_feed_restarts_with_the_next_miss(
     assert (inner.feeds_opened, inner.top_reads) == (2, 2)
 
 
-async def test_one_feed_per_board(cached: TopCachingRankingStore, inner: ScriptedStore) -> None:
+async def test_one_feed_per_board(cached: TopCache, inner: ScriptedStore) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await cached.top(GLOBAL, PERIOD, 4, 0)
     await cached.top(GLOBAL, OTHER_PERIOD, 3, 0)
@@ -507,7 +499,7 @@ async def test_one_feed_per_board(cached: TopCachingRankingStore, inner: Scripte
 
 
 async def test_a_relay_replaces_the_own_feed_and_ends_with_a_drop(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     # The cache reads its own feed until a consumer (the live subscriptions) relays one.
     await cached.top(GLOBAL, PERIOD, 3, 0)
@@ -540,7 +532,7 @@ async def test_a_relay_replaces_the_own_feed_and_ends_with_a_drop(
 async def test_the_least_recently_used_window_is_evicted(
     inner: ScriptedStore, clock: ManualClock
 ) -> None:
-    cached = TopCachingRankingStore(inner, STALENESS, max_entries=2, clock=clock)
+    cached = TopCache(inner, STALENESS, max_entries=2, clock=clock)
     try:
         await cached.top(GLOBAL, PERIOD, 1, 0)
         await cached.top(GLOBAL, PERIOD, 2, 0)
@@ -556,11 +548,31 @@ async def test_the_least_recently_used_window_is_evicted(
         await cached.close()
 
 
+# Moderation
+
+
+async def test_moderation_drops_the_windows_of_its_period_at_once(
+    cached: TopCache, inner: ScriptedStore
+) -> None:
+    await cached.top(GLOBAL, PERIOD, 3, 0)
+    await cached.top(GLOBAL, OTHER_PERIOD, 3, 0)
+    removed = await cached.remove(GLOBAL, PERIOD, "a")
+    assert removed is not None
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["b", "c", "d"]
+    assert await cached.restore(GLOBAL, PERIOD, "a", removed.score)
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["a", "b", "c"]
+    assert await cached.erase(GLOBAL, PERIOD, "a", []) == 1
+    assert names(await cached.top(GLOBAL, PERIOD, 3, 0)) == ["b", "c", "d"]
+    # The other period's window stayed: served from its snapshot.
+    assert names(await cached.top(GLOBAL, OTHER_PERIOD, 3, 0)) == ["a", "b", "c"]
+    assert inner.top_reads == 5
+
+
 # Lifecycle
 
 
-async def test_close_stops_the_feeds_and_reads_and_closes_the_inner_store(
-    cached: TopCachingRankingStore, inner: ScriptedStore
+async def test_close_stops_the_feeds_and_reads_and_leaves_the_inner_store_open(
+    cached: TopCache, inner: ScriptedStore
 ) -> None:
     await cached.top(GLOBAL, PERIOD, 3, 0)
     await asyncio.wait_for(inner.subscribed.wait(), TIMEOUT)
@@ -569,7 +581,7 @@ async def test_close_stops_the_feeds_and_reads_and_closes_the_inner_store(
     held = asyncio.create_task(cached.top(GLOBAL, PERIOD, 3, 3))
     await inner.reading.wait()
     await cached.close()
-    assert inner.closed
+    assert not inner.closed  # its owner closes it
     with pytest.raises(asyncio.CancelledError):
         await held
     assert not inner._subscribers.get(GLOBAL)  # the feed unsubscribed
@@ -582,23 +594,6 @@ async def test_close_stops_the_feeds_and_reads_and_closes_the_inner_store(
 
 def test_a_cache_needs_a_positive_bound(inner: ScriptedStore) -> None:
     with pytest.raises(ValueError, match="positive"):
-        TopCachingRankingStore(inner, 0)
+        TopCache(inner, 0)
     with pytest.raises(ValueError, match="max_entries"):
-        TopCachingRankingStore(inner, 0.1, max_entries=0)
-
-
-async def test_everything_else_passes_through(
-    cached: TopCachingRankingStore, inner: ScriptedStore
-) -> None:
-    assert await cached.player(GLOBAL, PERIOD, "b") == RankedPlayer(username="b", score=90, rank=2)
-    assert names(await cached.neighborhood(GLOBAL, PERIOD, "b", 1)) == ["a", "b", "c"]
-    assert await cached.player_count(GLOBAL, PERIOD) == 10
-    assert await cached.totals(GLOBAL, PERIOD) == TEN_PLAYERS
-    assert await cached.is_loaded(GLOBAL, PERIOD)
-    token = await cached.claim_rebuild(GLOBAL, PERIOD, 30)
-    assert token is not None
-    assert await inner.claim_rebuild(GLOBAL, PERIOD, 30) is None
-    await cached.release_rebuild(GLOBAL, PERIOD, token)
-    assert await inner.claim_rebuild(GLOBAL, PERIOD, 30) is not None
-    await cached.ping()
-    assert cached.inner is inner
+        TopCache(inner, 0.1, max_entries=0)

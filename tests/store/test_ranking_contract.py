@@ -10,7 +10,6 @@ import pytest
 
 from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.boards import Board
-from store.cached_ranking import TopCachingRankingStore
 from store.embedded_ranking import EmbeddedRankingStore
 from store.errors import EventIdReused, RankingNotLoaded, ScoreBeyondCap, ScoreOutOfRange
 from store.models import (
@@ -38,6 +37,7 @@ from tests.support.ranking import (
     SHARDED_BOARDS,
     ChangeFeed,
     inc,
+    top_cached,
 )
 from tests.support.shared_services import REDIS_URL
 
@@ -86,7 +86,7 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
         )
         if request.param == "redis-top-cached":
             # The top() cache must keep the contract: reads after writes included.
-            ranking = TopCachingRankingStore(ranking, max_staleness=0.1)
+            ranking = top_cached(ranking, max_staleness=0.1)
     else:
         ranking = EmbeddedRankingStore(boards=BOARDS + RULED_BOARDS)
     yield ranking

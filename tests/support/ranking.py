@@ -1,4 +1,5 @@
-"""What the ranking store tests share: boards, periods, increments and a change feed."""
+"""What the ranking store tests share: boards, periods, increments, a change feed, and a
+store with the top cache in front as the server wires it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
-from typing import cast
+from typing import Any, Protocol, cast
 
 from store.boards import Board, ResetPeriod
+from store.cached_ranking import TopCache
 from store.models import ScoreChange, ScoreIncrement
-from store.ports import RankingStore
+from store.ports import RankingStore, TopFront
 
 BOARDS = (
     Board("global", ResetPeriod.MONTHLY),
@@ -111,3 +113,36 @@ NOT_LOADED_OPERATIONS: dict[str, Callable[[RankingStore], Awaitable[object]]] = 
     "players": lambda store: store.players(GLOBAL, PERIOD, ["alice", "bob"]),
     "page": lambda store: store.page(GLOBAL, PERIOD, 10, None),
 }
+
+
+_FRONT = frozenset(
+    name
+    for base in TopFront.__mro__
+    if getattr(base, "_is_protocol", False) and base is not Protocol
+    for name, member in vars(base).items()
+    if callable(member) and not name.startswith("_")
+)
+"""The calls of `TopFront`: what the server sends through the top cache."""
+
+
+class TopCached:
+    """A ranking store whose `TopFront` calls go through a top cache and the rest straight to
+    the store, as the server wires them (server/resources.py): what the contract suite checks
+    the cache against (reads after writes included)."""
+
+    def __init__(self, store: RankingStore, max_staleness: float) -> None:
+        self._store = store
+        self._cache = TopCache(store, max_staleness)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache if name in _FRONT else self._store, name)
+
+    async def close(self) -> None:
+        """Stop the cache, then close the store."""
+        await self._cache.close()
+        await self._store.close()
+
+
+def top_cached(store: RankingStore, max_staleness: float) -> RankingStore:
+    """`store` with a top cache in front of its `TopFront` calls, as a `RankingStore`."""
+    return cast(RankingStore, TopCached(store, max_staleness))

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from server.resources import Resources, build_resources, running
 from server.settings import Settings
 from tests.support.history_database import query_history
+from tests.support.shared_services import REDIS_URL
 
 
 class SharedClock:
@@ -48,6 +50,37 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         await asyncio.sleep(0.05)
+
+
+def backend_fixture(cluster_boards: str | None = None) -> Any:
+    """A `backend` fixture (assign it to `backend` in a test module): the settings values of
+    each backend in turn, Redis + MariaDB, a Redis Cluster + MariaDB (with
+    `LEADERBOARD_BOARDS` = `cluster_boards` when given: the sharded boards), and the embedded
+    default (SQLite)."""
+
+    @pytest.fixture(params=["redis", "cluster", "embedded"], name="backend")
+    def backend(
+        request: pytest.FixtureRequest,
+        redis_prefix: str,
+        mysql_database_url: str,
+        sqlite_database_url: str,
+    ) -> dict[str, Any]:
+        """Settings values of one backend."""
+        if request.param == "embedded":
+            return {"database_url": sqlite_database_url}
+        values: dict[str, Any] = {
+            "redis_url": REDIS_URL,
+            "key_prefix": redis_prefix,
+            "database_url": mysql_database_url,
+        }
+        if request.param == "cluster":
+            values["redis_url"] = request.getfixturevalue("redis_cluster").url()
+            values["redis_cluster"] = True
+            if cluster_boards is not None:
+                values["LEADERBOARD_BOARDS"] = cluster_boards
+        return values
+
+    return backend
 
 
 def season_settings(**values: Any) -> Settings:
