@@ -82,8 +82,11 @@ def open_ranking(
             retention=settings.retention,
             cluster=settings.redis_cluster,
             observer=observer,
+            event_id_window=settings.event_id_window,
         )
-    return EmbeddedRankingStore(boards=boards)
+    return EmbeddedRankingStore(
+        boards=boards, event_id_window_seconds=settings.event_id_window_seconds
+    )
 
 
 def cache_top(settings: Settings, ranking: RankingStore) -> RankingStore:
@@ -130,6 +133,7 @@ def make_recovery(
         fence=None if instances is None else instances.fence,
         observer=observer,
         boards=settings.boards if boards is None else boards,
+        event_id_window_seconds=settings.event_id_window_seconds,
     )
 
 

@@ -36,6 +36,7 @@ from typing import Protocol, TypeVar
 from store.board_model import replay
 from store.boards import Board, board_index
 from store.errors import RankingNotLoaded, StoreUnavailable
+from store.event_window import DEFAULT_EVENT_ID_WINDOW
 from store.ports import HistoryReads, RebuildTarget
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,13 @@ class RankingRecovery:
         fence: Fence | None = None,
         observer: RebuildObserver | None = None,
         boards: Sequence[Board] = (),
+        event_id_window_seconds: float = DEFAULT_EVENT_ID_WINDOW.total_seconds(),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._ranking = ranking
+        # A rebuild restores only the client event ids still inside the idempotency window.
+        self._event_id_window = event_id_window_seconds
+        self._clock = clock
         # Live (a registry's index): how each board's history folds into kept scores.
         self._boards = board_index(boards)
         self._history = history
@@ -211,7 +217,8 @@ class RankingRecovery:
             progress("reading the history", 1, _REBUILD_STEPS)
             totals, instants, clock = await self._standings(board, period)
             progress("reading the event ids", 2, _REBUILD_STEPS)
-            client_events = await self._history.client_events(board, period)
+            since_ms = int((self._clock() - self._event_id_window) * 1000)
+            client_events = await self._history.client_events(board, period, since_ms=since_ms)
             progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
             await self._ranking.load(
                 board, period, totals, client_events, instants=instants, clock=clock

@@ -228,12 +228,22 @@ class Scripts:
         temp_instants: str | None = None,
     ) -> None:
         """load.lua: swap the temporary keys in and mark the period loaded (with the
-        instants hash, on boards that keep one)."""
+        instants hash, on boards that keep one); the restored event ids go to the
+        window's current bucket."""
         extra = [] if temp_instants is None else [instants_key(keys), temp_instants]
+        window = self._layout.event_window(keys.events)
         with unavailable_on_failure():
             await self._load(
-                keys=[keys.ranking, keys.events, keys.loaded, temp_ranking, temp_events, *extra],
-                args=[expire_at_ms],
+                keys=[
+                    keys.ranking,
+                    window.current,
+                    keys.loaded,
+                    temp_ranking,
+                    temp_events,
+                    window.previous,
+                    *extra,
+                ],
+                args=[expire_at_ms, window.current_ttl_ms],
             )
 
     async def claims(
@@ -245,13 +255,16 @@ class Scripts:
             [increment.event_id, fingerprint(increment.username, increment.delta)]
             for increment in increments
         ]
+        record = self._layout.keys(board, period).claims
+        window = self._layout.event_window(record)
         reply = await self._connection.call(
             self._claims,
-            [self._layout.keys(board, period).claims],
+            [record, window.current, window.previous],
             [
                 "1" if check_only else "0",
                 orjson.dumps(items),
                 self._layout.expire_at_ms(board, period),
+                window.current_ttl_ms,
             ],
         )
         status = int(reply[0])
@@ -260,10 +273,17 @@ class Scripts:
         if status == 3:
             raise EventIdReused(increments[int(reply[1]) - 1].event_id)
 
-    async def load_claims(self, keys: PeriodKeys, temp_claims: str, expire_at_ms: int) -> None:
-        """load_claims.lua: swap a sharded period's freshly written event-id record in."""
+    async def load_claims(
+        self, keys: PeriodKeys, temp_claims: str, temp_bucket: str, expire_at_ms: int
+    ) -> None:
+        """load_claims.lua: swap a sharded period's freshly written event-id record in,
+        its restored ids (`temp_bucket`) as the window's current bucket."""
+        window = self._layout.event_window(keys.claims)
         with unavailable_on_failure():
-            await self._load_claims(keys=[keys.claims, temp_claims], args=[expire_at_ms])
+            await self._load_claims(
+                keys=[keys.claims, temp_claims, window.current, temp_bucket, window.previous],
+                args=[expire_at_ms, window.current_ttl_ms],
+            )
 
     async def release(self, board: str, period: str, token: str) -> None:
         """release.lua: delete the rebuild claim only while it holds `token`."""

@@ -40,12 +40,14 @@ def increment_call(
                 return None
             groups[group] = len(groups) + 1
             period_keys = layout.keys(increment.board, increment.period, shard)
-            keys += [period_keys.ranking, period_keys.events, period_keys.loaded]
+            window = layout.event_window(period_keys.events)
+            keys += [period_keys.ranking, window.current, window.previous, period_keys.loaded]
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
                 increment.period,
                 layout.expire_at_ms(increment.board, increment.period),
+                window.current_ttl_ms,
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
@@ -89,9 +91,11 @@ def write_call(
             groups[group] = len(groups) + 1
             periods.append((increment.board, increment.period))
             period_keys = layout.keys(increment.board, increment.period, shard)
+            window = layout.event_window(period_keys.events)
             keys += [
                 period_keys.ranking,
-                period_keys.events,
+                window.current,
+                window.previous,
                 period_keys.loaded,
                 instants_key(period_keys),
             ]
@@ -100,6 +104,7 @@ def write_call(
                 increment.board,
                 increment.period,
                 layout.expire_at_ms(increment.board, increment.period),
+                window.current_ttl_ms,
                 board.update_rule.value,
                 board.sign,
                 "1" if board.tie_break is TieBreak.EARLIEST else "0",
