@@ -110,7 +110,10 @@ def open_profiles(history: SqlScoreHistory, ranking: RankingStore) -> PlayerProf
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(
-        settings.history_url, read_url=settings.database_read_url, observer=observer
+        settings.history_url,
+        read_url=settings.database_read_url,
+        observer=observer,
+        event_id_window_seconds=settings.event_id_window_seconds,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from store.errors import StoreUnavailable
+from store.event_window import DEFAULT_EVENT_ID_WINDOW
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
@@ -84,8 +85,11 @@ class SqlScoreHistory:
         observer: StoreObserver | None = None,
         replica_wait_seconds: float = REPLICA_WAIT_SECONDS,
         replica_retry_seconds: float = REPLICA_RETRY_SECONDS,
+        event_id_window_seconds: float = DEFAULT_EVENT_ID_WINDOW.total_seconds(),
     ) -> None:
         scheme = _scheme(url)
+        # Each client event id's row names its window (`event_row`): see migration 8.
+        self._window_ms = max(1, int(event_id_window_seconds * 1000))
         self._mysql: MySqlDialect | None = None
         self._dialect: Dialect
         if scheme in MYSQL_SCHEMES:
@@ -244,7 +248,7 @@ class SqlScoreHistory:
         """
         if not events:
             return
-        rows = [event_row(event) for event in events]
+        rows = [event_row(event, self._window_ms) for event in events]
         await self._run(
             "append",
             lambda connection: self._dialect.insert(connection, rows),
