@@ -113,7 +113,6 @@ def open_history(settings: Settings, observer: StoreObserver | None = None) -> S
         settings.history_url,
         read_url=settings.database_read_url,
         observer=observer,
-        event_id_window_seconds=settings.event_id_window_seconds,
     )
 
 

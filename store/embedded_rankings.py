@@ -294,8 +294,10 @@ def apply_ruled(
         changed = old is None or new != old or board.plain
         if changed:
             ranking.put(username, new, instant or 0)
+        id_life = 0
         if increment.client_event_id:
             ranking.events.remember(increment.event_id, (username, increment.delta))
+            id_life = ranking.events.bucket
         rank = ranking.player_rank(username, new)
         outcomes.append(
             IncrementOutcome(
@@ -306,6 +308,7 @@ def apply_ruled(
                 previous_score=old,
                 previous_rank=previous_rank,
                 instant=instant,
+                id_life=id_life,
             )
         )
         if changed:

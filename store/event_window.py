@@ -48,6 +48,12 @@ class EventIdWindow:
         self._current = {}
         self._bucket = bucket
 
+    @property
+    def bucket(self) -> int:
+        """The current bucket: the `id_life` of an id remembered now."""
+        self._roll()
+        return self._bucket
+
     def get(self, event_id: str) -> Binding | None:
         """The increment `event_id` is bound to, while it is remembered."""
         self._roll()

@@ -217,8 +217,10 @@ class RankingRecovery:
             progress("reading the history", 1, _REBUILD_STEPS)
             totals, instants, clock = await self._standings(board, period)
             progress("reading the event ids", 2, _REBUILD_STEPS)
-            since_ms = int((self._clock() - self._event_id_window) * 1000)
-            client_events = await self._history.client_events(board, period, since_ms=since_ms)
+            # The buckets a live store still checks: the current one and the one before.
+            window_ms = max(1, int(self._event_id_window * 1000))
+            since_life = int(self._clock() * 1000) // window_ms - 1
+            client_events = await self._history.client_events(board, period, since_life=since_life)
             progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
             await self._ranking.load(
                 board, period, totals, client_events, instants=instants, clock=clock

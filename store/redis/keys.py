@@ -146,15 +146,20 @@ class KeyLayout:
         self._clock = clock
         self._window_ms = max(1, int(event_id_window.total_seconds() * 1000))
 
-    def event_window(self, events: str) -> EventWindow:
+    def event_bucket(self) -> int:
+        """The idempotency window's current bucket: the `id_life` of an id recorded now."""
+        return int(self._clock() * 1000) // self._window_ms
+
+    def event_window(self, events: str, bucket: int | None = None) -> EventWindow:
         """The buckets of the event-id record named `events` (`PeriodKeys.events` or
-        `.claims`) that a write checks at this instant (module doc)."""
+        `.claims`) that a write checks at this instant, or in `bucket` (module doc)."""
         now_ms = int(self._clock() * 1000)
-        bucket = now_ms // self._window_ms
+        if bucket is None:
+            bucket = now_ms // self._window_ms
         return EventWindow(
             current=f"{events}:{bucket}",
             previous=f"{events}:{bucket - 1}",
-            current_ttl_ms=(bucket + 2) * self._window_ms - now_ms,
+            current_ttl_ms=max(1, (bucket + 2) * self._window_ms - now_ms),
         )
 
     def board(self, board_id: str) -> Board:

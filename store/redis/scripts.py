@@ -83,16 +83,20 @@ class Scripts:
         Without `publish` the script publishes nothing (the caller does: sharded ranks
         are only known after the call).
         """
-        call = increment_call(self._layout, increments, publish=publish, dry_run=dry_run)
+        # One idempotency-window bucket for the whole call (keys.py), named in the outcomes.
+        bucket = self._layout.event_bucket()
+        call = increment_call(
+            self._layout, increments, publish=publish, dry_run=dry_run, bucket=bucket
+        )
         if call is None:  # a board of another rule, order, tie-break or with caps
             keys, args, groups = write_call(
-                self._layout, increments, publish=publish, dry_run=dry_run
+                self._layout, increments, publish=publish, dry_run=dry_run, bucket=bucket
             )
             reply = await self._connection.call(self._write, keys, args)
-            return write_outcomes(self._layout, increments, groups, reply)
+            return write_outcomes(self._layout, increments, groups, reply, bucket)
         keys, args, groups = call
         reply = await self._connection.call(self._increment, keys, args)
-        return increment_outcomes(increments, groups, reply)
+        return increment_outcomes(increments, groups, reply, bucket)
 
     def _order_args(self, board_id: str) -> list[str | int]:
         """The trailing ARGV of a read script on a board other than DESC/SHARED (common.lua)."""

@@ -16,7 +16,6 @@ from typing import Any, Final, Protocol
 import aiomysql
 from databases import Database
 
-from store.event_window import DEFAULT_EVENT_ID_WINDOW
 from store.models import ScoreEvent
 from store.sql.migrations import Migration
 
@@ -28,16 +27,13 @@ EVENT_COLUMNS: Final = (
 )
 """The columns of one stored event, in `event_row` order."""
 COLUMN_COUNT: Final = 10
-DEFAULT_WINDOW_MS: Final = int(DEFAULT_EVENT_ID_WINDOW.total_seconds() * 1000)
 
 DRIVER_ERRORS: Final = (aiomysql.MySQLError, sqlite3.Error, OSError, EOFError)
 """Errors that mean "the database did not do it"; anything else is a bug and propagates."""
 
 
-def event_row(event: ScoreEvent, window_ms: int = DEFAULT_WINDOW_MS) -> Row:
-    """The column values of an event, in `EVENT_COLUMNS` order. `id_life` tells apart
-    two uses of one client event id more than an idempotency window (`window_ms`) apart:
-    the second is applied again (migration 8); a retried row has the same one."""
+def event_row(event: ScoreEvent) -> Row:
+    """The column values of an event, in `EVENT_COLUMNS` order."""
     return (
         event.board,
         event.period,
@@ -48,7 +44,7 @@ def event_row(event: ScoreEvent, window_ms: int = DEFAULT_WINDOW_MS) -> Row:
         event.created_at_ms,
         event.applied_at_us,
         event.presence,
-        event.created_at_ms // window_ms if event.client_event_id else 0,
+        event.id_life,
     )
 
 

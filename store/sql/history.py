@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from store.errors import StoreUnavailable
-from store.event_window import DEFAULT_EVENT_ID_WINDOW
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
@@ -50,7 +49,7 @@ _PRESENCE = (
 )
 _CLIENT_EVENTS = (
     "SELECT username, event_id, delta FROM score_events "
-    "WHERE board = {p} AND period = {p} AND client_event_id AND created_at_ms >= {p}"
+    "WHERE board = {p} AND period = {p} AND client_event_id AND id_life >= {p}"
 )
 
 # NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
@@ -85,11 +84,8 @@ class SqlScoreHistory:
         observer: StoreObserver | None = None,
         replica_wait_seconds: float = REPLICA_WAIT_SECONDS,
         replica_retry_seconds: float = REPLICA_RETRY_SECONDS,
-        event_id_window_seconds: float = DEFAULT_EVENT_ID_WINDOW.total_seconds(),
     ) -> None:
         scheme = _scheme(url)
-        # Each client event id's row names its window (`event_row`): see migration 8.
-        self._window_ms = max(1, int(event_id_window_seconds * 1000))
         self._mysql: MySqlDialect | None = None
         self._dialect: Dialect
         if scheme in MYSQL_SCHEMES:
@@ -248,7 +244,7 @@ class SqlScoreHistory:
         """
         if not events:
             return
-        rows = [event_row(event, self._window_ms) for event in events]
+        rows = [event_row(event) for event in events]
         await self._run(
             "append",
             lambda connection: self._dialect.insert(connection, rows),
@@ -279,17 +275,17 @@ class SqlScoreHistory:
         return await self._read("totals", query, patient=patient)
 
     async def client_events(
-        self, board: str, period: str, *, since_ms: int = 0, patient: bool = False
+        self, board: str, period: str, *, since_life: int = 0, patient: bool = False
     ) -> list[tuple[str, str, int]]:
         """(username, event id, delta) of each client-supplied event id stored for the period
-        by an event created at or after `since_ms` (the idempotency window's start).
+        whose `id_life` (its idempotency-window bucket) is `since_life` or later.
 
         On the replica when it has caught up with the primary, else on the primary.
         """
 
         async def query(connection: Any) -> list[tuple[str, str, int]]:
             rows = await self._dialect.fetch(
-                connection, self._client_events, (board, period, since_ms)
+                connection, self._client_events, (board, period, since_life)
             )
             return [
                 (str(username), str(event_id), int(delta)) for username, event_id, delta in rows
@@ -359,10 +355,10 @@ class PatientReads:
         return await self._history.totals(board, period, patient=True)
 
     async def client_events(
-        self, board: str, period: str, *, since_ms: int = 0
+        self, board: str, period: str, *, since_life: int = 0
     ) -> list[tuple[str, str, int]]:
         """`SqlScoreHistory.client_events`, without a time limit."""
-        return await self._history.client_events(board, period, since_ms=since_ms, patient=True)
+        return await self._history.client_events(board, period, since_life=since_life, patient=True)
 
     async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:
         """`SqlScoreHistory.writes`, without a time limit."""

@@ -332,10 +332,11 @@ MIGRATIONS: Final = (
         version=8,
         # The idempotency window (docs/reliability.md): a client event id is forgotten
         # after the window, and the same id applied again later is a new event. `id_life`
-        # (created_at_ms // window ms for a client id, 0 otherwise: dialect.event_row)
-        # tells its rows apart, so the unique key still refuses a flush's retried row but
-        # keeps the later life. SQLite cannot change a table's constraint: the table is
-        # copied into one with the new key.
+        # (the window bucket the live store recorded a client id in, 0 otherwise:
+        # `IncrementOutcome.id_life`) tells its rows apart, so the unique key still skips a
+        # flush's retried row but keeps the later life, and a rebuild restores the ids of
+        # the buckets still checked. SQLite cannot change a table's constraint: the table
+        # is copied into one with the new key.
         mysql=(
             "ALTER TABLE score_events ADD COLUMN IF NOT EXISTS id_life BIGINT NOT NULL DEFAULT 0, "
             "DROP INDEX score_events_event, "

@@ -115,9 +115,11 @@ async def stores(history_url: str, redis_prefix: str) -> AsyncIterator[Stores]:
 
 
 def event(
-    username: str, delta: int, event_id: str, *, client: bool = False, age_seconds: float = 0
+    username: str, delta: int, event_id: str, *, client: bool = False, windows_ago: int = 0
 ) -> ScoreEvent:
-    """A stored event of the test's period, created `age_seconds` ago."""
+    """A stored event of the test's period; a client id recorded `windows_ago` buckets of
+    the (default, one-day) idempotency window before the current one."""
+    bucket = int(time.time() * 1000) // 86_400_000
     return ScoreEvent(
         board=BOARD,
         period=PERIOD,
@@ -125,7 +127,8 @@ def event(
         delta=delta,
         event_id=event_id,
         client_event_id=client,
-        created_at_ms=int((time.time() - age_seconds) * 1000),
+        created_at_ms=int(time.time() * 1000),
+        id_life=bucket - windows_ago if client else 0,
     )
 
 
@@ -156,11 +159,12 @@ async def test_ensure_loaded_rebuilds_totals_and_seen_event_ids(stores: Stores) 
 
 
 async def test_a_rebuild_restores_only_the_event_ids_inside_the_window(stores: Stores) -> None:
-    # One client id a little inside the default window (a day), one beyond it.
+    # One client id of the window's previous bucket (a live store still checks it), one
+    # of the bucket before (a live store has forgotten it).
     await stores.history.append(
         [
-            event("dee", 4, "dee-inside", client=True, age_seconds=86_400 - 600),
-            event("dee", 6, "dee-outside", client=True, age_seconds=86_400 + 600),
+            event("dee", 4, "dee-inside", client=True, windows_ago=1),
+            event("dee", 6, "dee-outside", client=True, windows_ago=2),
         ]
     )
     ranking = stores.ranking()
