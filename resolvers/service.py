@@ -450,4 +450,5 @@ def _event(
         # The player had no score before it: a rebuild counts the player present again
         # after a removal (docs/moderation.md).
         presence=1 if outcome.previous_score is None else 0,
+        id_life=outcome.id_life,
     )

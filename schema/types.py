@@ -82,6 +82,7 @@ class ScoreUpdate:
     applied: bool = strawberry.field(
         description=(
             "False when eventId was seen before: nothing changed, score and rank are current."
+            " (Seen within the idempotency window: see ScoreIncrement.eventId.)"
         )
     )
 
@@ -108,6 +109,11 @@ class ScoreIncrement:
         default=None,
         description=(
             "Idempotency key: an increment whose eventId was already applied is not applied again."
+            " An eventId replayed within the idempotency window (at least"
+            " LEADERBOARD_EVENT_ID_WINDOW_SECONDS, one day by default, whatever the board's"
+            " period) is not applied again; after the window it is forgotten and a replay"
+            " applies. Within the window, an eventId reused for a different increment (another"
+            " player or delta) is refused with BAD_USER_INPUT."
         ),
     )
 
@@ -143,7 +149,10 @@ class ScoreSubmission:
         )
     )
     applied: bool = strawberry.field(
-        description="False when eventId was seen before: nothing changed."
+        description=(
+            "False when eventId was seen before: nothing changed."
+            " (Seen within the idempotency window: see ScoreIncrement.eventId.)"
+        )
     )
 
     @classmethod

@@ -85,8 +85,11 @@ def open_ranking(
             retention=settings.retention,
             cluster=settings.redis_cluster,
             observer=observer,
+            event_id_window=settings.event_id_window,
         )
-    return EmbeddedRankingStore(boards=boards)
+    return EmbeddedRankingStore(
+        boards=boards, event_id_window_seconds=settings.event_id_window_seconds
+    )
 
 
 def cache_top(settings: Settings, ranking: TopFront) -> TopCache | None:
@@ -110,7 +113,9 @@ def open_profiles(history: SqlScoreHistory, ranking: RankingStore) -> PlayerProf
 def open_history(settings: Settings, observer: StoreObserver | None = None) -> SqlScoreHistory:
     """The score history the settings name: MySQL, or the embedded SQLite file."""
     return SqlScoreHistory(
-        settings.history_url, read_url=settings.database_read_url, observer=observer
+        settings.history_url,
+        read_url=settings.database_read_url,
+        observer=observer,
     )
 
 
@@ -135,6 +140,7 @@ def make_recovery(
         observer=observer,
         boards=settings.boards if boards is None else boards,
         loads=top_cache,
+        event_id_window_seconds=settings.event_id_window_seconds,
     )
 
 

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     key_prefix: str = Field("lb", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     retention_days: int = Field(35, ge=0)
     """How long a finished period stays in Redis; older ones are read back from the history."""
+    event_id_window_seconds: int = Field(86_400, ge=1, le=366 * 86_400)
+    """The idempotency window: a client eventId is remembered at least this long (at most
+    twice as long) and then forgotten, whatever the board's period; a replay within it is
+    not applied again. Redis memory for eventIds is rate x 1..2 windows
+    (docs/scaling.md)."""
     rebuild_claim_seconds: float = Field(60.0, gt=0)
     """Expiry of a rebuild claim, so a crashed rebuilder does not block the others forever."""
     rebuild_wait_seconds: float = Field(30.0, gt=0)
@@ -259,6 +264,11 @@ class Settings(BaseSettings):
     def flush_interval(self) -> float:
         """Seconds between flushes of the write buffer."""
         return self.flush_interval_ms / 1000
+
+    @property
+    def event_id_window(self) -> timedelta:
+        """How long a client eventId is remembered at least."""
+        return timedelta(seconds=self.event_id_window_seconds)
 
     @property
     def retention(self) -> timedelta:

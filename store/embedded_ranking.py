@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from store.board_kinds import SortOrder, TieBreak, UpdateRule
 from store.boards import Board, board_index
 from store.embedded_rankings import RuledRanking, SummedRanking, apply_ruled
 from store.errors import RankingNotLoaded, ScoreOutOfRange
+from store.event_window import DEFAULT_EVENT_ID_WINDOW, EventIdWindow
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
@@ -47,10 +48,18 @@ class EmbeddedRankingStore:
     """`RankingStore` in process memory, for a single instance with no Redis."""
 
     def __init__(
-        self, *, boards: Sequence[Board], change_buffer: int = DEFAULT_CHANGE_BUFFER
+        self,
+        *,
+        boards: Sequence[Board],
+        change_buffer: int = DEFAULT_CHANGE_BUFFER,
+        event_id_window_seconds: float = DEFAULT_EVENT_ID_WINDOW.total_seconds(),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._boards = board_index(boards)  # live: boards created at run time show through
         self._change_buffer = change_buffer
+        # Client event ids are remembered for the window, not the period (event_window.py).
+        self._event_id_window = event_id_window_seconds
+        self._clock = clock
         self._rankings: dict[tuple[str, str], SummedRanking | RuledRanking] = {}
         self._claims: dict[tuple[str, str], _Claim] = {}
         self._subscribers: dict[str, set[asyncio.Queue[ScoreChange]]] = {}
@@ -90,7 +99,11 @@ class EmbeddedRankingStore:
         for username, total in scores.items():
             if abs(total) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(username, board)
-        events = {event_id: (username, delta) for username, event_id, delta in client_events}
+        events = EventIdWindow(
+            self._event_id_window,
+            self._clock,
+            ((event_id, (username, delta)) for username, event_id, delta in client_events),
+        )
         config = self._boards[board]
         if (
             config.update_rule is UpdateRule.INCREMENT
@@ -151,9 +164,7 @@ class EmbeddedRankingStore:
         if ranking is None:
             return 0
         for event_id in event_ids:
-            bound = ranking.events.get(event_id)
-            if bound is not None and bound[0] == username:
-                del ranking.events[event_id]
+            ranking.events.forget(event_id, username)
         return 0 if self._take_out(ranking, board, period, username) is None else 1
 
     def _take_out(

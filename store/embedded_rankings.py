@@ -20,6 +20,7 @@ from store.board_kinds import TieBreak, UpdateRule
 from store.board_model import kept_score
 from store.boards import Board
 from store.errors import EventIdReused, ScoreBeyondCap, ScoreOutOfRange
+from store.event_window import EventIdWindow
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
@@ -35,11 +36,12 @@ class SummedRanking:
 
     __slots__ = ("clock", "events", "order", "scores")
 
-    def __init__(self, totals: dict[str, int], events: dict[str, tuple[str, int]]) -> None:
+    def __init__(self, totals: dict[str, int], events: EventIdWindow) -> None:
         self.scores = totals
         self.order = SortedList((-score, username) for username, score in totals.items())
         self.events = events
-        """Each client event id applied, bound to its increment's (username, delta)."""
+        """Each client event id applied within the window, bound to its increment's
+        (username, delta)."""
         self.clock: int | None = None
 
     def player_rank(self, username: str, score: int) -> int:
@@ -109,7 +111,7 @@ class RuledRanking:
         self,
         board: Board,
         totals: dict[str, int],
-        events: dict[str, tuple[str, int]],
+        events: EventIdWindow,
         instants: Mapping[str, int],
         clock: int | None,
     ) -> None:
@@ -292,8 +294,10 @@ def apply_ruled(
         changed = old is None or new != old or board.plain
         if changed:
             ranking.put(username, new, instant or 0)
+        id_life = 0
         if increment.client_event_id:
-            ranking.events[increment.event_id] = (username, increment.delta)
+            ranking.events.remember(increment.event_id, (username, increment.delta))
+            id_life = ranking.events.bucket
         rank = ranking.player_rank(username, new)
         outcomes.append(
             IncrementOutcome(
@@ -304,6 +308,7 @@ def apply_ruled(
                 previous_score=old,
                 previous_rank=previous_rank,
                 instant=instant,
+                id_life=id_life,
             )
         )
         if changed:

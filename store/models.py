@@ -99,6 +99,10 @@ class IncrementOutcome:
     `previous_score` (its member before the write): what a sharded board's board-wide ranks
     are derived from (store/redis/ranks.py `replay_unique_ranks`). Not part of the outcome's
     value: None elsewhere."""
+    id_life: int = field(default=0, compare=False)
+    """For an applied client event id, the idempotency window's bucket the store recorded
+    it in (its clock // the window): the history row's `id_life`, which a rebuild restores
+    the window's ids by. 0 otherwise. Not part of the outcome's value."""
 
     @property
     def changed(self) -> bool:
@@ -136,6 +140,9 @@ class ScoreEvent:
     applied_at_us: int | None = None
     """`IncrementOutcome.instant`: the order a rebuild replays BEST and LATEST writes in, and
     the instant an EARLIEST board ranks by."""
+    id_life: int = 0
+    """`IncrementOutcome.id_life`: 0 unless a client event id. Part of the history's unique
+    key, so a client id used again after the window (a new bucket) is a new row."""
 
 
 @value_type

@@ -231,10 +231,13 @@ class HistoryReads(Protocol):
         """Every player's summed delta in the period."""
         ...
 
-    async def client_events(self, board: str, period: str) -> list[tuple[str, str, int]]:
+    async def client_events(
+        self, board: str, period: str, *, since_life: int = 0
+    ) -> list[tuple[str, str, int]]:
         """(username, event id, delta) of the client-supplied event ids stored for the
         period (to restore idempotency: the increment each id is bound to; the username
-        also says which shard of a board holds it)."""
+        also says which shard of a board holds it), of those recorded in idempotency-window
+        bucket `since_life` or later only (`ScoreEvent.id_life`)."""
         ...
 
     async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:

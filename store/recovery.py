@@ -36,6 +36,7 @@ from typing import Protocol, TypeVar
 from store.board_model import replay
 from store.boards import Board, board_index
 from store.errors import RankingNotLoaded, StoreUnavailable
+from store.event_window import DEFAULT_EVENT_ID_WINDOW
 from store.ports import HistoryReads, RankingLoads, RebuildTarget
 
 logger = logging.getLogger(__name__)
@@ -93,11 +94,16 @@ class RankingRecovery:
         observer: RebuildObserver | None = None,
         boards: Sequence[Board] = (),
         loads: RankingLoads | None = None,
+        event_id_window_seconds: float = DEFAULT_EVENT_ID_WINDOW.total_seconds(),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._ranking = ranking
         # The load: through the top cache when there is one, which drops the period's
         # snapshots as it returns (`ranking` otherwise).
         self._loads: RankingLoads = ranking if loads is None else loads
+        # A rebuild restores only the client event ids still inside the idempotency window.
+        self._event_id_window = event_id_window_seconds
+        self._clock = clock
         # Live (a registry's index): how each board's history folds into kept scores.
         self._boards = board_index(boards)
         self._history = history
@@ -215,7 +221,10 @@ class RankingRecovery:
             progress("reading the history", 1, _REBUILD_STEPS)
             totals, instants, clock = await self._standings(board, period)
             progress("reading the event ids", 2, _REBUILD_STEPS)
-            client_events = await self._history.client_events(board, period)
+            # The buckets a live store still checks: the current one and the one before.
+            window_ms = max(1, int(self._event_id_window * 1000))
+            since_life = int(self._clock() * 1000) // window_ms - 1
+            client_events = await self._history.client_events(board, period, since_life=since_life)
             progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
             await self._loads.load(
                 board, period, totals, client_events, instants=instants, clock=clock

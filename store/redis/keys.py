@@ -3,8 +3,10 @@
 Per board and period, one hash tag, so that a period's keys share a Cluster slot:
 
     {prefix}:{board|period}:ranking   sorted set, member = username, score = -total
-    {prefix}:{board|period}:eventids  hash: client event id -> fingerprint of the
-                                      increment it named (`fingerprint`)
+    {prefix}:{board|period}:eventids:<bucket>
+                                      hash: client event id -> fingerprint of the
+                                      increment it named (`fingerprint`), one per
+                                      window-long time bucket (`EventWindow`)
     {prefix}:{board|period}:loaded    marker: present = the ranking may be served
     {prefix}:{board|period}:rebuild   rebuild claim, value = the claimer's token
     {prefix}:{board|period}:instants  hash, on BEST, LATEST and EARLIEST boards only:
@@ -15,11 +17,19 @@ Per board and period, one hash tag, so that a period's keys share a Cluster slot
 A board spread over N shards has N of each of the first three, tagged
 `{board|period|shard}` (different Cluster slots, so the shards spread over the nodes);
 the rebuild claim stays one per board period, and so does the board period's own
-`{board|period}:eventids` hash (`PeriodKeys.claims`): the one place that binds an event
-id to one increment across every shard (claims.lua; docs/reliability.md argues the two
-steps). It holds the field `""` from its load on, so that its absence (lost data) reads
-as "not loaded". A load writes temporary keys `<ranking>:load:<token>` and
-`<events>:load:<token>` next to the live ones, then swaps them in (load.lua).
+`{board|period}:eventids:<bucket>` hashes (`PeriodKeys.claims`): the one place that binds
+an event id to one increment across every shard (claims.lua; docs/reliability.md argues
+the two steps). The record `{board|period}:eventids` itself holds only the field `""`
+from its load on, so that its absence (lost data) reads as "not loaded". A load writes
+temporary keys `<ranking>:load:<token>` and `<events>:<bucket>:load:<token>` next to
+the live ones, then swaps them in (load.lua).
+
+Client event ids are remembered for the idempotency window W
+(`LEADERBOARD_EVENT_ID_WINDOW_SECONDS`), not for the period: bucket b = floor(now / W)
+(the writing instance's clock) holds the ids first seen in [bW, (b+1)W) and expires at
+(b+2)W; a write checks buckets b and b-1. So an id is remembered at least W and at most
+2W, and memory is rate x 1..2 W, whatever the period's length (docs/scaling.md has the
+measured bytes per id).
 
 Scores are stored negated so that ascending member order is the leaderboard order
 (score descending, ties by username ascending, as Redis orders equal scores by member
@@ -46,7 +56,8 @@ tag so its scripts run on one Cluster slot:
     {prefix}:{instances}:dirty:<id>   set of "board|period" the instance may have
                                       unflushed events of (reconciled if it dies)
 
-Keys expire `retention` after their period ends (never for a board that never resets).
+Keys expire `retention` after their period ends (never for a board that never resets),
+except the event-id buckets, which expire with the window (above).
 A period loaded with nothing in it (no history row) that is not live (not the current
 period, nor one period either side of it: clock skew between instances) keeps its
 loaded marker only `EMPTY_PERIOD_EXPIRY`: a read of a far-past or far-future period
@@ -63,6 +74,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from store.boards import Board, ResetPeriod, board_index
+from store.event_window import DEFAULT_EVENT_ID_WINDOW
 
 PROFILE_BUCKETS = 16
 """Hashes the profile cache spreads over: a read of 100 players is one HMGET per bucket
@@ -94,6 +106,17 @@ class InstanceKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class EventWindow:
+    """The event-id buckets a write checks now: the current one (where new ids go) and the
+    one before it, and how long the current one must live (ms: until two windows after
+    its start, so an id written at its end is still remembered one window later)."""
+
+    current: str
+    previous: str
+    current_ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class PeriodKeys:
     """The keys of one board period (of one shard, for a sharded board)."""
 
@@ -102,7 +125,8 @@ class PeriodKeys:
     loaded: str
     rebuild: str
     claims: str
-    """The board period's event-id record: `events` itself on an unsharded board."""
+    """The board period's event-id record: `events` itself on an unsharded board (the
+    base name of its buckets, `KeyLayout.event_window`)."""
 
 
 class KeyLayout:
@@ -114,11 +138,29 @@ class KeyLayout:
         boards: Sequence[Board],
         retention: timedelta,
         clock: Callable[[], float] = time.time,
+        event_id_window: timedelta = DEFAULT_EVENT_ID_WINDOW,
     ) -> None:
         self._prefix = prefix
         self._boards = board_index(boards)  # live: boards created at run time show through
         self._retention = retention
         self._clock = clock
+        self._window_ms = max(1, int(event_id_window.total_seconds() * 1000))
+
+    def event_bucket(self) -> int:
+        """The idempotency window's current bucket: the `id_life` of an id recorded now."""
+        return int(self._clock() * 1000) // self._window_ms
+
+    def event_window(self, events: str, bucket: int | None = None) -> EventWindow:
+        """The buckets of the event-id record named `events` (`PeriodKeys.events` or
+        `.claims`) that a write checks at this instant, or in `bucket` (module doc)."""
+        now_ms = int(self._clock() * 1000)
+        if bucket is None:
+            bucket = now_ms // self._window_ms
+        return EventWindow(
+            current=f"{events}:{bucket}",
+            previous=f"{events}:{bucket - 1}",
+            current_ttl_ms=max(1, (bucket + 2) * self._window_ms - now_ms),
+        )
 
     def board(self, board_id: str) -> Board:
         """The configured board; `ValueError` for an unknown one."""

@@ -65,9 +65,10 @@ class Moderation:
         removed = await self._take_out(board, period, username, event_ids, loaded_only=False)
         config = self._layout.board(board)
         if config.shards > 1 and event_ids:
+            window = self._layout.event_window(self._layout.keys(board, period).claims)
             await self._connection.call(
                 self._forget,
-                [self._layout.keys(board, period).claims],
+                [window.current, window.previous],
                 [username, orjson.dumps(list(event_ids))],
             )
         return 0 if removed is None else 1
@@ -86,9 +87,10 @@ class Moderation:
         in_script = self._publishes_from_script(board)
         # Only a removal (a history row follows) needs an instant; an erasure writes none.
         timed = loaded_only and config.keeps_instants
+        window = self._layout.event_window(keys.events)
         reply = await self._connection.call(
             self._remove,
-            [keys.ranking, keys.loaded, keys.events, instants_key(keys)],
+            [keys.ranking, keys.loaded, window.current, instants_key(keys), window.previous],
             [
                 username,
                 "1" if loaded_only else "0",

@@ -245,21 +245,28 @@ class Rebuilds:
     ) -> None:
         """Write a sharded period's event-id record (with its field '') and swap it in."""
         keys = self._layout.keys(board, period)
-        temp_claims = f"{keys.claims}:load:{secrets.token_hex(8)}"
+        token = secrets.token_hex(8)
+        temp_claims = f"{keys.claims}:load:{token}"
+        temp_bucket = f"{keys.claims}:ids:load:{token}"
 
         def claims_command(pipe: AnyPipeline, chunk: list[tuple[str, str]]) -> None:
-            pipe.hset(temp_claims, mapping=dict(chunk))
-            pipe.pexpire(temp_claims, LOAD_TEMP_TTL_MS)
+            pipe.hset(temp_bucket, mapping=dict(chunk))
+            pipe.pexpire(temp_bucket, LOAD_TEMP_TTL_MS)
 
         try:
             with unavailable_on_failure():
-                await self._write_chunks([("", ""), *bound], claims_command)
+                await self._connection.client.hset(temp_claims, "", "")
+                await self._connection.client.pexpire(temp_claims, LOAD_TEMP_TTL_MS)
+                await self._write_chunks(bound, claims_command)
             await self._scripts.load_claims(
-                keys, temp_claims, self._layout.expire_at_ms(board, period, empty=empty)
+                keys,
+                temp_claims,
+                temp_bucket,
+                self._layout.expire_at_ms(board, period, empty=empty),
             )
         except Exception:
             with suppress(Exception):
-                await self._connection.client.unlink(temp_claims)
+                await self._connection.client.unlink(temp_claims, temp_bucket)
             raise
 
     async def _write_chunks(

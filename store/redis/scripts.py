@@ -83,16 +83,20 @@ class Scripts:
         Without `publish` the script publishes nothing (the caller does: sharded ranks
         are only known after the call).
         """
-        call = increment_call(self._layout, increments, publish=publish, dry_run=dry_run)
+        # One idempotency-window bucket for the whole call (keys.py), named in the outcomes.
+        bucket = self._layout.event_bucket()
+        call = increment_call(
+            self._layout, increments, publish=publish, dry_run=dry_run, bucket=bucket
+        )
         if call is None:  # a board of another rule, order, tie-break or with caps
             keys, args, groups = write_call(
-                self._layout, increments, publish=publish, dry_run=dry_run
+                self._layout, increments, publish=publish, dry_run=dry_run, bucket=bucket
             )
             reply = await self._connection.call(self._write, keys, args)
-            return write_outcomes(self._layout, increments, groups, reply)
+            return write_outcomes(self._layout, increments, groups, reply, bucket)
         keys, args, groups = call
         reply = await self._connection.call(self._increment, keys, args)
-        return increment_outcomes(increments, groups, reply)
+        return increment_outcomes(increments, groups, reply, bucket)
 
     def _order_args(self, board_id: str) -> list[str | int]:
         """The trailing ARGV of a read script on a board other than DESC/SHARED (common.lua)."""
@@ -228,12 +232,22 @@ class Scripts:
         temp_instants: str | None = None,
     ) -> None:
         """load.lua: swap the temporary keys in and mark the period loaded (with the
-        instants hash, on boards that keep one)."""
+        instants hash, on boards that keep one); the restored event ids go to the
+        window's current bucket."""
         extra = [] if temp_instants is None else [instants_key(keys), temp_instants]
+        window = self._layout.event_window(keys.events)
         with unavailable_on_failure():
             await self._load(
-                keys=[keys.ranking, keys.events, keys.loaded, temp_ranking, temp_events, *extra],
-                args=[expire_at_ms],
+                keys=[
+                    keys.ranking,
+                    window.current,
+                    keys.loaded,
+                    temp_ranking,
+                    temp_events,
+                    window.previous,
+                    *extra,
+                ],
+                args=[expire_at_ms, window.current_ttl_ms],
             )
 
     async def claims(
@@ -245,13 +259,16 @@ class Scripts:
             [increment.event_id, fingerprint(increment.username, increment.delta)]
             for increment in increments
         ]
+        record = self._layout.keys(board, period).claims
+        window = self._layout.event_window(record)
         reply = await self._connection.call(
             self._claims,
-            [self._layout.keys(board, period).claims],
+            [record, window.current, window.previous],
             [
                 "1" if check_only else "0",
                 orjson.dumps(items),
                 self._layout.expire_at_ms(board, period),
+                window.current_ttl_ms,
             ],
         )
         status = int(reply[0])
@@ -260,10 +277,17 @@ class Scripts:
         if status == 3:
             raise EventIdReused(increments[int(reply[1]) - 1].event_id)
 
-    async def load_claims(self, keys: PeriodKeys, temp_claims: str, expire_at_ms: int) -> None:
-        """load_claims.lua: swap a sharded period's freshly written event-id record in."""
+    async def load_claims(
+        self, keys: PeriodKeys, temp_claims: str, temp_bucket: str, expire_at_ms: int
+    ) -> None:
+        """load_claims.lua: swap a sharded period's freshly written event-id record in,
+        its restored ids (`temp_bucket`) as the window's current bucket."""
+        window = self._layout.event_window(keys.claims)
         with unavailable_on_failure():
-            await self._load_claims(keys=[keys.claims, temp_claims], args=[expire_at_ms])
+            await self._load_claims(
+                keys=[keys.claims, temp_claims, window.current, temp_bucket, window.previous],
+                args=[expire_at_ms, window.current_ttl_ms],
+            )
 
     async def release(self, board: str, period: str, token: str) -> None:
         """release.lua: delete the rebuild claim only while it holds `token`."""

@@ -8,11 +8,13 @@ publish), binding client event ids of sharded boards first (claims.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 
 from store.boards import Board
 from store.errors import ScoreOutOfRange
+from store.event_window import DEFAULT_EVENT_ID_WINDOW
 from store.models import (
     MAX_EXACT_SCORE,
     IncrementOutcome,
@@ -47,9 +49,14 @@ class RedisRankingStore:
         key_prefix: str,
         boards: Sequence[Board],
         retention: timedelta,
+        event_id_window: timedelta = DEFAULT_EVENT_ID_WINDOW,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._connection = connection
-        self._layout = KeyLayout(key_prefix, boards, retention)
+        # `clock` (Unix seconds) decides the event-id window's buckets and the expiries.
+        self._layout = KeyLayout(
+            key_prefix, boards, retention, clock=clock, event_id_window=event_id_window
+        )
         scripts = Scripts(connection, self._layout)
         self._scripts = scripts
         self._single = SingleBoards(scripts)
@@ -85,6 +92,8 @@ class RedisRankingStore:
         retention: timedelta,
         cluster: bool = False,
         observer: StoreObserver | None = None,
+        event_id_window: timedelta = DEFAULT_EVENT_ID_WINDOW,
+        clock: Callable[[], float] = time.time,
     ) -> RedisRankingStore:
         """A store on a new client for a `redis://` or `rediss://` URL (nothing connects yet).
 
@@ -96,6 +105,8 @@ class RedisRankingStore:
             key_prefix=key_prefix,
             boards=boards,
             retention=retention,
+            event_id_window=event_id_window,
+            clock=clock,
         )
 
     # Writes

@@ -23,10 +23,16 @@ ScriptCall = tuple[list[str], list[str | int | bytes], list[tuple[str, str]]]
 
 
 def increment_call(
-    layout: KeyLayout, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
+    layout: KeyLayout,
+    increments: Sequence[ScoreIncrement],
+    *,
+    publish: bool,
+    dry_run: bool,
+    bucket: int,
 ) -> ScriptCall | None:
     """KEYS and ARGV of increment.lua, and the board periods in the script's order;
-    None when a board is not `plain` (write.lua serves the batch)."""
+    None when a board is not `plain` (write.lua serves the batch). `bucket`: the
+    idempotency window's bucket the call records client event ids in (keys.py)."""
     groups: dict[tuple[str, str, int], int] = {}
     group_of: list[int] = []
     keys: list[str] = []
@@ -40,12 +46,14 @@ def increment_call(
                 return None
             groups[group] = len(groups) + 1
             period_keys = layout.keys(increment.board, increment.period, shard)
-            keys += [period_keys.ranking, period_keys.events, period_keys.loaded]
+            window = layout.event_window(period_keys.events, bucket)
+            keys += [period_keys.ranking, window.current, window.previous, period_keys.loaded]
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
                 increment.period,
                 layout.expire_at_ms(increment.board, increment.period),
+                window.current_ttl_ms,
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
@@ -73,7 +81,12 @@ def increment_call(
 
 
 def write_call(
-    layout: KeyLayout, increments: Sequence[ScoreIncrement], *, publish: bool, dry_run: bool
+    layout: KeyLayout,
+    increments: Sequence[ScoreIncrement],
+    *,
+    publish: bool,
+    dry_run: bool,
+    bucket: int,
 ) -> ScriptCall:
     """KEYS and ARGV of write.lua, and the board periods in the script's order."""
     groups: dict[tuple[str, str, int], int] = {}
@@ -89,9 +102,11 @@ def write_call(
             groups[group] = len(groups) + 1
             periods.append((increment.board, increment.period))
             period_keys = layout.keys(increment.board, increment.period, shard)
+            window = layout.event_window(period_keys.events, bucket)
             keys += [
                 period_keys.ranking,
-                period_keys.events,
+                window.current,
+                window.previous,
                 period_keys.loaded,
                 instants_key(period_keys),
             ]
@@ -100,6 +115,7 @@ def write_call(
                 increment.board,
                 increment.period,
                 layout.expire_at_ms(increment.board, increment.period),
+                window.current_ttl_ms,
                 board.update_rule.value,
                 board.sign,
                 "1" if board.tie_break is TieBreak.EARLIEST else "0",
@@ -132,8 +148,10 @@ def write_outcomes(
     increments: Sequence[ScoreIncrement],
     periods: list[tuple[str, str]],
     reply: list[Any],
+    bucket: int,
 ) -> list[IncrementOutcome]:
-    """Outcomes from write.lua's reply, or its refusal raised."""
+    """Outcomes from write.lua's reply, or its refusal raised; an applied client event
+    id's `id_life` is the call's `bucket`."""
     status = int(reply[0])
     if status == 1:
         raise RankingNotLoaded(*periods[int(reply[1]) - 1])
@@ -170,15 +188,20 @@ def write_outcomes(
                 previous_rank=int(previous_rank) if had_score else None,
                 instant=int(instant) or None,
                 reached_before=int(reached) or None,
+                id_life=bucket if increment.client_event_id and applied else 0,
             )
         )
     return outcomes
 
 
 def increment_outcomes(
-    increments: Sequence[ScoreIncrement], groups: list[tuple[str, str]], reply: list[Any]
+    increments: Sequence[ScoreIncrement],
+    groups: list[tuple[str, str]],
+    reply: list[Any],
+    bucket: int,
 ) -> list[IncrementOutcome]:
-    """Outcomes from increment.lua's reply, or its refusal raised."""
+    """Outcomes from increment.lua's reply, or its refusal raised (`id_life` as in
+    `write_outcomes`)."""
     status = int(reply[0])
     if status == 1:
         board, period = groups[int(reply[1]) - 1]
@@ -203,6 +226,7 @@ def increment_outcomes(
                 applied=bool(applied),
                 previous_score=int(previous_score) if had_score else None,
                 previous_rank=int(previous_rank) if had_score else None,
+                id_life=bucket if increment.client_event_id and applied else 0,
             )
         )
     return outcomes

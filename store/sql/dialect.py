@@ -23,10 +23,10 @@ Row = tuple[Any, ...]
 
 EVENT_COLUMNS: Final = (
     "board, period, username, delta, event_id, client_event_id, created_at_ms, applied_at_us, "
-    "presence"
+    "presence, id_life"
 )
 """The columns of one stored event, in `event_row` order."""
-COLUMN_COUNT: Final = 9
+COLUMN_COUNT: Final = 10
 
 DRIVER_ERRORS: Final = (aiomysql.MySQLError, sqlite3.Error, OSError, EOFError)
 """Errors that mean "the database did not do it"; anything else is a bug and propagates."""
@@ -44,6 +44,7 @@ def event_row(event: ScoreEvent) -> Row:
         event.created_at_ms,
         event.applied_at_us,
         event.presence,
+        event.id_life,
     )
 
 

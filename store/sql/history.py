@@ -49,7 +49,7 @@ _PRESENCE = (
 )
 _CLIENT_EVENTS = (
     "SELECT username, event_id, delta FROM score_events "
-    "WHERE board = {p} AND period = {p} AND client_event_id"
+    "WHERE board = {p} AND period = {p} AND client_event_id AND id_life >= {p}"
 )
 
 # NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
@@ -275,15 +275,18 @@ class SqlScoreHistory:
         return await self._read("totals", query, patient=patient)
 
     async def client_events(
-        self, board: str, period: str, *, patient: bool = False
+        self, board: str, period: str, *, since_life: int = 0, patient: bool = False
     ) -> list[tuple[str, str, int]]:
-        """(username, event id, delta) of each client-supplied event id stored for the period.
+        """(username, event id, delta) of each client-supplied event id stored for the period
+        whose `id_life` (its idempotency-window bucket) is `since_life` or later.
 
         On the replica when it has caught up with the primary, else on the primary.
         """
 
         async def query(connection: Any) -> list[tuple[str, str, int]]:
-            rows = await self._dialect.fetch(connection, self._client_events, (board, period))
+            rows = await self._dialect.fetch(
+                connection, self._client_events, (board, period, since_life)
+            )
             return [
                 (str(username), str(event_id), int(delta)) for username, event_id, delta in rows
             ]
@@ -351,9 +354,11 @@ class PatientReads:
         """`SqlScoreHistory.totals`, without a time limit."""
         return await self._history.totals(board, period, patient=True)
 
-    async def client_events(self, board: str, period: str) -> list[tuple[str, str, int]]:
+    async def client_events(
+        self, board: str, period: str, *, since_life: int = 0
+    ) -> list[tuple[str, str, int]]:
         """`SqlScoreHistory.client_events`, without a time limit."""
-        return await self._history.client_events(board, period, patient=True)
+        return await self._history.client_events(board, period, since_life=since_life, patient=True)
 
     async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:
         """`SqlScoreHistory.writes`, without a time limit."""

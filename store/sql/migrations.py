@@ -328,6 +328,47 @@ MIGRATIONS: Final = (
         mysql=("ALTER TABLE period_standings ADD COLUMN IF NOT EXISTS reached_us BIGINT NULL",),
         sqlite=("ALTER TABLE period_standings ADD COLUMN reached_us INTEGER NULL",),
     ),
+    Migration(
+        version=8,
+        # The idempotency window (docs/reliability.md): a client event id is forgotten
+        # after the window, and the same id applied again later is a new event. `id_life`
+        # (the window bucket the live store recorded a client id in, 0 otherwise:
+        # `IncrementOutcome.id_life`) tells its rows apart, so the unique key still skips a
+        # flush's retried row but keeps the later life, and a rebuild restores the ids of
+        # the buckets still checked. SQLite cannot change a table's constraint: the table
+        # is copied into one with the new key.
+        mysql=(
+            "ALTER TABLE score_events ADD COLUMN IF NOT EXISTS id_life BIGINT NOT NULL DEFAULT 0, "
+            "DROP INDEX score_events_event, "
+            "ADD UNIQUE KEY score_events_event (board, period, event_id, id_life)",
+        ),
+        sqlite=(
+            """
+            CREATE TABLE score_events_v8 (
+                id INTEGER PRIMARY KEY,
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                username TEXT NOT NULL,
+                delta INTEGER NOT NULL,
+                event_id TEXT NOT NULL,
+                client_event_id INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                applied_at_us INTEGER NULL,
+                presence INTEGER NULL,
+                id_life INTEGER NOT NULL DEFAULT 0,
+                CONSTRAINT score_events_event UNIQUE (board, period, event_id, id_life)
+            )
+            """,
+            "INSERT INTO score_events_v8 (id, board, period, username, delta, event_id, "
+            "client_event_id, created_at_ms, applied_at_us, presence) SELECT id, board, period, "
+            "username, delta, event_id, client_event_id, created_at_ms, applied_at_us, presence "
+            "FROM score_events",
+            "DROP TABLE score_events",
+            "ALTER TABLE score_events_v8 RENAME TO score_events",
+            "CREATE INDEX score_events_totals ON score_events (board, period, username, delta)",
+            "CREATE INDEX score_events_username ON score_events (username)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

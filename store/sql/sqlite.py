@@ -93,11 +93,11 @@ class SqliteDialect:
 
     @staticmethod
     async def _insert(connection: Any, rows: list[Row]) -> None:
-        values = ",".join(("(?,?,?,?,?,?,?,?,?)",) * len(rows))
+        values = ",".join(("(?,?,?,?,?,?,?,?,?,?)",) * len(rows))
         # Only placeholders are spliced in; the values are bound parameters.
         statement = (
             f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
-            "ON CONFLICT (board, period, event_id) DO NOTHING"
+            "ON CONFLICT (board, period, event_id, id_life) DO NOTHING"
         )
         await connection.execute(statement, [value for row in rows for value in row])
 

@@ -75,8 +75,10 @@ class RecordingHistory:
     async def totals(self, board: str, period: str) -> list[tuple[str, int]]:
         return await self.inner.totals(board, period)
 
-    async def client_events(self, board: str, period: str) -> list[tuple[str, str, int]]:
-        return await self.inner.client_events(board, period)
+    async def client_events(
+        self, board: str, period: str, *, since_life: int = 0
+    ) -> list[tuple[str, str, int]]:
+        return await self.inner.client_events(board, period, since_life=since_life)
 
     async def ping(self) -> None:
         await self.inner.ping()

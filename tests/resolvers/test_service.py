@@ -3,6 +3,7 @@ failing between the dry run and the writes), and when a batch meets many lost ra
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -19,6 +20,7 @@ from store.recovery import RankingRecovery
 from store.sql import SqlScoreHistory
 from tests.support.asgi_app import make_settings
 from tests.support.history_database import history_totals
+from tests.support.manual_clock import ManualClock
 from tests.support.shared_services import delete_prefix
 
 pytestmark = pytest.mark.integration
@@ -108,3 +110,60 @@ async def test_a_batch_over_more_lost_periods_than_retries_is_rebuilt_and_applie
             ]
         )
         assert [outcome.score for outcome in outcomes] == [5] * len(boards)
+
+
+async def test_an_event_id_after_the_window_counts_again_in_redis_and_the_history_alike(
+    sqlite_database_url: str,
+) -> None:
+    # The idempotency window end to end: the live store forgets an eventId after the
+    # window and applies its next use; the history keeps both rows (each names the window
+    # bucket it was recorded in), and a rebuild remembers the later use.
+    window = 3_600.0
+    clock = ManualClock()
+    clock.now = time.time()
+    history = SqlScoreHistory(sqlite_database_url)
+    await history.connect()
+    await history.migrate()
+    ranking = EmbeddedRankingStore(boards=BOARDS, event_id_window_seconds=window, clock=clock)
+    batcher = WriteBatcher(history, flush_interval=0.01)
+    await batcher.start()
+
+    def recovery(store: EmbeddedRankingStore) -> RankingRecovery:
+        return RankingRecovery(
+            store,
+            history,
+            claim_seconds=WAIT,
+            wait_seconds=WAIT,
+            event_id_window_seconds=window,
+            clock=clock,
+        )
+
+    def service(store: EmbeddedRankingStore) -> LeaderboardService:
+        return LeaderboardService(
+            ranking=store,
+            batcher=batcher,
+            recovery=recovery(store),
+            boards=BOARDS,
+            max_delta=100,
+            max_batch_increments=10,
+            clock=clock,
+        )
+
+    request = IncrementRequest(username="ana", delta=5, board="alltime", event_id="w-1")
+    try:
+        first = service(ranking)
+        assert [o.applied for o in await first.increment([request])] == [True]
+        assert [o.applied for o in await first.increment([request])] == [False]
+        clock.advance(2 * window + 1)
+        assert [o.applied for o in await first.increment([request])] == [True]
+        await batcher.flushed_through_now()
+        assert await history_totals(sqlite_database_url) == {"ana": 10}
+        # The live rankings are lost: the rebuild restores the later use (inside the window).
+        second = service(
+            EmbeddedRankingStore(boards=BOARDS, event_id_window_seconds=window, clock=clock)
+        )
+        [replay] = await second.increment([request])
+        assert (replay.applied, replay.score) == (False, 10)
+    finally:
+        assert await batcher.close(WAIT) == 0
+        await history.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from tests.support.board_model import (
     PeriodModel,
     kind_id,
 )
+from tests.support.manual_clock import ManualClock
 from tests.support.ranking import (
     BOARDS,
     GLOBAL,
@@ -54,6 +56,18 @@ SIX_STANDINGS = [
 ]
 
 
+WINDOW = timedelta(days=1)
+"""The idempotency window of every store here (the default one)."""
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The stores' wall clock, from the real time on, moved only by the tests."""
+    manual = ManualClock()
+    manual.now = time.time()
+    return manual
+
+
 @pytest.fixture(
     params=[
         "redis",
@@ -64,10 +78,13 @@ SIX_STANDINGS = [
         "embedded",
     ]
 )
-async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[RankingStore]:
+async def store(
+    request: pytest.FixtureRequest, redis_prefix: str, clock: ManualClock
+) -> AsyncIterator[RankingStore]:
     """Each implementation in turn; the Redis ones under the test's private key prefix.
 
-    The cluster is a private one of three masters (started once per session).
+    The cluster is a private one of three masters (started once per session). Every store
+    reads `clock` (the idempotency window's time; it starts at the real time).
     """
     ranking: RankingStore
     if request.param.startswith("redis"):
@@ -83,12 +100,18 @@ async def store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncItera
             else BOARDS + RULED_BOARDS,
             retention=timedelta(days=35),
             cluster=cluster,
+            event_id_window=WINDOW,
+            clock=clock,
         )
         if request.param == "redis-top-cached":
             # The top() cache must keep the contract: reads after writes included.
             ranking = top_cached(ranking, max_staleness=0.1)
     else:
-        ranking = EmbeddedRankingStore(boards=BOARDS + RULED_BOARDS)
+        ranking = EmbeddedRankingStore(
+            boards=BOARDS + RULED_BOARDS,
+            event_id_window_seconds=WINDOW.total_seconds(),
+            clock=clock,
+        )
     yield ranking
     await ranking.close()
 
@@ -401,6 +424,70 @@ async def test_a_reload_keeps_each_event_id_bound_to_its_increment(store: Rankin
     outcomes = await store.increment([inc("ann", 5, "a1"), inc("bob", 2, "b1")])
     assert [(o.applied, o.score) for o in outcomes] == [(False, 5), (False, 2)]
     assert await store.totals(GLOBAL, PERIOD) == {"ann": 5, "bob": 2}
+
+
+# The idempotency window: an id is remembered at least WINDOW (at most twice as long:
+# time buckets, docs/scaling.md), whatever the period, then forgotten.
+
+
+async def test_an_event_id_replayed_within_the_window_is_not_applied(
+    store: RankingStore, clock: ManualClock
+) -> None:
+    await load(store, {"zoe": 9})
+    [first] = await store.increment([inc("ann", 5, "w1")])
+    # Just inside the window, wherever the first write fell within its time bucket.
+    clock.advance(WINDOW.total_seconds() - 1)
+    [replay] = await store.increment([inc("ann", 5, "w1")])
+    assert (first.applied, replay.applied, replay.score) == (True, False, 5)
+    # Still bound to its increment: another player (another shard when sharded) is refused.
+    with pytest.raises(EventIdReused):
+        await store.increment([inc("bob", 5, "w1")])
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 9, "ann": 5}
+
+
+async def test_an_event_id_after_the_window_is_applied_again(
+    store: RankingStore, clock: ManualClock
+) -> None:
+    await load(store, {"zoe": 9})
+    await store.increment([inc("ann", 5, "w1"), inc("bob", 2, "w2")])
+    clock.advance(2 * WINDOW.total_seconds() + 1)
+    # Forgotten: the same increment applies again, and the id is free for another one
+    # (a player in another shard, on a sharded board: its binding is forgotten too).
+    outcomes = await store.increment([inc("ann", 5, "w1"), inc("eve", 3, "w2")])
+    assert [(o.applied, o.score) for o in outcomes] == [(True, 10), (True, 3)]
+    # ...and is remembered again from now on.
+    [replay] = await store.increment([inc("ann", 5, "w1")])
+    assert not replay.applied
+    with pytest.raises(EventIdReused):
+        await store.increment([inc("ivy", 3, "w2")])
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 9, "ann": 10, "bob": 2, "eve": 3}
+
+
+async def test_a_reload_keeps_the_window(store: RankingStore, clock: ManualClock) -> None:
+    # The ids a rebuild restores (those still inside the window) are remembered a window
+    # from the load on, then forgotten like any other.
+    await load(store, {"ann": 5, "bob": 2}, (("ann", "a1", 5), ("bob", "b1", 2)))
+    clock.advance(WINDOW.total_seconds() - 1)
+    replays = await store.increment([inc("ann", 5, "a1"), inc("bob", 2, "b1")])
+    assert [o.applied for o in replays] == [False, False]
+    with pytest.raises(EventIdReused):
+        await store.increment([inc("eve", 5, "a1")])
+    clock.advance(WINDOW.total_seconds() + 2)
+    later = await store.increment([inc("ann", 5, "a1"), inc("eve", 2, "b1")])
+    assert [o.applied for o in later] == [True, True]
+    assert await store.totals(GLOBAL, PERIOD) == {"ann": 10, "bob": 2, "eve": 2}
+
+
+async def test_an_event_id_lives_the_window_on_a_board_that_never_resets(
+    store: RankingStore, clock: ManualClock
+) -> None:
+    # Whatever the period's length: here one that never ends.
+    board, period = "alltime", "all"
+    await load(store, {}, board=board, period=period)
+    [first] = await store.increment([inc("ann", 5, "n1", board=board, period=period)])
+    clock.advance(2 * WINDOW.total_seconds() + 1)
+    [again] = await store.increment([inc("ann", 5, "n1", board=board, period=period)])
+    assert (first.applied, again.applied, again.score) == (True, True, 10)
 
 
 async def test_generated_event_ids_are_never_deduplicated(store: RankingStore) -> None:

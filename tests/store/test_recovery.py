@@ -7,6 +7,7 @@ prefix; one shared embedded store) play two instances of the service.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -113,8 +114,12 @@ async def stores(history_url: str, redis_prefix: str) -> AsyncIterator[Stores]:
         await ranking.close()
 
 
-def event(username: str, delta: int, event_id: str, *, client: bool = False) -> ScoreEvent:
-    """A stored event of the test's period."""
+def event(
+    username: str, delta: int, event_id: str, *, client: bool = False, windows_ago: int = 0
+) -> ScoreEvent:
+    """A stored event of the test's period; a client id recorded `windows_ago` buckets of
+    the (default, one-day) idempotency window before the current one."""
+    bucket = int(time.time() * 1000) // 86_400_000
     return ScoreEvent(
         board=BOARD,
         period=PERIOD,
@@ -122,7 +127,8 @@ def event(username: str, delta: int, event_id: str, *, client: bool = False) -> 
         delta=delta,
         event_id=event_id,
         client_event_id=client,
-        created_at_ms=1_790_000_000_000,
+        created_at_ms=int(time.time() * 1000),
+        id_life=bucket - windows_ago if client else 0,
     )
 
 
@@ -150,6 +156,28 @@ async def test_ensure_loaded_rebuilds_totals_and_seen_event_ids(stores: Stores) 
     (outcome,) = await ranking.increment([increment("ann", 30, "ann-1", client=True)])
     assert not outcome.applied
     assert outcome.score == 30
+
+
+async def test_a_rebuild_restores_only_the_event_ids_inside_the_window(stores: Stores) -> None:
+    # One client id of the window's previous bucket (a live store still checks it), one
+    # of the bucket before (a live store has forgotten it).
+    await stores.history.append(
+        [
+            event("dee", 4, "dee-inside", client=True, windows_ago=1),
+            event("dee", 6, "dee-outside", client=True, windows_ago=2),
+        ]
+    )
+    ranking = stores.ranking()
+    await stores.recovery(ranking, Rebuilds()).ensure_loaded(BOARD, PERIOD)
+    assert (await ranking.totals(BOARD, PERIOD))["dee"] == 10
+    retries = await ranking.increment(
+        [
+            increment("dee", 4, "dee-inside", client=True),
+            increment("dee", 6, "dee-outside", client=True),
+        ]
+    )
+    # Inside: still remembered, not applied again. Beyond: forgotten, applied.
+    assert [(o.applied, o.score) for o in retries] == [(False, 10), (True, 16)]
 
 
 async def test_a_loaded_period_is_not_rebuilt(stores: Stores) -> None:

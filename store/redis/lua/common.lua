@@ -108,8 +108,10 @@ end
 
 
 -- The write scripts' shared steps (increment.lua, write.lua). Each period of a batch is a
--- table with its keys (ranking, events, loaded), channel, board, period, expire_at and
--- `seen` (client event ids of the batch so far); each write a table from `decode_writes`.
+-- table with its keys (ranking, events: the current event-id bucket, events_before: the
+-- one before it, loaded), channel, board, period, expire_at, events_ttl (ms the current
+-- bucket lives from its creation: keys.py, "idempotency window") and `seen` (client event
+-- ids of the batch so far); each write a table from `decode_writes`.
 
 -- Totals and scores stay within +-MAX_EXACT, the integers a double (and cjson) holds exactly.
 local MAX_EXACT = 9007199254740991
@@ -148,7 +150,9 @@ local function check_event_id(p, w)
   if not w.client then
     return nil
   end
+  -- The window's two buckets: an id is remembered from its write until its bucket expires.
   local recorded = p.seen[w.event_id] or redis.call('HGET', p.events, w.event_id)
+    or redis.call('HGET', p.events_before, w.event_id)
   if recorded then
     if recorded ~= w.fingerprint then
       return 'reused'
@@ -216,18 +220,19 @@ local function publish_changes(changes)
   end
 end
 
--- A ranking or event hash created by a write (after an empty load) must expire with the
--- period, and so must the loaded marker, which an empty load of a period that is not live
--- gave a short expiry (keys.py); GT never shortens it.
+-- A ranking created by a write (after an empty load) must expire with the period, and
+-- so must the loaded marker, which an empty load of a period that is not live gave a
+-- short expiry (keys.py); GT never shortens it. An event-id bucket expires with the
+-- window, whatever the period (NX: set once, when the bucket is created).
 local function expire_written(p)
+  if p.events_written then
+    redis.call('PEXPIRE', p.events, p.events_ttl, 'NX')
+  end
   if p.expire_at == '0' then
     return
   end
   if p.ranking_written and redis.call('PTTL', p.ranking) == -1 then
     redis.call('PEXPIREAT', p.ranking, p.expire_at)
     redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')
-  end
-  if p.events_written and redis.call('PTTL', p.events) == -1 then
-    redis.call('PEXPIREAT', p.events, p.expire_at)
   end
 end

@@ -1,11 +1,12 @@
 -- Applies a batch of increments, in order, all or none; publishes each applied one.
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
---   KEYS[3g-2] ranking, KEYS[3g-1] client event ids (hash: id -> fingerprint),
---   KEYS[3g] loaded marker.
+--   KEYS[4g-3] ranking, KEYS[4g-2] the current bucket of client event ids (hash: id ->
+--   fingerprint), KEYS[4g-1] the bucket before it, KEYS[4g] loaded marker.
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
---   4 values: channel ('' = publish nothing, the caller publishes), board, period,
---   expire-at in Unix milliseconds ('0' = never);
+--   5 values: channel ('' = publish nothing, the caller publishes), board, period,
+--   expire-at in Unix milliseconds ('0' = never), and the ms the current event-id bucket
+--   lives when created here (keys.py, the idempotency window);
 -- then one JSON array of the increments, each [period g, username, delta, 1 when the event
 --   id is the client's (0 when generated, never stored), event id, and for a client's id
 --   its fingerprint (keys.py)]. (Deltas stay within +-(2^53 - 1), which cjson decodes
@@ -22,17 +23,19 @@ local dry_run = ARGV[2] == '1'
 local at = 3
 for g = 1, count do
   periods[g] = {
-    ranking = KEYS[3 * g - 2],
-    events = KEYS[3 * g - 1],
-    loaded = KEYS[3 * g],
+    ranking = KEYS[4 * g - 3],
+    events = KEYS[4 * g - 2],
+    events_before = KEYS[4 * g - 1],
+    loaded = KEYS[4 * g],
     channel = ARGV[at],
     board = ARGV[at + 1],
     period = ARGV[at + 2],
     expire_at = ARGV[at + 3],
+    events_ttl = ARGV[at + 4],
     scores = {},
     seen = {},
   }
-  at = at + 4
+  at = at + 5
 end
 
 local unloaded = first_unloaded(periods, count)

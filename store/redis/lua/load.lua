@@ -1,25 +1,29 @@
 -- Swaps freshly written temporary keys in as a period's live ranking and event ids,
 -- then marks the period loaded: readers see the old state or the whole new one.
--- KEYS: ranking, events, loaded marker, temporary ranking, temporary events, and on
---   boards that keep instants (BEST, LATEST, EARLIEST: docs/boards.md) the instants hash
---   and its temporary key.
--- ARGV: expire-at in Unix milliseconds, or 0 to keep the keys for ever.
+-- KEYS: ranking, the current event-id bucket, loaded marker, temporary ranking, temporary
+--   event ids, the event-id bucket before the current one (keys.py: the idempotency
+--   window; a load puts every id it restores in the current bucket), and on boards that
+--   keep instants (BEST, LATEST, EARLIEST: docs/boards.md) the instants hash and its
+--   temporary key.
+-- ARGV[1] expire-at in Unix milliseconds, or 0 to keep the keys for ever; ARGV[2] the ms
+--   the current event-id bucket lives (the window, not the period).
 -- UNLINK frees a big old ranking in the background instead of blocking Redis.
-redis.call('UNLINK', KEYS[1], KEYS[2])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[6])
 -- An empty load wrote no temporary key: the period is loaded with no players.
 if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('RENAME', KEYS[4], KEYS[1])
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('RENAME', KEYS[5], KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-local live = {KEYS[1], KEYS[2], KEYS[3]}
-if KEYS[6] then
-  redis.call('UNLINK', KEYS[6])
-  if redis.call('EXISTS', KEYS[7]) == 1 then
-    redis.call('RENAME', KEYS[7], KEYS[6])
+local live = {KEYS[1], KEYS[3]}
+if KEYS[7] then
+  redis.call('UNLINK', KEYS[7])
+  if redis.call('EXISTS', KEYS[8]) == 1 then
+    redis.call('RENAME', KEYS[8], KEYS[7])
   end
-  live[4] = KEYS[6]
+  live[3] = KEYS[7]
 end
 redis.call('SET', KEYS[3], '1')
 for _, key in ipairs(live) do

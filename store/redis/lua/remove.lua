@@ -1,8 +1,9 @@
 -- Takes a player out of one ranking (one shard's, on a sharded board) of any rule, order
 -- and tie-break, and forgets the client event ids bound to them; publishes the removal.
 --
--- KEYS[1] ranking, KEYS[2] loaded marker, KEYS[3] client event ids (hash: id -> fingerprint),
---   KEYS[4] instants (hash: username -> instant hex, '' -> the key's clock; write.lua).
+-- KEYS[1] ranking, KEYS[2] loaded marker, KEYS[3] the current bucket of client event ids
+--   (hash: id -> fingerprint), KEYS[4] instants (hash: username -> instant hex, '' -> the
+--   key's clock; write.lua), KEYS[5] the event-id bucket before the current one.
 -- ARGV[1] username, ARGV[2] '1' to refuse a period that is not loaded ('0': take whatever
 --   is there, for an erasure), ARGV[3] channel ('' = publish nothing, the caller publishes),
 --   ARGV[4] board, ARGV[5] period, ARGV[6] JSON array of event ids to forget: each one is
@@ -28,9 +29,11 @@ use_board(ARGV[7], ARGV[8])
 local forgotten = 0
 local suffix = ':' .. username
 for _, event_id in ipairs(cjson.decode(ARGV[6])) do
-  local bound = redis.call('HGET', KEYS[3], event_id)
-  if bound and string.sub(bound, -#suffix) == suffix then
-    forgotten = forgotten + redis.call('HDEL', KEYS[3], event_id)
+  for _, key in ipairs({KEYS[3], KEYS[5]}) do
+    local bound = redis.call('HGET', key, event_id)
+    if bound and string.sub(bound, -#suffix) == suffix then
+      forgotten = forgotten + redis.call('HDEL', key, event_id)
+    end
   end
 end
 

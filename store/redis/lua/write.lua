@@ -4,13 +4,14 @@
 -- takes every batch that touches another board (docs/boards.md, "Storage per rule").
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
---   KEYS[4g-3] ranking, KEYS[4g-2] client event ids (hash: id -> fingerprint),
---   KEYS[4g-1] loaded marker, KEYS[4g] instants (hash: username -> the 16 hex digits of
---   the instant the player reached the kept score; field '' = the key's clock, the last
---   instant given out).
+--   KEYS[5g-4] ranking, KEYS[5g-3] the current bucket of client event ids (hash: id ->
+--   fingerprint), KEYS[5g-2] the bucket before it, KEYS[5g-1] loaded marker, KEYS[5g]
+--   instants (hash: username -> the 16 hex digits of the instant the player reached the
+--   kept score; field '' = the key's clock, the last instant given out).
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges, caps), then per
---   period 10 values: channel ('' = publish nothing, the caller publishes), board, period,
---   expire-at in Unix milliseconds ('0' = never), rule ('increment', 'best', 'latest'),
+--   period 11 values: channel ('' = publish nothing, the caller publishes), board, period,
+--   expire-at in Unix milliseconds ('0' = never), the ms the current event-id bucket lives
+--   when created here (keys.py), rule ('increment', 'best', 'latest'),
 --   sign (-1: DESC, 1: ASC; stored score = sign * score), '1' for EARLIEST ties, '1' when
 --   the period keeps instants (BEST, LATEST or EARLIEST: the history replays them),
 --   minScore ('' = none), maxScore ('' = none);
@@ -33,24 +34,26 @@ local dry_run = ARGV[2] == '1'
 local at = 3
 for g = 1, count do
   periods[g] = {
-    ranking = KEYS[4 * g - 3],
-    events = KEYS[4 * g - 2],
-    loaded = KEYS[4 * g - 1],
-    instants = KEYS[4 * g],
+    ranking = KEYS[5 * g - 4],
+    events = KEYS[5 * g - 3],
+    events_before = KEYS[5 * g - 2],
+    loaded = KEYS[5 * g - 1],
+    instants = KEYS[5 * g],
     channel = ARGV[at],
     board = ARGV[at + 1],
     period = ARGV[at + 2],
     expire_at = ARGV[at + 3],
-    rule = ARGV[at + 4],
-    sign = tonumber(ARGV[at + 5]),
-    earliest = ARGV[at + 6] == '1',
-    timed = ARGV[at + 7] == '1',
-    min = tonumber(ARGV[at + 8]),
-    max = tonumber(ARGV[at + 9]),
+    events_ttl = ARGV[at + 4],
+    rule = ARGV[at + 5],
+    sign = tonumber(ARGV[at + 6]),
+    earliest = ARGV[at + 7] == '1',
+    timed = ARGV[at + 8] == '1',
+    min = tonumber(ARGV[at + 9]),
+    max = tonumber(ARGV[at + 10]),
     scores = {},
     seen = {},
   }
-  at = at + 10
+  at = at + 11
 end
 
 local unloaded = first_unloaded(periods, count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,14 +35,46 @@ pytestmark = pytest.mark.integration
 RETENTION = timedelta(days=35)
 
 
+WINDOW_MS = 86_400_000
+"""The default idempotency window."""
+
+
+class Frozen:
+    """The store's clock, frozen at the test's start: the idempotency window's bucket
+    names and expiries are computed from it."""
+
+    now = time.time()
+
+    @classmethod
+    def bucket(cls) -> int:
+        """The window's current bucket."""
+        return int(cls.now * 1000) // WINDOW_MS
+
+
 @pytest.fixture
 async def store(redis_prefix: str) -> AsyncIterator[RedisRankingStore]:
     """A Redis store under the test's private key prefix."""
+    Frozen.now = time.time()
     ranking = RedisRankingStore.from_url(
-        REDIS_URL, key_prefix=redis_prefix, boards=BOARDS, retention=RETENTION
+        REDIS_URL,
+        key_prefix=redis_prefix,
+        boards=BOARDS,
+        retention=RETENTION,
+        clock=lambda: Frozen.now,
     )
     yield ranking
     await ranking.close()
+
+
+def event_ids(prefix: str, board: str, period: str) -> str:
+    """The event-id bucket of the idempotency window that writes go to now."""
+    return key(prefix, board, period, f"eventids:{Frozen.bucket()}")
+
+
+async def assert_expires_with_the_window(raw: redis_asyncio.Redis, name: str) -> None:
+    """`name` expires two windows after its bucket began, whatever its period."""
+    # Set by PEXPIRE from the frozen clock: Redis' own clock has moved on a little since.
+    assert abs(await raw.pexpiretime(name) - (Frozen.bucket() + 2) * WINDOW_MS) < 60_000
 
 
 @pytest.fixture
@@ -93,13 +126,18 @@ async def test_layout_and_scores_stored_negated(
         ("carol", -3.0),
     ]
     # Each client event id bound to its increment's fingerprint, "<delta>:<username>".
-    assert await raw.hgetall(key(redis_prefix, GLOBAL, PERIOD, "eventids")) == {
+    # ...in the idempotency window's current bucket.
+    assert await raw.hgetall(event_ids(redis_prefix, GLOBAL, PERIOD)) == {
         "e1": "2:alice",
         "e2": "3:carol",
     }
     # Only these keys: the load's temporary keys are gone, generated event ids not stored.
     assert sorted([name async for name in raw.scan_iter(match=f"{redis_prefix}:*")]) == sorted(
-        key(redis_prefix, GLOBAL, PERIOD, kind) for kind in ("ranking", "eventids", "loaded")
+        [
+            key(redis_prefix, GLOBAL, PERIOD, "ranking"),
+            key(redis_prefix, GLOBAL, PERIOD, "loaded"),
+            event_ids(redis_prefix, GLOBAL, PERIOD),
+        ]
     )
 
 
@@ -109,8 +147,10 @@ async def test_a_period_expires_its_retention_after_it_ends(
     period = "2999-01"
     await store.load(GLOBAL, period, [("alice", 1)], [("alice", "e1", 1)])
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
-    for kind in ("ranking", "eventids", "loaded"):
+    for kind in ("ranking", "loaded"):
         assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
+    # The event ids expire with the idempotency window, not the period.
+    await assert_expires_with_the_window(raw, event_ids(redis_prefix, GLOBAL, period))
 
 
 async def test_keys_an_increment_creates_expire_too(
@@ -120,8 +160,8 @@ async def test_keys_an_increment_creates_expire_too(
     await store.load(GLOBAL, period, [], [])  # no ranking, no event set yet
     await store.increment([inc("alice", 1, "e1", period=period)])
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
-    for kind in ("ranking", "eventids"):
-        assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, kind)) == expected
+    assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, "ranking")) == expected
+    await assert_expires_with_the_window(raw, event_ids(redis_prefix, GLOBAL, period))
 
 
 async def test_a_long_past_period_is_kept_an_hour(
@@ -137,8 +177,14 @@ async def test_a_board_that_never_resets_never_expires(
 ) -> None:
     await store.load("alltime", "all", [("alice", 1)], [("alice", "e1", 1)])
     await store.increment([inc("bob", 1, "e2", board="alltime", period="all")])
-    for kind in ("ranking", "eventids", "loaded"):
+    for kind in ("ranking", "loaded"):
         assert await raw.ttl(key(redis_prefix, "alltime", "all", kind)) == -1
+    # ...but its event ids do, with the idempotency window: memory is rate x window.
+    assert await raw.hgetall(event_ids(redis_prefix, "alltime", "all")) == {
+        "e1": "1:alice",
+        "e2": "1:bob",
+    }
+    await assert_expires_with_the_window(raw, event_ids(redis_prefix, "alltime", "all"))
 
 
 async def test_a_malformed_message_is_skipped(
@@ -378,8 +424,9 @@ async def test_an_empty_period_that_is_not_live_leaves_no_lasting_state(
     # The first write gives the marker the period's own expiry.
     await store.increment([inc("alice", 1, "e1", period="2999-01")])
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
-    for kind in ("ranking", "eventids", "loaded"):
+    for kind in ("ranking", "loaded"):
         assert await raw.pexpiretime(key(redis_prefix, GLOBAL, "2999-01", kind)) == expected
+    await assert_expires_with_the_window(raw, event_ids(redis_prefix, GLOBAL, "2999-01"))
 
 
 async def test_an_empty_live_period_keeps_the_period_expiry(

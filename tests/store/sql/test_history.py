@@ -11,7 +11,7 @@ import pytest
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
-from store.sql import SCHEMA_VERSION, SqlScoreHistory
+from store.sql import SCHEMA_VERSION, SqlScoreHistory, migrations
 from store.sql.mysql import MySqlDialect
 from tests.support.history_database import query_history
 from tests.support.service_process import free_port
@@ -38,6 +38,7 @@ def event(
     board: str = BOARD,
     period: str = PERIOD,
     client: bool = False,
+    id_life: int = 0,
 ) -> ScoreEvent:
     """A score event with a fixed timestamp."""
     return ScoreEvent(
@@ -48,6 +49,7 @@ def event(
         event_id=event_id,
         client_event_id=client,
         created_at_ms=1_790_000_000_000,
+        id_life=id_life,
     )
 
 
@@ -101,6 +103,7 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
         ("created_at_ms", "bigint(20)", None, None),
         ("applied_at_us", "bigint(20)", None, None),
         ("presence", "tinyint(4)", None, None),
+        ("id_life", "bigint(20)", None, None),
     ]
     indexes = await query_history(
         mysql_database_url,
@@ -110,7 +113,7 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
     )
     assert indexes == [
         ("PRIMARY", 0, "id"),
-        ("score_events_event", 0, "board,period,event_id"),
+        ("score_events_event", 0, "board,period,event_id,id_life"),
         ("score_events_totals", 1, "board,period,username,delta"),
         ("score_events_username", 1, "username"),
     ]
@@ -184,6 +187,74 @@ async def test_client_events(history: SqlScoreHistory) -> None:
     ]
     assert await history.client_events(BOARD, "2026-10") == [("bob", "client-3", 3)]
     assert await history.client_events(BOARD, "2026-09") == []
+
+
+async def test_client_events_of_the_window_buckets_still_checked(
+    history: SqlScoreHistory,
+) -> None:
+    bucket = 20_000
+    await history.append(
+        [
+            event("ann", 1, "before", client=True, id_life=bucket - 1),
+            event("ann", 2, "at", client=True, id_life=bucket),
+            event("bob", 3, "after", client=True, id_life=bucket + 1),
+        ]
+    )
+    assert sorted(await history.client_events(BOARD, PERIOD, since_life=bucket)) == [
+        ("ann", "at", 2),
+        ("bob", "after", 3),
+    ]
+    assert len(await history.client_events(BOARD, PERIOD)) == 3
+
+
+async def test_a_client_event_id_used_again_after_the_window_is_another_event(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    # The live store forgets a client event id after the window (a day by default) and
+    # applies its next use, recorded in a later bucket: the history keeps that row too,
+    # and still skips a retried one (the same bucket).
+    first = event("ann", 5, "again", client=True, id_life=20_000)
+    later = event("ann", 5, "again", client=True, id_life=20_002)
+    await history.append([first])
+    await history.append([first, later])
+    await history.append([later])
+    assert await history.totals(BOARD, PERIOD) == [("ann", 10)]
+    assert await row_count(history_url) == 2
+
+
+async def test_migration_8_keeps_the_stored_events(
+    history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database at version 7 with events, then upgraded: every row kept (SQLite copies
+    # the table), each of life 0, and the new key in force.
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])
+    old = SqlScoreHistory(history_url)
+    await old.connect()
+    await old.migrate()
+    await old.close()
+    assert await query_history(history_url, "SELECT version FROM schema_version") == [(7,)]
+    await query_history(
+        history_url,
+        "INSERT INTO score_events (board, period, username, delta, event_id, "
+        "client_event_id, created_at_ms, applied_at_us, presence) VALUES "
+        f"('{BOARD}', '{PERIOD}', 'ann', 5, 'kept', 1, 1790000000000, NULL, 1), "
+        f"('{BOARD}', '{PERIOD}', 'bob', 2, '~gen', 0, 1790000000000, NULL, NULL)",
+    )
+    monkeypatch.undo()
+    history = SqlScoreHistory(history_url)
+    await history.connect()
+    try:
+        await history.migrate()
+        assert sorted(await history.totals(BOARD, PERIOD)) == [("ann", 5), ("bob", 2)]
+        assert await history.client_events(BOARD, PERIOD) == [("ann", "kept", 5)]
+        # A retried old row is still skipped... (life 0 is 1970's window: any old row's.)
+        await history.append([event("bob", 2, "~gen")])
+        assert await row_count(history_url) == 2
+        assert await query_history(history_url, "SELECT DISTINCT id_life FROM score_events") == [
+            (0,)
+        ]
+    finally:
+        await history.close()
 
 
 async def test_usernames_are_case_sensitive_and_unicode(history: SqlScoreHistory) -> None:

@@ -149,6 +149,8 @@ def events(first: int, count: int, *, round_number: int) -> list[ScoreEvent]:
             else f"~{round_number:04x}{number:028x}",
             client_event_id=number % 3 == 0,
             created_at_ms=1_790_000_000_000,
+            # Recorded in the idempotency window's current bucket (a rebuild restores it).
+            id_life=int(time.time() * 1000) // 86_400_000 if number % 3 == 0 else 0,
         )
         for number in range(first, first + count)
     ]
