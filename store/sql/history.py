@@ -15,6 +15,7 @@ from store.errors import StoreUnavailable
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
+from store.sql.archive import SqlEventArchive
 from store.sql.boards import SqlBoardTable
 from store.sql.dialect import Dialect, event_row
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
@@ -32,32 +33,55 @@ T = TypeVar("T")
 
 REMOVAL_ID_PATTERN = REMOVAL_ID_PREFIX + "%"
 
+# Every read takes a period's rows from both tables, in one statement (one consistent
+# view: a batch that `leaderboard archive` moves meanwhile is counted once, never twice or
+# not at all). A live period has no archived rows: the archive's part is one index seek.
+# Each table is aggregated on its own (the hot part stays an index-only scan of
+# score_events_totals), then the per-player parts are added up.
 _TOTALS = (
-    "SELECT username, SUM(delta) FROM score_events "
+    "SELECT username, SUM(total) FROM ("
+    "SELECT username, SUM(delta) AS total FROM score_events "
+    "WHERE board = {p} AND period = {p} "
+    "AND username NOT IN (SELECT username FROM player_bans) GROUP BY username "
+    "UNION ALL SELECT username, SUM(delta) AS total FROM score_events_archive "
     "WHERE board = {p} AND period = {p} "
     "AND username NOT IN (SELECT username FROM player_bans) GROUP BY username"
+    ") AS parts GROUP BY username"
 )
 # Players with a removal row in the period (found on the event-id index: removal ids start
 # with '!', outside the client and generated alphabets) and whether they scored again after
 # their last removal: the rows before this column existed count as one start (they all
 # predate any removal). See docs/moderation.md.
 _PRESENCE = (
-    "SELECT username, SUM(COALESCE(presence, 0)) + MAX(presence IS NULL) FROM score_events "
-    "WHERE board = {p} AND period = {p} AND username IN ("
+    "SELECT username, SUM(started) + MAX(unmarked) FROM ("
+    "SELECT username, SUM(COALESCE(presence, 0)) AS started, MAX(presence IS NULL) AS unmarked "
+    "FROM score_events WHERE board = {p} AND period = {p} AND username IN ("
     "SELECT username FROM score_events WHERE board = {p} AND period = {p} "
-    "AND event_id LIKE {p}) GROUP BY username"
+    "AND event_id LIKE {p} UNION SELECT username FROM score_events_archive "
+    "WHERE board = {p} AND period = {p} AND event_id LIKE {p}) GROUP BY username UNION ALL "
+    "SELECT username, SUM(COALESCE(presence, 0)) AS started, MAX(presence IS NULL) AS unmarked "
+    "FROM score_events_archive WHERE board = {p} AND period = {p} AND username IN ("
+    "SELECT username FROM score_events WHERE board = {p} AND period = {p} "
+    "AND event_id LIKE {p} UNION SELECT username FROM score_events_archive "
+    "WHERE board = {p} AND period = {p} AND event_id LIKE {p}) GROUP BY username"
+    ") AS parts GROUP BY username"
 )
 _CLIENT_EVENTS = (
     "SELECT username, event_id, delta FROM score_events "
+    "WHERE board = {p} AND period = {p} AND client_event_id "
+    "UNION ALL SELECT username, event_id, delta FROM score_events_archive "
     "WHERE board = {p} AND period = {p} AND client_event_id"
 )
 
 # NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
 # A removal row (presence -1) carries the instant it was made on the ranking's clock.
 _WRITES = (
-    "SELECT username, applied_at_us, delta, presence FROM score_events "
+    "SELECT username, applied_at_us, delta, presence, id FROM score_events "
     "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) ORDER BY applied_at_us, id"
+    "AND username NOT IN (SELECT username FROM player_bans) UNION ALL "
+    "SELECT username, applied_at_us, delta, presence, id FROM score_events_archive "
+    "WHERE board = {p} AND period = {p} "
+    "AND username NOT IN (SELECT username FROM player_bans) ORDER BY 2, 5"
 )
 
 
@@ -225,6 +249,14 @@ class SqlScoreHistory:
             sqlite=self._mysql is None,
         )
 
+    def archive(self) -> SqlEventArchive:
+        """The event archive (moves and retention deletes, batch by batch), on the primary."""
+        return SqlEventArchive(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
+        )
+
     def outbox(self) -> SqlOutbox:
         """The webhook outbox, on the primary."""
         return SqlOutbox(
@@ -263,9 +295,10 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, int]]:
-            rows = await self._dialect.fetch(connection, self._totals, (board, period))
+            rows = await self._dialect.fetch(connection, self._totals, (board, period) * 2)
+            removals = (board, period, REMOVAL_ID_PATTERN) * 2
             removed = await self._dialect.fetch(
-                connection, self._presence, (board, period, board, period, REMOVAL_ID_PATTERN)
+                connection, self._presence, ((board, period, *removals) * 2)
             )
             absent = {str(username) for username, presence in removed if int(presence) <= 0}
             return [
@@ -283,7 +316,7 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, str, int]]:
-            rows = await self._dialect.fetch(connection, self._client_events, (board, period))
+            rows = await self._dialect.fetch(connection, self._client_events, (board, period) * 2)
             return [
                 (str(username), str(event_id), int(delta)) for username, event_id, delta in rows
             ]
@@ -301,10 +334,10 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, int, int | None]]:
-            rows = await self._dialect.fetch(connection, self._writes, (board, period))
+            rows = await self._dialect.fetch(connection, self._writes, (board, period) * 2)
             return [
                 (str(username), int(instant or 0), None if presence == -1 else int(value))
-                for username, instant, value, presence in rows
+                for username, instant, value, presence, _ in rows
             ]
 
         return await self._read("writes", query, patient=patient)
