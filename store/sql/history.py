@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from store.errors import StoreUnavailable
-from store.models import REMOVAL_ID_PREFIX, ScoreEvent
+from store.models import ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
 from store.sql.archive import SqlEventArchive
 from store.sql.boards import SqlBoardTable
 from store.sql.dialect import Dialect, event_row
+from store.sql.event_reads import PeriodEvents
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
 from store.sql.outbox import SqlOutbox
@@ -30,59 +31,6 @@ from store.sql.sqlite import SqliteDialect
 from store.sql.standings import SqlStandings
 
 T = TypeVar("T")
-
-REMOVAL_ID_PATTERN = REMOVAL_ID_PREFIX + "%"
-
-# Every read takes a period's rows from both tables, in one statement (one consistent
-# view: a batch that `leaderboard archive` moves meanwhile is counted once, never twice or
-# not at all). A live period has no archived rows: the archive's part is one index seek.
-# Each table is aggregated on its own (the hot part stays an index-only scan of
-# score_events_totals), then the per-player parts are added up.
-_TOTALS = (
-    "SELECT username, SUM(total) FROM ("
-    "SELECT username, SUM(delta) AS total FROM score_events "
-    "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) GROUP BY username "
-    "UNION ALL SELECT username, SUM(delta) AS total FROM score_events_archive "
-    "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) GROUP BY username"
-    ") AS parts GROUP BY username"
-)
-# Players with a removal row in the period (found on the event-id index: removal ids start
-# with '!', outside the client and generated alphabets) and whether they scored again after
-# their last removal: the rows before this column existed count as one start (they all
-# predate any removal). See docs/moderation.md.
-_PRESENCE = (
-    "SELECT username, SUM(started) + MAX(unmarked) FROM ("
-    "SELECT username, SUM(COALESCE(presence, 0)) AS started, MAX(presence IS NULL) AS unmarked "
-    "FROM score_events WHERE board = {p} AND period = {p} AND username IN ("
-    "SELECT username FROM score_events WHERE board = {p} AND period = {p} "
-    "AND event_id LIKE {p} UNION SELECT username FROM score_events_archive "
-    "WHERE board = {p} AND period = {p} AND event_id LIKE {p}) GROUP BY username UNION ALL "
-    "SELECT username, SUM(COALESCE(presence, 0)) AS started, MAX(presence IS NULL) AS unmarked "
-    "FROM score_events_archive WHERE board = {p} AND period = {p} AND username IN ("
-    "SELECT username FROM score_events WHERE board = {p} AND period = {p} "
-    "AND event_id LIKE {p} UNION SELECT username FROM score_events_archive "
-    "WHERE board = {p} AND period = {p} AND event_id LIKE {p}) GROUP BY username"
-    ") AS parts GROUP BY username"
-)
-_CLIENT_EVENTS = (
-    "SELECT username, event_id, delta FROM score_events "
-    "WHERE board = {p} AND period = {p} AND client_event_id "
-    "UNION ALL SELECT username, event_id, delta FROM score_events_archive "
-    "WHERE board = {p} AND period = {p} AND client_event_id"
-)
-
-# NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
-# A removal row (presence -1) carries the instant it was made on the ranking's clock.
-_WRITES = (
-    "SELECT username, applied_at_us, delta, presence, id FROM score_events "
-    "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) UNION ALL "
-    "SELECT username, applied_at_us, delta, presence, id FROM score_events_archive "
-    "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) ORDER BY 2, 5"
-)
 
 
 def _scheme(url: str) -> str:
@@ -136,10 +84,7 @@ class SqlScoreHistory:
         self._primary: Pool | None = None
         self._replica: Replica | None = None
         self._replica_pool: Pool | None = None
-        self._totals = _TOTALS.format(p=self._dialect.placeholder)
-        self._presence = _PRESENCE.format(p=self._dialect.placeholder)
-        self._client_events = _CLIENT_EVENTS.format(p=self._dialect.placeholder)
-        self._writes = _WRITES.format(p=self._dialect.placeholder)
+        self._events = PeriodEvents(self._dialect, sqlite=self._mysql is None)
 
     # Lifecycle
 
@@ -295,11 +240,7 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, int]]:
-            rows = await self._dialect.fetch(connection, self._totals, (board, period) * 2)
-            removals = (board, period, REMOVAL_ID_PATTERN) * 2
-            removed = await self._dialect.fetch(
-                connection, self._presence, ((board, period, *removals) * 2)
-            )
+            rows, removed = await self._events.totals(connection, board, period)
             absent = {str(username) for username, presence in removed if int(presence) <= 0}
             return [
                 (str(username), int(total)) for username, total in rows if username not in absent
@@ -316,7 +257,7 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, str, int]]:
-            rows = await self._dialect.fetch(connection, self._client_events, (board, period) * 2)
+            rows = await self._events.client_events(connection, board, period)
             return [
                 (str(username), str(event_id), int(delta)) for username, event_id, delta in rows
             ]
@@ -334,10 +275,10 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, int, int | None]]:
-            rows = await self._dialect.fetch(connection, self._writes, (board, period) * 2)
+            rows = await self._events.writes(connection, board, period)
             return [
                 (str(username), int(instant or 0), None if presence == -1 else int(value))
-                for username, instant, value, presence, _ in rows
+                for username, instant, value, presence in rows
             ]
 
         return await self._read("writes", query, patient=patient)

@@ -36,10 +36,7 @@ BOARDS = parse_boards("global:monthly")
 BOARD = "global"
 PERIOD = BOARDS[0].current_period()
 DATABASE = "lb"
-TOTALS_STATEMENT = (
-    "SELECT username, SUM(total) FROM (SELECT username, SUM(delta) AS total FROM score_events "
-    "WHERE board =%"
-)
+TOTALS_STATEMENT = "SELECT username, SUM(delta) FROM score_events WHERE board =%"
 CLIENT_EVENTS_STATEMENT = "SELECT username, event_id, delta FROM score_events WHERE board =%"
 # Short, so the lagging cases take about a second.
 WAIT_SECONDS = 0.5
