@@ -4,7 +4,8 @@ handlers (websocket.py), the per-transport operation rules (operation_rules.py),
 the door (http_timeouts.py, rate_limit.py, the body size in app.py), request ids and logs
 (request_id.py, logs.py), the WebSocket connection under the handlers
 (websocket_protocol.py), metrics (metrics.py), the seasons' webhook (webhook.py), the
-browser pages (graphiql.py, overlay.py, static/), and the `leaderboard` command line (cli.py).
+browser pages (graphiql.py, overlay.py, static/), and the `leaderboard` command line
+(cli.py; its `archive` command in archive_command.py).
 
 The top layer: may import `schema`, `resolvers`, `store` and `batcher`; nothing imports it.
 """
