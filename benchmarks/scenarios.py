@@ -1370,6 +1370,13 @@ def _seasons() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
     return seasons
 
 
+def _archive() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
+    """The history archive scenario (benchmarks/history_archive.py), imported when it runs."""
+    from benchmarks.history_archive import archive_scenario
+
+    return archive_scenario
+
+
 def _player_reads() -> Callable[[Bench, Context], Awaitable[list[Row]]]:
     """The player reads scenario (benchmarks/player_reads.py), imported when it runs: that
     module builds on this one's helpers."""
@@ -1394,6 +1401,7 @@ SCENARIOS: dict[str, Callable[[Bench, Context], Awaitable[list[Row]]]] = {
     "scale": scale,
     "players": lambda bench, context: _player_reads()(bench, context),
     "seasons": lambda bench, context: _seasons()(bench, context),
+    "archive": lambda bench, context: _archive()(bench, context),
 }
 """Every scenario by its `--scenarios` name, in the order they run."""
 

@@ -1,4 +1,4 @@
-"""The `leaderboard` command: serve, migrate, rebuild, reconcile, export-schema."""
+"""The `leaderboard` command: serve, migrate, rebuild, reconcile, archive, export-schema."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from rich.progress import (
 )
 
 from schema.build import SDL_PATH, write_sdl
+from server import archive_command
 from server.http_timeouts import HEADER_TIMEOUT_VARIABLE
 from server.logs import configure_logging, logging_config
 from server.resources import open_history, open_recovery
@@ -391,6 +392,8 @@ def parser() -> argparse.ArgumentParser:
         help="period id, checked on every board given (default: each board's current one)",
     )
 
+    archive_command.add_parser(commands)
+
     export_command = commands.add_parser(
         "export-schema",
         help="write the GraphQL SDL",
@@ -426,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(rebuild(settings, arguments.board, arguments.period))
             case "reconcile":
                 return asyncio.run(reconcile(settings, arguments.board, arguments.period))
+            case "archive":
+                return asyncio.run(
+                    archive_command.archive(settings, arguments.before, arguments.batch_rows)
+                )
             case "export-schema":
                 print(f"leaderboard: wrote {write_sdl(Path(arguments.output))}")
                 return 0

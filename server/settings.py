@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     twice as long) and then forgotten, whatever the board's period; a replay within it is
     not applied again. Redis memory for eventIds is rate x 1..2 windows
     (docs/scaling.md)."""
+    event_retention_days: int | None = Field(None, ge=1)
+    """Raw history rows of final periods that ended more than this many days ago are
+    deleted by `leaderboard archive` (archived ones too); unset: kept forever. At least
+    `retention_days`: an erasure finds the past rankings still in Redis by the rows."""
     rebuild_claim_seconds: float = Field(60.0, gt=0)
     """Expiry of a rebuild claim, so a crashed rebuilder does not block the others forever."""
     rebuild_wait_seconds: float = Field(30.0, gt=0)
@@ -209,6 +213,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "LEADERBOARD_HEARTBEAT_TIMEOUT_SECONDS must be at least twice "
                 "LEADERBOARD_HEARTBEAT_SECONDS (one late beat is not a death)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_event_retention(self) -> Settings:
+        if self.event_retention_days is not None and self.event_retention_days < max(
+            1, self.retention_days
+        ):
+            raise ValueError(
+                "LEADERBOARD_EVENT_RETENTION_DAYS must be at least LEADERBOARD_RETENTION_DAYS: "
+                "an erasure finds the past periods Redis still holds by their history rows"
             )
         return self
 

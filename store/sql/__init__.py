@@ -7,6 +7,9 @@
 - `standings.py`, `outbox.py`: the seasons' tables (final standings, results, claims,
   watermarks; the webhook outbox); `frozen_rows.py` (a final period's rows in the board's
   order) and `final_reads.py` (the reads of final periods).
+- `archive.py`: the event archive (final periods' rows moved out of `score_events` in
+  bounded transactions, and deleted by retention); `event_reads.py`: a period's events
+  as a rebuild reads them, from both tables once some are archived.
 - `replica.py`: reads on a MySQL/MariaDB replica once it has caught up (GTID wait).
 - `profiles.py`: the `player_profiles` table (versioned upserts, reads of many players).
 - `pool.py`: one database's connection pool: time limits, error wrapping, timing.

@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from store.errors import StoreUnavailable
-from store.models import REMOVAL_ID_PREFIX, ScoreEvent
+from store.models import ScoreEvent
 from store.observer import StoreObserver
 from store.sql import migrations
+from store.sql.archive import SqlEventArchive
 from store.sql.boards import SqlBoardTable
 from store.sql.dialect import Dialect, event_row
+from store.sql.event_reads import PeriodEvents
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
 from store.sql.outbox import SqlOutbox
@@ -29,36 +31,6 @@ from store.sql.sqlite import SqliteDialect
 from store.sql.standings import SqlStandings
 
 T = TypeVar("T")
-
-REMOVAL_ID_PATTERN = REMOVAL_ID_PREFIX + "%"
-
-_TOTALS = (
-    "SELECT username, SUM(delta) FROM score_events "
-    "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) GROUP BY username"
-)
-# Players with a removal row in the period (found on the event-id index: removal ids start
-# with '!', outside the client and generated alphabets) and whether they scored again after
-# their last removal: the rows before this column existed count as one start (they all
-# predate any removal). See docs/moderation.md.
-_PRESENCE = (
-    "SELECT username, SUM(COALESCE(presence, 0)) + MAX(presence IS NULL) FROM score_events "
-    "WHERE board = {p} AND period = {p} AND username IN ("
-    "SELECT username FROM score_events WHERE board = {p} AND period = {p} "
-    "AND event_id LIKE {p}) GROUP BY username"
-)
-_CLIENT_EVENTS = (
-    "SELECT username, event_id, delta FROM score_events "
-    "WHERE board = {p} AND period = {p} AND client_event_id AND id_life >= {p}"
-)
-
-# NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
-# A removal row (presence -1) carries the instant it was made on the ranking's clock.
-_WRITES = (
-    "SELECT username, applied_at_us, delta, presence FROM score_events "
-    "WHERE board = {p} AND period = {p} "
-    "AND username NOT IN (SELECT username FROM player_bans) ORDER BY applied_at_us, id"
-)
 
 
 def _scheme(url: str) -> str:
@@ -112,10 +84,7 @@ class SqlScoreHistory:
         self._primary: Pool | None = None
         self._replica: Replica | None = None
         self._replica_pool: Pool | None = None
-        self._totals = _TOTALS.format(p=self._dialect.placeholder)
-        self._presence = _PRESENCE.format(p=self._dialect.placeholder)
-        self._client_events = _CLIENT_EVENTS.format(p=self._dialect.placeholder)
-        self._writes = _WRITES.format(p=self._dialect.placeholder)
+        self._events = PeriodEvents(self._dialect, sqlite=self._mysql is None)
 
     # Lifecycle
 
@@ -225,6 +194,14 @@ class SqlScoreHistory:
             sqlite=self._mysql is None,
         )
 
+    def archive(self) -> SqlEventArchive:
+        """The event archive (moves and retention deletes, batch by batch), on the primary."""
+        return SqlEventArchive(
+            self._dialect,
+            lambda what, operation: self._run(what, operation, limit=self._timeout),
+            sqlite=self._mysql is None,
+        )
+
     def outbox(self) -> SqlOutbox:
         """The webhook outbox, on the primary."""
         return SqlOutbox(
@@ -263,10 +240,7 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, int]]:
-            rows = await self._dialect.fetch(connection, self._totals, (board, period))
-            removed = await self._dialect.fetch(
-                connection, self._presence, (board, period, board, period, REMOVAL_ID_PATTERN)
-            )
+            rows, removed = await self._events.totals(connection, board, period)
             absent = {str(username) for username, presence in removed if int(presence) <= 0}
             return [
                 (str(username), int(total)) for username, total in rows if username not in absent
@@ -284,9 +258,7 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, str, int]]:
-            rows = await self._dialect.fetch(
-                connection, self._client_events, (board, period, since_life)
-            )
+            rows = await self._events.client_events(connection, board, period, since_life)
             return [
                 (str(username), str(event_id), int(delta)) for username, event_id, delta in rows
             ]
@@ -304,7 +276,7 @@ class SqlScoreHistory:
         """
 
         async def query(connection: Any) -> list[tuple[str, int, int | None]]:
-            rows = await self._dialect.fetch(connection, self._writes, (board, period))
+            rows = await self._events.writes(connection, board, period)
             return [
                 (str(username), int(instant or 0), None if presence == -1 else int(value))
                 for username, instant, value, presence in rows

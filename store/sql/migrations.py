@@ -369,6 +369,57 @@ MIGRATIONS: Final = (
             "CREATE INDEX score_events_username ON score_events (username)",
         ),
     ),
+    Migration(
+        version=9,
+        # The event archive (store/sql/archive.py, docs/history.md "Archive and retention"):
+        # raw rows of final periods moved out of `score_events` by `leaderboard archive`.
+        # Clustered on the natural key, so a period's rows are one range (rebuild reads,
+        # retention deletes) and a row moved twice is one row; the username index serves
+        # erasure and a player's periods. No totals index: rebuilds of archived periods are
+        # rare operator work, and every index costs each moved row. `id_life` as in
+        # migration 8: an event id applied again after the idempotency window is two rows.
+        mysql=(
+            """
+            CREATE TABLE IF NOT EXISTS score_events_archive (
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                event_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                id BIGINT NOT NULL,
+                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                delta BIGINT NOT NULL,
+                client_event_id BOOL NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                applied_at_us BIGINT NULL,
+                presence TINYINT NULL,
+                id_life BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (board, period, event_id, id_life),
+                KEY score_events_archive_username (username)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+        sqlite=(
+            """
+            CREATE TABLE IF NOT EXISTS score_events_archive (
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                id INTEGER NOT NULL,
+                username TEXT NOT NULL,
+                delta INTEGER NOT NULL,
+                client_event_id INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                applied_at_us INTEGER NULL,
+                presence INTEGER NULL,
+                id_life INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (board, period, event_id, id_life)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS score_events_archive_username
+                ON score_events_archive (username)
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

@@ -1,6 +1,7 @@
 """A player's records across boards: bans, the periods holding their history, erasure.
 
-Created by migration 3 (the `player_bans` table, the username index of `score_events`).
+Created by migration 5 (the `player_bans` table, the username index of `score_events`);
+a player's rows are read and erased in `score_events_archive` too (migration 9).
 Each changing statement is committed on its own (MySQL autocommit; SQLite in an IMMEDIATE
 transaction); an erasure deletes in one transaction, so its count is exactly what went.
 """
@@ -76,22 +77,34 @@ class SqlPlayerRecords:
                 f"VALUES ({p}, {p}, {p}) ON DUPLICATE KEY UPDATE reason = VALUES(reason)"
             )
         self._delete_ban = f"DELETE FROM player_bans WHERE username = {p}"  # noqa: S608
-        # On the username index; removal rows are told apart by their id's prefix.
+        # On the username index of each table (archived rows of final periods included:
+        # an erasure must reach them); removal rows are told apart by their id's prefix.
+        # One statement over both tables: a batch archived meanwhile is seen once.
+        part = (
+            "SELECT board, period, SUM(delta) AS total, "  # noqa: S608
+            "SUM(COALESCE(presence, 0)) AS started, MAX(presence IS NULL) AS unmarked, "
+            f"MAX(CASE WHEN event_id LIKE {p} THEN 1 ELSE 0 END) AS removed "
+            "FROM {table} WHERE username = " + p + " GROUP BY board, period"
+        )
         self._periods = (
-            "SELECT board, period, SUM(delta), "  # noqa: S608
-            "SUM(COALESCE(presence, 0)) + MAX(presence IS NULL), "
-            f"MAX(CASE WHEN event_id LIKE {p} THEN 1 ELSE 0 END) "
-            f"FROM score_events WHERE username = {p} GROUP BY board, period"
+            "SELECT board, period, SUM(total), SUM(started) + MAX(unmarked), MAX(removed) "  # noqa: S608
+            f"FROM ({part.format(table='score_events')} UNION ALL "
+            f"{part.format(table='score_events_archive')}) AS parts GROUP BY board, period"
         )
         self._client_ids = (
             "SELECT board, period, event_id FROM score_events "  # noqa: S608
+            f"WHERE username = {p} AND client_event_id UNION ALL "
+            "SELECT board, period, event_id FROM score_events_archive "
             f"WHERE username = {p} AND client_event_id"
         )
         self._delete_events = f"DELETE FROM score_events WHERE username = {p}"  # noqa: S608
+        self._delete_archived = f"DELETE FROM score_events_archive WHERE username = {p}"  # noqa: S608
         # As history.writes orders a period's rows (NULL instants first, ties by insertion).
         self._writes = (
-            "SELECT board, period, applied_at_us, delta, presence FROM score_events "  # noqa: S608
-            f"WHERE username = {p} ORDER BY board, period, applied_at_us, id"
+            "SELECT board, period, applied_at_us, delta, presence, id FROM score_events "  # noqa: S608
+            f"WHERE username = {p} UNION ALL "
+            "SELECT board, period, applied_at_us, delta, presence, id FROM score_events_archive "
+            f"WHERE username = {p} ORDER BY 1, 2, 3, 6"
         )
 
     # Bans
@@ -148,7 +161,7 @@ class SqlPlayerRecords:
 
         async def query(connection: Any) -> list[PlayerPeriod]:
             rows = await self._dialect.fetch(
-                connection, self._periods, (REMOVAL_ID_PREFIX + "%", username)
+                connection, self._periods, (REMOVAL_ID_PREFIX + "%", username) * 2
             )
             return [
                 PlayerPeriod(
@@ -169,9 +182,9 @@ class SqlPlayerRecords:
         boards that keep instants)."""
 
         async def query(connection: Any) -> dict[tuple[str, str], list[tuple[int, int | None]]]:
-            rows = await self._dialect.fetch(connection, self._writes, (username,))
+            rows = await self._dialect.fetch(connection, self._writes, (username,) * 2)
             found: dict[tuple[str, str], list[tuple[int, int | None]]] = {}
-            for board, period, instant, value, presence in rows:
+            for board, period, instant, value, presence, _ in rows:
                 found.setdefault((str(board), str(period)), []).append(
                     (int(instant or 0), None if presence == -1 else int(value))
                 )
@@ -186,18 +199,19 @@ class SqlPlayerRecords:
         """(board, period, event id) of the player's client-supplied event ids."""
 
         async def query(connection: Any) -> list[tuple[str, str, str]]:
-            rows = await self._dialect.fetch(connection, self._client_ids, (username,))
+            rows = await self._dialect.fetch(connection, self._client_ids, (username,) * 2)
             return [(str(board), str(period), str(event_id)) for board, period, event_id in rows]
 
         ids: list[tuple[str, str, str]] = await self._run("player_event_ids", query)
         return ids
 
     async def erase(self, username: str) -> ErasedRows:
-        """Delete every history row and the ban of the player (and the rows of the tables
-        in `_ERASE_HOOKS`), in one transaction."""
+        """Delete every history row of the player (archived ones too) and their ban (and
+        the rows of the tables in `_ERASE_HOOKS`), in one transaction."""
         p = self._p
         statements = [
             (self._delete_events, (username,)),
+            (self._delete_archived, (username,)),
             (self._delete_ban, (username,)),
             *((f"{hook} = {p}", (username,)) for hook in _ERASE_HOOKS),
         ]
@@ -206,7 +220,7 @@ class SqlPlayerRecords:
             return await self._counted(connection, statements)
 
         counts = await self._run("player_erase", run)
-        return ErasedRows(events=counts[0], bans=counts[1])
+        return ErasedRows(events=counts[0] + counts[1], bans=counts[2])
 
     async def _changing(
         self, connection: Any, statements: list[tuple[str, tuple[Any, ...]]]

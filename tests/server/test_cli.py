@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 async def test_help_lists_every_command() -> None:
     code, output = await leaderboard({}, "--help")
     assert code == 0
-    for command in ("serve", "migrate", "rebuild", "export-schema"):
+    for command in ("serve", "migrate", "rebuild", "archive", "export-schema"):
         assert command in output
 
 

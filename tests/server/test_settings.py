@@ -18,3 +18,11 @@ def test_a_read_replica_needs_a_mysql_primary() -> None:
         database_read_url="mysql+aiomysql://root@replica:3306/test",
     )
     assert settings.database_read_url.startswith("mysql")
+
+
+def test_event_retention_is_unset_by_default_and_outlives_redis_retention() -> None:
+    assert Settings(_env_file=None).event_retention_days is None
+    with pytest.raises(ValueError, match="EVENT_RETENTION_DAYS"):
+        Settings(_env_file=None, event_retention_days=30)  # Redis keeps 35
+    assert Settings(_env_file=None, event_retention_days=35).event_retention_days == 35
+    assert Settings(_env_file=None, event_retention_days=1, retention_days=0).event_retention_days

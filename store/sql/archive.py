@@ -1,0 +1,165 @@
+"""The event archive: raw rows of final periods moved out of `score_events`, and deleted.
+
+Created by migration 9 (docs/history.md, "Archive and retention"). `score_events_archive`
+has the columns of `score_events`, clustered on (board, period, event_id, id_life).
+
+- `move` moves one bounded batch of a period's rows in one transaction: the keys of up to
+  `rows` rows (locked on MySQL; SQLite's IMMEDIATE transaction holds the write lock), the
+  same rows copied into the archive, then deleted from `score_events`. Both or neither
+  commit, so a row is always in exactly one of the two tables; an interrupted run rolls
+  back its open batch and the next run takes up where it stopped. A row whose key the
+  archive already holds (the same event, replayed into an archived period) is not copied
+  again, only deleted.
+- `purge` deletes one bounded batch of a period's rows from one table (retention).
+
+Which periods may go where is decided by `store.event_archive`; this module only moves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import aiomysql
+
+from store.sql.dialect import EVENT_COLUMNS, Dialect
+
+T = TypeVar("T")
+
+Runner = Callable[[str, Callable[[Any], Awaitable[T]]], Awaitable[T]]
+
+HOT: Final = "score_events"
+ARCHIVE: Final = "score_events_archive"
+TABLES: Final = (HOT, ARCHIVE)
+
+_COLUMNS: Final = "id, " + EVENT_COLUMNS
+
+
+class SqlEventArchive:
+    """Moves and deletes raw event rows of whole periods, batch by batch, on the primary."""
+
+    def __init__(self, dialect: Dialect, run: Runner[Any], *, sqlite: bool) -> None:
+        self._dialect = dialect
+        self._run = run
+        self._sqlite = sqlite
+        self._p = dialect.placeholder
+
+    async def archived_periods(self, board: str) -> list[str]:
+        """Every period of a board with rows in the archive, oldest first (a skip scan on
+        the archive's primary key, one seek per period)."""
+        p = self._p
+        first = f"SELECT MIN(period) FROM {ARCHIVE} WHERE board = {p}"  # noqa: S608
+        following = (
+            f"SELECT period FROM {ARCHIVE} WHERE board = {p} AND period > {p} "  # noqa: S608
+            "ORDER BY period LIMIT 1"
+        )
+
+        async def query(connection: Any) -> list[str]:
+            rows = await self._dialect.fetch(connection, first, (board,))
+            found: list[str] = []
+            while rows and rows[0][0] is not None:
+                found.append(str(rows[0][0]))
+                rows = await self._dialect.fetch(connection, following, (board, found[-1]))
+            return found
+
+        periods: list[str] = await self._run("archive_periods", query)
+        return periods
+
+    async def move(self, board: str, period: str, rows: int) -> int:
+        """Move up to `rows` rows of the period into the archive, in one transaction; how
+        many left `score_events` (0: none was left)."""
+        p = self._p
+        lock = "" if self._sqlite else " FOR UPDATE"
+        pick = (
+            f"SELECT event_id FROM {HOT} WHERE board = {p} AND period = {p} "  # noqa: S608
+            f"ORDER BY event_id LIMIT {int(rows)}{lock}"
+        )
+
+        async def transaction(connection: Any) -> int:
+            async with self._transaction(connection):
+                picked = await self._dialect.fetch(connection, pick, (board, period))
+                if not picked:
+                    return 0
+                # An id used again after the idempotency window has a row per life
+                # (`id_life`): its lives move together, and the count is of rows.
+                ids = tuple(sorted({str(row[0]) for row in picked}))
+                marks = ", ".join([p] * len(ids))
+                where = f"WHERE board = {p} AND period = {p} AND event_id IN ({marks})"
+                if self._sqlite:
+                    copy = (
+                        f"INSERT INTO {ARCHIVE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {HOT} "  # noqa: S608
+                        f"{where} ON CONFLICT (board, period, event_id, id_life) DO NOTHING"
+                    )
+                else:
+                    copy = (
+                        f"INSERT INTO {ARCHIVE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {HOT} "  # noqa: S608
+                        f"{where} ON DUPLICATE KEY UPDATE {ARCHIVE}.id = {ARCHIVE}.id"
+                    )
+                delete = f"DELETE FROM {HOT} {where}"  # noqa: S608
+                await self._dialect.execute(connection, copy, (board, period, *ids))
+                if self._sqlite:
+                    cursor = await connection.execute(delete, (board, period, *ids))
+                    return int(cursor.rowcount)
+                async with connection.cursor() as cursor:
+                    return int(await cursor.execute(delete, (board, period, *ids)))
+
+        moved: int = await self._run("archive_move", transaction)
+        return moved
+
+    async def purge(self, table: str, board: str, period: str, rows: int) -> int:
+        """Delete up to `rows` rows of the period from `table` (one of `TABLES`), committed;
+        how many went (0: none was left)."""
+        if table not in TABLES:
+            raise ValueError(f"not an event table: {table!r}")
+        p = self._p
+        if self._sqlite:
+            # SQLite's DELETE takes no LIMIT unless built with it: the keys by a subquery.
+            key = "id" if table == HOT else "event_id"
+            delete = (
+                f"DELETE FROM {table} WHERE board = {p} AND period = {p} AND {key} IN ("  # noqa: S608
+                f"SELECT {key} FROM {table} WHERE board = {p} AND period = {p} "
+                f"LIMIT {int(rows)})"
+            )
+            parameters: tuple[str, ...] = (board, period, board, period)
+        else:
+            # MariaDB refuses LIMIT in an IN subquery; DELETE ... LIMIT walks the key range.
+            delete = f"DELETE FROM {table} WHERE board = {p} AND period = {p} LIMIT {int(rows)}"  # noqa: S608
+            parameters = (board, period)
+
+        async def statement(connection: Any) -> int:
+            async with self._transaction(connection):
+                if self._sqlite:
+                    cursor = await connection.execute(delete, parameters)
+                    return int(cursor.rowcount)
+                async with connection.cursor() as cursor:
+                    return int(await cursor.execute(delete, parameters))
+
+        purged: int = await self._run("archive_purge", statement)
+        return purged
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, connection: Any) -> AsyncIterator[None]:
+        if self._sqlite:
+            await connection.execute("BEGIN IMMEDIATE")
+        else:
+            # READ COMMITTED: the locking read takes the picked rows' locks only (no gap
+            # locks), so a late insert into the next period never waits for a batch.
+            await self._dialect.execute(
+                connection, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+            )
+            await connection.begin()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error, aiomysql.Error):
+                if self._sqlite:
+                    await connection.execute("ROLLBACK")
+                else:
+                    await connection.rollback()
+            raise
+        if self._sqlite:
+            await connection.execute("COMMIT")
+        else:
+            await connection.commit()
