@@ -49,6 +49,34 @@ Reconcile = Callable[[str, str], Awaitable[None]]
 """Put a board period's live ranking back to the history's truth (unload, fenced rebuild)."""
 
 
+class Unloads(Protocol):
+    """A ranking store that can drop a period's live ranking (the Redis one)."""
+
+    async def unload(self, board: str, period: str) -> None:
+        """Drop the period's ranking: the next use rebuilds it from the history."""
+        ...
+
+
+class Rebuilds(Protocol):
+    """What brings an unloaded period back (`store.recovery.RankingRecovery`)."""
+
+    async def ensure_loaded(self, board: str, period: str) -> None:
+        """Return once the period is loaded."""
+        ...
+
+
+def unload_and_rebuild(ranking: Unloads, recovery: Rebuilds) -> Reconcile:
+    """The reconcile of a dead instance's board periods: unload, then a fenced rebuild."""
+
+    async def reconcile(board: str, period: str) -> None:
+        # Unloaded first: writes wait for the rebuild instead of landing in a ranking it is
+        # about to replace; the rebuild's fence then covers what they applied before.
+        await ranking.unload(board, period)
+        await recovery.ensure_loaded(board, period)
+
+    return reconcile
+
+
 class InstanceObserver(Protocol):
     """Told about fences and dead instances (for metrics)."""
 

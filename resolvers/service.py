@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from batcher import WriteBatcher, WriteRefused
+from batcher import WriteBatcher
 from resolvers import cursors, validation
-from resolvers.errors import ApiError, ErrorCode, bad_input, forbidden, unavailable
+from resolvers.errors import (
+    ApiError,
+    ErrorCode,
+    bad_input,
+    forbidden,
+    reading,
+    unavailable,
+    write_refusals,
+)
 from store.board_kinds import UpdateRule
 from store.boards import Board, board_index
 from store.errors import (
-    EventIdReused,
     PartiallyApplied,
     RankingNotLoaded,
-    ScoreBeyondCap,
-    ScoreOutOfRange,
     StoreUnavailable,
 )
 from store.models import (
@@ -169,7 +173,7 @@ class LeaderboardService:
         now = self._clock()
         periods: dict[str, str] = {}
         increments = [self._validated(request, now, periods) for request in requests]
-        with _write_refusals(), self._batcher.reserve(len(increments)) as reservation:
+        with write_refusals(), self._batcher.reserve(len(increments)) as reservation:
             if self.instances is not None:  # after reserving (resolvers/instances.py)
                 await self.instances.declared(periods.items())
             partial: PartiallyApplied | None = None
@@ -246,7 +250,7 @@ class LeaderboardService:
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
-        with _write_refusals(), self._batcher.reserve(1) as reservation:
+        with write_refusals(), self._batcher.reserve(1) as reservation:
             if self.instances is not None:
                 await self.instances.declared([(board_id, submission.period)])
             # One write on one key: it applies whole or not at all (no partial batch).
@@ -276,7 +280,7 @@ class LeaderboardService:
         validation.limit(limit)
         validation.offset(offset)
         if final := await self._final(board, period_id, period):
-            return await _reading(lambda: final.top(limit, offset))
+            return await reading(lambda: final.top(limit, offset))
         return await self._recovering(lambda: self._top.top(board.id, period_id, limit, offset))
 
     async def player(self, board_id: str, period: str | None, username: str) -> RankedPlayer | None:
@@ -284,7 +288,7 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.username(username)
         if final := await self._final(board, period_id, period):
-            return await _reading(lambda: final.player(username))
+            return await reading(lambda: final.player(username))
         return await self._recovering(lambda: self._ranking.player(board.id, period_id, username))
 
     async def neighborhood(
@@ -296,7 +300,7 @@ class LeaderboardService:
         validation.username(username)
         validation.radius(radius)
         if final := await self._final(board, period_id, period):
-            return await _reading(lambda: final.neighborhood(username, radius, fill))
+            return await reading(lambda: final.neighborhood(username, radius, fill))
         return await self._recovering(
             lambda: self._ranking.neighborhood(board.id, period_id, username, radius, fill=fill)
         )
@@ -309,7 +313,7 @@ class LeaderboardService:
         board, period_id = self.period(board_id, period)
         validation.usernames(usernames)
         if final := await self._final(board, period_id, period):
-            return await _reading(lambda: final.players(usernames))
+            return await reading(lambda: final.players(usernames))
         return await self._recovering(lambda: self._ranking.players(board.id, period_id, usernames))
 
     async def ranking(
@@ -320,7 +324,7 @@ class LeaderboardService:
         validation.first(first)
         key = None if after is None else cursors.decode(after, board.id, period_id)
         if final := await self._final(board, period_id, period):
-            page = await _reading(lambda: final.page(first, key))
+            page = await reading(lambda: final.page(first, key))
         else:
             page = await self._recovering(
                 lambda: self._ranking.page(board.id, period_id, first, key)
@@ -347,7 +351,7 @@ class LeaderboardService:
         seasons = self.seasons
         if seasons is None:
             return None
-        return await _reading(lambda: seasons.frozen(board, period))
+        return await reading(lambda: seasons.frozen(board, period))
 
     # Profiles
 
@@ -404,27 +408,6 @@ class LeaderboardService:
                     "storage is unavailable; nothing was applied, retry later"
                 ) from None
         raise unavailable("the ranking is being rebuilt; retry later")
-
-
-async def _reading(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run a read of the frozen standings; the database failing is UNAVAILABLE."""
-    try:
-        return await operation()
-    except StoreUnavailable as error:
-        logger.warning("history unavailable: %s", error)
-        raise unavailable("storage is unavailable, retry later") from None
-
-
-@contextlib.contextmanager
-def _write_refusals() -> Iterator[None]:
-    """A write's refusals by the batcher or the store, as the client's errors (nothing
-    was written)."""
-    try:
-        yield
-    except WriteRefused as error:
-        raise unavailable(f"writes are refused for now ({error.reason}); retry later") from None
-    except (ScoreOutOfRange, EventIdReused, ScoreBeyondCap) as error:
-        raise bad_input(str(error)) from None
 
 
 def _use_set_score(board: Board) -> str:

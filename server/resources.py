@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from batcher import WriteBatcher
 from resolvers.auth import WriteTokens
 from resolvers.boards import BoardAdmin
-from resolvers.instances import InstanceObserver, Instances
+from resolvers.instances import InstanceObserver, Instances, unload_and_rebuild
 from resolvers.live import LiveRankings
 from resolvers.moderation import PlayerModeration
 from resolvers.seasons import Seasons
@@ -250,7 +250,7 @@ def build_resources(
         top_cache=top_cache,
     )
     if isinstance(ranking, RedisRankingStore):
-        instances.reconcile = _dead_instance_reconcile(ranking, recovery)
+        instances.reconcile = unload_and_rebuild(ranking, recovery)
     standings = history.standings()
     seasons = Seasons(
         standings=standings,
@@ -343,18 +343,6 @@ def build_resources(
         instances=instances,
         top_cache=top_cache,
     )
-
-
-def _dead_instance_reconcile(
-    ranking: RedisRankingStore, recovery: RankingRecovery
-) -> Callable[[str, str], Awaitable[None]]:
-    async def reconcile(board: str, period: str) -> None:
-        # Unloaded first: writes wait for the rebuild instead of landing in a ranking it is
-        # about to replace; the rebuild's fence then covers what they applied before.
-        await ranking.unload(board, period)
-        await recovery.ensure_loaded(board, period)
-
-    return reconcile
 
 
 @contextlib.asynccontextmanager
