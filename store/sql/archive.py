@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 
 import aiomysql
 
-from store.sql.dialect import EVENT_COLUMNS, Dialect
+from store.sql.dialect import EVENT_COLUMNS, Dialect, periods_in
 
 T = TypeVar("T")
 
@@ -47,22 +47,10 @@ class SqlEventArchive:
         self._p = dialect.placeholder
 
     async def archived_periods(self, board: str) -> list[str]:
-        """Every period of a board with rows in the archive, oldest first (a skip scan on
-        the archive's primary key, one seek per period)."""
-        p = self._p
-        first = f"SELECT MIN(period) FROM {ARCHIVE} WHERE board = {p}"  # noqa: S608
-        following = (
-            f"SELECT period FROM {ARCHIVE} WHERE board = {p} AND period > {p} "  # noqa: S608
-            "ORDER BY period LIMIT 1"
-        )
+        """Every period of a board with rows in the archive, oldest first (`periods_in`)."""
 
         async def query(connection: Any) -> list[str]:
-            rows = await self._dialect.fetch(connection, first, (board,))
-            found: list[str] = []
-            while rows and rows[0][0] is not None:
-                found.append(str(rows[0][0]))
-                rows = await self._dialect.fetch(connection, following, (board, found[-1]))
-            return found
+            return await periods_in(self._dialect, connection, ARCHIVE, board)
 
         periods: list[str] = await self._run("archive_periods", query)
         return periods

@@ -98,3 +98,22 @@ class Dialect(Protocol):
     async def record_version(self, connection: Any, version: int) -> None:
         """Store that the schema has reached `version` (never lowering it)."""
         ...
+
+
+async def periods_in(dialect: Dialect, connection: Any, table: str, board: str) -> list[str]:
+    """Every period of `board` with rows in `table`, oldest first: a skip scan, one index
+    seek per period on the table's (board, period, ...) key. `SELECT DISTINCT period`
+    read every row of the board instead (MariaDB chose no loose index scan): over 10 s
+    with 5M events of one period, measured by the seasons benchmark."""
+    p = dialect.placeholder
+    first = f"SELECT MIN(period) FROM {table} WHERE board = {p}"  # noqa: S608
+    following = (
+        f"SELECT period FROM {table} WHERE board = {p} AND period > {p} "  # noqa: S608
+        "ORDER BY period LIMIT 1"
+    )
+    rows = await dialect.fetch(connection, first, (board,))
+    found: list[str] = []
+    while rows and rows[0][0] is not None:
+        found.append(str(rows[0][0]))
+        rows = await dialect.fetch(connection, following, (board, found[-1]))
+    return found

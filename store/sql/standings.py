@@ -33,7 +33,7 @@ import aiomysql
 
 from store.models import PeriodResult, RankedPlayer
 from store.period_codec import decode, encode
-from store.sql.dialect import Dialect
+from store.sql.dialect import Dialect, periods_in
 from store.sql.final_reads import FinalReads
 from store.sql.frozen_rows import FrozenRow
 from store.sql.outbox import INSERT_OUTBOX
@@ -160,27 +160,11 @@ class SqlStandings(FinalReads):
         return {str(period): int(count) for period, count in await self._run("finals", query)}
 
     async def periods_with_events(self, board: str) -> list[str]:
-        """Every period of a board that has events in the history, oldest first.
-
-        A skip scan: one index seek per period (`period > last ORDER BY period LIMIT 1` on
-        the (board, period, ...) index). `SELECT DISTINCT period` read every event of the
-        board instead (MariaDB chose no loose index scan): over 10 s with 5M events of one
-        period, measured by the seasons benchmark.
-        """
-        p = self._p
-        first = f"SELECT MIN(period) FROM score_events WHERE board = {p}"  # noqa: S608
-        following = (
-            f"SELECT period FROM score_events WHERE board = {p} AND period > {p} "  # noqa: S608
-            "ORDER BY period LIMIT 1"
-        )
+        """Every period of a board that has events in the history, oldest first
+        (`periods_in`: a skip scan)."""
 
         async def query(connection: Any) -> list[str]:
-            rows = await self._dialect.fetch(connection, first, (board,))
-            found: list[str] = []
-            while rows and rows[0][0] is not None:
-                found.append(str(rows[0][0]))
-                rows = await self._dialect.fetch(connection, following, (board, found[-1]))
-            return found
+            return await periods_in(self._dialect, connection, "score_events", board)
 
         periods: list[str] = await self._run("event_periods", query)
         return periods
