@@ -18,13 +18,10 @@ Which periods may go where is decided by `store.event_archive`; this module only
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-import aiomysql
-
-from store.sql.dialect import EVENT_COLUMNS, Dialect, periods_in
+from store.sql.dialect import EVENT_COLUMNS, Dialect, periods_in, write_transaction
 
 T = TypeVar("T")
 
@@ -127,27 +124,5 @@ class SqlEventArchive:
         purged: int = await self._run("archive_purge", statement)
         return purged
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self, connection: Any) -> AsyncIterator[None]:
-        if self._sqlite:
-            await connection.execute("BEGIN IMMEDIATE")
-        else:
-            # READ COMMITTED: the locking read takes the picked rows' locks only (no gap
-            # locks), so a late insert into the next period never waits for a batch.
-            await self._dialect.execute(
-                connection, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
-            )
-            await connection.begin()
-        try:
-            yield
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error, aiomysql.Error):
-                if self._sqlite:
-                    await connection.execute("ROLLBACK")
-                else:
-                    await connection.rollback()
-            raise
-        if self._sqlite:
-            await connection.execute("COMMIT")
-        else:
-            await connection.commit()
+    def _transaction(self, connection: Any) -> contextlib.AbstractAsyncContextManager[None]:
+        return write_transaction(self._dialect, connection, sqlite=self._sqlite)

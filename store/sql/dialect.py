@@ -8,8 +8,9 @@ measurements), and the reads need no query builder either.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Protocol
 
@@ -117,3 +118,34 @@ async def periods_in(dialect: Dialect, connection: Any, table: str, board: str) 
         found.append(str(rows[0][0]))
         rows = await dialect.fetch(connection, following, (board, found[-1]))
     return found
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(
+    dialect: Dialect, connection: Any, *, sqlite: bool
+) -> AsyncIterator[None]:
+    """One transaction for a multi-statement change, rolled back when the block raises.
+
+    SQLite: BEGIN IMMEDIATE (the write lock at once, not at the first write). MySQL: READ
+    COMMITTED, so a locking read takes the rows it picks only (no gap locks) and a plain
+    SELECT is a consistent read that locks nothing: inserts into the next period never
+    wait for a long freeze or an archive batch.
+    """
+    if sqlite:
+        await connection.execute("BEGIN IMMEDIATE")
+    else:
+        await dialect.execute(connection, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        await connection.begin()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error, aiomysql.Error):
+            if sqlite:
+                await connection.execute("ROLLBACK")
+            else:
+                await connection.rollback()
+        raise
+    if sqlite:
+        await connection.execute("COMMIT")
+    else:
+        await connection.commit()

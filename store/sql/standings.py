@@ -26,14 +26,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import aiomysql
 
 from store.models import PeriodResult, RankedPlayer
 from store.period_codec import decode, encode
-from store.sql.dialect import Dialect, periods_in
+from store.sql.dialect import Dialect, periods_in, write_transaction
 from store.sql.final_reads import FinalReads
 from store.sql.frozen_rows import FrozenRow
 from store.sql.outbox import INSERT_OUTBOX
@@ -311,31 +311,8 @@ class SqlStandings(FinalReads):
 
     # Plumbing
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self, connection: Any) -> AsyncIterator[None]:
-        if self._sqlite:
-            await connection.execute("BEGIN IMMEDIATE")
-        else:
-            # READ COMMITTED: the SELECT over score_events is then a consistent read that
-            # locks nothing, so the next period's inserts (gaps next to the ended period's
-            # index range) never wait for a long freeze.
-            await self._dialect.execute(
-                connection, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
-            )
-            await connection.begin()
-        try:
-            yield
-        except BaseException:
-            with contextlib.suppress(*_DUPLICATE_KEY_ERRORS, sqlite3.Error, aiomysql.Error):
-                if self._sqlite:
-                    await connection.execute("ROLLBACK")
-                else:
-                    await connection.rollback()
-            raise
-        if self._sqlite:
-            await connection.execute("COMMIT")
-        else:
-            await connection.commit()
+    def _transaction(self, connection: Any) -> contextlib.AbstractAsyncContextManager[None]:
+        return write_transaction(self._dialect, connection, sqlite=self._sqlite)
 
     async def _changing(self, connection: Any, statement: str, parameters: tuple[Any, ...]) -> int:
         """Run one changing statement, committed; the number of rows it matched."""
