@@ -46,7 +46,9 @@ from batcher import WriteBatcher
 from store.models import ScoreEvent
 from store.sql import EVENT_COLUMNS, SqlScoreHistory, event_row
 
-ROW = "(%s,%s,%s,%s,%s,%s,%s)"
+COLUMNS = EVENT_COLUMNS.split(", ")
+ROW = "(" + ",".join(["%s"] * len(COLUMNS)) + ")"
+"""One row's placeholders, as many as the history's event columns."""
 UPSERT = " ON DUPLICATE KEY UPDATE id = id"
 
 TABLE = sqlalchemy.Table(
@@ -60,6 +62,9 @@ TABLE = sqlalchemy.Table(
     sqlalchemy.Column("event_id", sqlalchemy.String(128)),
     sqlalchemy.Column("client_event_id", sqlalchemy.Boolean),
     sqlalchemy.Column("created_at_ms", sqlalchemy.BigInteger),
+    sqlalchemy.Column("applied_at_us", sqlalchemy.BigInteger),
+    sqlalchemy.Column("presence", sqlalchemy.SmallInteger),
+    sqlalchemy.Column("id_life", sqlalchemy.BigInteger),
 )
 
 Batch = list[ScoreEvent]
@@ -87,14 +92,16 @@ def make_batches(rows: int, batch: int, tag: str) -> list[Batch]:
 
 def as_dict(event: ScoreEvent) -> dict[str, Any]:
     """The column values of an event by name."""
-    return dict(zip(EVENT_COLUMNS.split(", "), event_row(event), strict=True))
+    return dict(zip(COLUMNS, event_row(event), strict=True))
 
 
 async def databases_execute_many(database: Database, batches: Sequence[Batch]) -> None:
     """`databases`' execute_many: one INSERT per row."""
     statement = (
-        f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES (:board, :period, :username, :delta, "
-        ":event_id, :client_event_id, :created_at_ms)" + UPSERT
+        f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES ("
+        + ", ".join(f":{column}" for column in COLUMNS)
+        + ")"
+        + UPSERT
     )
     for batch in batches:
         await database.execute_many(statement, [as_dict(event) for event in batch])
