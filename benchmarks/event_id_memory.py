@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis.asyncio as redis_asyncio
@@ -57,9 +58,36 @@ async def event_id_bytes(client: redis_asyncio.Redis) -> tuple[int, int]:
     return total, ids
 
 
-async def measure(url: str, options: argparse.Namespace) -> None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowFigures:
+    """What one run measured."""
+
+    window_seconds: int
+    rate: int
+    ids_held: tuple[int, int, int]
+    """Ids in the buckets after one, two and three windows of constant load."""
+    bytes_held: tuple[int, int, int]
+    """`MEMORY USAGE` of the buckets at the same moments."""
+    redis_us_generated: float
+    """Redis µs per increment with generated ids (none stored)."""
+    redis_us_client: float
+    """Redis µs per increment with client eventIds (checked and stored)."""
+
+    @property
+    def bytes_per_id(self) -> float:
+        """Bytes per remembered id (uuid4 and its fingerprint), after one window."""
+        return self.bytes_held[0] / self.ids_held[0]
+
+    @property
+    def flat(self) -> float:
+        """Memory after three windows over memory after two (flat: 1.0)."""
+        return self.bytes_held[2] / self.bytes_held[1]
+
+
+async def window_figures(url: str, rate: int, window: int) -> WindowFigures:
+    """Write three windows of client eventIds at `rate` per simulated second into a board
+    that never resets (after one of generated ids), measuring as the docstring says."""
     clock = SimulatedClock()
-    window = options.window_seconds
     store = RedisRankingStore.from_url(
         url,
         key_prefix="ids",
@@ -70,7 +98,7 @@ async def measure(url: str, options: argparse.Namespace) -> None:
     )
     client = redis_asyncio.Redis.from_url(url)
     await store.load(BOARD, PERIOD, [], [])
-    seconds_per_batch = BATCH / options.rate
+    seconds_per_batch = BATCH / rate
 
     def batch(number: int, client_ids: bool) -> list[ScoreIncrement]:
         return [
@@ -95,37 +123,63 @@ async def measure(url: str, options: argparse.Namespace) -> None:
         after = await evalsha_stats(client)
         return batches * BATCH, after[1] - before[1]
 
-    increments, generated_us = await one_window(client_ids=False)
-    # Measure mid-bucket, where the buckets hold 1.5 windows of ids (1 to 2 at the extremes).
-    clock.now += window / 2
-    print(f"window {window:,} s, {options.rate:,} ids per simulated second")
+    try:
+        increments, generated_us = await one_window(client_ids=False)
+        # Measured mid-bucket, where the buckets hold 1.5 windows of ids (1 to 2 at the
+        # extremes).
+        clock.now += window / 2
+        held: list[tuple[int, int]] = []
+        client_us = 0.0
+        for _ in range(3):
+            _, spent = await one_window(client_ids=True)
+            client_us += spent
+            # Redis drops a bucket by its own clock; the simulated one moved on: drop what
+            # a live Redis would have dropped by now (buckets older than the one before).
+            current = int(clock.now * 1000) // (window * 1000)
+            async for key in client.scan_iter(match="ids:*eventids:*"):
+                if int(key.rsplit(b":", 1)[1]) < current - 1:
+                    await client.delete(key)
+            total, ids = await event_id_bytes(client)
+            held.append((ids, total))
+        async for key in client.scan_iter(match="ids:*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+        await store.close()
+    return WindowFigures(
+        window_seconds=window,
+        rate=rate,
+        ids_held=(held[0][0], held[1][0], held[2][0]),
+        bytes_held=(held[0][1], held[1][1], held[2][1]),
+        redis_us_generated=generated_us / increments,
+        redis_us_client=client_us / (3 * increments),
+    )
+
+
+async def measure(url: str, options: argparse.Namespace) -> None:
+    """Measure and print the table."""
+    figures = await window_figures(url, options.rate, options.window_seconds)
+    print(f"window {figures.window_seconds:,} s, {figures.rate:,} ids per simulated second")
     print("| measure | value |")
     print("| --- | ---: |")
-    held = []
-    client_us = 0.0
-    for window_number in (1, 2, 3):
-        _, spent = await one_window(client_ids=True)
-        client_us += spent
-        # Redis drops a bucket by its own clock; the simulated one moved on: drop what a
-        # live Redis would have dropped by now (buckets older than the one before).
-        current = int(clock.now * 1000) // (window * 1000)
-        async for key in client.scan_iter(match="ids:*eventids:*"):
-            if int(key.rsplit(b":", 1)[1]) < current - 1:
-                await client.delete(key)
-        total, ids = await event_id_bytes(client)
-        held.append(total)
-        print(f"| after {window_number} window(s): ids held | {ids:,} |")
-        print(f"| after {window_number} window(s): eventId memory | {total / 2**20:,.1f} MiB |")
-        if window_number == 1:
-            print(f"| bytes per remembered id (uuid4 + fingerprint) | {total / ids:,.1f} |")
-    print(f"| memory after 3 windows / after 2 windows (flat = 1.0) | {held[2] / held[1]:.2f} |")
-    per_client = client_us / (3 * increments)
-    per_generated = generated_us / increments
-    print(f"| Redis µs per increment, generated ids (none stored) | {per_generated:.2f} |")
-    print(f"| Redis µs per increment, client eventIds (checked, stored) | {per_client:.2f} |")
-    print(f"| ratio client / generated | {per_client / per_generated:.2f} |")
-    await client.aclose()
-    await store.close()
+    for number, (ids, total) in enumerate(
+        zip(figures.ids_held, figures.bytes_held, strict=True), start=1
+    ):
+        print(f"| after {number} window(s): ids held | {ids:,} |")
+        print(f"| after {number} window(s): eventId memory | {total / 2**20:,.1f} MiB |")
+    print(f"| bytes per remembered id (uuid4 + fingerprint) | {figures.bytes_per_id:,.1f} |")
+    print(f"| memory after 3 windows / after 2 windows (flat = 1.0) | {figures.flat:.2f} |")
+    print(
+        "| Redis µs per increment, generated ids (none stored) "
+        f"| {figures.redis_us_generated:.2f} |"
+    )
+    print(
+        "| Redis µs per increment, client eventIds (checked, stored) "
+        f"| {figures.redis_us_client:.2f} |"
+    )
+    print(
+        f"| ratio client / generated | {figures.redis_us_client / figures.redis_us_generated:.2f} |"
+    )
 
 
 def main() -> None:

@@ -256,6 +256,36 @@ async def redis_memory(bench: Bench, context: object) -> list[Row]:
                 details={"default_bytes_per_player": default, "listpack_bytes_per_player": packed},
             )
         )
+        # The idempotency window: memory flat after windows of constant load (the window,
+        # not the period, bounds it), and the check's Redis CPU (benchmarks/event_id_memory.py).
+        from benchmarks.event_id_memory import window_figures
+
+        rate = bench.options.size(20, 100)
+        figures = await window_figures(url, rate, 1_000)
+        say(
+            f"  eventId window: {figures.bytes_per_id:.1f} B per id, memory after 3 windows / "
+            f"after 2 = {figures.flat:.2f}; Redis {figures.redis_us_client:.1f} µs per "
+            f"increment with client ids, {figures.redis_us_generated:.1f} without"
+        )
+        rows.append(
+            Row(
+                scenario="redis memory",
+                measured=(
+                    f"eventId memory after 3 windows / after 2, constant load ({rate} ids per "
+                    f"simulated s, window 1,000 s; {figures.bytes_per_id:.1f} B per id)"
+                ),
+                value=f"{figures.flat:.2f} (flat = 1.00)",
+                unit="",
+                target="flat: 0.95 to 1.05",
+                passed=0.95 <= figures.flat <= 1.05,
+                details={
+                    "ids_held": list(figures.ids_held),
+                    "bytes_held": list(figures.bytes_held),
+                    "redis_us_per_increment_client_ids": figures.redis_us_client,
+                    "redis_us_per_increment_generated_ids": figures.redis_us_generated,
+                },
+            )
+        )
     finally:
         await client.aclose()
     return rows
