@@ -272,6 +272,7 @@ def build_resources(
         settle_seconds=settings.seasons_settle_seconds,
         claim_seconds=settings.seasons_claim_seconds,
     )
+    bans.heard = seasons.forget_counts  # another instance's erasure lowers final counts
     webhook = None
     if settings.webhook_url and settings.webhook_secret is not None:
         webhook = WebhookSender(

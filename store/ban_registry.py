@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from store.board_notices import BoardNotices, follow, unfollow
 from store.sql.players import BanRecord, SqlPlayerRecords
@@ -35,6 +36,10 @@ class BanRegistry:
         # Bumped by every change made or heard here: a reload that overlapped one may have
         # read the table before it, so it is not applied (the next one is).
         self._changes = 0
+        self.heard: Callable[[], None] | None = None
+        """Called when another instance's ban, unban or erasure of a player is heard: what
+        caches data derived from a player's presence drops it (final periods' player counts,
+        which an erasure lowers)."""
 
     def is_banned(self, username: str) -> bool:
         """Whether the player is banned (as this instance knows it)."""
@@ -85,6 +90,8 @@ class BanRegistry:
             self.names.discard(username)
         else:
             self.names.add(username)
+        if self.heard is not None:
+            self.heard()
 
     async def reload(self) -> None:
         """Re-read the whole table, in place."""

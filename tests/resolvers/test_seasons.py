@@ -227,3 +227,33 @@ async def test_an_erased_player_leaves_the_final_standings_and_results(
         assert [p.username for p in result.top] == ["ana", "cy", "dee", "eve"]
         rows = await query_history(settings.history_url, "SELECT username FROM period_standings")
         assert "bob" not in {str(name) for (name,) in rows}
+
+
+async def test_an_erasure_reaches_the_player_counts_another_instance_cached(
+    backend: dict[str, Any],
+) -> None:
+    """The reader instance caches a final period's player count; an erasure made on another
+    instance lowers it there too (through the ban notice every erasure ends with)."""
+    clock = SharedClock(utc("2026-12-05T12:00:00"))
+    settings = season_settings(**({"LEADERBOARD_BOARDS": BOARDS} | backend))
+    async with contextlib.AsyncExitStack() as stack:
+        eraser = await stack.enter_async_context(instance(settings, clock))
+        # Embedded: one process, so the reader is the eraser itself.
+        reader = eraser
+        if "redis_url" in backend:
+            reader = await stack.enter_async_context(instance(settings, clock))
+        await eraser.service.increment(increments(("ana", 30), ("bob", 20), ("cy", 10)))
+        clock.set(utc("2026-12-06T00:00:00"))
+
+        async def final() -> bool:
+            return await final_result(eraser) is not None
+
+        await until(final, what="the period's result")
+        assert await reader.service.player_count("daily", DAY) == 3  # now cached
+        assert eraser.moderation is not None
+        await eraser.moderation.erase("bob")
+
+        async def lowered() -> bool:
+            return await reader.service.player_count("daily", DAY) == 2
+
+        await until(lowered, timeout=10, what="the reader's count to drop")
