@@ -222,14 +222,15 @@ async def test_an_erasure_waits_for_the_other_instances_buffers(
     private_redis: PrivateRedis,
     private_mariadb: PrivateMariaDB,
 ) -> None:
-    """A player's event acknowledged by another instance and still in its buffer (a long
-    flush interval of 3 s) when the erasure starts: the erasure's fence makes that instance write
-    it first, and its second pass deletes it; nothing of the player is left anywhere."""
+    """A player's event acknowledged by another instance and still in its buffer (a flush
+    interval of 10 s: far longer than the steps before the erasure, even on a loaded
+    machine) when the erasure starts: the erasure's fence makes that instance write it
+    first, and its second pass deletes it; nothing of the player is left anywhere."""
     database_url = await private_mariadb.create_database("leaderboard")
     admin_token = "fence-admin-token"
     shared = environment(private_redis, database_url, LEADERBOARD_ADMIN_TOKEN=admin_token)
     eraser = service_process(shared)
-    holder = service_process(shared | {"LEADERBOARD_FLUSH_INTERVAL_MS": "3000"})
+    holder = service_process(shared | {"LEADERBOARD_FLUSH_INTERVAL_MS": "10000"})
     await eraser.start()
     await holder.start()
     async with httpx.AsyncClient(base_url=holder.url, timeout=30) as client:
