@@ -15,8 +15,14 @@ from store.event_archive import archive_events
 from store.models import RankedPlayer
 from store.sql import SqlScoreHistory
 from tests.support.history_database import query_history
-from tests.support.seasons import SharedClock, instance, season_settings, until, utc
-from tests.support.shared_services import REDIS_URL
+from tests.support.seasons import (
+    SharedClock,
+    backend_fixture,
+    instance,
+    season_settings,
+    until,
+    utc,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +30,8 @@ BOARDS = "global:monthly,daily:daily"
 DAY = "2026-12-05"
 
 
-@pytest.fixture(params=["redis", "embedded"])
-def backend(
-    request: pytest.FixtureRequest,
-    redis_prefix: str,
-    mysql_database_url: str,
-    sqlite_database_url: str,
-) -> dict[str, Any]:
-    """Redis + MariaDB, or the embedded default (SQLite)."""
-    if request.param == "redis":
-        return {
-            "redis_url": REDIS_URL,
-            "key_prefix": redis_prefix,
-            "database_url": mysql_database_url,
-        }
-    return {"database_url": sqlite_database_url}
+backend = backend_fixture()
+"""Redis + MariaDB, a Redis Cluster + MariaDB, or the embedded default (SQLite)."""
 
 
 async def archive(url: str, now: str, *, before: date | None, retention_days: int | None) -> int:
