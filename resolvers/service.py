@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -123,6 +124,7 @@ class LeaderboardService:
         self._clock = clock
         self._event_id_prefix = secrets.token_hex(8)
         self._event_counter = itertools.count()
+        self._calls = itertools.count(1)
         self.seasons = seasons
         """Final periods are read from their frozen standings (set once wired)."""
         self.instances: Instances | None = None  # set once wired; none when embedded
@@ -166,13 +168,23 @@ class LeaderboardService:
         if username in self._banned:
             raise forbidden(BANNED)
 
-    async def increment(self, requests: Sequence[IncrementRequest]) -> list[IncrementOutcome]:
-        """Validate every increment, then apply all in order, or none."""
+    async def increment(
+        self,
+        requests: Sequence[IncrementRequest],
+        writer_id: str | None = None,
+        sequence: int | None = None,
+    ) -> list[IncrementOutcome]:
+        """Validate every increment, then apply all in order, or none; a call with a
+        `writer_id` and `sequence` is not applied when the writer's last applied call in a
+        board period it touches had that sequence or a later one (docs/reliability.md)."""
+        writer = validation.writer(writer_id, sequence)
         validation.batch_size(len(requests), self._max_batch_increments)
         # One instant for the whole call: a batch never straddles a period boundary.
         now = self._clock()
         periods: dict[str, str] = {}
         increments = [self._validated(request, now, periods) for request in requests]
+        if writer is not None:
+            increments = self._of_writer(increments, writer)
         with write_refusals(), self._batcher.reserve(len(increments)) as reservation:
             if self.instances is not None:  # after reserving (resolvers/instances.py)
                 await self.instances.declared(periods.items())
@@ -195,7 +207,7 @@ class LeaderboardService:
                 logger.warning("a batch was applied in part: %s", partial)
                 raise unavailable(
                     "storage failed part-way: only some of the increments were applied; "
-                    "retry with the same eventIds"
+                    "retry with the same eventIds (or writerId and sequence)"
                 )
         if self._persisted_ack:
             await persisted
@@ -231,10 +243,18 @@ class LeaderboardService:
         )
 
     async def set_score(
-        self, username: str, score: int, board_id: str, event_id: str | None
+        self,
+        username: str,
+        score: int,
+        board_id: str,
+        event_id: str | None,
+        writer_id: str | None = None,
+        sequence: int | None = None,
     ) -> IncrementOutcome:
         """Submit a score to a BEST or LATEST board: the outcome's `score` is the kept one,
-        `changed` whether it changed (`improved`), `applied` false for a replayed eventId."""
+        `changed` whether it changed (`improved`), `applied` false for a replayed eventId
+        or writer's sequence."""
+        writer = validation.writer(writer_id, sequence)
         board = self.board(board_id)
         if not board.active:
             raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
@@ -250,6 +270,8 @@ class LeaderboardService:
             event_id=client_event_id or self._generated_event_id(),
             client_event_id=client_event_id is not None,
         )
+        if writer is not None:
+            (submission,) = self._of_writer([submission], writer)
         with write_refusals(), self._batcher.reserve(1) as reservation:
             if self.instances is not None:
                 await self.instances.declared([(board_id, submission.period)])
@@ -263,6 +285,17 @@ class LeaderboardService:
         if self._persisted_ack:
             await persisted
         return outcome
+
+    def _of_writer(
+        self, increments: list[ScoreIncrement], writer: tuple[str, int]
+    ) -> list[ScoreIncrement]:
+        """The call's increments with its writer and sequence, and a call number that tells
+        this call from any other merged into the same script call (ScoreIncrement.call)."""
+        call = next(self._calls)
+        return [
+            dataclasses.replace(increment, writer_id=writer[0], sequence=writer[1], call=call)
+            for increment in increments
+        ]
 
     def _generated_event_id(self) -> str:
         # '~' is outside the client alphabet, so a generated id never meets a client's; a
@@ -434,4 +467,6 @@ def _event(
         # after a removal (docs/moderation.md).
         presence=1 if outcome.previous_score is None else 0,
         id_life=outcome.id_life,
+        writer_id=increment.writer_id,
+        sequence=None if increment.writer_id is None else increment.sequence,
     )

@@ -67,6 +67,19 @@ def event_id(value: str | None) -> str | None:
     return value
 
 
+def writer(writer_id: str | None, sequence: int | None) -> tuple[str, int] | None:
+    """Both or neither: a writerId as an eventId is spelled, a sequence 0..2^53 - 1."""
+    if writer_id is None and sequence is None:
+        return None
+    if writer_id is None or sequence is None:
+        raise bad_input("writerId and sequence go together: send both or neither")
+    if not EVENT_ID_PATTERN.fullmatch(writer_id):
+        raise bad_input("writerId must be 1..128 ASCII letters, digits, '_', '-', '.' or ':'")
+    if not 0 <= sequence <= MAX_EXACT_SCORE:
+        raise bad_input(f"sequence must be 0..{MAX_EXACT_SCORE}")
+    return writer_id, sequence
+
+
 def period(board: Board, value: str | None, now: float) -> str:
     """The period asked for, or the one that contains `now` (a Unix time) when none is."""
     if value is None:

@@ -81,7 +81,7 @@ async def _increment(service: LeaderboardService, args: Arguments, _: FieldShape
         board=args["board"],
         event_id=args["eventId"],
     )
-    (outcome,) = await service.increment([request])
+    (outcome,) = await service.increment([request], args["writerId"], args["sequence"])
     return outcome
 
 
@@ -94,11 +94,18 @@ async def _increments(service: LeaderboardService, args: Arguments, shape: Field
         )
         for item in args["increments"]
     ]
-    return await service.increment(requests)
+    return await service.increment(requests, args["writerId"], args["sequence"])
 
 
 async def _set_score(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
-    return await service.set_score(args["username"], args["score"], args["board"], args["eventId"])
+    return await service.set_score(
+        args["username"],
+        args["score"],
+        args["board"],
+        args["eventId"],
+        args["writerId"],
+        args["sequence"],
+    )
 
 
 _PROFILE_FIELDS = frozenset({"displayName", "metadata"})

@@ -85,6 +85,15 @@ class Query(BoardQueries, PlayerQueries, ModerationQueries):
         return await ranked_views(info, players)
 
 
+_WRITER_NOTE = (
+    "writerId and sequence (both or neither; writerId spelled as an eventId, sequence\n"
+    "0..2^53 - 1): idempotency per writer. The call is not applied (applied: false, the\n"
+    "current standing) when the writer's last applied call in a board period it touches\n"
+    "had this sequence or a later one. Send one call at a time per writer, sequences\n"
+    "increasing (gaps are fine); retry a call with the same sequence."
+)
+
+
 def _require_write_token(info: Info) -> None:
     if not info.context.authorized:
         raise unauthenticated()
@@ -95,7 +104,8 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
     @strawberry.mutation(
         description=(
             "Add delta to the player's score in the board's current period.\n"
-            "Needs the write token (header X-Internal-Token, or Authorization: Bearer)."
+            "Needs the write token (header X-Internal-Token, or Authorization: Bearer).\n"
+            + _WRITER_NOTE
         )
     )
     async def increment_score(
@@ -105,20 +115,26 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
         delta: int = 1,
         board: strawberry.ID = GLOBAL,
         event_id: str | None = None,
+        writer_id: str | None = None,
+        sequence: Long | None = None,
     ) -> ScoreUpdate:
         _require_write_token(info)
         request = IncrementRequest(username=username, delta=delta, board=board, event_id=event_id)
-        (outcome,) = await info.context.service.increment([request])
+        (outcome,) = await info.context.service.increment([request], writer_id, sequence)
         return ScoreUpdate.of(outcome)
 
     @strawberry.mutation(
         description=(
             "Many increments in one call (1..1000), in order; "
-            "all are validated before any is applied."
+            "all are validated before any is applied.\n" + _WRITER_NOTE
         )
     )
     async def increment_scores(
-        self, info: Info, increments: list[ScoreIncrement]
+        self,
+        info: Info,
+        increments: list[ScoreIncrement],
+        writer_id: str | None = None,
+        sequence: Long | None = None,
     ) -> list[ScoreUpdate]:
         _require_write_token(info)
         requests = [
@@ -127,13 +143,13 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
             )
             for item in increments
         ]
-        outcomes = await info.context.service.increment(requests)
+        outcomes = await info.context.service.increment(requests, writer_id, sequence)
         return [ScoreUpdate.of(outcome) for outcome in outcomes]
 
     @strawberry.mutation(
         description=(
             "Submit a score to a BEST or LATEST board (write token). On an INCREMENT\n"
-            "board it is refused with BAD_USER_INPUT (use incrementScore)."
+            "board it is refused with BAD_USER_INPUT (use incrementScore).\n" + _WRITER_NOTE
         )
     )
     async def set_score(
@@ -143,9 +159,13 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
         score: Long,
         board: strawberry.ID,
         event_id: str | None = None,
+        writer_id: str | None = None,
+        sequence: Long | None = None,
     ) -> ScoreSubmission:
         _require_write_token(info)
-        outcome = await info.context.service.set_score(username, score, board, event_id)
+        outcome = await info.context.service.set_score(
+            username, score, board, event_id, writer_id, sequence
+        )
         return ScoreSubmission.of(outcome)
 
 

@@ -261,11 +261,18 @@ class TopCache:
         *,
         instants: Mapping[str, int] | None = None,
         clock: int | None = None,
+        writers: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Replace the period's ranking through the inner store; drop every window of it."""
         try:
             await self._inner.load(
-                board, period, totals, client_events, instants=instants, clock=clock
+                board,
+                period,
+                totals,
+                client_events,
+                instants=instants,
+                clock=clock,
+                writers=writers,
             )
         finally:
             self._invalidate(board, period, 0)

@@ -91,9 +91,10 @@ class EmbeddedRankingStore:
         *,
         instants: Mapping[str, int] | None = None,
         clock: int | None = None,
+        writers: Iterable[tuple[str, int]] = (),
     ) -> None:
-        """Replace the period's ranking and event ids, then mark it loaded, atomically
-        (`instants`, `clock`: see `RebuildTarget.load`)."""
+        """Replace the period's ranking, event ids and writers' sequences, then mark it
+        loaded, atomically (`instants`, `clock`, `writers`: see `RebuildTarget.load`)."""
         self._check_period(board, period)
         scores = dict(totals)
         for username, total in scores.items():
@@ -105,16 +106,17 @@ class EmbeddedRankingStore:
             ((event_id, (username, delta)) for username, event_id, delta in client_events),
         )
         config = self._boards[board]
+        ranking: SummedRanking | RuledRanking
         if (
             config.update_rule is UpdateRule.INCREMENT
             and config.sort_order is SortOrder.DESC
             and config.tie_break is TieBreak.SHARED
         ):
-            self._rankings[(board, period)] = SummedRanking(scores, events)
+            ranking = SummedRanking(scores, events)
         else:
-            self._rankings[(board, period)] = RuledRanking(
-                config, scores, events, instants or {}, clock
-            )
+            ranking = RuledRanking(config, scores, events, instants or {}, clock)
+        ranking.writers = dict(writers)
+        self._rankings[(board, period)] = ranking
 
     # Moderation
 

@@ -34,7 +34,7 @@ from store.models import (
 class SummedRanking:
     """One loaded board period."""
 
-    __slots__ = ("clock", "events", "order", "scores")
+    __slots__ = ("clock", "events", "order", "scores", "writers")
 
     def __init__(self, totals: dict[str, int], events: EventIdWindow) -> None:
         self.scores = totals
@@ -43,6 +43,8 @@ class SummedRanking:
         """Each client event id applied within the window, bound to its increment's
         (username, delta)."""
         self.clock: int | None = None
+        self.writers: dict[str, int] = {}
+        """Each writer's last applied sequence in the period (`writer_replays`)."""
 
     def player_rank(self, username: str, score: int) -> int:
         """The rank of a player with this score."""
@@ -105,7 +107,7 @@ class RuledRanking:
     """One loaded period of a board of another order, tie-break or rule: entries
     (sign * score, instant, username), the instant 0 unless the board is EARLIEST."""
 
-    __slots__ = ("clock", "earliest", "events", "instants", "order", "scores", "sign")
+    __slots__ = ("clock", "earliest", "events", "instants", "order", "scores", "sign", "writers")
 
     def __init__(
         self,
@@ -122,6 +124,7 @@ class RuledRanking:
         self.order = SortedList(self._entry(name, score) for name, score in totals.items())
         self.events = events
         self.clock = clock
+        self.writers: dict[str, int] = {}
 
     def _entry(self, username: str, score: int) -> tuple[int, int, str]:
         return (self.sign * score, self.instants.get(username, 0), username)
@@ -226,6 +229,43 @@ def check_caps(board: Board, increment: ScoreIncrement, new: int) -> None:
         )
 
 
+def writer_replays(
+    increments: Sequence[ScoreIncrement],
+    rankings: Mapping[tuple[str, str], SummedRanking | RuledRanking],
+) -> tuple[list[bool], dict[tuple[str, str], dict[str, int]]]:
+    """Which increments belong to a replayed writer's call, and the sequences the batch's
+    other writer calls record per period: the twin of common.lua `check_writers` (a call
+    is a replay when a period it touches has its sequence or a later one)."""
+    replayed = [False] * len(increments)
+    recorded: dict[tuple[str, str], dict[str, int]] = {}
+    start = 0
+    while start < len(increments):
+        first = increments[start]
+        stop = start + 1
+        writer = first.writer_id
+        if writer is None:
+            start = stop
+            continue
+        while stop < len(increments) and (
+            increments[stop].writer_id,
+            increments[stop].sequence,
+            increments[stop].call,
+        ) == (writer, first.sequence, first.call):
+            stop += 1
+        periods = {(increment.board, increment.period) for increment in increments[start:stop]}
+        replay = any(
+            first.sequence <= recorded.get(key, rankings[key].writers).get(writer, -1)
+            for key in periods
+        )
+        if replay:
+            replayed[start:stop] = [True] * (stop - start)
+        else:
+            for key in periods:
+                recorded.setdefault(key, dict(rankings[key].writers))[writer] = first.sequence
+        start = stop
+    return replayed, recorded
+
+
 def apply_ruled(
     increments: Sequence[ScoreIncrement],
     rankings: Mapping[tuple[str, str], SummedRanking | RuledRanking],
@@ -235,10 +275,14 @@ def apply_ruled(
     increment.lua on `Board.plain` boards, of write.lua on the others); the outcomes, and
     the changes to publish."""
     # Pass 1 simulates the batch, so that nothing changes when any write is refused.
+    replayed, writers = writer_replays(increments, rankings)
     duplicate: list[bool] = []
     scores: dict[tuple[str, str, str], int | None] = {}
     seen: dict[tuple[str, str, str], tuple[str, int]] = {}
-    for increment in increments:
+    for increment, is_replayed in zip(increments, replayed, strict=True):
+        if is_replayed:  # a writer's call already applied: a replay, whatever its event ids
+            duplicate.append(True)
+            continue
         board = boards[increment.board]
         ranking = rankings[(increment.board, increment.period)]
         event = (increment.board, increment.period, increment.event_id)
@@ -323,4 +367,6 @@ def apply_ruled(
                     rank=rank,
                 )
             )
+    for key, sequences in writers.items():
+        rankings[key].writers = sequences
     return outcomes, changes

@@ -79,6 +79,15 @@ class ScoreIncrement:
     delta: int
     event_id: str
     client_event_id: bool
+    writer_id: str | None = None
+    """The call's writerId, when it sent one: idempotency per writer (docs/reliability.md).
+    Every increment of the call carries it and `sequence`."""
+    sequence: int = 0
+    """The call's sequence number for `writer_id` (0..2^53 - 1; unused without a writer)."""
+    call: int = field(default=0, compare=False)
+    """Tells the calls of a merged batch apart (store/redis/coalescing.py): the increments of
+    one call share it, so two calls with the same writer and sequence are two calls (the
+    second a replay), not one. Not part of the increment's value."""
 
 
 @value_type
@@ -143,6 +152,10 @@ class ScoreEvent:
     id_life: int = 0
     """`IncrementOutcome.id_life`: 0 unless a client event id. Part of the history's unique
     key, so a client id used again after the window (a new bucket) is a new row."""
+    writer_id: str | None = None
+    """`ScoreIncrement.writer_id`: a rebuild restores each writer's highest `sequence`."""
+    sequence: int | None = None
+    """`ScoreIncrement.sequence` of a writer's call; None without a writer."""
 
 
 @value_type

@@ -128,12 +128,15 @@ class RankingLoads(Protocol):
         *,
         instants: Mapping[str, int] | None = None,
         clock: int | None = None,
+        writers: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Replace the period's ranking (each player's kept score) and seen client events
         (username, event id, delta: the id's binding to its write), then mark it loaded,
         atomically. On boards that keep instants (`Board.keeps_instants`), `instants` is
         when each player reached the kept score (EARLIEST ranks by it) and `clock` the
-        last instant given out in the period (later writes get later ones).
+        last instant given out in the period (later writes get later ones). `writers`
+        gives each writer's last applied sequence in the period (idempotency per writer:
+        a call with that sequence or an older one is then a replay).
 
         Readers and writers see either the old state (not loaded) or the whole new one.
         """
@@ -238,6 +241,11 @@ class HistoryReads(Protocol):
         period (to restore idempotency: the increment each id is bound to; the username
         also says which shard of a board holds it), of those recorded in idempotency-window
         bucket `since_life` or later only (`ScoreEvent.id_life`)."""
+        ...
+
+    async def writers(self, board: str, period: str) -> list[tuple[str, int]]:
+        """(writer id, its highest sequence) of every writer with a row in the period: what
+        a rebuild restores of idempotency per writer (`ScoreEvent.writer_id`)."""
         ...
 
     async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:

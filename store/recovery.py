@@ -225,9 +225,18 @@ class RankingRecovery:
             window_ms = max(1, int(self._event_id_window * 1000))
             since_life = int(self._clock() * 1000) // window_ms - 1
             client_events = await self._history.client_events(board, period, since_life=since_life)
+            # Each writer's last sequence (idempotency per writer): every one of the period,
+            # as the live store keeps them (no window).
+            writers = await self._history.writers(board, period)
             progress(f"loading {len(totals)} players", 3, _REBUILD_STEPS)
             await self._loads.load(
-                board, period, totals, client_events, instants=instants, clock=clock
+                board,
+                period,
+                totals,
+                client_events,
+                instants=instants,
+                clock=clock,
+                writers=writers,
             )
         except StoreUnavailable:
             if self._observer is not None:

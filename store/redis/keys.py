@@ -7,6 +7,9 @@ Per board and period, one hash tag, so that a period's keys share a Cluster slot
                                       hash: client event id -> fingerprint of the
                                       increment it named (`fingerprint`), one per
                                       window-long time bucket (`EventWindow`)
+    {prefix}:{board|period}:writers   hash: writer id -> the last sequence of its calls
+                                      applied here (idempotency per writer, common.lua
+                                      `check_writers`); expires with the period
     {prefix}:{board|period}:loaded    marker: present = the ranking may be served
     {prefix}:{board|period}:rebuild   rebuild claim, value = the claimer's token
     {prefix}:{board|period}:instants  hash, on BEST, LATEST and EARLIEST boards only:
@@ -14,7 +17,7 @@ Per board and period, one hash tag, so that a period's keys share a Cluster slot
                                       player reached the kept score; field "" = the
                                       key's clock (write.lua, docs/boards.md)
 
-A board spread over N shards has N of each of the first three, tagged
+A board spread over N shards has N of each of the first four, tagged
 `{board|period|shard}` (different Cluster slots, so the shards spread over the nodes);
 the rebuild claim stays one per board period, and so does the board period's own
 `{board|period}:eventids:<bucket>` hashes (`PeriodKeys.claims`): the one place that binds
@@ -124,6 +127,7 @@ class PeriodKeys:
     events: str
     loaded: str
     rebuild: str
+    writers: str
     claims: str
     """The board period's event-id record: `events` itself on an unsharded board (the
     base name of its buckets, `KeyLayout.event_window`)."""
@@ -183,6 +187,7 @@ class KeyLayout:
             events=f"{tag}:eventids",
             loaded=f"{tag}:loaded",
             rebuild=f"{claim_tag}:rebuild",
+            writers=f"{tag}:writers",
             claims=f"{claim_tag}:eventids",
         )
 

@@ -61,25 +61,32 @@ class Rebuilds:
         *,
         instants: Mapping[str, int] | None = None,
         clock: int | None = None,
+        writers: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Replace the period's ranking and event ids (username, event id, delta), then
         mark it loaded, atomically. On boards that keep instants (scripts.keeps_instants)
         `instants` gives the instant each player reached the kept score and `clock` the
-        last instant given out (docs/boards.md, "Rebuild").
+        last instant given out (docs/boards.md, "Rebuild"). `writers`: each writer's last
+        sequence in the period, restored in every shard (idempotency per writer).
 
         Writes temporary keys in pipelined chunks, then one script swaps them in. A
         sharded board is loaded shard by shard, each atomically, then its board period's
         event-id record (claims.py), whose presence completes the load.
         """
         config = self._layout.board(board)
+        # Every shard of the period holds the writer's last sequence of the whole period: a
+        # replayed call is refused whichever shards it touches.
+        sequences = {writer: str(sequence) for writer, sequence in writers}
         if not config.plain and config.shards == 1:
-            await self._load_ruled(config, period, totals, client_events, instants or {}, clock)
+            await self._load_ruled(
+                config, period, totals, client_events, instants or {}, clock, sequences
+            )
             return
         if config.shards == 1:
             bound = (
                 (event_id, fingerprint(user, delta)) for user, event_id, delta in client_events
             )
-            await self._load_shard(board, period, 0, totals, bound, empty=None)
+            await self._load_shard(board, period, 0, totals, bound, empty=None, writers=sequences)
             return
         shard_totals: list[list[tuple[str, int]]] = [[] for _ in range(config.shards)]
         shard_events: list[list[tuple[str, str]]] = [[] for _ in range(config.shards)]
@@ -102,6 +109,7 @@ class Rebuilds:
                     # Every shard's clock at the period's last instant: each shard's own
                     # last one is no later, so later writes still get later instants.
                     clock=clock if config.keeps_instants else None,
+                    writers=sequences,
                 )
                 for shard in range(config.shards)
             )
@@ -117,6 +125,7 @@ class Rebuilds:
         client_events: Iterable[tuple[str, str, int]],
         instants: Mapping[str, int],
         clock: int | None,
+        writers: dict[str, str],
     ) -> None:
         """Load an unsharded board of another order, tie-break or rule: stored scores by
         the board's sign, EARLIEST members behind their instants, the instants hash."""
@@ -126,6 +135,7 @@ class Rebuilds:
         temp_ranking = f"{keys.ranking}:load:{token}"
         temp_events = f"{keys.events}:load:{token}"
         temp_instants = f"{instants_key(keys)}:load:{token}" if config.keeps_instants else None
+        temp_writers = f"{keys.writers}:load:{token}"
         earliest = config.tie_break is TieBreak.EARLIEST
         players = list(totals)
         written = 0
@@ -150,7 +160,9 @@ class Rebuilds:
             pipe.hset(temp_events, mapping=dict(chunk))
             pipe.pexpire(temp_events, LOAD_TEMP_TTL_MS)
 
-        temps = [temp_ranking, temp_events] + ([temp_instants] if temp_instants else [])
+        temps = [temp_ranking, temp_events, temp_writers] + (
+            [temp_instants] if temp_instants else []
+        )
         try:
             with unavailable_on_failure():
                 written += await self._write_chunks(players, ranking_command)
@@ -164,8 +176,11 @@ class Rebuilds:
                 if temp_instants is not None and clock is not None:
                     await self._connection.client.hset(temp_instants, "", encode_instant(clock))
                     await self._connection.client.pexpire(temp_instants, LOAD_TEMP_TTL_MS)
+                written += await self._write_writers(temp_writers, writers)
             expire_at = self._layout.expire_at_ms(board, period, empty=written == 0)
-            await self._scripts.load(keys, temp_ranking, temp_events, expire_at, temp_instants)
+            await self._scripts.load(
+                keys, temp_ranking, temp_events, expire_at, temp_instants, temp_writers
+            )
         except Exception:
             with suppress(Exception):
                 await self._connection.client.unlink(*temps)
@@ -182,6 +197,7 @@ class Rebuilds:
         empty: bool | None,
         instants: Mapping[str, int] | None = None,
         clock: int | None = None,
+        writers: Mapping[str, str] | None = None,
     ) -> None:
         """Load one shard; `empty` says whether the whole period is (None: this shard is
         the period, count what it writes); `clock`: the instants hash's clock, on boards
@@ -192,6 +208,7 @@ class Rebuilds:
         temp_ranking = f"{keys.ranking}:load:{token}"
         temp_events = f"{keys.events}:load:{token}"
         temp_instants = f"{instants_key(keys)}:load:{token}" if clock is not None else None
+        temp_writers = f"{keys.writers}:load:{token}"
         config = self._layout.board(board)
         sign = config.sign
         earliest = config.tie_break is TieBreak.EARLIEST
@@ -229,16 +246,29 @@ class Rebuilds:
                 if temp_instants is not None and clock is not None:
                     await self._connection.client.hset(temp_instants, "", encode_instant(clock))
                     await self._connection.client.pexpire(temp_instants, LOAD_TEMP_TTL_MS)
+                written += await self._write_writers(temp_writers, writers or {})
             if empty is None:
                 empty = written == 0
             expire_at = self._layout.expire_at_ms(board, period, empty=empty)
-            await self._scripts.load(keys, temp_ranking, temp_events, expire_at, temp_instants)
+            await self._scripts.load(
+                keys, temp_ranking, temp_events, expire_at, temp_instants, temp_writers
+            )
         except Exception:
             with suppress(Exception):
                 await self._connection.client.unlink(
-                    temp_ranking, temp_events, *([temp_instants] if temp_instants else [])
+                    temp_ranking,
+                    temp_events,
+                    temp_writers,
+                    *([temp_instants] if temp_instants else []),
                 )
             raise
+
+    async def _write_writers(self, temp_writers: str, writers: Mapping[str, str]) -> int:
+        """Write the restored writers hash (few entries: one per writer); how many."""
+        if writers:
+            await self._connection.client.hset(temp_writers, mapping=dict(writers.items()))
+            await self._connection.client.pexpire(temp_writers, LOAD_TEMP_TTL_MS)
+        return len(writers)
 
     async def _load_claims(
         self, board: str, period: str, bound: Iterable[tuple[str, str]], *, empty: bool

@@ -230,10 +230,11 @@ class Scripts:
         temp_events: str,
         expire_at_ms: int,
         temp_instants: str | None = None,
+        temp_writers: str | None = None,
     ) -> None:
         """load.lua: swap the temporary keys in and mark the period loaded (with the
-        instants hash, on boards that keep one); the restored event ids go to the
-        window's current bucket."""
+        writers hash, and the instants hash on boards that keep one); the restored event
+        ids go to the window's current bucket."""
         extra = [] if temp_instants is None else [instants_key(keys), temp_instants]
         window = self._layout.event_window(keys.events)
         with unavailable_on_failure():
@@ -245,6 +246,8 @@ class Scripts:
                     temp_ranking,
                     temp_events,
                     window.previous,
+                    keys.writers,
+                    temp_writers or f"{keys.writers}:load:none",
                     *extra,
                 ],
                 args=[expire_at_ms, window.current_ttl_ms],

@@ -215,10 +215,11 @@ class RedisRankingStore:
         *,
         instants: Mapping[str, int] | None = None,
         clock: int | None = None,
+        writers: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Replace the period's ranking and event ids, then mark it loaded, atomically."""
         await self._rebuilds.load(
-            board, period, totals, client_events, instants=instants, clock=clock
+            board, period, totals, client_events, instants=instants, clock=clock, writers=writers
         )
 
     # Moderation (moderation.py)

@@ -47,7 +47,13 @@ def increment_call(
             groups[group] = len(groups) + 1
             period_keys = layout.keys(increment.board, increment.period, shard)
             window = layout.event_window(period_keys.events, bucket)
-            keys += [period_keys.ranking, window.current, window.previous, period_keys.loaded]
+            keys += [
+                period_keys.ranking,
+                window.current,
+                window.previous,
+                period_keys.loaded,
+                period_keys.writers,
+            ]
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
@@ -57,6 +63,9 @@ def increment_call(
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
+    if any(increment.writer_id is not None for increment in increments):
+        args.append(orjson.dumps(_items(increments, group_of)))
+        return keys, args, [(board, period) for board, period, _ in groups]
     # One JSON argument for all the increments, not five per increment: redis-py packs
     # every argument in Python (it was a fifth of the service's CPU under batched
     # ingest), orjson and the script's cjson handle one array in C.
@@ -109,6 +118,7 @@ def write_call(
                 window.previous,
                 period_keys.loaded,
                 instants_key(period_keys),
+                period_keys.writers,
             ]
             args += [
                 layout.channel(increment.board) if publish else "",
@@ -125,22 +135,27 @@ def write_call(
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
-    args.append(
-        orjson.dumps(
-            [
-                [
-                    group_number,
-                    increment.username,
-                    increment.delta,
-                    1 if increment.client_event_id else 0,
-                    increment.event_id,
-                    fingerprint(increment.username, increment.delta),
-                ]
-                for increment, group_number in zip(increments, group_of, strict=True)
-            ]
-        )
-    )
+    args.append(orjson.dumps(_items(increments, group_of)))
     return keys, args, periods
+
+
+def _items(increments: Sequence[ScoreIncrement], group_of: list[int]) -> list[list[Any]]:
+    """The JSON items of the write scripts (common.lua `decode_writes`), a writer's call's
+    with its writer id, sequence and call number."""
+    items: list[list[Any]] = []
+    for increment, group_number in zip(increments, group_of, strict=True):
+        item: list[Any] = [
+            group_number,
+            increment.username,
+            increment.delta,
+            1 if increment.client_event_id else 0,
+            increment.event_id,
+            fingerprint(increment.username, increment.delta) if increment.client_event_id else "",
+        ]
+        if increment.writer_id is not None:
+            item += [increment.writer_id, increment.sequence, increment.call]
+        items.append(item)
+    return items
 
 
 def write_outcomes(

@@ -24,10 +24,10 @@ Row = tuple[Any, ...]
 
 EVENT_COLUMNS: Final = (
     "board, period, username, delta, event_id, client_event_id, created_at_ms, applied_at_us, "
-    "presence, id_life"
+    "presence, id_life, writer_id, writer_sequence"
 )
 """The columns of one stored event, in `event_row` order."""
-COLUMN_COUNT: Final = 10
+COLUMN_COUNT: Final = 12
 
 DRIVER_ERRORS: Final = (aiomysql.MySQLError, sqlite3.Error, OSError, EOFError)
 """Errors that mean "the database did not do it"; anything else is a bug and propagates."""
@@ -46,6 +46,8 @@ def event_row(event: ScoreEvent) -> Row:
         event.applied_at_us,
         event.presence,
         event.id_life,
+        event.writer_id,
+        event.sequence,
     )
 
 

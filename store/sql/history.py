@@ -265,6 +265,20 @@ class SqlScoreHistory:
 
         return await self._read("client_events", query, patient=patient)
 
+    async def writers(
+        self, board: str, period: str, *, patient: bool = False
+    ) -> list[tuple[str, int]]:
+        """(writer id, highest sequence) of each writer with a row in the period.
+
+        On the replica when it has caught up with the primary, else on the primary.
+        """
+
+        async def query(connection: Any) -> list[tuple[str, int]]:
+            rows = await self._events.writers(connection, board, period)
+            return [(str(writer), int(sequence)) for writer, sequence in rows]
+
+        return await self._read("writers", query, patient=patient)
+
     async def writes(
         self, board: str, period: str, *, patient: bool = False
     ) -> list[tuple[str, int, int | None]]:
@@ -331,6 +345,10 @@ class PatientReads:
     ) -> list[tuple[str, str, int]]:
         """`SqlScoreHistory.client_events`, without a time limit."""
         return await self._history.client_events(board, period, since_life=since_life, patient=True)
+
+    async def writers(self, board: str, period: str) -> list[tuple[str, int]]:
+        """`SqlScoreHistory.writers`, without a time limit."""
+        return await self._history.writers(board, period, patient=True)
 
     async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:
         """`SqlScoreHistory.writes`, without a time limit."""

@@ -420,6 +420,26 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
+    Migration(
+        version=10,
+        # Idempotency per writer (docs/reliability.md): the writerId and sequence of the
+        # call an event came in, NULL without one. A rebuild restores each writer's highest
+        # sequence of the period. Nullable columns only: no table copy, no index.
+        mysql=(
+            "ALTER TABLE score_events "
+            "ADD COLUMN IF NOT EXISTS writer_id VARCHAR(128) CHARACTER SET ascii "
+            "COLLATE ascii_bin NULL, ADD COLUMN IF NOT EXISTS writer_sequence BIGINT NULL",
+            "ALTER TABLE score_events_archive "
+            "ADD COLUMN IF NOT EXISTS writer_id VARCHAR(128) CHARACTER SET ascii "
+            "COLLATE ascii_bin NULL, ADD COLUMN IF NOT EXISTS writer_sequence BIGINT NULL",
+        ),
+        sqlite=(
+            "ALTER TABLE score_events ADD COLUMN writer_id TEXT NULL",
+            "ALTER TABLE score_events ADD COLUMN writer_sequence INTEGER NULL",
+            "ALTER TABLE score_events_archive ADD COLUMN writer_id TEXT NULL",
+            "ALTER TABLE score_events_archive ADD COLUMN writer_sequence INTEGER NULL",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

@@ -76,7 +76,7 @@ class MySqlDialect:
             await self._insert(cursor, rows, self.max_statement_bytes)
 
     async def _insert(self, cursor: Any, rows: list[Row], limit: int) -> None:
-        values = ",".join(("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",) * len(rows))
+        values = ",".join(("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",) * len(rows))
         # Only placeholders are spliced in; the values are escaped by the driver.
         template = (
             f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608

@@ -93,7 +93,7 @@ class SqliteDialect:
 
     @staticmethod
     async def _insert(connection: Any, rows: list[Row]) -> None:
-        values = ",".join(("(?,?,?,?,?,?,?,?,?,?)",) * len(rows))
+        values = ",".join(("(?,?,?,?,?,?,?,?,?,?,?,?)",) * len(rows))
         # Only placeholders are spliced in; the values are bound parameters.
         statement = (
             f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608

@@ -80,6 +80,9 @@ class RecordingHistory:
     ) -> list[tuple[str, str, int]]:
         return await self.inner.client_events(board, period, since_life=since_life)
 
+    async def writers(self, board: str, period: str) -> list[tuple[str, int]]:
+        return await self.inner.writers(board, period)
+
     async def ping(self) -> None:
         await self.inner.ping()
 

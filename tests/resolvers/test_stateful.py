@@ -2,7 +2,8 @@
 
 A hypothesis state machine drives the real service on real stores with random
 increments (single ones, batches of 1..10, batches spoiled by one invalid item,
-batches of a bad size, replays of earlier event ids, concurrent single increments),
+batches of a bad size, replays of earlier event ids, concurrent single increments,
+writers' calls with a sequence: new, skipping ahead, stale, or retried),
 clock moves across day and month boundaries, lost live rankings (Redis emptied after
 the write buffer reached MySQL) and restarts, moderation (removePlayer, banPlayer,
 unbanPlayer, erasePlayer), and reads of the current and of earlier periods. Every answer
@@ -11,6 +12,10 @@ is compared with a plain Python model of the contract:
 - per (board, period): username -> total, and the client event ids applied, each bound
   to its increment (username, delta): a replay answers with the standing, the same id
   for another increment is refused (BAD_USER_INPUT) and changes nothing;
+- per (board, period): each writer's last applied sequence; a writer's call whose
+  sequence is not above it in a period it touches is a replay (nothing applied, every
+  increment answers with the standing), whatever its event ids; after a loss the store
+  knows what the history's rows say (the highest sequence of each writer's rows left);
 - standard competition ranks (1, 2, 2, 4), ties listed by username ascending (code
   point order, which is also the UTF-8 byte order Redis sorts members by);
 - a neighborhood is the player and up to `radius` players above and below, best first;
@@ -176,6 +181,7 @@ valid_requests = st.builds(
 )
 invalid_requests = st.builds(_spoil, valid_requests, st.sampled_from(INVALID_FIELDS))
 usernames = st.sampled_from(USERNAMES)
+WRITERS = ("gs-1", "gs-2")
 boards = st.sampled_from(BOARD_IDS)
 period_choices = st.integers(min_value=0, max_value=5)
 """0: the current period, 1: the one before, more: an older one or one never used."""
@@ -273,6 +279,13 @@ class Model:
         self.banned: set[str] = set()
         self.hidden: dict[Key, dict[str, int]] = {}
         """The totals of banned players, shown again when they are unbanned."""
+        self.writers: dict[Key, dict[str, int]] = {}
+        """Idempotency per writer: each writer's last applied sequence per period, as the
+        live store holds it."""
+        self.writer_rows: dict[Key, dict[str, dict[str, int]]] = {}
+        """Per period, writer and player: the highest sequence of the writer's history rows
+        for the player (erasure deletes a player's rows); what a rebuild restores is the
+        highest per writer (`durable_writers`)."""
 
     def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
         """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
@@ -281,9 +294,28 @@ class Model:
         data = current.metadata if metadata is None else (None if metadata == "{}" else metadata)
         self.profiles[username] = PlayerProfile(display_name=name, metadata=data)
 
-    def apply(self, increments: Sequence[ModelIncrement]) -> list[Standing] | None:
+    def apply(
+        self, increments: Sequence[ModelIncrement], writer: tuple[str, int] | None = None
+    ) -> list[Standing] | None:
         """Apply a batch in order, all or nothing; None (nothing changed) when a total
-        would leave the range or an event id is reused for another increment."""
+        would leave the range or an event id is reused for another increment. A writer's
+        call whose sequence is not above the writer's last in a period it touches is a
+        replay: nothing changes, every increment answers with the standing."""
+        touched = {increment.key for increment in increments}
+        if writer is not None and any(
+            writer[1] <= self.writers.get(key, {}).get(writer[0], -1) for key in touched
+        ):
+            replays = []
+            for increment in increments:
+                totals = self.scores.get(increment.key, {})
+                old = totals.get(increment.username)
+                previous_rank = None if old is None else rank_of(totals, old)
+                current = old or 0
+                replays.append(
+                    Standing(False, current, rank_of(totals, current), old, previous_rank)
+                )
+            return replays
+        applied_players: set[tuple[Key, str]] = set()
         scores = {key: dict(totals) for key, totals in self.scores.items()}
         seen = {key: dict(ids) for key, ids in self.seen.items()}
         rows = dict(self.rows)
@@ -307,11 +339,31 @@ class Model:
                 return None
             totals[increment.username] = new
             rows[increment.username] = rows.get(increment.username, 0) + 1
+            applied_players.add((increment.key, increment.username))
             if increment.event_id is not None:
                 ids[increment.event_id] = (increment.username, increment.delta)
             answers.append(Standing(True, new, rank_of(totals, new), old, previous_rank))
         self.scores, self.seen, self.rows = scores, seen, rows
+        if writer is not None:
+            name, sequence = writer
+            for key in touched:
+                self.writers.setdefault(key, {})[name] = sequence
+            for key, username in applied_players:
+                players = self.writer_rows.setdefault(key, {}).setdefault(name, {})
+                players[username] = max(sequence, players.get(username, -1))
         return answers
+
+    def durable_writers(self, key: Key) -> dict[str, int]:
+        """Each writer's highest sequence among the period's history rows."""
+        return {
+            name: max(players.values())
+            for name, players in self.writer_rows.get(key, {}).items()
+            if players
+        }
+
+    def lose_writers(self) -> None:
+        """The live store lost every period: each is rebuilt with what the history has."""
+        self.writers = {key: self.durable_writers(key) for key in self.writer_rows}
 
     def remove(self, key: Key, username: str) -> int:
         """Take a player off one period (a removal row when it had a score); 0 or 1."""
@@ -353,6 +405,9 @@ class Model:
         for ids in self.seen.values():
             for event_id in [event_id for event_id, bound in ids.items() if bound[0] == username]:
                 del ids[event_id]
+        for writers in self.writer_rows.values():
+            for players in writers.values():
+                players.pop(username, None)
         return shown, self.rows.pop(username, 0)
 
     def refusal(
@@ -414,6 +469,10 @@ class LeaderboardMachine(StoresMachine):
         """Per board, every period the clock has been in, oldest first (last: current)."""
         self.sent: list[IncrementRequest] = []
         """Requests with a client event id that were answered, to replay later."""
+        self.writer_calls: list[tuple[str, int, list[IncrementRequest]]] = []
+        """Writers' calls that were answered (writer, sequence, requests), to replay later."""
+        self.last_sequence: dict[str, int] = {}
+        """The highest sequence each writer has sent."""
         self._fresh_ids = itertools.count()
         self._open_all()
         self._move_clock(self.moment)
@@ -537,6 +596,25 @@ class LeaderboardMachine(StoresMachine):
         """Send earlier requests again (a client retrying), in the current period."""
         self._increment(*(self.sent[pick % len(self.sent)] for pick in picks))
 
+    @rule(
+        writer=st.sampled_from(WRITERS),
+        step=st.integers(-2, 3),
+        requests=st.lists(valid_requests, min_size=1, max_size=4),
+    )
+    def writer_call(self, writer: str, step: int, requests: list[IncrementRequest]) -> None:
+        """A writer's call (idempotency per writer): usually the next sequence, sometimes
+        one further (a gap) or an old one (a stale call)."""
+        sequence = max(0, self.last_sequence.get(writer, -1) + step)
+        self.last_sequence[writer] = max(sequence, self.last_sequence.get(writer, -1))
+        self._increment(*requests, writer=(writer, sequence))
+
+    @precondition(lambda self: bool(self.writer_calls))
+    @rule(pick=st.integers(min_value=0))
+    def writer_retry(self, pick: int) -> None:
+        """A writer sends an earlier call again, same sequence (a retry), in the current period."""
+        writer, sequence, requests = self.writer_calls[pick % len(self.writer_calls)]
+        self._increment(*requests, writer=(writer, sequence))
+
     @rule(requests=st.lists(valid_requests, min_size=2, max_size=6))
     def increment_concurrently(self, requests: list[IncrementRequest]) -> None:
         """Single increments all at once, like concurrent requests to one instance.
@@ -606,17 +684,22 @@ class LeaderboardMachine(StoresMachine):
             assert refusal is not None
             self._refused(batch, refusal)
 
-    def _increment(self, *requests: IncrementRequest) -> None:
+    def _increment(
+        self, *requests: IncrementRequest, writer: tuple[str, int] | None = None
+    ) -> None:
         refusal = self.model.refusal(requests)
         if refusal is not None:  # a banned player
-            self._refused(requests, refusal)
+            self._refused(requests, refusal, writer)
             return
         increments = [self._model_increment(request) for request in requests]
-        expected = self.model.apply(increments)
+        expected = self.model.apply(increments, writer)
         if expected is None:  # a total would leave the exact range
-            self._refused(requests, BAD)
+            self._refused(requests, BAD, writer)
             return
-        outcomes = self._run(self.service.increment(requests))
+        writer_id, sequence = (None, None) if writer is None else writer
+        outcomes = self._run(self.service.increment(requests, writer_id, sequence))
+        if writer is not None:
+            self.writer_calls.append((*writer, list(requests)))
         assert len(outcomes) == len(requests)
         for request, outcome, want in zip(requests, outcomes, expected, strict=True):
             applied = outcome.increment
@@ -650,10 +733,16 @@ class LeaderboardMachine(StoresMachine):
             request.event_id,
         )
 
-    def _refused(self, requests: Sequence[IncrementRequest], code: ErrorCode) -> None:
+    def _refused(
+        self,
+        requests: Sequence[IncrementRequest],
+        code: ErrorCode,
+        writer: tuple[str, int] | None = None,
+    ) -> None:
         """The batch fails with `code`, holds no buffer room, and changes nothing."""
+        writer_id, sequence = (None, None) if writer is None else writer
         with pytest.raises(ApiError) as refused:
-            self._run(self.service.increment(requests))
+            self._run(self.service.increment(requests, writer_id, sequence))
         assert refused.value.code is code, refused.value.message
         assert self.batcher.reserved == 0
         for board in sorted({request.board for request in requests} & set(BOARD_IDS)):
@@ -908,6 +997,15 @@ class LeaderboardMachine(StoresMachine):
     async def _lose_redis(self) -> None:
         await self._flushed()
         await delete_prefix(self.prefix)
+        await self._writers_rebuilt()
+
+    async def _writers_rebuilt(self) -> None:
+        """The periods writers wrote to are rebuilt now, so that what their rebuild restores
+        (each writer's highest sequence in the history) is the model's at this moment:
+        a later erasure deletes rows, which a lazier rebuild would see."""
+        self.model.lose_writers()
+        for board, period in self.model.writer_rows:
+            await self.recovery.ensure_loaded(board, period)
 
     @rule(check_at_once=st.booleans())
     def restart(self, check_at_once: bool) -> None:
@@ -924,6 +1022,8 @@ class LeaderboardMachine(StoresMachine):
     async def _restart(self) -> None:
         await self._stop_components()
         await self._start_components()
+        if self.backend is Backend.EMBEDDED_SQLITE:  # the rankings were in memory
+            await self._writers_rebuilt()
 
     async def _flushed(self) -> None:
         deadline = time.monotonic() + WAIT

@@ -39,6 +39,7 @@ from tests.support.ranking import (
     SHARDED_BOARDS,
     ChangeFeed,
     inc,
+    of_writer,
     top_cached,
 )
 from tests.support.shared_services import REDIS_URL
@@ -488,6 +489,111 @@ async def test_an_event_id_lives_the_window_on_a_board_that_never_resets(
     clock.advance(2 * WINDOW.total_seconds() + 1)
     [again] = await store.increment([inc("ann", 5, "n1", board=board, period=period)])
     assert (first.applied, again.applied, again.score) == (True, True, 10)
+
+
+# Idempotency per writer: a writer's call whose sequence is not above the last one it had
+# applied in a board period is a replay (docs/reliability.md, "Idempotency per writer").
+
+
+async def test_a_writers_sequence_applies_once(store: RankingStore) -> None:
+    await load(store, {"zoe": 9})
+    first = await store.increment(of_writer("gs-1", 1, inc("ann", 5), inc("bob", 2)))
+    assert [(o.applied, o.score, o.rank) for o in first] == [(True, 5, 2), (True, 2, 3)]
+    # The same call again (a retry): nothing applied, each player's standing now.
+    again = await store.increment(of_writer("gs-1", 1, inc("ann", 5), inc("bob", 2)))
+    assert [(o.applied, o.score, o.rank) for o in again] == [(False, 5, 2), (False, 2, 3)]
+    assert [(o.previous_score, o.previous_rank) for o in again] == [(5, 2), (2, 3)]
+    # An older sequence is refused the same way; a player without a score stands where 0 would.
+    [older] = await store.increment(of_writer("gs-1", 0, inc("cy", 7)))
+    assert (older.applied, older.score, older.rank, older.previous_score) == (False, 0, 4, None)
+    # Gaps are fine; then the numbers below the new last one are replays.
+    [gap] = await store.increment(of_writer("gs-1", 5, inc("ann", 1)))
+    [skipped] = await store.increment(of_writer("gs-1", 4, inc("ann", 1)))
+    assert (gap.applied, skipped.applied, skipped.score) == (True, False, 6)
+    # Sequences are per writer: another writer starts from nothing.
+    [other] = await store.increment(of_writer("gs-2", 0, inc("ann", 1)))
+    assert other.applied
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 9, "ann": 7, "bob": 2}
+
+
+async def test_a_replayed_call_applies_none_of_its_writes(
+    store: RankingStore, request: pytest.FixtureRequest
+) -> None:
+    await load(store, {"zoe": 9})
+    await load(store, {}, period=PROBE_PERIOD)
+    # Across shards (on sharded boards) and across periods: recorded in every period touched.
+    call = of_writer(
+        "gs", 3, *(inc(name, 1) for name in SPREAD), inc("ann", 1, period=PROBE_PERIOD)
+    )
+    assert all(o.applied for o in await store.increment(call))
+    assert not any(o.applied for o in await store.increment(call))
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 9} | dict.fromkeys(SPREAD, 1)
+    # A call with sequence 7 where one of its periods already had 7: a replay where one script
+    # call holds the whole call (one Redis, embedded). On a cluster each slot decides for its
+    # own writes (so that a retry after a part-way failure applies the missing part).
+    await store.increment(of_writer("gs", 7, inc("ann", 1)))
+    mixed = await store.increment(
+        of_writer("gs", 7, inc("ann", 1), inc("bob", 1, period=PROBE_PERIOD))
+    )
+    on_cluster = "cluster" in request.node.callspec.params["store"]
+    assert [o.applied for o in mixed] == [False, on_cluster]
+    assert await store.totals(GLOBAL, PERIOD) == {"zoe": 9, "ann": 2} | dict.fromkeys(SPREAD[1:], 1)
+
+
+async def test_calls_of_one_batch_are_checked_in_order(store: RankingStore) -> None:
+    # Calls merged into one script call (coalescing.py) keep their own answers: the second
+    # of two calls with one sequence is a replay, a later sequence applies, an older one not.
+    await load(store, {})
+    outcomes = await store.increment(
+        of_writer("gs", 1, inc("ann", 1), inc("bob", 1), call=1)
+        + of_writer("gs", 1, inc("ann", 1), inc("bob", 1), call=2)
+        + of_writer("gs", 2, inc("ann", 10), call=3)
+        + of_writer("gs", 1, inc("cy", 1), call=4)
+        + of_writer("other", 1, inc("cy", 2), call=5)
+    )
+    assert [o.applied for o in outcomes] == [True, True, False, False, True, False, True]
+    assert await store.totals(GLOBAL, PERIOD) == {"ann": 11, "bob": 1, "cy": 2}
+
+
+async def test_event_ids_and_writers_both_apply(store: RankingStore) -> None:
+    await load(store, {})
+    await store.increment(of_writer("gs", 1, inc("ann", 5, "e1")))
+    # A new sequence: its write of a seen eventId is still a replay, the rest applies.
+    later = await store.increment(of_writer("gs", 2, inc("ann", 5, "e1"), inc("bob", 1, "e2")))
+    assert [o.applied for o in later] == [False, True]
+    # A replayed sequence: nothing applies, whatever the eventIds (even an unseen one).
+    replay = await store.increment(of_writer("gs", 2, inc("cy", 1, "e3")))
+    assert [o.applied for o in replay] == [False]
+    [fresh] = await store.increment([inc("cy", 1, "e3")])
+    assert fresh.applied
+    assert await store.totals(GLOBAL, PERIOD) == {"ann": 5, "bob": 1, "cy": 1}
+
+
+async def test_a_reload_restores_each_writers_last_sequence(store: RankingStore) -> None:
+    await store.load(GLOBAL, PERIOD, [("ann", 5)], (), writers=[("gs", 4), ("other", 0)])
+    replays = await store.increment(of_writer("gs", 4, inc("ann", 1), inc("bob", 1)))
+    replays += await store.increment(of_writer("other", 0, inc("ann", 1)))
+    assert not any(o.applied for o in replays)
+    [later] = await store.increment(of_writer("gs", 5, inc("bob", 1)))
+    assert later.applied
+    # A load replaces them: a writer it does not name starts from nothing again.
+    await store.load(GLOBAL, PERIOD, [("ann", 5)], ())
+    [fresh] = await store.increment(of_writer("gs", 1, inc("ann", 1)))
+    assert fresh.applied
+    assert await store.totals(GLOBAL, PERIOD) == {"ann": 6}
+
+
+@pytest.mark.parametrize("board", ["best-asc-earliest", "latest-desc-shared"])
+async def test_a_writers_sequence_replays_on_every_rule(store: RankingStore, board: str) -> None:
+    await load(store, {}, board=board)
+    [first] = await store.increment(of_writer("gs", 1, inc("ana", 10, board=board)))
+    [again] = await store.increment(of_writer("gs", 1, inc("ana", 9, board=board)))
+    assert first.applied
+    assert (again.applied, again.score, again.rank, again.instant) == (False, 10, 1, None)
+    [later] = await store.increment(of_writer("gs", 2, inc("ana", 8, board=board)))
+    assert later.applied
+    # Applied: the latest score, and the best one on an ASC board.
+    assert await store.totals(board, PERIOD) == {"ana": 8}
 
 
 async def test_generated_event_ids_are_never_deduplicated(store: RankingStore) -> None:

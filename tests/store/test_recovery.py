@@ -7,6 +7,7 @@ prefix; one shared embedded store) play two instances of the service.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -178,6 +179,38 @@ async def test_a_rebuild_restores_only_the_event_ids_inside_the_window(stores: S
     )
     # Inside: still remembered, not applied again. Beyond: forgotten, applied.
     assert [(o.applied, o.score) for o in retries] == [(False, 10), (True, 16)]
+
+
+async def test_a_rebuild_restores_each_writers_last_sequence(stores: Stores) -> None:
+    # Idempotency per writer: the history's rows carry the call's writer and sequence; a
+    # rebuild (after Redis lost the period) restores each writer's highest one.
+    def of_writer(username: str, delta: int, writer: str, sequence: int) -> ScoreEvent:
+        return dataclasses.replace(
+            event(username, delta, f"~{writer}-{sequence}-{username}"),
+            writer_id=writer,
+            sequence=sequence,
+        )
+
+    await stores.history.append(
+        [of_writer("dee", 1, "gs", 3), of_writer("dee", 1, "gs", 7), of_writer("eve", 2, "o", 0)]
+    )
+    ranking = stores.ranking()
+    await stores.recovery(ranking, Rebuilds()).ensure_loaded(BOARD, PERIOD)
+    replays = await ranking.increment(
+        [
+            dataclasses.replace(
+                increment("dee", 1, "~r1", client=False), writer_id="gs", sequence=7
+            ),
+            dataclasses.replace(
+                increment("eve", 2, "~r2", client=False), writer_id="o", sequence=0
+            ),
+        ]
+    )
+    assert [o.applied for o in replays] == [False, False]
+    [later] = await ranking.increment(
+        [dataclasses.replace(increment("dee", 1, "~r3", client=False), writer_id="gs", sequence=8)]
+    )
+    assert (later.applied, later.score) == (True, 3)
 
 
 async def test_a_loaded_period_is_not_rebuilt(stores: Stores) -> None:

@@ -4,6 +4,7 @@ store with the top cache in front as the server wires it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
@@ -52,6 +53,17 @@ def inc(
         event_id=event_id or f"~{uuid.uuid4().hex}",
         client_event_id=event_id is not None,
     )
+
+
+def of_writer(
+    writer: str, sequence: int, *increments: ScoreIncrement, call: int = 0
+) -> list[ScoreIncrement]:
+    """One writer's call: the increments with its writer id, sequence and call number (as
+    the service marks them; merged calls differ by call number)."""
+    return [
+        dataclasses.replace(increment, writer_id=writer, sequence=sequence, call=call)
+        for increment in increments
+    ]
 
 
 class ChangeFeed:

@@ -127,7 +127,8 @@ local function first_unloaded(periods, count)
 end
 
 -- The writes of the batch's JSON argument: each [period g, username, value, 1 when the
--- event id is the client's, event id, fingerprint of a client's id].
+-- event id is the client's, event id, fingerprint of a client's id ('' when not), and for
+-- a writer's call: writer id, sequence, call number (write_batches.py)].
 local function decode_writes(json, periods)
   local writes = {}
   for i, item in ipairs(cjson.decode(json)) do
@@ -138,9 +139,69 @@ local function decode_writes(json, periods)
       client = item[4] == 1,
       event_id = item[5],
       fingerprint = item[6],
+      writer = item[7],
+      sequence = item[8],
+      call = item[9],
     }
   end
   return writes
+end
+
+-- Idempotency per writer (docs/reliability.md): a writer's call (its writes are adjacent
+-- and share writer, sequence and call number) is a replay when any period it touches here
+-- has recorded its sequence or a later one for that writer (`p.writers`, hash: writer ->
+-- last sequence); then none of its writes applies (`replayed[i]` = true). A call that
+-- applies notes its sequence in `p.sequences`, for the calls after it in the batch, and in
+-- `p.applied_sequences` for `record_writers`. Gaps are fine: only "not above the last one"
+-- is a replay.
+local function check_writers(writes)
+  local replayed, i = {}, 1
+  while i <= #writes do
+    local w, last = writes[i], i
+    if w.writer then
+      while writes[last + 1] and writes[last + 1].call == w.call
+        and writes[last + 1].writer == w.writer and writes[last + 1].sequence == w.sequence do
+        last = last + 1
+      end
+      local replay = false
+      for j = i, last do
+        local p = writes[j].period
+        p.sequences = p.sequences or {}
+        local known = p.sequences[w.writer]
+        if known == nil then
+          known = tonumber(redis.call('HGET', p.writers, w.writer) or -1)
+          p.sequences[w.writer] = known
+        end
+        replay = replay or w.sequence <= known
+      end
+      for j = i, last do
+        if replay then
+          replayed[j] = true
+        else
+          local p = writes[j].period
+          p.sequences[w.writer] = w.sequence
+          p.applied_sequences = p.applied_sequences or {}
+          p.applied_sequences[w.writer] = w.sequence
+        end
+      end
+    end
+    i = last + 1
+  end
+  return replayed
+end
+
+-- Stores the sequences `check_writers` noted for period `p`; the hash expires with the
+-- period, as the ranking does (expire_at '0': never).
+local function record_writers(p)
+  if p.applied_sequences == nil then
+    return
+  end
+  for writer, sequence in pairs(p.applied_sequences) do
+    redis.call('HSET', p.writers, writer, fmt(sequence))
+  end
+  if p.expire_at ~= '0' and redis.call('PTTL', p.writers) == -1 then
+    redis.call('PEXPIREAT', p.writers, p.expire_at)
+  end
 end
 
 -- Pass 1's event-id check of write `w`: 'replay' when its client event id is recorded

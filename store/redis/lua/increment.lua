@@ -1,15 +1,17 @@
 -- Applies a batch of increments, in order, all or none; publishes each applied one.
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
---   KEYS[4g-3] ranking, KEYS[4g-2] the current bucket of client event ids (hash: id ->
---   fingerprint), KEYS[4g-1] the bucket before it, KEYS[4g] loaded marker.
+--   KEYS[5g-4] ranking, KEYS[5g-3] the current bucket of client event ids (hash: id ->
+--   fingerprint), KEYS[5g-2] the bucket before it, KEYS[5g-1] loaded marker, KEYS[5g]
+--   writers (hash: writer id -> last applied sequence; common.lua `check_writers`).
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
 --   5 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never), and the ms the current event-id bucket
 --   lives when created here (keys.py, the idempotency window);
 -- then one JSON array of the increments, each [period g, username, delta, 1 when the event
 --   id is the client's (0 when generated, never stored), event id, and for a client's id
---   its fingerprint (keys.py)]. (Deltas stay within +-(2^53 - 1), which cjson decodes
+--   its fingerprint (keys.py), and for a writer's call writer id, sequence, call number].
+--   (Deltas stay within +-(2^53 - 1), which cjson decodes
 --   exactly.)
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
@@ -23,10 +25,11 @@ local dry_run = ARGV[2] == '1'
 local at = 3
 for g = 1, count do
   periods[g] = {
-    ranking = KEYS[4 * g - 3],
-    events = KEYS[4 * g - 2],
-    events_before = KEYS[4 * g - 1],
-    loaded = KEYS[4 * g],
+    ranking = KEYS[5 * g - 4],
+    events = KEYS[5 * g - 3],
+    events_before = KEYS[5 * g - 2],
+    loaded = KEYS[5 * g - 1],
+    writers = KEYS[5 * g],
     channel = ARGV[at],
     board = ARGV[at + 1],
     period = ARGV[at + 2],
@@ -45,6 +48,7 @@ end
 
 -- Each increment's value is its delta.
 local increments = decode_writes(ARGV[at], periods)
+local replayed = check_writers(increments)
 
 local function stored_score(p, username)
   local stored = redis.call('ZSCORE', p.ranking, username)
@@ -66,8 +70,9 @@ for i, inc in ipairs(increments) do
     p.scores[inc.username] = old
   end
   inc.old = old
-  -- A replay answers with the standing; the same id for another increment is refused.
-  local event = check_event_id(p, inc)
+  -- A replay (of an event id or a writer's call) answers with the standing; the same id
+  -- for another increment is refused.
+  local event = replayed[i] and 'replay' or check_event_id(p, inc)
   if event == 'reused' then
     return {3, i}
   elseif event == 'replay' then
@@ -116,6 +121,7 @@ end
 publish_changes(changes)
 for g = 1, count do
   expire_written(periods[g])
+  record_writers(periods[g])
 end
 
 return out

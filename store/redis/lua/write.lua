@@ -4,10 +4,11 @@
 -- takes every batch that touches another board (docs/boards.md, "Storage per rule").
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
---   KEYS[5g-4] ranking, KEYS[5g-3] the current bucket of client event ids (hash: id ->
---   fingerprint), KEYS[5g-2] the bucket before it, KEYS[5g-1] loaded marker, KEYS[5g]
+--   KEYS[6g-5] ranking, KEYS[6g-4] the current bucket of client event ids (hash: id ->
+--   fingerprint), KEYS[6g-3] the bucket before it, KEYS[6g-2] loaded marker, KEYS[6g-1]
 --   instants (hash: username -> the 16 hex digits of the instant the player reached the
---   kept score; field '' = the key's clock, the last instant given out).
+--   kept score; field '' = the key's clock, the last instant given out), KEYS[6g] writers
+--   (hash: writer id -> last applied sequence; common.lua `check_writers`).
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges, caps), then per
 --   period 11 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never), the ms the current event-id bucket lives
@@ -17,7 +18,8 @@
 --   minScore ('' = none), maxScore ('' = none);
 -- then one JSON array of the writes, each [period g, username, value (a delta on
 --   INCREMENT boards, the submitted score otherwise), 1 when the event id is the client's
---   (0 when generated, never stored), event id, and for a client's id its fingerprint].
+--   (0 when generated, never stored), event id, and for a client's id its fingerprint, and
+--   for a writer's call writer id, sequence, call number].
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when write i would take a score
 -- beyond +-(2^53 - 1), {3, i} when write i's event id was used for another write,
@@ -34,11 +36,12 @@ local dry_run = ARGV[2] == '1'
 local at = 3
 for g = 1, count do
   periods[g] = {
-    ranking = KEYS[5 * g - 4],
-    events = KEYS[5 * g - 3],
-    events_before = KEYS[5 * g - 2],
-    loaded = KEYS[5 * g - 1],
-    instants = KEYS[5 * g],
+    ranking = KEYS[6 * g - 5],
+    events = KEYS[6 * g - 4],
+    events_before = KEYS[6 * g - 3],
+    loaded = KEYS[6 * g - 2],
+    instants = KEYS[6 * g - 1],
+    writers = KEYS[6 * g],
     channel = ARGV[at],
     board = ARGV[at + 1],
     period = ARGV[at + 2],
@@ -62,6 +65,7 @@ if unloaded then
 end
 
 local writes = decode_writes(ARGV[at], periods)
+local replayed = check_writers(writes)
 
 -- The board's order and ties, for the shared helpers of common.lua.
 local function use(p)
@@ -128,8 +132,9 @@ for i, w in ipairs(writes) do
     p.scores[w.username] = old
   end
   w.old = old
-  -- A replay answers with the standing; the same id for another write is refused.
-  local event = check_event_id(p, w)
+  -- A replay (of an event id or a writer's call) answers with the standing; the same id
+  -- for another write is refused.
+  local event = replayed[i] and 'replay' or check_event_id(p, w)
   if event == 'reused' then
     return {3, i}
   elseif event == 'replay' then
@@ -252,6 +257,7 @@ publish_changes(changes)
 for g = 1, count do
   local p = periods[g]
   expire_written(p)
+  record_writers(p)
   if p.expire_at ~= '0' and p.instants_written and redis.call('PTTL', p.instants) == -1 then
     redis.call('PEXPIREAT', p.instants, p.expire_at)
     redis.call('PEXPIREAT', p.loaded, p.expire_at, 'GT')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections import Counter
 from urllib.parse import urlsplit
@@ -104,6 +105,8 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
         ("applied_at_us", "bigint(20)", None, None),
         ("presence", "tinyint(4)", None, None),
         ("id_life", "bigint(20)", None, None),
+        ("writer_id", "varchar(128)", "ascii", "ascii_bin"),
+        ("writer_sequence", "bigint(20)", None, None),
     ]
     indexes = await query_history(
         mysql_database_url,
@@ -187,6 +190,26 @@ async def test_client_events(history: SqlScoreHistory) -> None:
     ]
     assert await history.client_events(BOARD, "2026-10") == [("bob", "client-3", 3)]
     assert await history.client_events(BOARD, "2026-09") == []
+
+
+async def test_writers_last_sequences(history: SqlScoreHistory) -> None:
+    def of_writer(event: ScoreEvent, writer: str, sequence: int) -> ScoreEvent:
+        return dataclasses.replace(event, writer_id=writer, sequence=sequence)
+
+    await history.append(
+        [
+            of_writer(event("ann", 1, "~1"), "gs-1", 4),
+            of_writer(event("bob", 1, "~2"), "gs-1", 2**53 - 1),
+            of_writer(event("ann", 1, "~3"), "gs-2", 0),
+            event("ann", 1, "~4"),
+            of_writer(event("ann", 1, "~5", period="2026-10"), "gs-3", 9),
+        ]
+    )
+    assert sorted(await history.writers(BOARD, PERIOD)) == [("gs-1", 2**53 - 1), ("gs-2", 0)]
+    assert await history.writers(BOARD, "2026-10") == [("gs-3", 9)]
+    assert await history.writers(BOARD, "2026-09") == []
+    # Rows without a writer still count in the totals.
+    assert sorted(await history.totals(BOARD, PERIOD)) == [("ann", 3), ("bob", 1)]
 
 
 async def test_client_events_of_the_window_buckets_still_checked(
