@@ -34,7 +34,12 @@ class Recorder:
         self.calls.append(("neighborhood", *args))
         return []
 
-    async def increment(self, requests: list[IncrementRequest]) -> list[Any]:
+    async def increment(
+        self,
+        requests: list[IncrementRequest],
+        writer_id: str | None = None,
+        sequence: int | None = None,
+    ) -> list[Any]:
         self.calls.append(("increment", *requests))
         raise unauthenticated()  # any refusal: the shortcut answers it as an error
 
