@@ -27,6 +27,7 @@ from tests.support.ranking import (
     SHARDED_BOARDS,
     ChangeFeed,
     inc,
+    of_writer,
 )
 from tests.support.shared_services import REDIS_URL, delete_prefix
 
@@ -162,6 +163,27 @@ async def test_keys_an_increment_creates_expire_too(
     expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
     assert await raw.pexpiretime(key(redis_prefix, GLOBAL, period, "ranking")) == expected
     await assert_expires_with_the_window(raw, event_ids(redis_prefix, GLOBAL, period))
+
+
+async def test_the_writers_hash_expires_with_the_period(
+    store: RedisRankingStore, raw: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    # Idempotency per writer: the last sequences live as long as the ranking, no window.
+    period = "2999-01"
+    await store.load(GLOBAL, period, [], [])
+    await store.increment(of_writer("gs-1", 41, inc("alice", 1, period=period)))
+    await store.increment(of_writer("gs-2", 7, inc("bob", 1, period=period)))
+    writers = key(redis_prefix, GLOBAL, period, "writers")
+    assert await raw.hgetall(writers) == {"gs-1": "41", "gs-2": "7"}
+    expected = unix_ms(datetime(2999, 2, 1, tzinfo=UTC) + RETENTION)
+    assert await raw.pexpiretime(writers) == expected
+    # A load restores them with the same expiry; on a board that never resets, none.
+    await store.load(GLOBAL, period, [("alice", 1)], [], writers=[("gs-1", 2**53 - 1)])
+    assert await raw.hgetall(writers) == {"gs-1": str(2**53 - 1)}
+    assert await raw.pexpiretime(writers) == expected
+    await store.load("alltime", "all", [], [])
+    await store.increment(of_writer("gs-1", 1, inc("bob", 1, board="alltime", period="all")))
+    assert await raw.ttl(key(redis_prefix, "alltime", "all", "writers")) == -1
 
 
 async def test_a_long_past_period_is_kept_an_hour(
