@@ -286,6 +286,46 @@ async def redis_memory(bench: Bench, context: object) -> list[Row]:
                 },
             )
         )
+        # Idempotency per writer: bytes per writer entry, and Redis CPU per increment of a
+        # writer's call against a client eventId each and against neither
+        # (benchmarks/writer_memory.py).
+        from benchmarks.writer_memory import CALL_SIZES, WAYS, writer_figures
+
+        writer_count = 10_000
+        writers = await writer_figures(url, writer_count, bench.options.size(5_000, 20_000))
+        say(f"  {writers.bytes_per_writer:.1f} B per writer entry ({writer_count:,} writers)")
+        rows.append(
+            Row(
+                scenario="redis memory",
+                measured=(
+                    f"Redis bytes per writer entry (16-char writerId, 13-digit sequence), "
+                    f"{writer_count:,} writers in one board period"
+                ),
+                value=f"{writers.bytes_per_writer:.1f} B",
+                unit="",
+                details={"writers": writer_count, "key_bytes": writers.writers_bytes},
+            )
+        )
+        for size in CALL_SIZES:
+            figures = [writers.redis_us[(way, size)] for way in WAYS]
+            say(
+                f"  Redis µs per increment, {size} per call: "
+                + ", ".join(
+                    f"{way} {micros:.1f}" for way, micros in zip(WAYS, figures, strict=True)
+                )
+            )
+            rows.append(
+                Row(
+                    scenario="redis memory",
+                    measured=(
+                        f"Redis µs per increment, {size} per call: generated ids / client "
+                        "eventIds / writerId + sequence"
+                    ),
+                    value=" / ".join(f"{micros:.1f}" for micros in figures),
+                    unit="µs",
+                    details={way: micros for way, micros in zip(WAYS, figures, strict=True)},
+                )
+            )
     finally:
         await client.aclose()
     return rows

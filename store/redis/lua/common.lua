@@ -199,8 +199,8 @@ local function record_writers(p)
   for writer, sequence in pairs(p.applied_sequences) do
     redis.call('HSET', p.writers, writer, fmt(sequence))
   end
-  if p.expire_at ~= '0' and redis.call('PTTL', p.writers) == -1 then
-    redis.call('PEXPIREAT', p.writers, p.expire_at)
+  if p.expire_at ~= '0' then
+    redis.call('PEXPIREAT', p.writers, p.expire_at, 'NX')  -- NX: set once, when created
   end
 end
 
