@@ -307,11 +307,11 @@ async def redis_memory(bench: Bench, context: object) -> list[Row]:
             )
         )
         for size in CALL_SIZES:
-            figures = [writers.redis_us[(way, size)] for way in WAYS]
+            per_way = [writers.redis_us[(way, size)] for way in WAYS]
             say(
                 f"  Redis µs per increment, {size} per call: "
                 + ", ".join(
-                    f"{way} {micros:.1f}" for way, micros in zip(WAYS, figures, strict=True)
+                    f"{way} {micros:.1f}" for way, micros in zip(WAYS, per_way, strict=True)
                 )
             )
             rows.append(
@@ -321,9 +321,9 @@ async def redis_memory(bench: Bench, context: object) -> list[Row]:
                         f"Redis µs per increment, {size} per call: generated ids / client "
                         "eventIds / writerId + sequence"
                     ),
-                    value=" / ".join(f"{micros:.1f}" for micros in figures),
+                    value=" / ".join(f"{micros:.1f}" for micros in per_way),
                     unit="µs",
-                    details={way: micros for way, micros in zip(WAYS, figures, strict=True)},
+                    details={way: micros for way, micros in zip(WAYS, per_way, strict=True)},
                 )
             )
     finally:
