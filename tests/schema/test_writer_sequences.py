@@ -10,6 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from schema.fast_path import Plan
 from tests.support.asgi_app import TOKEN
 from tests.support.graphql_client import GraphQLHttp
 from tests.support.operations import top
@@ -122,6 +123,9 @@ async def test_the_shortcut_answers_as_strawberry_does(
         (INCREMENT, {"username": "ana", "writerId": "gs"}),
         (SET, {"username": "ana", "score": 7, "sequence": 3}),
     ]
+    # The writer's arguments keep the hot mutations on the shortcut.
+    for query in (INCREMENT, INCREMENTS, SET):
+        assert isinstance(app.state.graphql.fast_path.plan(query, None), Plan)
     fast = [await post(http, query, variables) for query, variables in cases]
     # Strawberry's answers: every call is now a replay, answered as the shortcut's were
     # (the writer's calls) or refused alike (the bad ones).
