@@ -11,7 +11,7 @@
 -- then one JSON array of the increments, each [period g, username, delta, 1 when the event
 --   id is the client's (0 when generated, never stored), event id, and for a client's id
 --   its fingerprint (keys.py), and for a writer's call writer id, sequence, call number].
---   (Deltas stay within +-(2^53 - 1), which cjson decodes
+--   (Deltas stay within +-(2^53 - 1), sequences within 0..2^53 - 1: cjson decodes them
 --   exactly.)
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
