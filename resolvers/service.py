@@ -166,8 +166,11 @@ class LeaderboardService:
         if username in self._banned:
             raise forbidden(BANNED)
 
-    async def increment(self, requests: Sequence[IncrementRequest]) -> list[IncrementOutcome]:
-        """Validate every increment, then apply all in order, or none."""
+    async def increment(
+        self, requests: Sequence[IncrementRequest], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
+        """Validate every increment, then apply all in order, or none (without `ranks`, the
+        outcomes' ranks may be 0: the caller does not show them)."""
         validation.batch_size(len(requests), self._max_batch_increments)
         # One instant for the whole call: a batch never straddles a period boundary.
         now = self._clock()
@@ -178,7 +181,9 @@ class LeaderboardService:
                 await self.instances.declared(periods.items())
             partial: PartiallyApplied | None = None
             try:
-                outcomes = await self._recovering(lambda: self._top.increment(increments))
+                outcomes = await self._recovering(
+                    lambda: self._top.increment(increments, ranks=ranks)
+                )
             except PartiallyApplied as error:
                 # What reached Redis must reach the history too; the client retries
                 # the batch, and its eventIds keep the applied part from counting twice.

@@ -13,7 +13,7 @@ from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard
 from schema.context import ApiContext
 from schema.moderation import ModerationMutations, ModerationQueries
 from schema.players import PlayerQueries
-from schema.profiles import ProfileMutations, ranked_views, selects_profiles
+from schema.profiles import ProfileMutations, ranked_views, selects_any, selects_profiles
 from schema.scalars import Long
 from schema.seasons import PeriodResult
 from schema.types import (
@@ -26,6 +26,9 @@ from schema.types import (
 )
 
 Info = strawberry.Info[ApiContext, None]
+
+_RANK = frozenset({"rank"})
+"""A write's ranks are computed only when selected: they are most of its Redis cost."""
 
 
 @strawberry.type
@@ -108,7 +111,7 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
     ) -> ScoreUpdate:
         _require_write_token(info)
         request = IncrementRequest(username=username, delta=delta, board=board, event_id=event_id)
-        (outcome,) = await info.context.service.increment([request])
+        (outcome,) = await info.context.service.increment([request], ranks=selects_any(info, _RANK))
         return ScoreUpdate.of(outcome)
 
     @strawberry.mutation(
@@ -127,7 +130,7 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
             )
             for item in increments
         ]
-        outcomes = await info.context.service.increment(requests)
+        outcomes = await info.context.service.increment(requests, ranks=selects_any(info, _RANK))
         return [ScoreUpdate.of(outcome) for outcome in outcomes]
 
     @strawberry.mutation(

@@ -29,13 +29,17 @@ def increment_call(
     publish: bool,
     dry_run: bool,
     bucket: int,
+    ranks: bool = True,
 ) -> ScriptCall | None:
     """KEYS and ARGV of increment.lua, and the board periods in the script's order;
     None when a board is not `plain` (write.lua serves the batch). `bucket`: the
-    idempotency window's bucket the call records client event ids in (keys.py)."""
+    idempotency window's bucket the call records client event ids in (keys.py). With
+    `publish`, each period publishes only while watched (watchers.py); without `ranks`,
+    ranks are computed only for what is published (0 in the outcomes otherwise)."""
     groups: dict[tuple[str, str, int], int] = {}
     group_of: list[int] = []
     keys: list[str] = []
+    watched: list[str] = []
     args: list[str | int | bytes] = [0, 1 if dry_run else 0]
     for increment in increments:
         shard = layout.board(increment.board).shard_of(increment.username)
@@ -48,6 +52,8 @@ def increment_call(
             period_keys = layout.keys(increment.board, increment.period, shard)
             window = layout.event_window(period_keys.events, bucket)
             keys += [period_keys.ranking, window.current, window.previous, period_keys.loaded]
+            if publish:  # a single Redis only: the marker is outside the period's slot
+                watched.append(layout.watched(increment.board))
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
@@ -57,6 +63,7 @@ def increment_call(
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
+    keys += watched
     # One JSON argument for all the increments, not five per increment: redis-py packs
     # every argument in Python (it was a fifth of the service's CPU under batched
     # ingest), orjson and the script's cjson handle one array in C.
@@ -77,6 +84,7 @@ def increment_call(
             ]
         )
     )
+    args.append(1 if ranks else 0)
     return keys, args, [(board, period) for board, period, _ in groups]
 
 

@@ -2,7 +2,9 @@
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
 --   KEYS[4g-3] ranking, KEYS[4g-2] the current bucket of client event ids (hash: id ->
---   fingerprint), KEYS[4g-1] the bucket before it, KEYS[4g] loaded marker.
+--   fingerprint), KEYS[4g-1] the bucket before it, KEYS[4g] loaded marker; then, when
+--   period g has a channel (a single Redis only), KEYS[4G+g] its board's watcher marker
+--   (watchers.py: absent = nobody watches, nothing is published).
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
 --   5 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never), and the ms the current event-id bucket
@@ -10,7 +12,8 @@
 -- then one JSON array of the increments, each [period g, username, delta, 1 when the event
 --   id is the client's (0 when generated, never stored), event id, and for a client's id
 --   its fingerprint (keys.py)]. (Deltas stay within +-(2^53 - 1), which cjson decodes
---   exactly.)
+--   exactly.) Last, '1' when the caller wants ranks (else they are computed only for a
+--   period that publishes, and 0 in the reply otherwise).
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
 -- total beyond +-(2^53 - 1), {3, i} when increment i's event id was used for another
@@ -85,6 +88,19 @@ if dry_run then
   return {0}
 end
 
+-- A period nobody watches publishes nothing; ranks only for the caller or a message.
+local ranks = ARGV[at + 1] == '1'
+for g = 1, count do
+  local p = periods[g]
+  if p.channel ~= '' and redis.call('EXISTS', KEYS[4 * count + g]) == 0 then
+    p.channel = ''
+  end
+  p.ranked = ranks or p.channel ~= ''
+end
+local function rank_if(p, score)
+  return p.ranked and rank_of(p.ranking, score) or 0
+end
+
 -- Pass 2 applies, in the same order, so each increment finds the score pass 1 noted.
 local out = {0}
 local changes = {messages = {}, channels = {}}
@@ -93,12 +109,12 @@ for i, inc in ipairs(increments) do
   local old = inc.old or nil
   if duplicate[i] then
     -- Nothing changes; a player without a score stands where a score of 0 would.
-    local rank = rank_of(p.ranking, old or 0)
+    local rank = rank_if(p, old or 0)
     append_outcome(out, 0, old or 0, rank, old, rank)
   else
     local previous_rank = nil
     if old ~= nil then
-      previous_rank = rank_of(p.ranking, old)
+      previous_rank = rank_if(p, old)
     end
     local new = (old or 0) + inc.value
     redis.call('ZADD', p.ranking, fmt(stored_of(new)), inc.username)
@@ -107,7 +123,7 @@ for i, inc in ipairs(increments) do
       redis.call('HSET', p.events, inc.event_id, inc.fingerprint)
       p.events_written = true
     end
-    local rank = rank_of(p.ranking, new)
+    local rank = rank_if(p, new)
     append_outcome(out, 1, new, rank, old, previous_rank)
     queue_change(changes, p, inc.username, old, new, previous_rank, rank)
   end
