@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -103,8 +104,61 @@ async def measure(url: str, options: argparse.Namespace) -> None:
             f"| {rate:,.0f} | {rate * events:,.0f} |",
             flush=True,
         )
+    await increment_costs(store, client, fresh_increment, options)
     await client.aclose()
     await store.close()
+
+
+async def increment_costs(
+    store: RedisRankingStore,
+    client: redis_asyncio.Redis,
+    fresh_increment: Callable[[], ScoreIncrement],
+    options: argparse.Namespace,
+    rounds: int = 3,
+) -> dict[tuple[bool, bool], float]:
+    """Redis µs per increment of `incrementScores` x500 with and without `rank` selected,
+    with and without an instance watching the board (store/redis/watchers.py): the four
+    cases interleaved `rounds` times (the machine's drift hits each alike), the median of
+    each printed, and returned by (ranks, watched)."""
+    requests = max(1, options.calls // 500)
+    marker = "cost:watched:board"
+    samples: dict[tuple[bool, bool], list[float]] = {}
+    for _ in range(rounds):
+        for watched in (False, True):
+            if watched:
+                await store.watch("board")
+            else:
+                store.unwatch("board")
+                await client.delete(marker)
+            for ranks in (True, False):
+                before = await evalsha_stats(client)
+                for start in range(0, requests, 32):
+                    await asyncio.gather(
+                        *(
+                            store.increment([fresh_increment() for _ in range(500)], ranks=ranks)
+                            for _ in range(min(32, requests - start))
+                        )
+                    )
+                after = await evalsha_stats(client)
+                samples.setdefault((ranks, watched), []).append(
+                    (after[1] - before[1]) / (requests * 500)
+                )
+    store.unwatch("board")
+    costs = {case: statistics.median(values) for case, values in samples.items()}
+    print()
+    print(
+        f"| incrementScores x500 ({requests:,} calls x {rounds}) | rank selected "
+        "| board watched | µs of Redis CPU per increment (median; range) |"
+    )
+    print("| --- | --- | --- | ---: |")
+    for (ranks, watched), cost in costs.items():
+        low, high = min(samples[ranks, watched]), max(samples[ranks, watched])
+        print(
+            f"| | {'yes' if ranks else 'no'} | {'yes' if watched else 'no'} "
+            f"| {cost:.2f} ({low:.2f}-{high:.2f}) |",
+            flush=True,
+        )
+    return costs
 
 
 def main() -> None:

@@ -172,6 +172,7 @@ class LiveRankings:
         if state is None:
             state = feed.players[username] = PlayerState(username)
         state.watchers.add(watcher)
+        await self._hold(feed)
         await self._read_player(feed, state)
         watcher.ready = True
         self._publish_player(feed, state, (watcher,))
@@ -186,6 +187,7 @@ class LiveRankings:
         if not state.watchers:
             del feed.players[username]
             feed.unindex(state)
+        self._release_if_unwatched(feed)
 
     async def _attach_top(self, feed: Feed, limit: int, watcher: TopWatcher) -> None:
         if self._closed:
@@ -195,6 +197,7 @@ class LiveRankings:
         if group is None:
             group = feed.tops[limit] = TopGroup(limit)
         group.watchers.add(watcher)
+        await self._hold(feed)
         await self._read_top(feed, group)
         watcher.ready = True
         if group.players is not None:
@@ -211,6 +214,24 @@ class LiveRankings:
             del feed.tops[limit]
             if group.refresher is not None:
                 group.refresher.cancel()
+        self._release_if_unwatched(feed)
+
+    async def _hold(self, feed: Feed) -> None:
+        """Hold the board before a new watcher's first read (once per feed): every write
+        publishes its changes from then on, and what published nothing before is in the
+        read (store/redis/watchers.py)."""
+        if feed.held:
+            return
+        await self._ranking.watch(feed.board.id)
+        if feed.held or not (feed.players or feed.tops):  # held meanwhile, or nobody left
+            self._ranking.unwatch(feed.board.id)
+        else:
+            feed.held = True
+
+    def _release_if_unwatched(self, feed: Feed) -> None:
+        if feed.held and not feed.players and not feed.tops:
+            feed.held = False
+            self._ranking.unwatch(feed.board.id)
 
     # Periods
 
@@ -241,7 +262,8 @@ class LiveRankings:
     async def _consume(self, feed: Feed) -> None:
         """Consume the board's change feed for ever, resubscribing after a failure."""
         await consume_resubscribing(
-            lambda: self._ranking.changes(feed.board.id),
+            # Subscribed for ever; the board is held only while it has watchers (`_hold`).
+            lambda: self._ranking.changes(feed.board.id, watch=False),
             lambda change: self._handle(feed, change),
             running=lambda: not self._closed,
             log=logger,

@@ -129,6 +129,9 @@ class Feed:
     tops: dict[int, TopGroup] = field(default_factory=dict)
     resync_now: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Whether this instance holds the board (`ChangeFeed.watch`) for its watchers: only
+    # then do writes publish the board's changes.
+    held: bool = False
 
     def _key(self, score: int) -> int:
         # The index is kept in "higher is better" terms: ASC boards index -score.

@@ -173,10 +173,13 @@ class LeaderboardService:
         requests: Sequence[IncrementRequest],
         writer_id: str | None = None,
         sequence: int | None = None,
+        *,
+        ranks: bool = True,
     ) -> list[IncrementOutcome]:
         """Validate every increment, then apply all in order, or none; a call with a
         `writer_id` and `sequence` is not applied when the writer's last applied call in a
-        board period it touches had that sequence or a later one (docs/reliability.md)."""
+        board period it touches had that sequence or a later one (docs/reliability.md).
+        Without `ranks`, the outcomes' ranks may be 0: the caller does not show them."""
         writer = validation.writer(writer_id, sequence)
         validation.batch_size(len(requests), self._max_batch_increments)
         # One instant for the whole call: a batch never straddles a period boundary.
@@ -190,7 +193,9 @@ class LeaderboardService:
                 await self.instances.declared(periods.items())
             partial: PartiallyApplied | None = None
             try:
-                outcomes = await self._recovering(lambda: self._top.increment(increments))
+                outcomes = await self._recovering(
+                    lambda: self._top.increment(increments, ranks=ranks)
+                )
             except PartiallyApplied as error:
                 # What reached Redis must reach the history too; the client retries
                 # the batch, and its eventIds keep the applied part from counting twice.

@@ -41,7 +41,8 @@ __all__ = ["FastPath", "Plan"]
 logger = logging.getLogger(__name__)
 
 
-Execute = Callable[[LeaderboardService, Arguments, FieldShape], Awaitable[Any]]
+Execute = Callable[[LeaderboardService, Arguments, FieldShape, tuple[str, ...]], Awaitable[Any]]
+"""Runs a field: the service, the arguments, the declared shape, the selected fields."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,36 +57,43 @@ class _Field:
         return self.shape.kind
 
 
-async def _top(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+async def _top(service: LeaderboardService, args: Arguments, *_: Any) -> Any:
     return await service.top(args["board"], args["period"], args["limit"], args["offset"])
 
 
-async def _player(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+async def _player(service: LeaderboardService, args: Arguments, *_: Any) -> Any:
     return await service.player(args["board"], args["period"], args["username"])
 
 
-async def _neighborhood(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+async def _neighborhood(service: LeaderboardService, args: Arguments, *_: Any) -> Any:
     return await service.neighborhood(
         args["board"], args["period"], args["username"], args["radius"], args["fill"]
     )
 
 
-async def _players(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+async def _players(service: LeaderboardService, args: Arguments, *_: Any) -> Any:
     return await service.players(args["board"], args["period"], args["usernames"])
 
 
-async def _increment(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+async def _increment(
+    service: LeaderboardService, args: Arguments, _: FieldShape, selections: tuple[str, ...]
+) -> Any:
     request = IncrementRequest(
         username=args["username"],
         delta=args["delta"],
         board=args["board"],
         event_id=args["eventId"],
     )
-    (outcome,) = await service.increment([request], args["writerId"], args["sequence"])
+    # The ranks are most of a write's Redis cost: computed only when selected.
+    (outcome,) = await service.increment(
+        [request], args["writerId"], args["sequence"], ranks="rank" in selections
+    )
     return outcome
 
 
-async def _increments(service: LeaderboardService, args: Arguments, shape: FieldShape) -> Any:
+async def _increments(
+    service: LeaderboardService, args: Arguments, shape: FieldShape, selections: tuple[str, ...]
+) -> Any:
     board = shape.arguments["increments"].item_defaults["board"]
     # Positional, in IncrementRequest's field order: one per item of a batch of up to 1000.
     requests = [
@@ -94,10 +102,12 @@ async def _increments(service: LeaderboardService, args: Arguments, shape: Field
         )
         for item in args["increments"]
     ]
-    return await service.increment(requests, args["writerId"], args["sequence"])
+    return await service.increment(
+        requests, args["writerId"], args["sequence"], ranks="rank" in selections
+    )
 
 
-async def _set_score(service: LeaderboardService, args: Arguments, _: FieldShape) -> Any:
+async def _set_score(service: LeaderboardService, args: Arguments, *_: Any) -> Any:
     return await service.set_score(
         args["username"],
         args["score"],
@@ -165,7 +175,9 @@ class FastPath:
         try:
             if plan.field.kind is OperationType.MUTATION and not authorized:
                 raise unauthenticated()
-            result = await plan.field.execute(self._service, arguments, plan.field.shape)
+            result = await plan.field.execute(
+                self._service, arguments, plan.field.shape, plan.selections
+            )
             if not _PROFILE_FIELDS.isdisjoint(plan.selections):
                 result = await _with_profiles(self._service, result)
         except ApiError as error:

@@ -13,7 +13,7 @@ from schema.boards import BoardMutations, BoardQueries, Leaderboard, leaderboard
 from schema.context import ApiContext
 from schema.moderation import ModerationMutations, ModerationQueries
 from schema.players import PlayerQueries
-from schema.profiles import ProfileMutations, ranked_views, selects_profiles
+from schema.profiles import ProfileMutations, ranked_views, selects_any, selects_profiles
 from schema.scalars import Long
 from schema.seasons import PeriodResult
 from schema.types import (
@@ -26,6 +26,9 @@ from schema.types import (
 )
 
 Info = strawberry.Info[ApiContext, None]
+
+_RANK = frozenset({"rank"})
+"""A write's ranks are computed only when selected: they are most of its Redis cost."""
 
 
 @strawberry.type
@@ -120,7 +123,9 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
     ) -> ScoreUpdate:
         _require_write_token(info)
         request = IncrementRequest(username=username, delta=delta, board=board, event_id=event_id)
-        (outcome,) = await info.context.service.increment([request], writer_id, sequence)
+        (outcome,) = await info.context.service.increment(
+            [request], writer_id, sequence, ranks=selects_any(info, _RANK)
+        )
         return ScoreUpdate.of(outcome)
 
     @strawberry.mutation(
@@ -143,7 +148,9 @@ class Mutation(BoardMutations, ProfileMutations, ModerationMutations):
             )
             for item in increments
         ]
-        outcomes = await info.context.service.increment(requests, writer_id, sequence)
+        outcomes = await info.context.service.increment(
+            requests, writer_id, sequence, ranks=selects_any(info, _RANK)
+        )
         return [ScoreUpdate.of(outcome) for outcome in outcomes]
 
     @strawberry.mutation(

@@ -28,14 +28,20 @@ PROFILE_FIELDS = frozenset({"displayName", "metadata"})
 def selects_profiles(info: Info) -> bool:
     """Whether the field's selection asks for a profile field anywhere below it (through
     fragments too)."""
-    return _any_profile_field(info.selected_fields)
+    return selects_any(info, PROFILE_FIELDS)
 
 
-def _any_profile_field(selections: Iterable[Selection]) -> bool:
+def selects_any(info: Info, names: frozenset[str]) -> bool:
+    """Whether the field's selection asks for one of `names` anywhere below it (through
+    fragments too; a field a directive skips counts)."""
+    return _any_field(info.selected_fields, names)
+
+
+def _any_field(selections: Iterable[Selection], names: frozenset[str]) -> bool:
     for selection in selections:
-        if getattr(selection, "name", None) in PROFILE_FIELDS:
+        if getattr(selection, "name", None) in names:
             return True
-        if _any_profile_field(selection.selections):
+        if _any_field(selection.selections, names):
             return True
     return False
 

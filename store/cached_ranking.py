@@ -12,7 +12,8 @@ than the bound. Within the bound, snapshots are dropped early when they may be w
   write);
 - change events from every instance (the board's change feed, consumed by one background
   task per board, or relayed to the live updates through `changes()`) drop the windows an
-  event can reach.
+  event can reach. Writes publish only boards some instance holds (`ChangeFeed.watch`):
+  the cache holds a board from its first read of it (before that read) until it closes.
 
 The cache wraps only those calls (`store.ports.TopFront`); every other read and the
 rebuild's bookkeeping go straight to the ranking store, which the cache neither pings nor
@@ -119,6 +120,8 @@ class TopCache:
         # Boards whose changes some consumer (the live subscriptions) is reading through
         # `changes()`: those relay the events, so no second subscription is needed.
         self._relays: dict[str, int] = {}
+        # Boards held on the inner store for the cached windows (`_hold`).
+        self._held: set[str] = set()
         self._closed = False
         self.hits = 0
         self.misses = 0
@@ -163,9 +166,21 @@ class TopCache:
         )
         return flight
 
+    async def _hold(self, board: str) -> None:
+        """Hold the board on the inner store (once): its writes from every instance publish
+        from now on, so the read that follows sees whatever published nothing."""
+        if board in self._held:
+            return
+        await self._inner.watch(board)
+        if board in self._held or self._closed:
+            self._inner.unwatch(board)  # a concurrent first read, or closed meanwhile
+        else:
+            self._held.add(board)
+
     async def _read(self, key: _Key, flight: _Flight) -> list[RankedPlayer]:
         board, period, limit, offset = key
         try:
+            await self._hold(board)
             players = await self._inner.top(board, period, limit, offset)
         except BaseException:
             if self._flights.get(key) is flight:
@@ -232,10 +247,16 @@ class TopCache:
 
     # Writes: pass through, then drop what they changed
 
-    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
-        """Apply through the inner store; then drop the windows the applied increments reach."""
+    async def increment(
+        self, increments: Sequence[ScoreIncrement], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
+        """Apply through the inner store; then drop the windows the applied increments reach
+        (the ranks are asked for when a window of the period is cached: a rank of 0, not
+        computed, drops every window)."""
+        if not ranks:
+            ranks = any((item.board, item.period) in self._windows for item in increments)
         try:
-            outcomes = await self._inner.increment(increments)
+            outcomes = await self._inner.increment(increments, ranks=ranks)
         except BaseException:
             # Failed or unknown (a lost reply may hide an applied script): drop everything.
             for board, period in {(item.board, item.period) for item in increments}:
@@ -304,16 +325,25 @@ class TopCache:
 
     # Change feeds
 
-    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+    def changes(self, board: str, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
         """The inner store's change feed; each change drops what it reaches before it is seen.
 
         So a consumer that re-reads the top on a change (live subscriptions) never gets
         the snapshot from before it.
         """
-        return self._relayed_changes(board)
+        return self._relayed_changes(board, watch)
 
-    async def _relayed_changes(self, board: str) -> AsyncIterator[ScoreChange]:
-        changes = self._inner.changes(board)
+    async def watch(self, board: str) -> None:
+        """Hold the board on the inner store."""
+        await self._inner.watch(board)
+
+    def unwatch(self, board: str) -> None:
+        """Release one hold on the inner store."""
+        self._inner.unwatch(board)
+
+    async def _relayed_changes(self, board: str, watch: bool) -> AsyncIterator[ScoreChange]:
+        # The cache's own hold (`_hold`) keeps its windows' changes published.
+        changes = self._inner.changes(board, watch=watch)
         self._relays[board] = self._relays.get(board, 0) + 1
         # This relay now drops what each change reaches: our own subscription would only
         # decode every event a second time.
@@ -343,7 +373,8 @@ class TopCache:
         """Drop what each change of the board reaches; resubscribe after a failure."""
         try:
             await consume_resubscribing(
-                lambda: self._inner.changes(board),
+                # Only the cached windows need the changes: `_hold` holds the board for them.
+                lambda: self._inner.changes(board, watch=False),
                 self._apply_change,
                 running=lambda: not self._closed,
                 log=logger,
@@ -364,6 +395,9 @@ class TopCache:
         """Stop the background consumers and in-flight reads (the ranking store stays open:
         its owner closes it); later reads pass straight through."""
         self._closed = True
+        for board in self._held:
+            self._inner.unwatch(board)
+        self._held.clear()
         tasks: list[asyncio.Task[Any]] = list(self._feeds.values())
         tasks += [flight.task for flight in self._flights.values() if flight.task is not None]
         self._feeds.clear()

@@ -66,8 +66,11 @@ class EmbeddedRankingStore:
 
     # Writes
 
-    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
-        """Apply increments in order, all or none; publish each applied one."""
+    async def increment(
+        self, increments: Sequence[ScoreIncrement], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
+        """Apply increments in order, all or none; publish each applied one (ranks are
+        computed whatever `ranks` says: they cost nothing extra here)."""
         for increment in increments:
             if abs(increment.delta) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(increment.username, increment.board)
@@ -296,12 +299,19 @@ class EmbeddedRankingStore:
 
     # Live changes
 
-    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
-        """Applied increments of the board, from the first `__anext__` on.
+    def changes(self, board: str, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
+        """Applied increments of the board, from the first `__anext__` on (every change is
+        published in process: `watch` changes nothing).
 
         A subscriber more than `change_buffer` changes behind loses the oldest ones.
         """
         return self._changes(board)
+
+    async def watch(self, board: str) -> None:
+        """Nothing to do: every change is published in process."""
+
+    def unwatch(self, board: str) -> None:
+        """Nothing to do (see `watch`)."""
 
     async def _changes(self, board: str) -> AsyncIterator[ScoreChange]:
         queue: asyncio.Queue[ScoreChange] = asyncio.Queue(maxsize=self._change_buffer)

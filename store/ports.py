@@ -92,8 +92,14 @@ class RankingReads(TopReads, Protocol):
 class RankingWrites(Protocol):
     """The one write: increments, applied atomically."""
 
-    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
-        """Apply increments in order, all or none, in one round trip; publish each applied one.
+    async def increment(
+        self, increments: Sequence[ScoreIncrement], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
+        """Apply increments in order, all or none, in one round trip; publish each applied one
+        (to every consumer of `ChangeFeed.changes`: a backend may skip boards nobody watches).
+
+        Without `ranks` the caller does not read the outcomes' `rank` and `previous_rank`:
+        a backend may leave them 0 (the ranks are what a write costs most in Redis).
 
         An increment whose client event id was already applied in its board's period
         is not applied again (its outcome says `applied=False` with current standing).
@@ -107,12 +113,24 @@ class RankingWrites(Protocol):
 class ChangeFeed(Protocol):
     """Every applied increment of a board, for live updates and cache invalidation."""
 
-    def changes(self, board: str, /) -> AsyncIterator[ScoreChange]:
+    def changes(self, board: str, /, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
         """Every applied increment of the board (all periods), from any instance, as it happens.
 
         Delivery is best effort (pub/sub may drop messages under pressure): consumers
-        resynchronise from reads now and then.
+        resynchronise from reads now and then. The iterator holds the board (`watch`)
+        while it is open, unless `watch` is false: then the consumer holds the board
+        itself while it needs the changes (a feed that stays subscribed for ever).
         """
+        ...
+
+    async def watch(self, board: str, /) -> None:
+        """Hold the board until `unwatch`: returns once every write, from any instance,
+        publishes the board's changes. A consumer reads its initial state after this
+        returns, so that a write that published nothing before is in that read."""
+        ...
+
+    def unwatch(self, board: str, /) -> None:
+        """Release one hold of `watch`."""
         ...
 
 

@@ -30,11 +30,14 @@ from store.errors import StoreUnavailable
 from store.models import IncrementOutcome, ScoreChange
 from store.redis.connection import SUBSCRIPTION_ERRORS, Connection
 from store.redis.keys import KeyLayout
+from store.redis.watchers import Watchers
 
 logger = logging.getLogger(__name__)
 
 RESUBSCRIBE_MIN_SECONDS = 0.1
 RESUBSCRIBE_MAX_SECONDS = 5.0
+# What a subscription (or the hold before it: `Watchers.watch`) retries after.
+_RESUBSCRIBE_ERRORS: tuple[type[Exception], ...] = (*SUBSCRIPTION_ERRORS, StoreUnavailable)
 
 
 def change_of(outcome: IncrementOutcome) -> ScoreChange:
@@ -130,31 +133,45 @@ async def publish_changes(
 
 
 async def subscribe(
-    connection: Connection, channel: str, closed: Callable[[], bool]
+    connection: Connection,
+    channel: str,
+    closed: Callable[[], bool],
+    *,
+    watchers: Watchers | None = None,
+    board: str = "",
 ) -> AsyncIterator[ScoreChange]:
-    """The changes published on `channel`, until `closed()` or the iterator is closed.
+    """The changes published on `channel`, until `closed()` or the iterator is closed;
+    holding `board` on `watchers` (when given) from before the subscription until then.
 
     Survives Redis restarts, failovers and slot moves by resubscribing with backoff
     (changes published meanwhile are lost: consumers resynchronise from reads).
     """
     delay = RESUBSCRIBE_MIN_SECONDS
-    while not closed():
-        subscription = connection.subscription(channel)
-        try:
-            await subscription.subscribe()
-            while True:
-                for change in decode(await subscription.next_data()):
-                    yield change
-        except SUBSCRIPTION_ERRORS as error:
-            if closed():
-                return
-            if subscription.confirmed:
-                delay = RESUBSCRIBE_MIN_SECONDS  # it worked for a while: retry soon
-            logger.warning(
-                "subscription to %s lost (%s); resubscribing in %.1f s", channel, error, delay
-            )
-            await connection.rediscover()
-        finally:
-            await subscription.aclose()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RESUBSCRIBE_MAX_SECONDS)
+    held = False
+    try:
+        while not closed():
+            subscription = connection.subscription(channel)
+            try:
+                if watchers is not None and not held:
+                    await watchers.watch(board)
+                    held = True
+                await subscription.subscribe()
+                while True:
+                    for change in decode(await subscription.next_data()):
+                        yield change
+            except _RESUBSCRIBE_ERRORS as error:
+                if closed():
+                    return
+                if subscription.confirmed:
+                    delay = RESUBSCRIBE_MIN_SECONDS  # it worked for a while: retry soon
+                logger.warning(
+                    "subscription to %s lost (%s); resubscribing in %.1f s", channel, error, delay
+                )
+                await connection.rediscover()
+            finally:
+                await subscription.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESUBSCRIBE_MAX_SECONDS)
+    finally:
+        if held and watchers is not None:
+            watchers.unwatch(board)

@@ -20,6 +20,10 @@ whatever else was submitted in the same turn) unless `max_in_flight` merged call
 already out, in which case it joins the next one. At low load every call goes alone;
 under load, calls merge as much as the load requires. A caller's items are never split.
 
+A call may ask for `flagged`, the operation's richer variant (ranks in the outcomes, for
+the increments): a merged call runs it when any of its calls asked, the others get the
+extra detail they did not ask for.
+
 May import: nothing of the project (it is generic over items and results).
 """
 
@@ -35,11 +39,14 @@ ResultT = TypeVar("ResultT")
 
 
 class _Submission(Generic[ItemT, ResultT]):
-    __slots__ = ("future", "items")
+    __slots__ = ("flag", "future", "items")
 
-    def __init__(self, items: Sequence[ItemT], future: asyncio.Future[list[ResultT]]) -> None:
+    def __init__(
+        self, items: Sequence[ItemT], future: asyncio.Future[list[ResultT]], flag: bool
+    ) -> None:
         self.items = items
         self.future = future
+        self.flag = flag
 
 
 class CoalescedCalls(Generic[ItemT, ResultT]):
@@ -47,7 +54,8 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
 
     `operation(items)` must return one result per item, in order, and apply all or none.
     `abandoned()` is the error for callers whose call was cancelled in flight (a shutdown):
-    their items may or may not have been applied.
+    their items may or may not have been applied. `flagged` is the variant run for calls
+    made with `flag` (module doc); without it, `flag` is ignored.
     """
 
     def __init__(
@@ -58,10 +66,12 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         max_in_flight: int,
         retry_alone: tuple[type[BaseException], ...],
         abandoned: Callable[[], Exception],
+        flagged: Callable[[list[ItemT]], Awaitable[list[ResultT]]] | None = None,
     ) -> None:
         if max_items < 1 or max_in_flight < 1:
             raise ValueError("max_items and max_in_flight must be at least 1")
         self._operation = operation
+        self._flagged = flagged or operation
         self._max_items = max_items
         self._max_in_flight = max_in_flight
         self._retry_alone = retry_alone
@@ -70,10 +80,11 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
-    async def __call__(self, items: Sequence[ItemT]) -> list[ResultT]:
-        """The results of `items`, applied in one call with whatever was submitted alongside."""
+    async def __call__(self, items: Sequence[ItemT], *, flag: bool = False) -> list[ResultT]:
+        """The results of `items`, applied in one call with whatever was submitted alongside
+        (by `flagged` when this call or another of the merged ones has `flag`)."""
         loop = asyncio.get_running_loop()
-        submission: _Submission[ItemT, ResultT] = _Submission(items, loop.create_future())
+        submission: _Submission[ItemT, ResultT] = _Submission(items, loop.create_future(), flag)
         self._pending.append(submission)
         self._schedule(loop)
         # The merged call runs in a task of its own: a caller that gives up (is
@@ -144,8 +155,9 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
                 await self._run_alone(submission)
             return
         items = [item for submission in batch for item in submission.items]
+        flagged = any(submission.flag for submission in batch)
         try:
-            results = await self._operation(items)
+            results = await (self._flagged if flagged else self._operation)(items)
         except self._retry_alone:
             # Nothing was applied: each call again on its own, in order, for its own answer.
             for submission in batch:
@@ -166,7 +178,8 @@ class CoalescedCalls(Generic[ItemT, ResultT]):
         if submission.future.done():
             return  # its caller gave up: nothing is sent for it
         try:
-            results = await self._operation(list(submission.items))
+            operation = self._flagged if submission.flag else self._operation
+            results = await operation(list(submission.items))
         except Exception as error:
             _fail(submission, error)
             return

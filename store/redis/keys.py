@@ -38,7 +38,16 @@ Scores are stored negated so that ascending member order is the leaderboard orde
 (score descending, ties by username ascending, as Redis orders equal scores by member
 bytes); on ASC boards as they are (`Board.sign`); on EARLIEST boards the member is the
 instant's 16 hex digits, then the username (store/tiebreak.py). Applied increments are
-published on `{prefix}:changes:{board}` (changes.py).
+published on `{prefix}:changes:{board}` (changes.py) while the board's marker
+
+    {prefix}:watched:{board}          present while some instance has a live consumer of
+                                      the board's changes (watchers.py; a TTL keeps it
+                                      honest)
+
+is present: increment.lua publishes, and computes the ranks a message carries, only then.
+The marker is per board, not per period (a watcher follows every period), so it is
+outside the periods' hash tags: increment.lua reads it only on a single Redis; on a
+Cluster the script publishes nothing (the caller publishes every change: changes.py).
 
 Player profiles (store/redis/profiles.py), shared by every board, in PROFILE_BUCKETS hashes
 (each its own hash tag, so they spread over a Cluster's nodes; a player's bucket is the
@@ -216,6 +225,10 @@ class KeyLayout:
         if shards == 1:
             return [self.keys(board, period)]
         return [self.keys(board, period, shard) for shard in range(shards)]
+
+    def watched(self, board: str) -> str:
+        """The board's watcher marker (module doc)."""
+        return f"{self._prefix}:watched:{board}"
 
     def channel(self, board: str) -> str:
         """The pub/sub channel of a board's changes."""

@@ -76,17 +76,24 @@ class Scripts:
         self._load_claims = connection.register("load_claims", source("load_claims"))
 
     async def increment(
-        self, increments: Sequence[ScoreIncrement], *, publish: bool = True, dry_run: bool = False
+        self,
+        increments: Sequence[ScoreIncrement],
+        *,
+        publish: bool = True,
+        dry_run: bool = False,
+        ranks: bool = True,
     ) -> list[IncrementOutcome]:
         """One run of increment.lua: its outcomes (none for a dry run), or its refusal raised.
 
         Without `publish` the script publishes nothing (the caller does: sharded ranks
-        are only known after the call).
+        are only known after the call); with it, only a watched period publishes
+        (watchers.py). Without `ranks`, increment.lua leaves the ranks of a period that
+        publishes nothing at 0 (write.lua always computes them).
         """
         # One idempotency-window bucket for the whole call (keys.py), named in the outcomes.
         bucket = self._layout.event_bucket()
         call = increment_call(
-            self._layout, increments, publish=publish, dry_run=dry_run, bucket=bucket
+            self._layout, increments, publish=publish, dry_run=dry_run, bucket=bucket, ranks=ranks
         )
         if call is None:  # a board of another rule, order, tie-break or with caps
             keys, args, groups = write_call(

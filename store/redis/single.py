@@ -29,7 +29,9 @@ class SingleBoards:
     def __init__(self, scripts: Scripts) -> None:
         self._scripts = scripts
         self._coalesced: CoalescedCalls[ScoreIncrement, IncrementOutcome] = CoalescedCalls(
-            scripts.increment,
+            # A merged call computes ranks when one of its callers wants them.
+            lambda increments: scripts.increment(increments, ranks=False),
+            flagged=scripts.increment,
             max_items=COALESCED_MAX_INCREMENTS,
             max_in_flight=COALESCED_MAX_IN_FLIGHT,
             # The script refused the whole call before writing anything.
@@ -39,10 +41,13 @@ class SingleBoards:
             ),
         )
 
-    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
-        """Apply and publish in one script call, shared with concurrent calls (single Redis
-        only: on a cluster a call's keys must share a slot, see cluster.py)."""
-        return await self._coalesced(increments)
+    async def increment(
+        self, increments: Sequence[ScoreIncrement], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
+        """Apply and publish (when watched) in one script call, shared with concurrent calls
+        (single Redis only: on a cluster a call's keys must share a slot, see cluster.py);
+        without `ranks`, ranks may be 0."""
+        return await self._coalesced(increments, flag=ranks)
 
     async def drain(self) -> None:
         """Wait until every increment submitted so far has been answered."""

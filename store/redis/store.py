@@ -37,6 +37,7 @@ from store.redis.rebuild import Rebuilds
 from store.redis.scripts import Scripts
 from store.redis.sharded import ShardedBoards
 from store.redis.single import SingleBoards
+from store.redis.watchers import Watchers
 
 
 class RedisRankingStore:
@@ -63,6 +64,7 @@ class RedisRankingStore:
         self._sharded = ShardedBoards(connection, self._layout, scripts)
         self._rebuilds = Rebuilds(connection, self._layout, scripts)
         self._moderation = Moderation(connection, self._layout, self._sharded)
+        self._watchers = Watchers(connection, self._layout)
         self._closed = False
         # The one place the store asks which kind of Redis it has: a cluster call must
         # stay within one slot, one Redis takes any batch in one call.
@@ -111,7 +113,9 @@ class RedisRankingStore:
 
     # Writes
 
-    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+    async def increment(
+        self, increments: Sequence[ScoreIncrement], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
         """Apply increments in order, all or none, in one script call; publish each applied.
 
         Calls made at the same moment share a script call (coalescing.py); each gets
@@ -119,6 +123,8 @@ class RedisRankingStore:
         spread path: on one Redis every shard's keys fit one script call, as all or none
         as ever; on a cluster each slot is its own call (cluster.py). Sharded ranks are
         then summed over the shards (sharded.py), and the changes published from here.
+        On the single path a board period nobody watches (watchers.py) publishes nothing,
+        and without `ranks` its outcomes' ranks are 0 (the spread path always has them).
         """
         if not increments:
             return []
@@ -134,7 +140,7 @@ class RedisRankingStore:
             outcomes = await self._sharded.with_board_ranks(outcomes)
             await changes.publish(self._connection, self._layout, outcomes)
             return outcomes
-        return await self._single.increment(increments)
+        return await self._single.increment(increments, ranks=ranks)
 
     # Reads
 
@@ -240,15 +246,28 @@ class RedisRankingStore:
 
     # Live changes (changes.py)
 
-    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+    def changes(self, board: str, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
         """Applied increments of the board from every instance, via pub/sub.
 
-        Subscribes on the first `__anext__`; survives Redis restarts by resubscribing
-        (changes published meanwhile are lost). Closing the iterator unsubscribes.
+        Subscribes on the first `__anext__`, holding the board (`watch`) first unless told
+        not to; survives Redis restarts by resubscribing (changes published meanwhile are
+        lost). Closing the iterator unsubscribes.
         """
         return changes.subscribe(
-            self._connection, self._layout.channel(board), lambda: self._closed
+            self._connection,
+            self._layout.channel(board),
+            lambda: self._closed,
+            watchers=self._watchers if watch else None,
+            board=board,
         )
+
+    async def watch(self, board: str) -> None:
+        """Hold the board: returns once every write publishes its changes (watchers.py)."""
+        await self._watchers.watch(board)
+
+    def unwatch(self, board: str) -> None:
+        """Release one hold of `watch`."""
+        self._watchers.unwatch(board)
 
     # Connection
 
@@ -262,5 +281,6 @@ class RedisRankingStore:
         Increments already submitted are answered first.
         """
         self._closed = True
+        await self._watchers.close()
         await self._single.drain()
         await self._connection.close()

@@ -29,13 +29,17 @@ def increment_call(
     publish: bool,
     dry_run: bool,
     bucket: int,
+    ranks: bool = True,
 ) -> ScriptCall | None:
     """KEYS and ARGV of increment.lua, and the board periods in the script's order;
     None when a board is not `plain` (write.lua serves the batch). `bucket`: the
-    idempotency window's bucket the call records client event ids in (keys.py)."""
+    idempotency window's bucket the call records client event ids in (keys.py). With
+    `publish`, each period publishes only while watched (watchers.py); without `ranks`,
+    ranks are computed only for what is published (0 in the outcomes otherwise)."""
     groups: dict[tuple[str, str, int], int] = {}
     group_of: list[int] = []
     keys: list[str] = []
+    watched: list[str] = []
     args: list[str | int | bytes] = [0, 1 if dry_run else 0]
     for increment in increments:
         shard = layout.board(increment.board).shard_of(increment.username)
@@ -54,6 +58,8 @@ def increment_call(
                 period_keys.loaded,
                 period_keys.writers,
             ]
+            if publish:  # a single Redis only: the marker is outside the period's slot
+                watched.append(layout.watched(increment.board))
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
@@ -63,8 +69,10 @@ def increment_call(
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
+    keys += watched
     if any(increment.writer_id is not None for increment in increments):
         args.append(orjson.dumps(_items(increments, group_of)))
+        args.append(1 if ranks else 0)
         return keys, args, [(board, period) for board, period, _ in groups]
     # One JSON argument for all the increments, not five per increment: redis-py packs
     # every argument in Python (it was a fifth of the service's CPU under batched
@@ -86,6 +94,7 @@ def increment_call(
             ]
         )
     )
+    args.append(1 if ranks else 0)
     return keys, args, [(board, period) for board, period, _ in groups]
 
 

@@ -46,7 +46,8 @@ class FakeRanking:
     """Totals per board period; the store's change feed (one queue per subscription) and reads.
 
     `score` applies an increment like the store does and publishes its `ScoreChange`
-    unless told to lose it (pub/sub dropping a message).
+    unless told to lose it (pub/sub dropping a message), or nobody holds the board (the
+    Redis store publishes only boards an instance holds: store/redis/watchers.py).
     """
 
     def __init__(self) -> None:
@@ -57,10 +58,24 @@ class FakeRanking:
         self.failing_reads = False
         self.player_reads = 0
         self.top_reads = 0
+        self.holds: Counter[str] = Counter()
+        self.unpublished = 0
+        """Changes not published because nobody held the board."""
+        self.reads_unheld = 0
+        """Reads made while nobody held the board (one could miss an unpublished change)."""
 
     # The change feed
 
-    async def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+    async def watch(self, board: str) -> None:
+        """Hold the board: its changes are published from now on."""
+        self.holds[board] += 1
+
+    def unwatch(self, board: str) -> None:
+        """Release one hold."""
+        assert self.holds[board] > 0
+        self.holds[board] -= 1
+
+    async def changes(self, board: str, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
         """Every published change of the board, until a queued exception is raised."""
         self.subscriptions[board] += 1
         if self.failing_subscriptions:
@@ -115,7 +130,9 @@ class FakeRanking:
             previous_rank=previous_rank,
             rank=self._rank(totals, totals[username]),
         )
-        if publish:
+        if publish and not self.holds[board]:
+            self.unpublished += 1
+        elif publish:
             for queue in self.queues[board]:
                 queue.put_nowait(change)
         return change
@@ -144,6 +161,7 @@ class FakeRanking:
     async def player(self, board: str, period: str, username: str) -> RankedPlayer | None:
         """One player's standing."""
         self.player_reads += 1
+        self.reads_unheld += not self.holds[board]
         if self.failing_reads:
             raise StoreUnavailable("reads are failing")
         totals = self.totals[board, period]
@@ -156,6 +174,7 @@ class FakeRanking:
     async def top(self, board: str, period: str, limit: int) -> list[RankedPlayer]:
         """The best `limit` players."""
         self.top_reads += 1
+        self.reads_unheld += not self.holds[board]
         if self.failing_reads:
             raise StoreUnavailable("reads are failing")
         totals = self.totals[board, period]
@@ -254,6 +273,32 @@ def update(score: int, rank: int, previous: int | None, period: str = NOVEMBER) 
 def names(players: list[RankedPlayer]) -> list[tuple[str, int, int]]:
     """A top list as (username, score, rank)."""
     return [(player.username, player.score, player.rank) for player in players]
+
+
+# Holding the board (writes publish only boards an instance holds)
+
+
+async def test_a_board_is_held_from_before_its_first_watchers_read_until_the_last_leaves(
+    fake: FakeRanking, live: LiveRankings
+) -> None:
+    fake.score("bo", 20)
+    fake.score("ana", 10)
+    assert (fake.unpublished, fake.holds["global"]) == (2, 0)
+    player = Collector(live.watch_player("global", "ana"))
+    top = Collector(live.watch_top("global", 3))
+    # The first state has the writes nobody heard of: the board was held before the reads.
+    assert await player.wait_for(1) == [update(10, 2, None)]
+    assert names((await top.wait_for(1))[0]) == [("bo", 20, 1), ("ana", 10, 2)]
+    assert fake.reads_unheld == 0
+    assert fake.holds["global"] == 1  # once for the board, however many watchers
+    fake.score("ana", 15)
+    assert (await player.wait_for(2))[1] == update(25, 1, 2)
+    await player.stop()
+    assert fake.holds["global"] == 1  # the top watcher still needs the changes
+    await top.stop()
+    await until(lambda: fake.holds["global"] == 0)
+    fake.score("ana", 1)
+    assert fake.unpublished == 3
 
 
 # rankChanged

@@ -33,7 +33,9 @@ class FirstBoardOnlyStore(EmbeddedRankingStore):
     """Applies the increments of the first board of a batch, then fails the rest, as a
     cluster does when the other board's node dies after the dry run."""
 
-    async def increment(self, increments: Sequence[ScoreIncrement]) -> list[IncrementOutcome]:
+    async def increment(
+        self, increments: Sequence[ScoreIncrement], *, ranks: bool = True
+    ) -> list[IncrementOutcome]:
         first = [item for item in increments if item.board == increments[0].board]
         applied = await super().increment(first)
         if len(first) == len(increments):

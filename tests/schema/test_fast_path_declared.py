@@ -25,6 +25,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.ranks: list[bool] = []
+        """Whether each increment call asked for ranks."""
 
     async def top(self, *args: Any) -> list[Any]:
         self.calls.append(("top", *args))
@@ -39,8 +41,11 @@ class Recorder:
         requests: list[IncrementRequest],
         writer_id: str | None = None,
         sequence: int | None = None,
+        *,
+        ranks: bool = True,
     ) -> list[Any]:
         self.calls.append(("increment", *requests))
+        self.ranks.append(ranks)
         raise unauthenticated()  # any refusal: the shortcut answers it as an error
 
 
@@ -136,3 +141,25 @@ def test_the_shortcuts_know_the_five_operations_and_their_fields() -> None:
         "displayName",
         "metadata",
     }
+
+
+@pytest.mark.parametrize(
+    ("selection", "ranks"),
+    [("{ rank }", True), ("{ username score rank }", True), ("{ score applied }", False)],
+)
+async def test_the_shortcut_asks_for_ranks_only_when_rank_is_selected(
+    selection: str, ranks: bool
+) -> None:
+    recorder = Recorder()
+    fast = FastPath(build_schema()._schema, cast(LeaderboardService, recorder), max_tokens=2_000)
+    await answer(
+        fast, f'mutation {{ incrementScore(username: "ana") {selection} }}', authorized=True
+    )
+    await answer(
+        fast,
+        "mutation($items: [ScoreIncrement!]!) { incrementScores(increments: $items) "
+        f"{selection} }}",
+        {"items": [{"username": "bo", "delta": 1}]},
+        authorized=True,
+    )
+    assert recorder.ranks == [ranks, ranks]

@@ -34,6 +34,27 @@ async def test_increment_score_adds_and_ranks(gql: GraphQLHttp) -> None:
     assert default_delta["incrementScore"]["score"] == 1
 
 
+RANK_THROUGH_FRAGMENTS = """
+mutation($items: [ScoreIncrement!]!) {
+  one: incrementScore(username: "ana", delta: 5) { ...Placed }
+  many: incrementScores(increments: $items) { ... on ScoreUpdate { score rank } }
+}
+fragment Placed on ScoreUpdate { score rank }
+"""
+
+
+async def test_a_rank_selected_through_fragments_is_computed(gql: GraphQLHttp) -> None:
+    # Strawberry's path (fragments, two fields): the ranks are computed only when selected,
+    # and a fragment's selection counts.
+    await score(gql, "bo", 7)
+    data = await gql.data(
+        RANK_THROUGH_FRAGMENTS,
+        {"items": [{"username": "cy", "delta": 9}, {"username": "ana", "delta": 1}]},
+    )
+    assert data["one"] == {"score": 5, "rank": 2}
+    assert data["many"] == [{"score": 9, "rank": 1}, {"score": 6, "rank": 3}]
+
+
 async def test_ties_share_a_rank_and_list_by_username(gql: GraphQLHttp) -> None:
     for username, delta in [("dee", 5), ("cal", 20), ("ann", 10), ("bea", 20)]:
         await score(gql, username, delta)

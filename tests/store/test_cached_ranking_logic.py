@@ -62,7 +62,7 @@ class ScriptedStore(EmbeddedRankingStore):
             await self.hold.wait()
         return players
 
-    def changes(self, board: str) -> AsyncIterator[ScoreChange]:
+    def changes(self, board: str, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
         return self._observed_changes(board)
 
     async def _observed_changes(self, board: str) -> AsyncIterator[ScoreChange]:

@@ -769,6 +769,83 @@ async def test_every_feed_gets_every_change(store: RankingStore) -> None:
             await feed.close()
 
 
+async def test_a_feed_that_holds_nothing_gets_every_change_while_the_board_is_held(
+    store: RankingStore,
+) -> None:
+    await load(store, {"alice": 10})
+    # A consumer that stays subscribed holds the board only while it needs the changes
+    # (the live subscriptions: a backend may publish nothing for a board nobody holds).
+    await store.watch(GLOBAL)
+    feed = ChangeFeed(store, watch=False)
+    try:
+        await feed.ready()
+        # The writer did not ask for ranks: the published change has them all the same.
+        (outcome,) = await store.increment([inc("bob", 15)], ranks=False)
+        assert outcome.score == 15
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="bob",
+            previous_score=None,
+            score=15,
+            previous_rank=None,
+            rank=1,
+        )
+        await store.increment([inc("alice", 10)], ranks=False)
+        assert await feed.next() == ScoreChange(
+            board=GLOBAL,
+            period=PERIOD,
+            username="alice",
+            previous_score=10,
+            score=20,
+            previous_rank=2,
+            rank=1,
+        )
+    finally:
+        await feed.close()
+        store.unwatch(GLOBAL)
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["unwatched", "watched"])
+async def test_increments_without_ranks_apply_and_answer_the_same_but_the_ranks(
+    store: RankingStore, held: bool
+) -> None:
+    # The same calls on two periods holding the same players: one asks for ranks, one not.
+    await load(store, SIX_PLAYERS)
+    await load(store, SIX_PLAYERS, period=PROBE_PERIOD)
+    if held:
+        await store.watch(GLOBAL)
+    calls = [
+        [("bob", 15, "e1"), ("zed", 3, None), ("bob", 1, "e2")],
+        [("bob", 15, "e1"), ("frank", 40, None)],  # a replay of e1: not applied
+        [("zed", -3, None), ("carol", 0, "e3")],
+    ]
+    try:
+        for call in calls:
+            ranked = await store.increment(
+                [inc(name, delta, event) for name, delta, event in call], ranks=True
+            )
+            unranked = await store.increment(
+                [inc(name, delta, event, period=PROBE_PERIOD) for name, delta, event in call],
+                ranks=False,
+            )
+            for with_ranks, without in zip(ranked, unranked, strict=True):
+                assert (without.applied, without.score, without.previous_score) == (
+                    with_ranks.applied,
+                    with_ranks.score,
+                    with_ranks.previous_score,
+                )
+                # Not asked for: the true rank, or 0 (not computed).
+                assert without.rank in (with_ranks.rank, 0)
+                assert without.previous_rank in (with_ranks.previous_rank, 0)
+        assert standings(await store.top(GLOBAL, PROBE_PERIOD, 10, 0)) == standings(
+            await store.top(GLOBAL, PERIOD, 10, 0)
+        )
+    finally:
+        if held:
+            store.unwatch(GLOBAL)
+
+
 # Boards of every kind (docs/boards.md): rule x order x tie-break against a plain model
 
 KIND_WRITES = [
@@ -1120,6 +1197,8 @@ def test_the_suite_covers_every_store_method() -> None:
         "close",
         "restore",
         "erase",
+        "watch",
+        "unwatch",
     }
     assert methods == exercised, "a new RankingStore method needs contract tests"
 

@@ -69,10 +69,11 @@ def of_writer(
 class ChangeFeed:
     """Collects a store's change feed of a board on a background task."""
 
-    def __init__(self, store: RankingStore, board: str = GLOBAL) -> None:
+    def __init__(self, store: RankingStore, board: str = GLOBAL, *, watch: bool = True) -> None:
         self._store = store
         self._board = board
-        self._iterator = store.changes(board)
+        # Without `watch` the feed holds nothing: the test holds the board (`store.watch`).
+        self._iterator = store.changes(board, watch=watch)
         self._received: asyncio.Queue[ScoreChange] = asyncio.Queue()
         self._task = asyncio.create_task(self._pump())
 

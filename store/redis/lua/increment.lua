@@ -3,7 +3,9 @@
 -- KEYS: per period g = 1..G of the batch, in order of first use:
 --   KEYS[5g-4] ranking, KEYS[5g-3] the current bucket of client event ids (hash: id ->
 --   fingerprint), KEYS[5g-2] the bucket before it, KEYS[5g-1] loaded marker, KEYS[5g]
---   writers (hash: writer id -> last applied sequence; common.lua `check_writers`).
+--   writers (hash: writer id -> last applied sequence; common.lua `check_writers`); then,
+--   when period g has a channel (a single Redis only), KEYS[5G+g] its board's watcher
+--   marker (watchers.py: absent = nobody watches, nothing is published).
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges), then per period
 --   5 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never), and the ms the current event-id bucket
@@ -12,7 +14,8 @@
 --   id is the client's (0 when generated, never stored), event id, and for a client's id
 --   its fingerprint (keys.py), and for a writer's call writer id, sequence, call number].
 --   (Deltas stay within +-(2^53 - 1), sequences within 0..2^53 - 1: cjson decodes them
---   exactly.)
+--   exactly.) Last, '1' when the caller wants ranks (else they are computed only for a
+--   period that publishes, and 0 in the reply otherwise).
 --
 -- Returns {1, g} when period g is not loaded, {2, i} when increment i would take a
 -- total beyond +-(2^53 - 1), {3, i} when increment i's event id was used for another
@@ -90,6 +93,19 @@ if dry_run then
   return {0}
 end
 
+-- A period nobody watches publishes nothing; ranks only for the caller or a message.
+local ranks = ARGV[at + 1] == '1'
+for g = 1, count do
+  local p = periods[g]
+  if p.channel ~= '' and redis.call('EXISTS', KEYS[5 * count + g]) == 0 then
+    p.channel = ''
+  end
+  p.ranked = ranks or p.channel ~= ''
+end
+local function rank_if(p, score)
+  return p.ranked and rank_of(p.ranking, score) or 0
+end
+
 -- Pass 2 applies, in the same order, so each increment finds the score pass 1 noted.
 local out = {0}
 local changes = {messages = {}, channels = {}}
@@ -98,12 +114,12 @@ for i, inc in ipairs(increments) do
   local old = inc.old or nil
   if duplicate[i] then
     -- Nothing changes; a player without a score stands where a score of 0 would.
-    local rank = rank_of(p.ranking, old or 0)
+    local rank = rank_if(p, old or 0)
     append_outcome(out, 0, old or 0, rank, old, rank)
   else
     local previous_rank = nil
     if old ~= nil then
-      previous_rank = rank_of(p.ranking, old)
+      previous_rank = rank_if(p, old)
     end
     local new = (old or 0) + inc.value
     redis.call('ZADD', p.ranking, fmt(stored_of(new)), inc.username)
@@ -112,7 +128,7 @@ for i, inc in ipairs(increments) do
       redis.call('HSET', p.events, inc.event_id, inc.fingerprint)
       p.events_written = true
     end
-    local rank = rank_of(p.ranking, new)
+    local rank = rank_if(p, new)
     append_outcome(out, 1, new, rank, old, previous_rank)
     queue_change(changes, p, inc.username, old, new, previous_rank, rank)
   end

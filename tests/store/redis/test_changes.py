@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -106,6 +107,8 @@ async def test_increment_lua_encodes_what_the_codec_encodes(
     try:
         await store.load("global", PERIOD, [("max", MAX_EXACT_SCORE - 10), ("alice", -3)], [])
         await pubsub.subscribe(KeyLayout(redis_prefix, boards, RETENTION).channel("global"))
+        # The raw listener stands for another instance's consumer, which holds the board.
+        await store.watch("global")
         increments = [
             ScoreIncrement(
                 board="global",
@@ -138,6 +141,70 @@ async def test_increment_lua_encodes_what_the_codec_encodes(
         assert [list(item) for item in orjson.loads(lua_message)] == [
             list(item) for item in orjson.loads(encode(expected))
         ]
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+        await store.close()
+
+
+async def _messages(pubsub: Any, seconds: float) -> list[bytes]:
+    """The messages the raw subscriber gets within `seconds`."""
+    received = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        message = await pubsub.get_message(timeout=left)
+        if message is not None and message["type"] == "message":
+            received.append(message["data"])
+    return received
+
+
+@pytest.mark.parametrize("select_ranks", [True, False], ids=["ranks", "no-ranks"])
+async def test_a_board_nobody_watches_publishes_nothing_and_a_watched_one_does(
+    redis_prefix: str, raw: redis_asyncio.Redis, select_ranks: bool
+) -> None:
+    store = RedisRankingStore.from_url(
+        REDIS_URL, key_prefix=redis_prefix, boards=BOARDS, retention=RETENTION
+    )
+    layout = KeyLayout(redis_prefix, BOARDS, RETENTION)
+    pubsub = raw.pubsub()
+    try:
+        await store.load("global", PERIOD, [("alice", 10)], [])
+        await pubsub.subscribe(layout.channel("global"))
+        await _messages(pubsub, 0.2)  # the subscribe confirmation
+
+        def bob(number: int) -> ScoreIncrement:
+            return ScoreIncrement(
+                board="global",
+                period=PERIOD,
+                username="bob",
+                delta=5,
+                event_id=f"b{number}",
+                client_event_id=True,
+            )
+
+        # Nobody holds the board: the raw subscriber hears nothing, and the ranks are
+        # computed only when asked for.
+        (unwatched,) = await store.increment([bob(1)], ranks=select_ranks)
+        assert unwatched.score == 5
+        assert unwatched.applied
+        assert unwatched.rank == (2 if select_ranks else 0)
+        assert await _messages(pubsub, 0.3) == []
+        assert await raw.exists(layout.watched("global")) == 0
+
+        # Held: every write publishes, with its ranks, whether the caller asked or not.
+        await store.watch("global")
+        assert await raw.exists(layout.watched("global")) == 1
+        (watched,) = await store.increment([bob(2)], ranks=select_ranks)
+        assert watched.rank == 1
+        (message,) = await _messages(pubsub, 0.5)
+        assert decode(message) == [change_of(watched)]
+        assert decode(message)[0].previous_rank == 2
+
+        # Released, and its marker lapsed (as an instance that stopped would let it):
+        # nothing again.
+        store.unwatch("global")
+        await raw.delete(layout.watched("global"))
+        await store.increment([bob(3)], ranks=select_ranks)
+        assert await _messages(pubsub, 0.3) == []
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await store.close()

@@ -230,6 +230,8 @@ async def test_a_batch_is_published_as_one_message_per_board(
     await store.load(GLOBAL, PERIOD, [], [])
     listener = raw.pubsub()
     await listener.subscribe(f"{redis_prefix}:changes:{GLOBAL}")
+    # The raw listener stands for another instance's consumer, which holds the board.
+    await store.watch(GLOBAL)
     try:
         assert (await listener.get_message(timeout=2.0))["type"] == "subscribe"
         await store.increment([inc("alice", 1), inc("bob", 2), inc("alice", 3)])
