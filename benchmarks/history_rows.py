@@ -1,19 +1,23 @@
 """MariaDB CPU per persisted history row, by table design and statement kind (issue #15).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/history_rows.py [--rows 200000]
-        [--batch 500] [--old-rows 0] [--pool 128M --pool 2G] [--variants a,b,...]
+        [--batch 500] [--old-rows 0] [--pool 128M --pool 2G] [--repeat 3]
+        [--variants "name;name;..."] [--client-ids]
 
 Starts one private mariadbd per `--pool` (the bench's settings, `benchmarks.processes`,
-with that buffer pool; 2G also gets a 1G redo log), creates one database per variant,
-optionally fills it with `--old-rows` rows of an older period, then appends `--rows`
-fresh events of one live period in batches of `--batch`, one statement at a time, the
-way the write batcher does. Reports the mariadbd process's CPU (utime + stime from
-/proc) per appended row, the client's CPU per row and the wall rate. Every variant runs
-against the same server in the same run: read them as ratios to `current`.
+with that buffer pool; 2G also gets a 1G redo log), creates one database per variant and
+round, optionally fills it with `--old-rows` rows of 12 older periods, then appends
+`--rows` fresh events of one live period in batches of `--batch`, one statement at a time,
+the way the write batcher does. Reports the mariadbd process's CPU (utime + stime from
+/proc) per appended row, the client's CPU per row and the wall rate; `--repeat` rounds run
+the variants in a rotated order and the closing table gives each variant's median. Every
+variant runs against the same server in the same run: read them as ratios to `current`
+(results and decisions: docs/performance.md, "MariaDB CPU per stored row").
 
 The events are the batched ingest's (`benchmarks/scenarios.py`): service-generated event
-ids (`~` + 16 hex digits + a hex counter, `resolvers/service.py`), 10,000 players, or
-with `--client-ids` canonical uuid4 client event ids.
+ids (`~` + 16 hex digits + a hex counter, as before the shorter prefix; the `generated ids
+5 characters shorter` variant is today's form), 10,000 players, or with `--client-ids`
+canonical uuid4 client event ids.
 """
 
 from __future__ import annotations
