@@ -191,6 +191,7 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant("current, LOAD DATA LOCAL INFILE", CURRENT, _COLUMNS, _same, loader="load"),
     Variant("current, statements of 10x rows", CURRENT, _COLUMNS, _same, batch_factor=10),
+    Variant("current, statements of 40x rows", CURRENT, _COLUMNS, _same, batch_factor=40),
     Variant(
         "no username index, statements of 10x rows",
         _without(CURRENT, "score_events_username"),
