@@ -122,7 +122,10 @@ class LeaderboardService:
         self._max_batch_increments = max_batch_increments
         self._persisted_ack = persisted_ack
         self._clock = clock
-        self._event_id_prefix = secrets.token_hex(8)
+        # 64 random bits in 11 base64url characters, not 16 hex digits: every generated id is
+        # 5 bytes shorter in the history's row and unique key, which cost MariaDB ~5 % less
+        # CPU per stored row (benchmarks/history_rows.py, docs/performance.md).
+        self._event_id_prefix = secrets.token_urlsafe(8)
         self._event_counter = itertools.count()
         self._calls = itertools.count(1)
         self.seasons = seasons
@@ -304,8 +307,8 @@ class LeaderboardService:
 
     def _generated_event_id(self) -> str:
         # '~' is outside the client alphabet, so a generated id never meets a client's; a
-        # random instance prefix and a counter are unique across instances and restarts,
-        # and cheaper than a uuid4 per event.
+        # random instance prefix (fixed length) and a counter are unique across instances
+        # and restarts, and cheaper than a uuid4 per event.
         return f"~{self._event_id_prefix}{next(self._event_counter):x}"
 
     # Reads

@@ -3,6 +3,7 @@ failing between the dry run and the writes), and when a batch meets many lost ra
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ from store.models import IncrementOutcome, ScoreIncrement
 from store.recovery import RankingRecovery
 from store.sql import SqlScoreHistory
 from tests.support.asgi_app import make_settings
-from tests.support.history_database import history_totals
+from tests.support.history_database import history_totals, query_history
 from tests.support.manual_clock import ManualClock
 from tests.support.shared_services import delete_prefix
 
@@ -169,3 +170,45 @@ async def test_an_event_id_after_the_window_counts_again_in_redis_and_the_histor
     finally:
         assert await batcher.close(WAIT) == 0
         await history.close()
+
+
+async def test_generated_event_ids_are_short_and_unique_across_instances(
+    sqlite_database_url: str,
+) -> None:
+    # Two instances (two services) write into one history without client event ids: every
+    # generated id is '~', a fixed-length instance prefix of 64 random bits in 11 base64url
+    # characters (5 bytes less per history row than 16 hex digits) and a hex counter, and
+    # no two collide, within an instance or across them.
+    history = SqlScoreHistory(sqlite_database_url)
+    await history.connect()
+    await history.migrate()
+    batcher = WriteBatcher(history, flush_interval=0.01)
+    await batcher.start()
+    services = [
+        LeaderboardService(
+            ranking=(ranking := EmbeddedRankingStore(boards=BOARDS)),
+            batcher=batcher,
+            recovery=RankingRecovery(ranking, history, claim_seconds=WAIT, wait_seconds=WAIT),
+            boards=BOARDS,
+            max_delta=100,
+            max_batch_increments=100,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for service in services:
+            await service.increment(
+                [
+                    IncrementRequest(username=f"p{number}", delta=1, board="global", event_id=None)
+                    for number in range(40)
+                ]
+            )
+    finally:
+        assert await batcher.close(WAIT) == 0
+        await history.close()
+    rows = await query_history(sqlite_database_url, "SELECT event_id FROM score_events")
+    ids = [str(event_id) for (event_id,) in rows]
+    assert len(ids) == len(set(ids)) == 80
+    assert all(re.fullmatch(r"~[A-Za-z0-9_-]{11}[0-9a-f]+", event_id) for event_id in ids), ids
+    assert max(len(event_id) for event_id in ids) == 1 + 11 + 2  # counters 0 .. 0x27
+    assert len({event_id[:12] for event_id in ids}) == 2  # one prefix per instance

@@ -1,0 +1,471 @@
+"""MariaDB CPU per persisted history row, by table design and statement kind (issue #15).
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/history_rows.py [--rows 200000]
+        [--batch 500] [--old-rows 0] [--pool 128M --pool 2G] [--repeat 3]
+        [--variants "name;name;..."] [--client-ids]
+
+Starts one private mariadbd per `--pool` (the bench's settings, `benchmarks.processes`,
+with that buffer pool; 2G also gets a 1G redo log), creates one database per variant and
+round, optionally fills it with `--old-rows` rows of 12 older periods, then appends
+`--rows` fresh events of one live period in batches of `--batch`, one statement at a time,
+the way the write batcher does. Reports the mariadbd process's CPU (utime + stime from
+/proc) per appended row, the client's CPU per row and the wall rate; `--repeat` rounds run
+the variants in a rotated order and the closing table gives each variant's median. Every
+variant runs against the same server in the same run: read them as ratios to `current`
+(results and decisions: docs/performance.md, "MariaDB CPU per stored row").
+
+The events are the batched ingest's (`benchmarks/scenarios.py`): service-generated event
+ids (`~` + 16 hex digits + a hex counter, as before the shorter prefix; the `generated ids
+5 characters shorter` variant is today's form), 10,000 players, or with `--client-ids`
+canonical uuid4 client event ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomysql
+
+from benchmarks.processes import PrivateMariaDB, cpu_seconds, remove_directory, scratch_directory
+
+Row = tuple[Any, ...]
+
+_COMMON = """
+    delta BIGINT NOT NULL,
+    client_event_id BOOL NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    applied_at_us BIGINT NULL,
+    presence TINYINT NULL,
+    id_life BIGINT NOT NULL DEFAULT 0,
+"""
+_ASCII = "CHARACTER SET ascii COLLATE ascii_bin NOT NULL"
+_NAME = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+CURRENT = f"""
+CREATE TABLE score_events (
+    id BIGINT NOT NULL AUTO_INCREMENT,
+    board VARCHAR(64) {_ASCII},
+    period VARCHAR(16) {_ASCII},
+    username VARCHAR(64) {_NAME},
+    event_id VARCHAR(128) {_ASCII},
+    {_COMMON}
+    PRIMARY KEY (id),
+    UNIQUE KEY score_events_event (board, period, event_id, id_life),
+    KEY score_events_totals (board, period, username, delta),
+    KEY score_events_username (username)
+) {_TABLE}
+"""
+
+
+REGISTRY = f"""
+CREATE TABLE player_periods (
+    username VARCHAR(64) {_NAME},
+    board VARCHAR(64) {_ASCII},
+    period VARCHAR(16) {_ASCII},
+    PRIMARY KEY (username, board, period)
+) {_TABLE}
+"""
+
+
+EPOCH = (
+    "CREATE TABLE registry_epoch (id TINYINT NOT NULL PRIMARY KEY, epoch BIGINT NOT NULL) "
+    "ENGINE=InnoDB SELECT 1 AS id, 0 AS epoch"
+)
+
+
+def _without(ddl: str, line: str) -> str:
+    return "\n".join(part for part in ddl.splitlines() if line not in part).replace(
+        "delta),\n)", "delta)\n)"
+    )
+
+
+def _generated_pack(event_id: str) -> bytes:
+    """Lossless: a generated id's hex as bytes; a canonical uuid as its 16 bytes."""
+    if event_id.startswith("~"):
+        digits = event_id[1:]
+        return b"~" + bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
+    if len(event_id) == 36 and event_id[8] == "-":
+        return b"\x00" + uuid.UUID(event_id).bytes
+    return event_id.encode()
+
+
+def _digest(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One table design: its DDL, its column list and how an event becomes a row."""
+
+    name: str
+    ddl: str
+    columns: str
+    row: Callable[[Row], Row]
+    loader: str = "insert"  # insert | load (LOAD DATA LOCAL INFILE) | registry (+ player_periods)
+    batch_factor: int = 1  # statements of batch x factor rows (catch-up)
+
+
+_COLUMNS = (
+    "board, period, username, delta, event_id, client_event_id, created_at_ms, applied_at_us, "
+    "presence, id_life"
+)
+
+
+def _same(row: Row) -> Row:
+    return row
+
+
+def _packed(row: Row) -> Row:
+    return (*row[:4], _generated_pack(row[4]), *row[5:])
+
+
+def _hashed(row: Row) -> Row:
+    return (*row, _digest(row[4]))
+
+
+def _short_id(row: Row) -> Row:
+    # `~` + the 64-bit instance prefix in 11 base64url characters (not 16 hex) + the counter.
+    event_id: str = row[4]
+    prefix, counter = event_id[1:17], event_id[17:]
+    short = base64.urlsafe_b64encode(bytes.fromhex(prefix)).rstrip(b"=").decode()
+    return (*row[:4], f"~{short}{counter}", *row[5:])
+
+
+def _integer_ids(row: Row) -> Row:
+    # The lookups (board and player name -> id) are not counted: MariaDB's side only.
+    return (1, row[1], int(row[2].removeprefix("player").removeprefix("jügador")), *row[3:])
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("current", CURRENT, _COLUMNS, _same),
+    Variant("no username index", _without(CURRENT, "score_events_username"), _COLUMNS, _same),
+    Variant("no totals index", _without(CURRENT, "score_events_totals"), _COLUMNS, _same),
+    Variant(
+        "packed binary event id",
+        CURRENT.replace(f"event_id VARCHAR(128) {_ASCII}", "event_id VARBINARY(129) NOT NULL"),
+        _COLUMNS,
+        _packed,
+    ),
+    Variant(
+        "16-byte digest key + full id",
+        CURRENT.replace(
+            "UNIQUE KEY score_events_event (board, period, event_id, id_life)",
+            "UNIQUE KEY score_events_event (board, period, event_key, id_life)",
+        ).replace(
+            "id_life BIGINT NOT NULL DEFAULT 0,",
+            "id_life BIGINT NOT NULL DEFAULT 0,\n    event_key BINARY(16) NOT NULL,",
+        ),
+        _COLUMNS + ", event_key",
+        _hashed,
+    ),
+    Variant(
+        "clustered on (board,period,event_id,id_life)",
+        CURRENT.replace("id BIGINT NOT NULL AUTO_INCREMENT", "id BIGINT NOT NULL AUTO_INCREMENT")
+        .replace("PRIMARY KEY (id),", "KEY score_events_id (id),")
+        .replace("UNIQUE KEY score_events_event", "PRIMARY KEY"),
+        _COLUMNS,
+        _same,
+    ),
+    Variant(
+        "integer board and player ids",
+        CURRENT.replace(f"board VARCHAR(64) {_ASCII}", "board INT NOT NULL").replace(
+            f"username VARCHAR(64) {_NAME}", "username INT NOT NULL"
+        ),
+        _COLUMNS,
+        _integer_ids,
+    ),
+    Variant("current, LOAD DATA LOCAL INFILE", CURRENT, _COLUMNS, _same, loader="load"),
+    Variant("current, statements of 10x rows", CURRENT, _COLUMNS, _same, batch_factor=10),
+    Variant("current, statements of 40x rows", CURRENT, _COLUMNS, _same, batch_factor=40),
+    Variant(
+        "no username index, statements of 10x rows",
+        _without(CURRENT, "score_events_username"),
+        _COLUMNS,
+        _same,
+        batch_factor=10,
+    ),
+    Variant("generated ids 5 characters shorter", CURRENT, _COLUMNS, _short_id),
+    Variant(
+        "player_periods table instead of username index",
+        _without(CURRENT, "score_events_username"),
+        _COLUMNS,
+        _same,
+        loader="registry",
+    ),
+    Variant(
+        "player_periods, new players only (warm cache + epoch)",
+        _without(CURRENT, "score_events_username"),
+        _COLUMNS,
+        _same,
+        loader="registry-cached",
+    ),
+)
+
+
+def make_rows(count: int, *, client_ids: bool, period: str) -> list[Row]:
+    """The batched ingest's events as `_COLUMNS` rows."""
+    now_ms = int(time.time() * 1000)
+    prefix = secrets.token_hex(8)
+    names = [f"player{n}" if n % 10 else f"jügador{n}" for n in range(10_000)]
+    rows: list[Row] = []
+    for number in range(count):
+        event_id = str(uuid.uuid4()) if client_ids else f"~{prefix}{number:x}"
+        rows.append(
+            (
+                "global",
+                period,
+                names[(number * 7919) % len(names)],
+                number % 9 + 1,
+                event_id,
+                client_ids,
+                now_ms,
+                None,
+                0,
+                0,
+            )
+        )
+    return rows
+
+
+def _escape_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _escape_bytes(connection: Any) -> None:
+    """aiomysql's own bytes escaping calls a name pymysql 2.2 no longer has: hex literals."""
+    escape = connection.escape
+
+    def patched(value: Any) -> str:
+        if isinstance(value, bytes):
+            return "X'" + value.hex() + "'"
+        return str(escape(value))
+
+    connection.escape = patched
+
+
+async def _append(
+    connection: Any,
+    variant: Variant,
+    rows: Sequence[Row],
+    workdir: Path,
+    known: set[tuple[str, str, str]] | None = None,
+) -> None:
+    """One batch into `score_events` (and the registry where the variant has one)."""
+    if variant.loader == "load":
+        path = workdir / "batch.tsv"
+        text = "".join("\t".join(_escape_field(v) for v in row) + "\n" for row in rows)
+        path.write_bytes(
+            text.encode("utf-8")
+            if not any(isinstance(v, bytes) for v in rows[0])
+            else text.encode("latin-1")
+        )
+        async with connection.cursor() as cursor:
+            # REPLACE/IGNORE are the only duplicate policies LOAD DATA has: IGNORE skips a
+            # duplicate (with a warning), as the upsert that changes nothing does.
+            await cursor.execute(
+                f"LOAD DATA LOCAL INFILE '{path}' IGNORE INTO TABLE score_events "
+                "CHARACTER SET utf8mb4 "
+                f"FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' ({variant.columns})"
+            )
+        return
+    if variant.loader.startswith("registry"):
+        await _register(connection, variant, rows, set() if known is None else known)
+    width = len(rows[0])
+    values = ",".join(("(" + ",".join(["%s"] * width) + ")",) * len(rows))
+    async with connection.cursor() as cursor:
+        statement = cursor.mogrify(
+            f"INSERT INTO score_events ({variant.columns}) VALUES {values} "
+            "ON DUPLICATE KEY UPDATE id = id",
+            [value for row in rows for value in row],
+        )
+        await cursor.execute(statement)
+        if variant.loader == "registry-cached":
+            await cursor.execute("COMMIT")
+
+
+async def _register(
+    connection: Any, variant: Variant, rows: Sequence[Row], known: set[tuple[str, str, str]]
+) -> None:
+    """The batch's (username, board, period) upserted before its events: all of them
+    (`registry`), or, in one transaction with the events that first reads the erasure
+    epoch, only those this client has not registered yet (`registry-cached`)."""
+    triples = {(row[2], row[0], row[1]) for row in rows}
+    async with connection.cursor() as cursor:
+        if variant.loader == "registry-cached":
+            await cursor.execute("START TRANSACTION")
+            await cursor.execute("SELECT epoch FROM registry_epoch WHERE id = 1 LOCK IN SHARE MODE")
+            triples -= known
+            known |= triples
+        if not triples:
+            return
+        marks = ",".join(("(%s,%s,%s)",) * len(triples))
+        await cursor.execute(
+            f"INSERT INTO player_periods (username, board, period) VALUES {marks} "
+            "ON DUPLICATE KEY UPDATE username = player_periods.username",
+            [value for triple in sorted(triples) for value in triple],
+        )
+
+
+async def _fill_old(connection: Any, variant: Variant, count: int, batch: int, work: Path) -> None:
+    # Old rows of 12 earlier periods (registered too where the variant has a registry),
+    # loaded in big statements (not measured).
+    known: set[tuple[str, str, str]] = set()
+    for start in range(0, count, batch * 10):
+        size = min(batch * 10, count - start)
+        rows = make_rows(size, client_ids=False, period=f"2025-{start % 12 + 1:02d}")
+        await _append(connection, variant, [variant.row(row) for row in rows], work, known)
+
+
+async def _measure(
+    server: PrivateMariaDB, variant: Variant, name: str, arguments: argparse.Namespace, work: Path
+) -> tuple[float, float, float]:
+    """One variant in a fresh database: (MariaDB µs/row, client µs/row, rows/s)."""
+    connection = await aiomysql.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user="root",
+        autocommit=True,
+        charset="utf8mb4",
+        local_infile=True,
+    )
+    _escape_bytes(connection)
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(f"CREATE DATABASE {name}")
+            await cursor.execute(f"USE {name}")
+            await cursor.execute(variant.ddl)
+            if variant.loader.startswith("registry"):
+                await cursor.execute(REGISTRY)
+                await cursor.execute(EPOCH)
+        if arguments.old_rows:
+            await _fill_old(connection, variant, arguments.old_rows, arguments.batch, work)
+        rows = [
+            variant.row(row)
+            for row in make_rows(arguments.rows, client_ids=arguments.client_ids, period="2026-12")
+        ]
+        size = arguments.batch * variant.batch_factor
+        batches = [rows[start : start + size] for start in range(0, len(rows), size)]
+        server_before = cpu_seconds(server.pid)
+        client_before = time.process_time()
+        started = time.perf_counter()
+        known: set[tuple[str, str, str]] = set()
+        for batch in batches:
+            await _append(connection, variant, batch, work, known)
+        wall = time.perf_counter() - started
+        client = time.process_time() - client_before
+        server_cpu = cpu_seconds(server.pid) - server_before
+        async with connection.cursor() as cursor:
+            await cursor.execute("SELECT COUNT(*) FROM score_events WHERE period = '2026-12'")
+            (stored,) = await cursor.fetchone()
+            await cursor.execute(f"DROP DATABASE {name}")
+        if stored != len(rows):
+            raise AssertionError(f"{variant.name}: {stored} rows, {len(rows)} expected")
+        return server_cpu / len(rows) * 1e6, client / len(rows) * 1e6, len(rows) / wall
+    finally:
+        connection.close()
+
+
+async def run_pool(arguments: argparse.Namespace, pool: str) -> dict[str, list[float]]:
+    """Every variant, `--repeat` rounds (each in a rotated order), against one private
+    mariadbd with buffer pool `pool`: MariaDB µs/row of each round, by variant."""
+    directory = scratch_directory()
+    options = [f"--innodb-buffer-pool-size={pool}", "--local-infile=1"]
+    if pool.upper().endswith("G"):
+        options.append("--innodb-log-file-size=1G")
+    server = PrivateMariaDB(directory, tuple(options))
+    results: dict[str, list[float]] = {}
+    chosen = [v for v in VARIANTS if not arguments.variants or v.name in arguments.variants]
+    try:
+        await server.start()
+        work = Path(tempfile.mkdtemp(prefix="lbrows-", dir=directory))
+        number = 0
+        for round_number in range(arguments.repeat):
+            shift = round_number % len(chosen)
+            for variant in chosen[shift:] + chosen[:shift]:
+                number += 1
+                per_server, per_client, rate = await _measure(
+                    server, variant, f"rows{number}", arguments, work
+                )
+                results.setdefault(variant.name, []).append(per_server)
+                print(
+                    f"  pool {pool:>5} | {variant.name:<46} | MariaDB {per_server:6.2f} µs/row"
+                    f" | client {per_client:6.2f} µs/row | {rate:>9,.0f} rows/s",
+                    flush=True,
+                )
+    finally:
+        await server.stop()
+        remove_directory(directory)
+    return results
+
+
+async def run(arguments: argparse.Namespace) -> None:
+    """Each pool in turn, every variant; then the table for docs/performance.md."""
+    print(
+        f"{arguments.rows:,} rows per variant, batches of {arguments.batch}, "
+        f"{arguments.old_rows:,} old rows, {'client uuid' if arguments.client_ids else 'generated'}"
+        f" event ids, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    table: dict[str, dict[str, float]] = {}
+    for pool in arguments.pool:
+        for name, rounds in (await run_pool(arguments, pool)).items():
+            table.setdefault(name, {})[pool] = statistics.median(rounds)
+    print()
+    print(f"median of {arguments.repeat} rounds")
+    print(
+        "| variant | "
+        + " | ".join(f"MariaDB µs/row, {pool} pool" for pool in arguments.pool)
+        + " |"
+    )
+    print("|---|" + "---|" * len(arguments.pool))
+    base = table.get("current", {})
+    for name, cells in table.items():
+        shown = [
+            f"{cells[pool]:.2f} ({cells[pool] / base[pool]:.2f}x)"
+            if pool in base
+            else f"{cells[pool]:.2f}"
+            for pool in arguments.pool
+        ]
+        print(f"| {name} | " + " | ".join(shown) + " |")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the options and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--old-rows", type=int, default=0)
+    parser.add_argument("--pool", action="append", default=[])
+    parser.add_argument(
+        "--variants", type=lambda text: set(text.split(";")), default=set(), help="names; names"
+    )
+    parser.add_argument("--client-ids", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
+    arguments = parser.parse_args(argv)
+    if not arguments.pool:
+        arguments.pool = ["128M", "2G"]
+    asyncio.run(run(arguments))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
