@@ -221,20 +221,21 @@ def increment_outcomes(
         raise EventIdReused(increments[int(reply[1]) - 1].event_id)
     if len(reply) == 1:  # a dry run
         return []
-    outcomes = []
-    for index, increment in enumerate(increments):
-        applied, score, rank, had_score, previous_score, previous_rank = reply[
-            1 + 6 * index : 7 + 6 * index
-        ]
-        outcomes.append(
-            IncrementOutcome(
-                increment=increment,
-                score=int(score),
-                rank=int(rank),
-                applied=bool(applied),
-                previous_score=int(previous_score) if had_score else None,
-                previous_rank=int(previous_rank) if had_score else None,
-                id_life=bucket if increment.client_event_id and applied else 0,
-            )
+    # Six integer replies per increment (Lua numbers reach redis-py as ints), read in step
+    # from one iterator: half the cost of slicing and converting each (500 per call).
+    values = iter(reply)
+    next(values)
+    return [
+        IncrementOutcome(
+            increment=increment,
+            score=score,
+            rank=rank,
+            applied=bool(applied),
+            previous_score=previous_score if had_score else None,
+            previous_rank=previous_rank if had_score else None,
+            id_life=bucket if increment.client_event_id and applied else 0,
         )
-    return outcomes
+        for increment, applied, score, rank, had_score, previous_score, previous_rank in zip(
+            increments, values, values, values, values, values, values, strict=False
+        )
+    ]
