@@ -96,11 +96,13 @@ def write_call(
     dry_run: bool,
     bucket: int,
 ) -> ScriptCall:
-    """KEYS and ARGV of write.lua, and the board periods in the script's order."""
+    """KEYS and ARGV of write.lua, and the board periods in the script's order (with
+    `publish`, each period publishes only while watched: watchers.py)."""
     groups: dict[tuple[str, str, int], int] = {}
     periods: list[tuple[str, str]] = []
     group_of: list[int] = []
     keys: list[str] = []
+    watched: list[str] = []
     args: list[str | int | bytes] = [0, 1 if dry_run else 0]
     for increment in increments:
         board = layout.board(increment.board)
@@ -118,6 +120,8 @@ def write_call(
                 period_keys.loaded,
                 instants_key(period_keys),
             ]
+            if publish:  # a single Redis only: the marker is outside the period's slot
+                watched.append(layout.watched(increment.board))
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
@@ -133,6 +137,7 @@ def write_call(
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
+    keys += watched
     args.append(
         orjson.dumps(
             [
