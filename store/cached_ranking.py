@@ -13,7 +13,8 @@ than the bound. Within the bound, snapshots are dropped early when they may be w
 - change events from every instance (the board's change feed, consumed by one background
   task per board, or relayed to the live updates through `changes()`) drop the windows an
   event can reach. Writes publish only boards some instance holds (`ChangeFeed.watch`):
-  the cache holds a board from its first read of it (before that read) until it closes.
+  the cache holds a board from its first read (before that read) until it has not been
+  read for `hold_idle`; the read after that is older than the bound, and holds it again.
 
 The cache wraps only those calls (`store.ports.TopFront`); every other read and the
 rebuild's bookkeeping go straight to the ranking store, which the cache neither pings nor
@@ -48,6 +49,9 @@ from store.ports import TopFront
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 1024
+HOLD_IDLE_SECONDS = 30.0
+"""A board the cache has not read for this long is released (`ChangeFeed.unwatch`): a board
+whose top was read once, then never, stops costing every write a change message."""
 _CLOSE_WAIT_SECONDS = 2.0
 
 _Key = tuple[str, str, int, int]
@@ -102,6 +106,7 @@ class TopCache:
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         restart_backoff: float = 0.5,
+        hold_idle: float = HOLD_IDLE_SECONDS,
     ) -> None:
         if not max_staleness > 0:
             raise ValueError("max_staleness must be positive (no cache: do not wrap the store)")
@@ -120,8 +125,12 @@ class TopCache:
         # Boards whose changes some consumer (the live subscriptions) is reading through
         # `changes()`: those relay the events, so no second subscription is needed.
         self._relays: dict[str, int] = {}
-        # Boards held on the inner store for the cached windows (`_hold`).
-        self._held: set[str] = set()
+        # Boards held on the inner store for the cached windows (`_hold`), with the time of
+        # their last read; released `hold_idle` after it (never sooner than the bound: every
+        # snapshot of a released board is then too old to serve).
+        self._held: dict[str, float] = {}
+        self._hold_idle = max(hold_idle, max_staleness)
+        self._releaser: asyncio.Task[None] | None = None
         self._closed = False
         self.hits = 0
         self.misses = 0
@@ -136,6 +145,8 @@ class TopCache:
             return await self._inner.top(board, period, limit, offset)
         key = (board, period, limit, offset)
         now = self._clock()
+        if board in self._held:
+            self._held[board] = now
         snapshot = self._snapshots.get(key)
         if snapshot is not None:
             if now - snapshot.read_started < self._max_staleness:
@@ -174,8 +185,20 @@ class TopCache:
         await self._inner.watch(board)
         if board in self._held or self._closed:
             self._inner.unwatch(board)  # a concurrent first read, or closed meanwhile
-        else:
-            self._held.add(board)
+            return
+        self._held[board] = self._clock()
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.create_task(self._release_idle(), name="top cache holds")
+
+    async def _release_idle(self) -> None:
+        """Release each board not read for `hold_idle`, until none is held."""
+        while self._held:
+            await asyncio.sleep(self._hold_idle / 3)
+            now = self._clock()
+            for board, last_read in list(self._held.items()):
+                if now - last_read >= self._hold_idle:
+                    del self._held[board]
+                    self._inner.unwatch(board)
 
     async def _read(self, key: _Key, flight: _Flight) -> list[RankedPlayer]:
         board, period, limit, offset = key
@@ -399,6 +422,8 @@ class TopCache:
             self._inner.unwatch(board)
         self._held.clear()
         tasks: list[asyncio.Task[Any]] = list(self._feeds.values())
+        if self._releaser is not None:
+            tasks.append(self._releaser)
         tasks += [flight.task for flight in self._flights.values() if flight.task is not None]
         self._feeds.clear()
         self._flights.clear()

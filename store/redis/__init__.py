@@ -19,6 +19,7 @@ concern:
 - instances.py   `RedisInstances`: the instance registry (heartbeats, fences, dead
                  instances' dirty periods; heartbeat, fence, leave, reap, dirty .lua)
 - changes.py     the change-message codec, publishing, the subscription loop
+- watchers.py    watcher markers: the boards some instance follows (writes publish only those)
 - profiles.py    `RedisProfileCache`: player profiles cached in bucket hashes (profile_put.lua)
 - rate_limits.py `RedisRateLimiter`: the per-client GCRA check (lua/rate_limit.lua), its
                  own small pool so a slow limiter never queues behind the rankings

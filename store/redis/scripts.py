@@ -87,8 +87,8 @@ class Scripts:
 
         Without `publish` the script publishes nothing (the caller does: sharded ranks
         are only known after the call); with it, only a watched period publishes
-        (watchers.py). Without `ranks`, increment.lua leaves the ranks of a period that
-        publishes nothing at 0 (write.lua always computes them).
+        (watchers.py), in both scripts. Without `ranks`, increment.lua leaves the ranks of
+        a period that publishes nothing at 0 (write.lua always computes them).
         """
         # One idempotency-window bucket for the whole call (keys.py), named in the outcomes.
         bucket = self._layout.event_bucket()

@@ -106,11 +106,13 @@ def write_call(
     dry_run: bool,
     bucket: int,
 ) -> ScriptCall:
-    """KEYS and ARGV of write.lua, and the board periods in the script's order."""
+    """KEYS and ARGV of write.lua, and the board periods in the script's order (with
+    `publish`, each period publishes only while watched: watchers.py)."""
     groups: dict[tuple[str, str, int], int] = {}
     periods: list[tuple[str, str]] = []
     group_of: list[int] = []
     keys: list[str] = []
+    watched: list[str] = []
     args: list[str | int | bytes] = [0, 1 if dry_run else 0]
     for increment in increments:
         board = layout.board(increment.board)
@@ -129,6 +131,8 @@ def write_call(
                 instants_key(period_keys),
                 period_keys.writers,
             ]
+            if publish:  # a single Redis only: the marker is outside the period's slot
+                watched.append(layout.watched(increment.board))
             args += [
                 layout.channel(increment.board) if publish else "",
                 increment.board,
@@ -144,6 +148,7 @@ def write_call(
             ]
         group_of.append(groups[group])
     args[0] = len(groups)
+    keys += watched
     args.append(orjson.dumps(_items(increments, group_of)))
     return keys, args, periods
 
@@ -237,20 +242,21 @@ def increment_outcomes(
         raise EventIdReused(increments[int(reply[1]) - 1].event_id)
     if len(reply) == 1:  # a dry run
         return []
-    outcomes = []
-    for index, increment in enumerate(increments):
-        applied, score, rank, had_score, previous_score, previous_rank = reply[
-            1 + 6 * index : 7 + 6 * index
-        ]
-        outcomes.append(
-            IncrementOutcome(
-                increment=increment,
-                score=int(score),
-                rank=int(rank),
-                applied=bool(applied),
-                previous_score=int(previous_score) if had_score else None,
-                previous_rank=int(previous_rank) if had_score else None,
-                id_life=bucket if increment.client_event_id and applied else 0,
-            )
+    # Six integer replies per increment (Lua numbers reach redis-py as ints), read in step
+    # from one iterator: half the cost of slicing and converting each (500 per call).
+    values = iter(reply)
+    next(values)
+    return [
+        IncrementOutcome(
+            increment=increment,
+            score=score,
+            rank=rank,
+            applied=bool(applied),
+            previous_score=previous_score if had_score else None,
+            previous_rank=previous_rank if had_score else None,
+            id_life=bucket if increment.client_event_id and applied else 0,
         )
-    return outcomes
+        for increment, applied, score, rank, had_score, previous_score, previous_rank in zip(
+            increments, values, values, values, values, values, values, strict=False
+        )
+    ]

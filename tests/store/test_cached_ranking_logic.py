@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -51,9 +51,14 @@ class ScriptedStore(EmbeddedRankingStore):
         """Set when a feed's consumer came back for the next change: it handled the last."""
         self.feed_ended = asyncio.Event()
         self.closed = False
+        self.holds = 0
+        """Holds on the board (`watch` less `unwatch`): writes publish only while held."""
+        self.reads_unheld = 0
+        """top() reads made while the board was not held."""
 
     async def top(self, board: str, period: str, limit: int, offset: int) -> list[RankedPlayer]:
         self.top_reads += 1
+        self.reads_unheld += not self.holds
         self.reading.set()
         if self.failure is not None:
             raise self.failure
@@ -64,6 +69,13 @@ class ScriptedStore(EmbeddedRankingStore):
 
     def changes(self, board: str, *, watch: bool = True) -> AsyncIterator[ScoreChange]:
         return self._observed_changes(board)
+
+    async def watch(self, board: str) -> None:
+        self.holds += 1
+
+    def unwatch(self, board: str) -> None:
+        assert self.holds > 0
+        self.holds -= 1
 
     async def _observed_changes(self, board: str) -> AsyncIterator[ScoreChange]:
         self.feeds_opened += 1
@@ -125,6 +137,15 @@ def inc(username: str, delta: int, period: str = PERIOD) -> ScoreIncrement:
 def names(players: list[RankedPlayer]) -> list[str]:
     """Usernames in order."""
     return [player.username for player in players]
+
+
+async def until_true(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Poll a condition until it holds (fails the test after `timeout` real seconds)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
 
 
 async def changed_elsewhere(inner: ScriptedStore, *increments: ScoreIncrement) -> None:
@@ -597,3 +618,30 @@ def test_a_cache_needs_a_positive_bound(inner: ScriptedStore) -> None:
         TopCache(inner, 0)
     with pytest.raises(ValueError, match="max_entries"):
         TopCache(inner, 0.1, max_entries=0)
+
+
+async def test_a_board_is_held_before_its_first_read_and_released_once_not_read(
+    inner: ScriptedStore, clock: ManualClock
+) -> None:
+    idle = 0.25  # the cache's clock (manual); the release check runs every idle / 3 s
+    cached = TopCache(inner, STALENESS, clock=clock, restart_backoff=0.01, hold_idle=idle)
+    try:
+        await cached.top(GLOBAL, PERIOD, 3, 0)
+        assert (inner.holds, inner.reads_unheld) == (1, 0)
+        await cached.top(GLOBAL, OTHER_PERIOD, 3, 0)
+        assert inner.holds == 1  # once per board
+        clock.advance(idle / 2)
+        await cached.top(GLOBAL, PERIOD, 3, 0)  # read, so not idle
+        clock.advance(idle / 2 + TICK)
+        await asyncio.sleep(idle)  # several checks: read idle / 2 ago
+        assert inner.holds == 1
+        clock.advance(idle / 2)
+        await until_true(lambda: inner.holds == 0)
+        # The next read is a miss (older than the bound): held again before it reads.
+        reads = inner.top_reads
+        await cached.top(GLOBAL, PERIOD, 3, 0)
+        assert inner.top_reads == reads + 1
+        assert (inner.holds, inner.reads_unheld) == (1, 0)
+    finally:
+        await cached.close()
+    assert inner.holds == 0

@@ -1,4 +1,5 @@
--- Applies a batch of increments, in order, all or none; publishes each applied one.
+-- Applies a batch of increments, in order, all or none; publishes each applied one (of a
+-- watched board).
 --
 -- KEYS: per period g = 1..G of the batch, in order of first use:
 --   KEYS[5g-4] ranking, KEYS[5g-3] the current bucket of client event ids (hash: id ->

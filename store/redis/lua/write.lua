@@ -8,7 +8,9 @@
 --   fingerprint), KEYS[6g-3] the bucket before it, KEYS[6g-2] loaded marker, KEYS[6g-1]
 --   instants (hash: username -> the 16 hex digits of the instant the player reached the
 --   kept score; field '' = the key's clock, the last instant given out), KEYS[6g] writers
---   (hash: writer id -> last applied sequence; common.lua `check_writers`).
+--   (hash: writer id -> last applied sequence; common.lua `check_writers`); then, when
+--   period g has a channel (a single Redis only), KEYS[6G+g] its board's watcher marker
+--   (watchers.py: absent = nobody watches, nothing is published).
 -- ARGV[1] = G, ARGV[2] = '1' for a dry run (check only: loaded, ranges, caps), then per
 --   period 11 values: channel ('' = publish nothing, the caller publishes), board, period,
 --   expire-at in Unix milliseconds ('0' = never), the ms the current event-id bucket lives
@@ -202,6 +204,13 @@ local function next_instant(p)
   end
   p.clock = math.max(now, p.clock + 1)
   return p.clock
+end
+
+-- A period nobody watches publishes nothing.
+for g = 1, count do
+  if periods[g].channel ~= '' and redis.call('EXISTS', KEYS[6 * count + g]) == 0 then
+    periods[g].channel = ''
+  end
 end
 
 local changes = {messages = {}, channels = {}}

@@ -96,6 +96,10 @@ SCRIPT_BOARDS = [
 ]
 
 
+RULED = (Board("global", ResetPeriod.MONTHLY, update_rule=UpdateRule.INCREMENT, max_score=10**9),)
+"""An INCREMENT board with a cap: write.lua's, ranked as increment.lua's boards are."""
+
+
 @pytest.mark.parametrize("boards", SCRIPT_BOARDS, ids=["increment.lua", "write.lua"])
 async def test_increment_lua_encodes_what_the_codec_encodes(
     redis_prefix: str, raw: redis_asyncio.Redis, boards: tuple[Board, ...]
@@ -158,13 +162,14 @@ async def _messages(pubsub: Any, seconds: float) -> list[bytes]:
 
 
 @pytest.mark.parametrize("select_ranks", [True, False], ids=["ranks", "no-ranks"])
+@pytest.mark.parametrize("boards", [BOARDS, RULED], ids=["increment.lua", "write.lua"])
 async def test_a_board_nobody_watches_publishes_nothing_and_a_watched_one_does(
-    redis_prefix: str, raw: redis_asyncio.Redis, select_ranks: bool
+    redis_prefix: str, raw: redis_asyncio.Redis, select_ranks: bool, boards: tuple[Board, ...]
 ) -> None:
     store = RedisRankingStore.from_url(
-        REDIS_URL, key_prefix=redis_prefix, boards=BOARDS, retention=RETENTION
+        REDIS_URL, key_prefix=redis_prefix, boards=boards, retention=RETENTION
     )
-    layout = KeyLayout(redis_prefix, BOARDS, RETENTION)
+    layout = KeyLayout(redis_prefix, boards, RETENTION)
     pubsub = raw.pubsub()
     try:
         await store.load("global", PERIOD, [("alice", 10)], [])
@@ -186,7 +191,8 @@ async def test_a_board_nobody_watches_publishes_nothing_and_a_watched_one_does(
         (unwatched,) = await store.increment([bob(1)], ranks=select_ranks)
         assert unwatched.score == 5
         assert unwatched.applied
-        assert unwatched.rank == (2 if select_ranks else 0)
+        # (write.lua always ranks.)
+        assert unwatched.rank == (2 if select_ranks or not boards[0].plain else 0)
         assert await _messages(pubsub, 0.3) == []
         assert await raw.exists(layout.watched("global")) == 0
 
