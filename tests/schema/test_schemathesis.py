@@ -154,6 +154,7 @@ _ZONES = st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Pacific/Ki
 _BOARD_IDS = st.just(SCRATCH) | st.text(_NAME_CHARS, min_size=1, max_size=64)
 _FRESH_IDS = st.text(_NAME_CHARS, min_size=1, max_size=64).filter(lambda name: name != SCRATCH)
 _MAX_EXACT = 2**53 - 1
+_SEQUENCES = st.integers(0, 5) | st.integers(0, _MAX_EXACT)
 
 Literal = str | int | bool | list[Any] | dict[str, Any] | None
 _DEEP = {"a": {"b": {"c": {"d": {"e": 1}}}}}
@@ -217,6 +218,13 @@ EDGY: dict[str, st.SearchStrategy[Literal]] = {
     "delta": st.integers(-1_000_001, 1_000_001) | st.integers(-2, 2),
     "score": st.integers(-2, 1_000_001)
     | st.sampled_from([_MAX_EXACT, -_MAX_EXACT, _MAX_EXACT + 1, -(_MAX_EXACT + 1)]),
+    "writerId": st.one_of(
+        st.none(),
+        _VALID_EVENT_IDS,
+        st.sampled_from(["", "~w", "a" * 129, "a b"]),
+        st.text(max_size=130),
+    ),
+    "sequence": st.none() | _SEQUENCES | st.sampled_from([-1, _MAX_EXACT + 1, -(_MAX_EXACT + 1)]),
     "reason": st.one_of(
         st.none(),
         st.sampled_from(["", "x" * 513, "a\u0000b", "bidi\u202e", "tab\t"]),
@@ -255,6 +263,11 @@ def steer(document: str, data: st.DataObject, *, admin: bool = False) -> str:
     }
     if valid and "createLeaderboard" in document:
         strategies["id"] = _FRESH_IDS
+    if valid:
+        # A writer's id and sequence go together (or neither): drawn as one pair.
+        writer = data.draw(st.none() | st.tuples(_VALID_EVENT_IDS, _SEQUENCES), label="writer")
+        strategies["writerId"] = st.just(None if writer is None else writer[0])
+        strategies["sequence"] = st.just(None if writer is None else writer[1])
 
     class Steer(graphql.Visitor):
         def enter_argument(self, node: graphql.ArgumentNode, *_: Any) -> Any:
