@@ -99,6 +99,11 @@ async def archive_events(
             if period not in finals:
                 report.pending.append((board.id, period))
                 continue
+            # Its writers' sequences first, so an interrupted run leaves none behind (a rerun
+            # may find the rows all moved and skip the period). Safe before the rows go: a
+            # writer's calls land in the current period, never in an ended one, so whatever
+            # may still rebuild a final period (moderation) checks no sequence in it.
+            await archive.forget_writers(board.id, period)
             if purge:
                 for table in (HOT, ARCHIVE):
                     while rows := await archive.purge(table, board.id, period, batch_rows):

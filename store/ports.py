@@ -262,8 +262,9 @@ class HistoryReads(Protocol):
         ...
 
     async def writers(self, board: str, period: str) -> list[tuple[str, int]]:
-        """(writer id, its highest sequence) of every writer with a row in the period: what
-        a rebuild restores of idempotency per writer (`ScoreEvent.writer_id`)."""
+        """(writer id, its highest sequence) of every writer that stored a row in the
+        period (kept by `append`, not lowered by an erasure): what a rebuild restores of
+        idempotency per writer (`ScoreEvent.writer_id`)."""
         ...
 
     async def writes(self, board: str, period: str) -> list[tuple[str, int, int | None]]:

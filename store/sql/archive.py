@@ -11,6 +11,8 @@ has the columns of `score_events`, clustered on (board, period, event_id, id_lif
   archive already holds (the same event, replayed into an archived period) is not copied
   again, only deleted.
 - `purge` deletes one bounded batch of a period's rows from one table (retention).
+- `forget_writers` deletes the period's `writer_sequences` rows (idempotency per writer,
+  migration 10): a final period takes no more writes, so nothing restores them.
 
 Which periods may go where is decided by `store.event_archive`; this module only moves.
 """
@@ -123,6 +125,18 @@ class SqlEventArchive:
 
         purged: int = await self._run("archive_purge", statement)
         return purged
+
+    async def forget_writers(self, board: str, period: str) -> int:
+        """Delete the period's writer_sequences rows (one per writer, a key range),
+        committed; how many went."""
+        p = self._p
+        delete = f"DELETE FROM writer_sequences WHERE board = {p} AND period = {p}"  # noqa: S608
+
+        async def statement(connection: Any) -> int:
+            return await self._dialect.changing(connection, delete, (board, period))
+
+        forgotten: int = await self._run("archive_forget_writers", statement)
+        return forgotten
 
     def _transaction(self, connection: Any) -> contextlib.AbstractAsyncContextManager[None]:
         return write_transaction(self._dialect, connection, sqlite=self._sqlite)

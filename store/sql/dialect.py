@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Protocol
 
@@ -31,6 +31,25 @@ COLUMN_COUNT: Final = 12
 
 DRIVER_ERRORS: Final = (aiomysql.MySQLError, sqlite3.Error, OSError, EOFError)
 """Errors that mean "the database did not do it"; anything else is a bug and propagates."""
+
+
+WRITER_COLUMNS: Final = "board, period, writer_id, sequence"
+"""The columns of one `writer_sequences` row, in `writer_rows` order."""
+WRITER_COLUMN_COUNT: Final = 4
+
+
+def writer_rows(events: Iterable[ScoreEvent]) -> list[Row]:
+    """Each (board, period, writer id, highest sequence) the events carry, in key order
+    (so concurrent flushes lock the rows they share in one order); none without a writer."""
+    highest: dict[tuple[str, str, str], int] = {}
+    for event in events:
+        if event.writer_id is None or event.sequence is None:
+            continue
+        key = (event.board, event.period, event.writer_id)
+        known = highest.get(key)
+        if known is None or event.sequence > known:
+            highest[key] = event.sequence
+    return [(*key, highest[key]) for key in sorted(highest)]
 
 
 def event_row(event: ScoreEvent) -> Row:
@@ -86,8 +105,11 @@ class Dialect(Protocol):
         (MySQL counts a row it matched but left as it was only with CLIENT.FOUND_ROWS)."""
         ...
 
-    async def insert(self, connection: Any, rows: list[Row]) -> None:
-        """Insert event rows (`EVENT_COLUMNS`), skipping those already stored."""
+    async def insert(self, connection: Any, rows: list[Row], writers: list[Row]) -> None:
+        """Insert event rows (`EVENT_COLUMNS`), skipping those already stored, and raise
+        each writer's sequence (`writer_rows`) to at least its row's, never lowering it:
+        one multi-row upsert of `writer_sequences` in the same transaction, none when
+        `writers` is empty."""
         ...
 
     def migration_lock(self, connection: Any) -> AbstractAsyncContextManager[None]:

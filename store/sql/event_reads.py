@@ -76,20 +76,10 @@ _CLIENT_EVENTS_BOTH = (
     "UNION ALL SELECT username, event_id, delta FROM score_events_archive "
     "WHERE board = {p} AND period = {p} AND client_event_id AND id_life >= {p}"
 )
-# Each writer's highest sequence in the period (idempotency per writer). No index covers
-# writer_id: the period's rows are read (docs/reliability.md has what a rebuild pays).
-_WRITERS = (
-    "SELECT writer_id, MAX(writer_sequence) FROM score_events "
-    "WHERE board = {p} AND period = {p} AND writer_id IS NOT NULL GROUP BY writer_id"
-)
-_WRITERS_BOTH = (
-    "SELECT writer_id, MAX(last) FROM ("
-    "SELECT writer_id, MAX(writer_sequence) AS last FROM score_events "
-    "WHERE board = {p} AND period = {p} AND writer_id IS NOT NULL GROUP BY writer_id "
-    "UNION ALL SELECT writer_id, MAX(writer_sequence) AS last FROM score_events_archive "
-    "WHERE board = {p} AND period = {p} AND writer_id IS NOT NULL GROUP BY writer_id"
-    ") AS parts GROUP BY writer_id"
-)
+# Each writer's highest sequence in the period (idempotency per writer): a key range of
+# writer_sequences, kept by the appends; archived periods have none (`leaderboard archive`
+# deletes them: a writer's calls land in the current period only).
+_WRITERS = "SELECT writer_id, sequence FROM writer_sequences WHERE board = {p} AND period = {p}"
 # NULL (a row of an INCREMENT board) sorts first on both databases; ties by insertion.
 # A removal row (presence -1) carries the instant it was made on the ranking's clock.
 _WRITES = (
@@ -121,7 +111,7 @@ class PeriodEvents:
         self._presence = (_PRESENCE.format(p=p), _PRESENCE_BOTH.format(p=p))
         self._client_events = (_CLIENT_EVENTS.format(p=p), _CLIENT_EVENTS_BOTH.format(p=p))
         self._writes = (_WRITES.format(p=p), _WRITES_BOTH.format(p=p))
-        self._writers = (_WRITERS.format(p=p), _WRITERS_BOTH.format(p=p))
+        self._writers = _WRITERS.format(p=p)
 
     async def totals(self, connection: Any, board: str, period: str) -> tuple[list[Row], list[Row]]:
         """(username, summed delta) without banned players, and (username, presence sum)
@@ -144,8 +134,8 @@ class PeriodEvents:
         return await self._read(connection, self._client_events, board, period, since_life)
 
     async def writers(self, connection: Any, board: str, period: str) -> list[Row]:
-        """(writer id, highest sequence) of each writer with a row in the period."""
-        return await self._read(connection, self._writers, board, period)
+        """(writer id, highest sequence) of each writer that wrote to the period."""
+        return await self._dialect.fetch(connection, self._writers, (board, period))
 
     async def writes(self, connection: Any, board: str, period: str) -> list[Row]:
         """(username, applied_at_us, delta, presence) of every write, in the order applied."""

@@ -17,7 +17,7 @@ from store.observer import StoreObserver
 from store.sql import migrations
 from store.sql.archive import SqlEventArchive
 from store.sql.boards import SqlBoardTable
-from store.sql.dialect import Dialect, event_row
+from store.sql.dialect import Dialect, event_row, writer_rows
 from store.sql.event_reads import PeriodEvents
 from store.sql.mysql import SCHEMES as MYSQL_SCHEMES
 from store.sql.mysql import MySqlDialect
@@ -217,14 +217,17 @@ class SqlScoreHistory:
         Split into several statements only where the database forces it: SQLite's
         limit on parameters per statement (in one transaction), MySQL's
         max_allowed_packet (each part is idempotent, so a retry after a partial
-        write is safe).
+        write is safe). When events carry a writer, the same transaction upserts each
+        writer's highest sequence per board period into `writer_sequences` (one
+        multi-row statement, never lowering one): what a rebuild restores (`writers`).
         """
         if not events:
             return
         rows = [event_row(event) for event in events]
+        writers = writer_rows(events)
         await self._run(
             "append",
-            lambda connection: self._dialect.insert(connection, rows),
+            lambda connection: self._dialect.insert(connection, rows, writers),
             limit=self._timeout,
         )
 
@@ -268,7 +271,8 @@ class SqlScoreHistory:
     async def writers(
         self, board: str, period: str, *, patient: bool = False
     ) -> list[tuple[str, int]]:
-        """(writer id, highest sequence) of each writer with a row in the period.
+        """(writer id, highest sequence) of each writer that wrote to the period: the
+        period's `writer_sequences` rows, a key range (not the period's events).
 
         On the replica when it has caught up with the primary, else on the primary.
         """

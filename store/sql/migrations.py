@@ -423,8 +423,11 @@ MIGRATIONS: Final = (
     Migration(
         version=10,
         # Idempotency per writer (docs/reliability.md): the writerId and sequence of the
-        # call an event came in, NULL without one. A rebuild restores each writer's highest
-        # sequence of the period. Nullable columns only: no table copy, no index.
+        # call an event came in, NULL without one (an audit trail: nothing reads them back).
+        # Nullable columns only: no table copy, no index. `writer_sequences` holds each
+        # writer's highest sequence per board period, upserted by the flush that appends the
+        # events (same transaction): a rebuild reads its few rows by key instead of the
+        # period's events, and no index on score_events costs every inserted row.
         mysql=(
             "ALTER TABLE score_events "
             "ADD COLUMN IF NOT EXISTS writer_id VARCHAR(128) CHARACTER SET ascii "
@@ -432,12 +435,30 @@ MIGRATIONS: Final = (
             "ALTER TABLE score_events_archive "
             "ADD COLUMN IF NOT EXISTS writer_id VARCHAR(128) CHARACTER SET ascii "
             "COLLATE ascii_bin NULL, ADD COLUMN IF NOT EXISTS writer_sequence BIGINT NULL",
+            """
+            CREATE TABLE IF NOT EXISTS writer_sequences (
+                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                writer_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                sequence BIGINT NOT NULL,
+                PRIMARY KEY (board, period, writer_id)
+            ) ENGINE=InnoDB
+            """,
         ),
         sqlite=(
             "ALTER TABLE score_events ADD COLUMN writer_id TEXT NULL",
             "ALTER TABLE score_events ADD COLUMN writer_sequence INTEGER NULL",
             "ALTER TABLE score_events_archive ADD COLUMN writer_id TEXT NULL",
             "ALTER TABLE score_events_archive ADD COLUMN writer_sequence INTEGER NULL",
+            """
+            CREATE TABLE IF NOT EXISTS writer_sequences (
+                board TEXT NOT NULL,
+                period TEXT NOT NULL,
+                writer_id TEXT NOT NULL,
+                sequence INTEGER NOT NULL,
+                PRIMARY KEY (board, period, writer_id)
+            ) WITHOUT ROWID
+            """,
         ),
     ),
 )

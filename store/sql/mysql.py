@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+import aiomysql
 from databases import Database
 
 from store.errors import StoreUnavailable
-from store.sql.dialect import EVENT_COLUMNS, Row
+from store.sql.dialect import EVENT_COLUMNS, WRITER_COLUMNS, Row
 from store.sql.migrations import Migration
 
 SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
@@ -19,6 +21,30 @@ _MIGRATION_LOCK_SECONDS: Final = 60
 _MIGRATION_LOCK: Final = "CONCAT('leaderboard-migrate:', LEFT(DATABASE(), 40))"
 # Room for the packet header and the statement around the values.
 _PACKET_SLACK_BYTES: Final = 1024
+
+
+def _events_insert(count: int) -> str:
+    """One multi-row INSERT of `count` event rows that skips those already stored."""
+    values = ",".join(("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",) * count)
+    # Only placeholders are spliced in; the values are escaped by the driver.
+    return (
+        f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
+        "ON DUPLICATE KEY UPDATE id = id"
+    )
+
+
+def _writers_upsert(count: int) -> str:
+    """One multi-row upsert of `count` writer_sequences rows that never lowers a sequence,
+    so a retried flush (or an older one landing late) changes nothing."""
+    values = ",".join(("(%s,%s,%s,%s)",) * count)
+    return (
+        f"INSERT INTO writer_sequences ({WRITER_COLUMNS}) VALUES {values} "  # noqa: S608
+        "ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence))"
+    )
+
+
+def _flat(rows: list[Row]) -> list[Any]:
+    return [value for row in rows for value in row]
 
 
 class MySqlDialect:
@@ -66,28 +92,43 @@ class MySqlDialect:
         async with connection.cursor() as cursor:
             return int(await cursor.execute(statement, parameters))
 
-    async def insert(self, connection: Any, rows: list[Row]) -> None:
+    async def insert(self, connection: Any, rows: list[Row], writers: list[Row]) -> None:
         """One INSERT per `max_allowed_packet`; each part is idempotent, so a retry after a
-        partial write is safe."""
+        partial write is safe. With `writers`, the parts and the `writer_sequences` upsert
+        commit together (a sequence is never stored without its events, nor these without
+        it); without, each part commits on its own as before (no BEGIN/COMMIT trips)."""
         if self.max_statement_bytes is None:
             packet = await self.fetch(connection, "SELECT @@max_allowed_packet")
             self.max_statement_bytes = int(packet[0][0]) - _PACKET_SLACK_BYTES
-        async with connection.cursor() as cursor:
-            await self._insert(cursor, rows, self.max_statement_bytes)
+        if not writers:
+            async with connection.cursor() as cursor:
+                await self._insert(cursor, rows, self.max_statement_bytes)
+            return
+        await connection.begin()
+        try:
+            async with connection.cursor() as cursor:
+                await self._insert(cursor, rows, self.max_statement_bytes)
+                limit = self.max_statement_bytes
+                await self._insert(cursor, writers, limit, _writers_upsert)
+        except BaseException:
+            # The connection may be gone; the transaction dies with it then.
+            with contextlib.suppress(aiomysql.Error, OSError):
+                await connection.rollback()
+            raise
+        await connection.commit()
 
-    async def _insert(self, cursor: Any, rows: list[Row], limit: int) -> None:
-        values = ",".join(("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",) * len(rows))
-        # Only placeholders are spliced in; the values are escaped by the driver.
-        template = (
-            f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
-            "ON DUPLICATE KEY UPDATE id = id"
-        )
-        statement: str = cursor.mogrify(template, [value for row in rows for value in row])
+    async def _insert(
+        self, cursor: Any, rows: list[Row], limit: int, build: Callable[[int], str] | None = None
+    ) -> None:
+        """`build(len(rows))` (the events' INSERT by default) with `rows`, split in halves
+        until each part fits in `limit` bytes."""
+        template = (build or _events_insert)(len(rows))
+        statement: str = cursor.mogrify(template, _flat(rows))
         # A character takes at most 4 bytes: encode only when the text could be too big.
         if len(statement) * 4 > limit and len(statement.encode()) > limit and len(rows) > 1:
             half = len(rows) // 2
-            await self._insert(cursor, rows[:half], limit)
-            await self._insert(cursor, rows[half:], limit)
+            await self._insert(cursor, rows[:half], limit, build)
+            await self._insert(cursor, rows[half:], limit, build)
             return
         await cursor.execute(statement)
 

@@ -12,7 +12,13 @@ from typing import Any, Final
 from databases import Database
 
 from store.errors import StoreUnavailable
-from store.sql.dialect import COLUMN_COUNT, EVENT_COLUMNS, Row
+from store.sql.dialect import (
+    COLUMN_COUNT,
+    EVENT_COLUMNS,
+    WRITER_COLUMN_COUNT,
+    WRITER_COLUMNS,
+    Row,
+)
 from store.sql.migrations import Migration
 
 SCHEMES: Final = frozenset({"sqlite", "sqlite+aiosqlite"})
@@ -55,7 +61,9 @@ class SqliteDialect:
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
-        self._rows_per_statement = max(1, _variable_limit() // COLUMN_COUNT)
+        limit = _variable_limit()
+        self._rows_per_statement = max(1, limit // COLUMN_COUNT)
+        self._writers_per_statement = max(1, limit // WRITER_COLUMN_COUNT)
 
     def database(self, url: str, *, min_size: int, timeout: float) -> Database:
         """A `databases` handle of the file (SQLite has no pool to size)."""
@@ -80,16 +88,22 @@ class SqliteDialect:
             cursor = await connection.execute(statement, parameters)
         return int(cursor.rowcount)
 
-    async def insert(self, connection: Any, rows: list[Row]) -> None:
-        """One INSERT per parameter limit's worth of rows, all in one transaction."""
+    async def insert(self, connection: Any, rows: list[Row], writers: list[Row]) -> None:
+        """One INSERT per parameter limit's worth of rows and, with `writers`, one upsert of
+        `writer_sequences`, all in one transaction."""
         size = self._rows_per_statement
         chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
-        if len(chunks) == 1:
+        if len(chunks) == 1 and not writers:
             await self._insert(connection, chunks[0])
             return
         async with _immediate_transaction(connection):
             for chunk in chunks:
                 await self._insert(connection, chunk)
+            # A writer row is 4 parameters to an event row's 12: a flush's writers fit in
+            # one statement whenever its events do in one.
+            size = self._writers_per_statement
+            for start in range(0, len(writers), size):
+                await self._upsert_writers(connection, writers[start : start + size])
 
     @staticmethod
     async def _insert(connection: Any, rows: list[Row]) -> None:
@@ -98,6 +112,18 @@ class SqliteDialect:
         statement = (
             f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
             "ON CONFLICT (board, period, event_id, id_life) DO NOTHING"
+        )
+        await connection.execute(statement, [value for row in rows for value in row])
+
+    @staticmethod
+    async def _upsert_writers(connection: Any, rows: list[Row]) -> None:
+        # Never lowers a sequence: a retried flush (or an older one landing late) changes
+        # nothing.
+        values = ",".join(("(?,?,?,?)",) * len(rows))
+        statement = (
+            f"INSERT INTO writer_sequences ({WRITER_COLUMNS}) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (board, period, writer_id) "
+            "DO UPDATE SET sequence = max(sequence, excluded.sequence)"
         )
         await connection.execute(statement, [value for row in rows for value in row])
 

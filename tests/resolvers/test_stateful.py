@@ -15,7 +15,8 @@ is compared with a plain Python model of the contract:
 - per (board, period): each writer's last applied sequence; a writer's call whose
   sequence is not above it in a period it touches is a replay (nothing applied, every
   increment answers with the standing), whatever its event ids; after a loss the store
-  knows what the history's rows say (the highest sequence of each writer's rows left);
+  knows what the history's writer_sequences say (the highest sequence of each writer's
+  calls that stored a row in the period; an erasure lowers none);
 - standard competition ranks (1, 2, 2, 4), ties listed by username ascending (code
   point order, which is also the UTF-8 byte order Redis sorts members by);
 - a neighborhood is the player and up to `radius` players above and below, best first;
@@ -282,10 +283,11 @@ class Model:
         self.writers: dict[Key, dict[str, int]] = {}
         """Idempotency per writer: each writer's last applied sequence per period, as the
         live store holds it."""
-        self.writer_rows: dict[Key, dict[str, dict[str, int]]] = {}
-        """Per period, writer and player: the highest sequence of the writer's history rows
-        for the player (erasure deletes a player's rows); what a rebuild restores is the
-        highest per writer (`durable_writers`)."""
+        self.writer_rows: dict[Key, dict[str, int]] = {}
+        """Per period and writer: the highest sequence of the writer's calls that stored a
+        history row in the period (the `writer_sequences` table, upserted with the rows);
+        what a rebuild restores (`durable_writers`). Erasure deletes the player's rows but
+        not this: the sequence survives it."""
 
     def set_profile(self, username: str, display_name: str | None, metadata: str | None) -> None:
         """None leaves a field, "" (a name) and "{}" (metadata) clear it."""
@@ -348,18 +350,14 @@ class Model:
             name, sequence = writer
             for key in touched:
                 self.writers.setdefault(key, {})[name] = sequence
-            for key, username in applied_players:
-                players = self.writer_rows.setdefault(key, {}).setdefault(name, {})
-                players[username] = max(sequence, players.get(username, -1))
+            for key in {key for key, _ in applied_players}:
+                durable = self.writer_rows.setdefault(key, {})
+                durable[name] = max(sequence, durable.get(name, -1))
         return answers
 
     def durable_writers(self, key: Key) -> dict[str, int]:
-        """Each writer's highest sequence among the period's history rows."""
-        return {
-            name: max(players.values())
-            for name, players in self.writer_rows.get(key, {}).items()
-            if players
-        }
+        """Each writer's highest sequence stored with the period's history rows."""
+        return dict(self.writer_rows.get(key, {}))
 
     def lose_writers(self) -> None:
         """The live store lost every period: each is rebuilt with what the history has."""
@@ -405,9 +403,7 @@ class Model:
         for ids in self.seen.values():
             for event_id in [event_id for event_id, bound in ids.items() if bound[0] == username]:
                 del ids[event_id]
-        for writers in self.writer_rows.values():
-            for players in writers.values():
-                players.pop(username, None)
+        # The writers' sequences (`writer_rows`) survive: erasure deletes event rows only.
         return shown, self.rows.pop(username, 0)
 
     def refusal(

@@ -213,6 +213,24 @@ async def test_a_rebuild_restores_each_writers_last_sequence(stores: Stores) -> 
     assert (later.applied, later.score) == (True, 3)
 
 
+async def test_an_erasure_does_not_lower_a_writers_restored_sequence(stores: Stores) -> None:
+    # The sequence lives in writer_sequences, not in the erased player's rows: the replay
+    # of a call that scored only the erased player is still refused after a rebuild.
+    def of_writer(username: str, sequence: int) -> ScoreEvent:
+        return dataclasses.replace(
+            event(username, 1, f"~gs-{sequence}"), writer_id="gs", sequence=sequence
+        )
+
+    await stores.history.append([of_writer("eve", 3), of_writer("dee", 7)])
+    await stores.history.player_records().erase("dee")
+    ranking = stores.ranking()
+    await stores.recovery(ranking, Rebuilds()).ensure_loaded(BOARD, PERIOD)
+    [replay] = await ranking.increment(
+        [dataclasses.replace(increment("dee", 1, "~r1", client=False), writer_id="gs", sequence=7)]
+    )
+    assert (replay.applied, replay.score) == (False, 0)
+
+
 async def test_a_loaded_period_is_not_rebuilt(stores: Stores) -> None:
     ranking = stores.ranking()
     await ranking.load(BOARD, PERIOD, [("zed", 1)], [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import Counter
 from datetime import UTC, date, datetime
 
@@ -248,6 +249,43 @@ async def test_erasure_reaches_archived_rows(history: SqlScoreHistory, history_u
     for table in ("score_events", "score_events_archive"):
         assert all(row[3] != "ann" for row in await rows(history_url, table))
     assert await history.player_records().periods("ann") == []
+
+
+async def test_archive_and_retention_forget_the_periods_writer_sequences(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    # Idempotency per writer: a final period takes no more writer calls (they land in the
+    # current period), so its writer_sequences rows go with its events; the others stay.
+    await history.append(
+        [
+            dataclasses.replace(
+                events(board, period)[0],
+                event_id=f"~w-{board}-{period}",
+                writer_id="gs",
+                sequence=5,
+            )
+            for board, period in PERIODS
+        ]
+    )
+    await filled(history)
+
+    async def with_writers() -> set[tuple[object, ...]]:
+        found = await query_history(history_url, "SELECT board, period FROM writer_sequences")
+        return {tuple(row) for row in found}
+
+    assert await with_writers() == set(PERIODS)
+    await run(history)
+    moved = {("m", "2026-09"), ("m", "2026-10"), ("d", "2026-11-30")}
+    assert await with_writers() == set(PERIODS) - moved
+    assert await history.writers("m", "2026-09") == []
+    assert await history.writers("m", "2026-12") == [("gs", 5)]
+    await run(history, before=None, retention_days=1)
+    assert await with_writers() == {
+        ("m", "2026-08"),
+        ("m", "2026-11"),
+        ("m", "2026-12"),
+        ("n", "all"),
+    }
 
 
 async def test_retention_deletes_only_final_periods_ended_long_enough_ago(

@@ -12,8 +12,9 @@ import pytest
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
-from store.sql import SCHEMA_VERSION, SqlScoreHistory, migrations
+from store.sql import SCHEMA_VERSION, SqlScoreHistory, migrations, mysql
 from store.sql.mysql import MySqlDialect
+from store.sql.sqlite import SqliteDialect
 from tests.support.history_database import query_history
 from tests.support.service_process import free_port
 from tests.support.shared_services import mysql_url
@@ -130,6 +131,14 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
     )
     assert plan[0][5] == "score_events_totals", plan
     assert "Using index" in str(plan[0][9]), plan
+    # A rebuild's writers: a key range of their own small table (migration 10).
+    keys = await query_history(
+        mysql_database_url,
+        "SELECT index_name, GROUP_CONCAT(column_name ORDER BY seq_in_index) "
+        f"FROM information_schema.statistics WHERE table_schema = '{database}' "
+        "AND table_name = 'writer_sequences' GROUP BY index_name",
+    )
+    assert keys == [("PRIMARY", "board,period,writer_id")]
 
 
 async def test_append_and_totals(history: SqlScoreHistory) -> None:
@@ -210,6 +219,66 @@ async def test_writers_last_sequences(history: SqlScoreHistory) -> None:
     assert await history.writers(BOARD, "2026-09") == []
     # Rows without a writer still count in the totals.
     assert sorted(await history.totals(BOARD, PERIOD)) == [("ann", 3), ("bob", 1)]
+
+
+async def test_writers_come_from_writer_sequences_never_lowered(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    def of_writer(event_id: str, sequence: int, *, period: str = PERIOD) -> ScoreEvent:
+        return dataclasses.replace(
+            event("ann", 1, event_id, period=period), writer_id="gs", sequence=sequence
+        )
+
+    flush = [of_writer("~1", 7), of_writer("~2", 7), of_writer("~3", 3, period="2026-12")]
+    await history.append(flush)
+    await history.append(flush)  # a retried flush
+    await history.append([of_writer("~4", 5)])  # an older call landing late
+    await history.append([event("bob", 1, "~5")])  # no writer
+    assert await history.writers(BOARD, PERIOD) == [("gs", 7)]
+    assert await history.writers(BOARD, "2026-12") == [("gs", 3)]
+    # One row per (board, period, writer), read by key: not from the events, whose
+    # writer columns stay as an audit trail.
+    assert sorted(
+        await query_history(
+            history_url, "SELECT board, period, writer_id, sequence FROM writer_sequences"
+        )
+    ) == [(BOARD, PERIOD, "gs", 7), (BOARD, "2026-12", "gs", 3)]
+    await query_history(history_url, "DELETE FROM score_events")
+    assert await history.writers(BOARD, PERIOD) == [("gs", 7)]
+    await history.append([of_writer("~6", 8)])
+    assert await history.writers(BOARD, PERIOD) == [("gs", 8)]
+    assert sorted(
+        await query_history(
+            history_url, "SELECT event_id, writer_id, writer_sequence FROM score_events"
+        )
+    ) == [("~6", "gs", 8)]
+
+
+async def test_a_failed_writer_upsert_stores_none_of_the_flush(
+    history: SqlScoreHistory, history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The events and their writers' sequences commit together: a sequence is never stored
+    # without its events (a retry would be refused with nothing applied) nor these without it.
+    monkeypatch.setattr(
+        mysql,
+        "_writers_upsert",
+        lambda count: "INSERT INTO no_such_table VALUES " + ",".join(["(%s,%s,%s,%s)"] * count),
+    )
+
+    async def failing(connection: object, rows: list[tuple[object, ...]]) -> None:
+        await connection.execute("INSERT INTO no_such_table VALUES (1)")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(SqliteDialect, "_upsert_writers", staticmethod(failing))
+    many = [event("bob", 1, f"~b{index}") for index in range(3)]
+    with pytest.raises(StoreUnavailable):
+        await history.append(
+            [*many, dataclasses.replace(event("ann", 1, "~1"), writer_id="gs", sequence=7)]
+        )
+    assert await row_count(history_url) == 0
+    assert await history.writers(BOARD, PERIOD) == []
+    # Without a writer there is no upsert to fail.
+    await history.append(many)
+    assert await row_count(history_url) == 3
 
 
 async def test_client_events_of_the_window_buckets_still_checked(
