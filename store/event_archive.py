@@ -82,7 +82,7 @@ async def archive_events(
     to run again (a rerun finds only what is left), also from two processes at once.
 
     `compact`: once rows left the hot table, rebuild it online (`SqlEventArchive.compact`)
-    so its indexes shrink to the rows that are left (docs/history.md, "Compacting")."""
+    so its indexes shrink to the rows that are left (docs/history.md, "After a big archive")."""
     report = ArchiveReport()
     left_hot = False  # whether retention deleted rows of the hot table
     expired = None if retention_days is None else now - timedelta(days=retention_days)

@@ -136,7 +136,7 @@ class SqlEventArchive:
 
     async def compact(self) -> bool:
         """Rebuild `score_events` in place, online, so its B-trees hold only the rows that
-        are left (docs/history.md, "Compacting after a big archive"); True when it ran.
+        are left (docs/history.md, "After a big archive"); True when it ran.
 
         MySQL/MariaDB: `ALTER TABLE … FORCE, ALGORITHM=INPLACE, LOCK=NONE` (what `OPTIMIZE
         TABLE` does on InnoDB, but refused rather than blocking writes if the server cannot
