@@ -47,9 +47,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=BATCH_ROWS,
         help="rows moved or deleted per transaction (default: %(default)s)",
     )
+    command.add_argument(
+        "--compact",
+        action="store_true",
+        help="afterwards, when rows left the hot table, rebuild it online (MySQL: ALTER "
+        "TABLE score_events FORCE, ALGORITHM=INPLACE, LOCK=NONE) so its indexes shrink to "
+        "the rows that are left; copies the remaining rows, see docs/history.md",
+    )
 
 
-async def archive(settings: Settings, before: str | None, batch_rows: int) -> int:
+async def archive(
+    settings: Settings, before: str | None, batch_rows: int, *, compact: bool = False
+) -> int:
     """Run the archive and retention rules once over every board; print what moved."""
     cutoff: date | None = None
     if before is not None:
@@ -79,6 +88,7 @@ async def archive(settings: Settings, before: str | None, batch_rows: int) -> in
             before=cutoff,
             retention_days=settings.event_retention_days,
             batch_rows=batch_rows,
+            compact=compact,
         )
     finally:
         await history.close()
@@ -88,6 +98,8 @@ async def archive(settings: Settings, before: str | None, batch_rows: int) -> in
         print(f"{board}/{period}: {rows} events archived")
     for board, period in report.pending:
         print(f"{board}/{period}: left in place, its result is still pending")
+    if report.compacted:
+        print("score_events rebuilt (compacted)")
     print(
         f"leaderboard: archive done, {sum(report.archived.values())} events archived, "
         f"{sum(report.deleted.values())} deleted"

@@ -431,7 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(reconcile(settings, arguments.board, arguments.period))
             case "archive":
                 return asyncio.run(
-                    archive_command.archive(settings, arguments.before, arguments.batch_rows)
+                    archive_command.archive(
+                        settings, arguments.before, arguments.batch_rows, compact=arguments.compact
+                    )
                 )
             case "export-schema":
                 print(f"leaderboard: wrote {write_sdl(Path(arguments.output))}")

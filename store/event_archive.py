@@ -45,6 +45,8 @@ class ArchiveReport:
     deleted: dict[tuple[str, str], int] = field(default_factory=dict)
     pending: list[tuple[str, str]] = field(default_factory=list)
     """Ended periods that would qualify but are not final yet (not touched)."""
+    compacted: bool = False
+    """Whether the hot table was rebuilt afterwards (`compact`, MySQL only)."""
 
 
 def cutoff_date(period: str) -> date:
@@ -74,10 +76,15 @@ async def archive_events(
     retention_days: int | None,
     batch_rows: int = BATCH_ROWS,
     progress: Progress = _no_progress,
+    compact: bool = False,
 ) -> ArchiveReport:
     """Apply both rules to every board's periods, batch by batch; safe to interrupt and
-    to run again (a rerun finds only what is left), also from two processes at once."""
+    to run again (a rerun finds only what is left), also from two processes at once.
+
+    `compact`: once rows left the hot table, rebuild it online (`SqlEventArchive.compact`)
+    so its indexes shrink to the rows that are left (docs/history.md, "After a big archive")."""
     report = ArchiveReport()
+    left_hot = False  # whether retention deleted rows of the hot table
     expired = None if retention_days is None else now - timedelta(days=retention_days)
     for board in boards:
         if board.reset is ResetPeriod.NEVER:
@@ -107,6 +114,7 @@ async def archive_events(
             if purge:
                 for table in (HOT, ARCHIVE):
                     while rows := await archive.purge(table, board.id, period, batch_rows):
+                        left_hot = left_hot or table == HOT
                         key = (board.id, period)
                         report.deleted[key] = report.deleted.get(key, 0) + rows
                         progress("deleted", board.id, period, rows)
@@ -115,4 +123,6 @@ async def archive_events(
                     key = (board.id, period)
                     report.archived[key] = report.archived.get(key, 0) + rows
                     progress("archived", board.id, period, rows)
+    if compact and (report.archived or left_hot):
+        report.compacted = await archive.compact()
     return report

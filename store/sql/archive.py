@@ -13,6 +13,8 @@ has the columns of `score_events`, clustered on (board, period, event_id, id_lif
 - `purge` deletes one bounded batch of a period's rows from one table (retention).
 - `forget_writers` deletes the period's `writer_sequences` rows (idempotency per writer,
   migration 10): a final period takes no more writes, so nothing restores them.
+- `compact` rebuilds the hot table once its old rows are gone (MySQL: an online
+  `ALTER TABLE … FORCE`; SQLite: nothing, see its docstring), without a time limit.
 
 Which periods may go where is decided by `store.event_archive`; this module only moves.
 """
@@ -39,9 +41,17 @@ _COLUMNS: Final = "id, " + EVENT_COLUMNS
 class SqlEventArchive:
     """Moves and deletes raw event rows of whole periods, batch by batch, on the primary."""
 
-    def __init__(self, dialect: Dialect, run: Runner[Any], *, sqlite: bool) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        run: Runner[Any],
+        *,
+        sqlite: bool,
+        patient: Runner[Any] | None = None,
+    ) -> None:
         self._dialect = dialect
         self._run = run
+        self._patient = patient or run
         self._sqlite = sqlite
         self._p = dialect.placeholder
 
@@ -137,6 +147,36 @@ class SqlEventArchive:
 
         forgotten: int = await self._run("archive_forget_writers", statement)
         return forgotten
+
+    async def compact(self) -> bool:
+        """Rebuild `score_events` in place, online, so its B-trees hold only the rows that
+        are left (docs/history.md, "After a big archive"); True when it ran.
+
+        MySQL/MariaDB: `ALTER TABLE … FORCE, ALGORITHM=INPLACE, LOCK=NONE` (what `OPTIMIZE
+        TABLE` does on InnoDB, but refused rather than blocking writes if the server cannot
+        do it online); appends go on while it copies. SQLite: not run (False): `VACUUM`
+        would rewrite the whole file, archive included, holding the write lock, and
+        SQLite reuses the freed pages anyway."""
+        if self._sqlite:
+            return False
+        statement = f"ALTER TABLE {HOT} FORCE, ALGORITHM=INPLACE, LOCK=NONE"
+
+        async def rebuild(connection: Any) -> bool:
+            # The ALTER takes the table's metadata lock briefly at its start and end; while
+            # it waits for that lock, every new append queues behind it. A short wait (the
+            # server's default is a day) makes a long transaction fail the rebuild instead
+            # of stalling the writers.
+            await self._dialect.execute(connection, "SET SESSION lock_wait_timeout = 10", ())
+            try:
+                await self._dialect.execute(connection, statement, ())
+            finally:
+                await self._dialect.execute(
+                    connection, "SET SESSION lock_wait_timeout = DEFAULT", ()
+                )
+            return True
+
+        done: bool = await self._patient("archive_compact", rebuild)
+        return done
 
     def _transaction(self, connection: Any) -> contextlib.AbstractAsyncContextManager[None]:
         return write_transaction(self._dialect, connection, sqlite=self._sqlite)

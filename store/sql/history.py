@@ -200,6 +200,7 @@ class SqlScoreHistory:
             self._dialect,
             lambda what, operation: self._run(what, operation, limit=self._timeout),
             sqlite=self._mysql is None,
+            patient=lambda what, operation: self._run(what, operation, limit=None),
         )
 
     def outbox(self) -> SqlOutbox:

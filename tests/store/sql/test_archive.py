@@ -103,6 +103,7 @@ async def run(
     retention_days: int | None = None,
     batch_rows: int = 3,
     progress: Progress | None = None,
+    compact: bool = False,
 ) -> ArchiveReport:
     """One archive run at NOW over BOARDS."""
     return await archive_events(
@@ -114,6 +115,7 @@ async def run(
         retention_days=retention_days,
         batch_rows=batch_rows,
         progress=progress or (lambda what, board, period, count: None),
+        compact=compact,
     )
 
 
@@ -318,6 +320,42 @@ async def test_retention_deletes_only_final_periods_ended_long_enough_ago(
     assert cold == Counter()
     assert periods_of(hot) == {("m", "2026-08"), ("m", "2026-11"), ("m", "2026-12"), ("n", "all")}
     assert set(report.deleted) == {("m", "2026-10"), ("d", "2026-11-30"), ("d", "2026-12-01")}
+
+
+async def hot_table_id(url: str) -> object:
+    """InnoDB's id of `score_events` (a new one after every rebuild); None on SQLite."""
+    if url.startswith("sqlite"):
+        return None
+    found = await query_history(
+        url,
+        "SELECT table_id FROM information_schema.innodb_sys_tables "
+        "WHERE name = CONCAT(DATABASE(), '/score_events')",
+    )
+    return found[0][0]
+
+
+async def test_compact_rebuilds_the_hot_table_only_when_rows_left_it(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    await filled(history)
+    answers = await reads(history)
+    first = await hot_table_id(history_url)
+
+    report = await run(history, compact=True)
+
+    mysql = not history_url.startswith("sqlite")
+    assert report.archived  # rows left the hot table
+    assert report.compacted is mysql  # SQLite: never (VACUUM would rewrite the archive too)
+    rebuilt = await hot_table_id(history_url)
+    assert (rebuilt != first) is mysql
+    assert await reads(history) == answers  # the same rows, the same answers
+    # Nothing left to move: no second rebuild; and none unless asked.
+    assert not (await run(history, compact=True)).compacted
+    assert await hot_table_id(history_url) == rebuilt
+    report = await run(history, before=None, retention_days=1)
+    assert report.deleted
+    assert not report.compacted
+    assert await hot_table_id(history_url) == rebuilt
 
 
 def test_cutoff_dates() -> None:
