@@ -14,14 +14,13 @@ generated ids (none stored), measured in the same run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 import redis.asyncio as redis_asyncio
 
-from benchmarks.processes import private_redis
+from benchmarks.processes import run_on_private_redis
 from benchmarks.redis_cost import evalsha_stats
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
@@ -184,13 +183,7 @@ async def measure(url: str, options: argparse.Namespace) -> None:
 
 def main() -> None:
     """Start a private Redis, measure, stop it."""
-    options = arguments()
-
-    async def run() -> None:
-        async with private_redis() as redis:
-            await measure(redis.url, options)
-
-    asyncio.run(run())
+    run_on_private_redis(measure, arguments())
 
 
 if __name__ == "__main__":

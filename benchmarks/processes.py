@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from argparse import Namespace
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiomysql
@@ -398,3 +399,16 @@ async def private_redis() -> AsyncIterator[PrivateRedis]:
     finally:
         redis.kill_now()
         remove_directory(directory)
+
+
+def run_on_private_redis(
+    measure: Callable[[str, Namespace], Awaitable[None]], options: Namespace
+) -> None:
+    """Start a private Redis, run `measure(its url, options)` on it, stop it (the stand-alone
+    Redis benchmarks' `main`)."""
+
+    async def run() -> None:
+        async with private_redis() as redis:
+            await measure(redis.url, options)
+
+    asyncio.run(run())

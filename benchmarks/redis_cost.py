@@ -23,7 +23,7 @@ from datetime import timedelta
 
 import redis.asyncio as redis_asyncio
 
-from benchmarks.processes import private_redis
+from benchmarks.processes import run_on_private_redis
 from store.boards import Board, ResetPeriod
 from store.models import ScoreIncrement
 from store.redis import RedisRankingStore
@@ -163,13 +163,7 @@ async def increment_costs(
 
 def main() -> None:
     """Start a private Redis, measure, stop it."""
-    options = arguments()
-
-    async def run() -> None:
-        async with private_redis() as redis:
-            await measure(redis.url, options)
-
-    asyncio.run(run())
+    run_on_private_redis(measure, arguments())
 
 
 if __name__ == "__main__":
