@@ -3,7 +3,8 @@
 - `history.py`: `SqlScoreHistory`, the `ScoreHistory` the service uses (reads, writes, lifecycle).
 - `dialect.py`: the interface of what differs between the databases, and the event row layout.
 - `mysql.py`, `sqlite.py`: the two dialects (driver calls, batch INSERT, migration locking).
-- `migrations.py`: the schema, step by step, and the loop that applies the missing steps.
+- `schema_steps.py`: the schema, step by step; `migrations.py`: the loop that applies the
+  steps a database lacks.
 - `standings.py`, `outbox.py`: the seasons' tables (final standings, results, claims,
   watermarks; the webhook outbox); `frozen_rows.py` (a final period's rows in the board's
   order) and `final_reads.py` (the reads of final periods).
@@ -21,8 +22,8 @@ and its drivers, and `store.errors`, `store.models`, `store.observer`, `store.bo
 
 from store.sql.dialect import EVENT_COLUMNS, event_row
 from store.sql.history import SqlScoreHistory
-from store.sql.migrations import SCHEMA_VERSION
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS
+from store.sql.schema_steps import SCHEMA_VERSION
 
 __all__ = [
     "EVENT_COLUMNS",

@@ -12,15 +12,25 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import aiomysql
 from databases import Database
 
 from store.models import ScoreEvent
-from store.sql.migrations import Migration
 
 Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    """One schema version: the statements that reach it, on each database."""
+
+    version: int
+    mysql: tuple[str, ...]
+    sqlite: tuple[str, ...]
+
 
 EVENT_COLUMNS: Final = (
     "board, period, username, delta, event_id, client_event_id, created_at_ms, applied_at_us, "

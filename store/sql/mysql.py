@@ -12,8 +12,7 @@ import aiomysql
 from databases import Database
 
 from store.errors import StoreUnavailable
-from store.sql.dialect import EVENT_COLUMNS, WRITER_COLUMNS, Row
-from store.sql.migrations import Migration
+from store.sql.dialect import EVENT_COLUMNS, WRITER_COLUMNS, Migration, Row
 
 SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
 

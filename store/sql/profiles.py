@@ -1,7 +1,7 @@
 """The `player_profiles` table: each player's display name and metadata, the source of truth
 the profile caches (Redis, in-process) are filled from.
 
-Created by its migration (migrations.py). A change is one upsert (MySQL autocommit;
+Created by its migration (schema_steps.py). A change is one upsert (MySQL autocommit;
 SQLite in an IMMEDIATE transaction) that raises `version` (to at least the time in ms, so
 a row erased and made again still outranks what a cache held of the old one), then a read
 of the row: a cache keeps the highest version it is given, so two racing changes leave

@@ -17,9 +17,9 @@ from store.sql.dialect import (
     EVENT_COLUMNS,
     WRITER_COLUMN_COUNT,
     WRITER_COLUMNS,
+    Migration,
     Row,
 )
-from store.sql.migrations import Migration
 
 SCHEMES: Final = frozenset({"sqlite", "sqlite+aiosqlite"})
 

@@ -12,7 +12,7 @@ import pytest
 
 from store.errors import StoreUnavailable
 from store.models import ScoreEvent
-from store.sql import SCHEMA_VERSION, SqlScoreHistory, migrations, mysql
+from store.sql import SCHEMA_VERSION, SqlScoreHistory, mysql, schema_steps
 from store.sql.mysql import MySqlDialect
 from store.sql.sqlite import SqliteDialect
 from tests.support.history_database import query_history
@@ -319,7 +319,7 @@ async def test_migration_8_keeps_the_stored_events(
 ) -> None:
     # A database at version 7 with events, then upgraded: every row kept (SQLite copies
     # the table), each of life 0, and the new key in force.
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])
+    monkeypatch.setattr(schema_steps, "MIGRATIONS", schema_steps.MIGRATIONS[:7])
     old = SqlScoreHistory(history_url)
     await old.connect()
     await old.migrate()
