@@ -3,7 +3,8 @@ recovery on demand, live updates. The resolver functions themselves (what a Grap
 calls) are in schema/operations.py; to add a field, start there (docs/architecture.md,
 "Where things live").
 
-- `service.py`: `LeaderboardService`, what every resolver calls
+- `service.py`: `LeaderboardService`, what every resolver calls; `write_stamps.py`: what it
+  adds to a write (generated event ids, writer call numbers, the history event)
 - `validation.py`: the contract's input rules; `errors.py`: the errors a client can see
 - `auth.py`: the write token check (constant time)
 - `live.py`, `live_state.py`, `mailbox.py`: the live fan-out of the subscriptions

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -21,6 +18,7 @@ from resolvers.errors import (
     unavailable,
     write_refusals,
 )
+from resolvers.write_stamps import WriteStamps, history_event
 from store.board_kinds import UpdateRule
 from store.boards import Board, board_index
 from store.errors import (
@@ -34,7 +32,6 @@ from store.models import (
     IncrementOutcome,
     PlayerProfile,
     RankedPlayer,
-    ScoreEvent,
     ScoreIncrement,
     value_type,
 )
@@ -122,12 +119,7 @@ class LeaderboardService:
         self._max_batch_increments = max_batch_increments
         self._persisted_ack = persisted_ack
         self._clock = clock
-        # 64 random bits in 11 base64url characters, not 16 hex digits: every generated id is
-        # 5 bytes shorter in the history's row and unique key, which cost MariaDB ~5 % less
-        # CPU per stored row (benchmarks/history_rows.py, docs/performance.md).
-        self._event_id_prefix = secrets.token_urlsafe(8)
-        self._event_counter = itertools.count()
-        self._calls = itertools.count(1)
+        self._stamps = WriteStamps()
         self.seasons = seasons
         """Final periods are read from their frozen standings (set once wired)."""
         self.instances: Instances | None = None  # set once wired; none when embedded
@@ -190,7 +182,7 @@ class LeaderboardService:
         periods: dict[str, str] = {}
         increments = [self._validated(request, now, periods) for request in requests]
         if writer is not None:
-            increments = self._of_writer(increments, writer)
+            increments = self._stamps.of_writer(increments, writer)
         with write_refusals(), self._batcher.reserve(len(increments)) as reservation:
             if self.instances is not None:  # after reserving (resolvers/instances.py)
                 await self.instances.declared(periods.items())
@@ -206,7 +198,7 @@ class LeaderboardService:
             now_ms = int(self._clock() * 1000)
             persisted = reservation.commit(
                 [
-                    _event(outcome.increment, now_ms, outcome.instant, outcome)
+                    history_event(outcome.increment, now_ms, outcome.instant, outcome)
                     for outcome in outcomes
                     if outcome.applied
                 ]
@@ -246,7 +238,7 @@ class LeaderboardService:
             period=period,
             username=username,
             delta=validation.delta(request.delta, board.max_delta or self._max_delta),
-            event_id=client_event_id or self._generated_event_id(),
+            event_id=client_event_id or self._stamps.event_id(),
             client_event_id=client_event_id is not None,
         )
 
@@ -275,41 +267,24 @@ class LeaderboardService:
             period=board.period_at_timestamp(self._clock()),
             username=username,
             delta=validation.score(score, board),
-            event_id=client_event_id or self._generated_event_id(),
+            event_id=client_event_id or self._stamps.event_id(),
             client_event_id=client_event_id is not None,
         )
         if writer is not None:
-            (submission,) = self._of_writer([submission], writer)
+            (submission,) = self._stamps.of_writer([submission], writer)
         with write_refusals(), self._batcher.reserve(1) as reservation:
             if self.instances is not None:
                 await self.instances.declared([(board_id, submission.period)])
             # One write on one key: it applies whole or not at all (no partial batch).
             (outcome,) = await self._recovering(lambda: self._top.increment([submission]))
             persisted = reservation.commit(
-                [_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
+                [history_event(submission, int(self._clock() * 1000), outcome.instant, outcome)]
                 if outcome.applied
                 else []
             )
         if self._persisted_ack:
             await persisted
         return outcome
-
-    def _of_writer(
-        self, increments: list[ScoreIncrement], writer: tuple[str, int]
-    ) -> list[ScoreIncrement]:
-        """The call's increments with its writer and sequence, and a call number that tells
-        this call from any other merged into the same script call (ScoreIncrement.call)."""
-        call = next(self._calls)
-        return [
-            dataclasses.replace(increment, writer_id=writer[0], sequence=writer[1], call=call)
-            for increment in increments
-        ]
-
-    def _generated_event_id(self) -> str:
-        # '~' is outside the client alphabet, so a generated id never meets a client's; a
-        # random instance prefix (fixed length) and a counter are unique across instances
-        # and restarts, and cheaper than a uuid4 per event.
-        return f"~{self._event_id_prefix}{next(self._event_counter):x}"
 
     # Reads
 
@@ -454,27 +429,3 @@ class LeaderboardService:
 def _use_set_score(board: Board) -> str:
     kept = "best" if board.update_rule is UpdateRule.BEST else "latest"
     return f"board {board.id!r} keeps the {kept} score: use setScore"
-
-
-def _event(
-    increment: ScoreIncrement,
-    created_at_ms: int,
-    applied_at_us: int | None,
-    outcome: IncrementOutcome,
-) -> ScoreEvent:
-    return ScoreEvent(
-        board=increment.board,
-        period=increment.period,
-        username=increment.username,
-        delta=increment.delta,
-        event_id=increment.event_id,
-        client_event_id=increment.client_event_id,
-        created_at_ms=created_at_ms,
-        applied_at_us=applied_at_us,
-        # The player had no score before it: a rebuild counts the player present again
-        # after a removal (docs/moderation.md).
-        presence=1 if outcome.previous_score is None else 0,
-        id_life=outcome.id_life,
-        writer_id=increment.writer_id,
-        sequence=None if increment.writer_id is None else increment.sequence,
-    )
