@@ -239,23 +239,12 @@ class LiveRankings:
         """The board's current period; when a new one began, the feed rolls over to it first."""
         period = feed.board.period_at_timestamp(self._clock())
         if period != feed.period:
-            self._roll_over(feed, period)
+            logger.info("board %s: period %s began (was %s)", feed.board.id, period, feed.period)
+            feed.begin_period(period)
+            for group in tuple(feed.tops.values()):
+                self._top_dirty(feed, group)
+            feed.resync_now.set()
         return period
-
-    def _roll_over(self, feed: Feed, period: str) -> None:
-        logger.info("board %s: period %s began (was %s)", feed.board.id, period, feed.period)
-        feed.period = period
-        feed.epoch += 1
-        feed.index.clear()
-        # Nobody has a score in a new period until they score (or a resync finds one
-        # that another instance saw first).
-        for state in feed.players.values():
-            state.score = None
-            state.rank = None
-            state.changes += 1
-        for group in tuple(feed.tops.values()):
-            self._top_dirty(feed, group)
-        feed.resync_now.set()
 
     # Events
 

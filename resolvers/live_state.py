@@ -133,6 +133,17 @@ class Feed:
     # then do writes publish the board's changes.
     held: bool = False
 
+    def begin_period(self, period: str) -> None:
+        """Roll over to a new period: nobody has a score in it until they score (or a resync
+        finds one that another instance saw first); reads of the old period are void."""
+        self.period = period
+        self.epoch += 1
+        self.index.clear()
+        for state in self.players.values():
+            state.score = None
+            state.rank = None
+            state.changes += 1
+
     def _key(self, score: int) -> int:
         # The index is kept in "higher is better" terms: ASC boards index -score.
         return score if self.board.sort_order is SortOrder.DESC else -score
