@@ -71,6 +71,8 @@ class Options:
     """Extra LEADERBOARD_* settings of the service (to compare one setting's effect)."""
     mariadb_options: tuple[str, ...] = ()
     """Extra options of the private mariadbd (after the shared server's settings)."""
+    archive_old_rows: int | None = None
+    """Old history rows of the archive scenario (None: the mode's default)."""
 
     def seconds(self, quick: float, full: float) -> float:
         """A duration for the current mode."""

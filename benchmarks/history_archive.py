@@ -48,6 +48,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Final
 
 import aiomysql
 
@@ -470,23 +471,53 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
+SIZED_SERVER: Final = ("--innodb-buffer-pool-size=4G", "--innodb-log-file-size=1G")
+"""The archive scenario's private mariadbd: a pool smaller than 50M rows' tables (~13 GB),
+so the old rows do not all fit, sized as a server holding such a history would be."""
+SCENARIO_BATCH_ROWS: Final = 5_000
+"""The scenario's archive batch: 24k against 19k rows/s at 1,000 (1M rows, same machine),
+so 50M rows move in well under an hour; `leaderboard archive --batch-rows` sets it too."""
+
+
 async def archive_scenario(bench: Bench, context: object) -> list[Row]:
-    """The `archive` scenario of `python -m benchmarks`: the states of `run` on the bench's
-    MariaDB (200,000 old rows in --quick, 5M in the full run; the 50M run of #15 is
-    `benchmarks/history_archive.py --old-rows 50000000`, docs/performance.md)."""
+    """The `archive` scenario of `python -m benchmarks`: the states of `run` on a private
+    sized mariadbd (`SIZED_SERVER` plus --mariadb-option), 200,000 old rows in --quick and
+    50M in the full run (what #15 asks for; `--archive-old-rows` sets another N). The full
+    run takes about an hour and a half on this 2-core machine: the load and the archive's
+    move are most of it."""
     from benchmarks.scenarios import say
 
-    old_rows = bench.options.size(200_000, 5_000_000)
+    old_rows = bench.options.archive_old_rows or bench.options.size(200_000, 50_000_000)
     probe_rows = bench.options.size(10_000, 50_000)
-    server_pid = bench.mariadb.pid if bench.mariadb is not None else None
-    states = await run(
-        bench.mysql_host, bench.mysql_port, old_rows, probe_rows, say, server_pid=server_pid
+    directory = scratch_directory()
+    server = PrivateMariaDB(
+        directory / "mariadb", SIZED_SERVER + tuple(bench.options.mariadb_options)
     )
+    try:
+        await server.start()
+        states = await run(
+            "127.0.0.1",
+            server.port,
+            old_rows,
+            probe_rows,
+            say,
+            batch_rows=SCENARIO_BATCH_ROWS,
+            server_pid=server.pid,
+        )
+    finally:
+        await server.stop(timeout=120)
+        remove_directory(directory)
     base = states[0]
     rows: list[Row] = []
     for state in states[1:]:
         for label, value, baseline, unit in (
             ("insert µs/row", state.insert_us_per_row, base.insert_us_per_row, "µs/row"),
+            (
+                "mariadbd CPU µs/row",
+                state.extra.get("server_cpu_us_per_row", 0.0),
+                base.extra.get("server_cpu_us_per_row", 0.0),
+                "µs/row",
+            ),
             ("past top 10 p50", state.top_p50_ms, base.top_p50_ms, "ms"),
             ("past player p50", state.player_p50_ms, base.player_p50_ms, "ms"),
         ):
