@@ -19,6 +19,7 @@ script did not rank gets the ranks derived after the call, as a sharded board's 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 
 from store.errors import StoreUnavailable
@@ -78,6 +79,7 @@ class SpreadWrites:
         else:
             watched = await self._watched(boards)
             outcomes = await self._sharded.with_board_ranks(outcomes, boards=watched)
+            outcomes = self._without_shard_ranks(outcomes, watched)
         self._seen_watched.difference_update(boards)
         self._seen_watched.update(watched)
         await changes.publish(
@@ -86,6 +88,25 @@ class SpreadWrites:
             (outcome for outcome in outcomes if outcome.increment.board in watched),
         )
         return outcomes
+
+    def _without_shard_ranks(
+        self, outcomes: list[IncrementOutcome], ranked: set[str]
+    ) -> list[IncrementOutcome]:
+        """The outcomes of sharded boards outside `ranked` with ranks 0: a shard's
+        write.lua ranks within its shard (increment.lua is asked for none), and a rank is
+        the true one or 0, never a shard's."""
+        return [
+            dataclasses.replace(
+                outcome,
+                rank=0,
+                previous_rank=None if outcome.previous_rank is None else 0,
+            )
+            if outcome.rank
+            and outcome.increment.board not in ranked
+            and self._layout.board(outcome.increment.board).shards > 1
+            else outcome
+            for outcome in outcomes
+        ]
 
     async def _apply(
         self,
