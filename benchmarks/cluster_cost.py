@@ -29,6 +29,7 @@ import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as redis_asyncio
 
@@ -154,10 +155,13 @@ def run_worker(
         "--worker-nodes",
         *nodes,
     ]
+    # Run from the tree: `python -m` puts the working directory first on sys.path.
     output = subprocess.run(
-        command, env=environment, cwd=REPO, check=True, capture_output=True, text=True
+        command, env=environment, cwd=tree, check=True, capture_output=True, text=True
     )
-    results: dict[str, float] = json.loads(output.stdout.strip().splitlines()[-1])
+    results: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    if not Path(results.pop("store")).is_relative_to(tree):
+        raise RuntimeError(f"the worker of {tree} imported another tree's store")
     return results
 
 
@@ -165,7 +169,9 @@ def main() -> None:
     """Start the cluster, run the workers alternately, print the table, stop the cluster."""
     options = arguments()
     if options.worker_nodes:
-        print(json.dumps(asyncio.run(work(options))))
+        import store
+
+        print(json.dumps({**asyncio.run(work(options)), "store": store.__file__}))
         return
     trees = {"this tree": REPO}
     if options.baseline is not None:
