@@ -10,7 +10,9 @@ players into a board of 1 and of `--shards` sorted sets (under a key prefix of i
 then sends `--calls` incrementScores x500 batches, 8 at a time, per case, and reports the
 Redis CPU they took per increment, summed over the nodes: the redis-server processes' CPU
 time (scripts, ZCOUNT rounds, EXISTS, SPUBLISH, and the network work around them), and
-beside it the scripts' share (EVALSHA in INFO commandstats, wall-clock time inside Redis).
+beside it the scripts' share (EVALSHA in INFO commandstats, wall-clock time inside Redis)
+and the worker's own CPU (the store's client side: batches built, replies decoded, ranks
+replayed, messages built).
 `--baseline DIR` names a tree whose `store` package the baseline worker imports instead of
 this one's (e.g. one made by `git archive <commit> store | tar -x -C DIR`); without it
 only this tree runs.
@@ -26,6 +28,7 @@ import random
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -117,6 +120,7 @@ async def work(options: argparse.Namespace) -> dict[str, float]:
                 await store.watch("board")
             for ranks in (True, False):
                 before = await redis_microseconds(nodes)
+                client_before = time.process_time()
                 for start in range(0, options.calls, AT_ONCE):
                     await asyncio.gather(
                         *(
@@ -124,11 +128,13 @@ async def work(options: argparse.Namespace) -> dict[str, float]:
                             for _ in range(min(AT_ONCE, options.calls - start))
                         )
                     )
+                client = time.process_time() - client_before
                 after = await redis_microseconds(nodes)
                 name = f"{shards}|{'yes' if ranks else 'no'}|{'yes' if watched else 'no'}"
                 increments = options.calls * BATCH
                 results[name] = (after[0] - before[0]) / increments
                 results[f"{name}|evalsha"] = (after[1] - before[1]) / increments
+                results[f"{name}|client"] = client * 1e6 / increments
         store.unwatch("board")
         await store.close()
     return results
@@ -193,19 +199,23 @@ def main() -> None:
     print(
         f"3-master cluster, {options.players:,} players per board, incrementScores x{BATCH}, "
         f"{options.calls} calls per case x {options.rounds} rounds: Redis µs per increment, "
-        "all nodes: process CPU and EVALSHA (median; range)"
+        "all nodes: process CPU and EVALSHA; client CPU (median; range)"
     )
     print(
         "| shards | rank selected | board watched | "
-        + " | ".join(f"{label}: CPU | {label}: EVALSHA" for label in trees)
+        + " | ".join(f"{label}: CPU | {label}: EVALSHA | {label}: client" for label in trees)
         + " |"
     )
-    print("| ---: | --- | --- |" + " ---: | ---: |" * len(trees))
-    for case in dict.fromkeys(case for case, _ in samples if not case.endswith("evalsha")):
+    print("| ---: | --- | --- |" + " ---: | ---: | ---: |" * len(trees))
+    for case in dict.fromkeys(case for case, _ in samples if case.count("|") == 2):
         shards, ranks, watched = case.split("|")
         cells = []
         for label in trees:
-            for values in (samples[case, label], samples[f"{case}|evalsha", label]):
+            for values in (
+                samples[case, label],
+                samples[f"{case}|evalsha", label],
+                samples[f"{case}|client", label],
+            ):
                 cells.append(
                     f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
                 )
