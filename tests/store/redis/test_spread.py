@@ -19,6 +19,7 @@ from store.models import IncrementOutcome, ScoreChange
 from store.redis import RedisRankingStore
 from store.redis.changes import change_of
 from store.redis.keys import KeyLayout
+from store.redis.spread import SpreadWrites
 from tests.support.ranking import GLOBAL, PERIOD, PROBE_PERIOD, ChangeFeed, inc
 from tests.support.shared_services import REDIS_URL
 
@@ -230,3 +231,31 @@ async def test_a_batch_over_two_boards_publishes_only_the_watched_one(
         deployment.listener.unwatch(CAPPED)
         for feed in feeds:
             await feed.close()
+
+
+@pytest.mark.parametrize("board", [GLOBAL, CAPPED])
+@pytest.mark.parametrize("select_ranks", [True, False], ids=["ranks", "no-ranks"])
+async def test_a_watcher_that_arrives_just_before_the_writes_gets_them(
+    deployment: Deployment, select_ranks: bool, board: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The order that keeps every change seen: the markers are read after the writes. Here
+    # the other instance holds the board (marker set, its first read done) after the
+    # writer began its call but before the scripts run: the write must be published.
+    writer = deployment.writer
+    await writer.load(board, PERIOD, [("alice", 10)], [])
+    feed = await listening(deployment, board)
+    apply = SpreadWrites._apply
+
+    async def watcher_arrives_first(self: SpreadWrites, *args: Any, **kwargs: Any) -> Any:
+        await deployment.listener.watch(board)
+        assert await deployment.listener.top(board, PERIOD, 10, 0)  # its first read
+        return await apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(SpreadWrites, "_apply", watcher_arrives_first)
+    try:
+        (outcome,) = await writer.increment([inc("bob", 20, board=board)], ranks=select_ranks)
+        assert await feed.next() == change_of(outcome)
+        assert (outcome.previous_rank, outcome.rank) == (None, 1)
+    finally:
+        deployment.listener.unwatch(board)
+        await feed.close()
