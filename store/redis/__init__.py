@@ -15,6 +15,8 @@ concern:
 - sharded.py     sharded boards: reads merged over the shards, board-wide ranks
 - ranks.py       the rank arithmetic of sharded boards and merged pages (pure)
 - cluster.py     a batch on a Redis Cluster: per-slot dry run, then apply
+- spread.py      the write path of sharded boards and the Cluster: apply, then the
+                 watcher markers read, ranks and publish only where asked or watched
 - rebuild.py     rebuild claims, loading a period, reading totals, loaded markers
 - instances.py   `RedisInstances`: the instance registry (heartbeats, fences, dead
                  instances' dirty periods; heartbeat, fence, leave, reap, dirty .lua)

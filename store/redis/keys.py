@@ -47,7 +47,8 @@ published on `{prefix}:changes:{board}` (changes.py) while the board's marker
 is present: increment.lua publishes, and computes the ranks a message carries, only then.
 The marker is per board, not per period (a watcher follows every period), so it is
 outside the periods' hash tags: increment.lua reads it only on a single Redis; on a
-Cluster the script publishes nothing (the caller publishes every change: changes.py).
+Cluster and for sharded boards the scripts publish nothing, and the caller reads the
+marker after the writes and publishes only then (spread.py).
 
 Player profiles (store/redis/profiles.py), shared by every board, in PROFILE_BUCKETS hashes
 (each its own hash tag, so they spread over a Cluster's nodes; a player's bucket is the

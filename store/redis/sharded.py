@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from store.board_kinds import TieBreak
 from store.errors import RankingNotLoaded
@@ -182,18 +182,35 @@ class ShardedBoards:
             raise RankingNotLoaded(board, period)
         return sum(int(count) for count in replies[1::2])
 
-    async def with_board_ranks(self, outcomes: list[IncrementOutcome]) -> list[IncrementOutcome]:
-        """Outcomes of sharded boards with board-wide ranks (a script sees one shard).
+    async def with_board_ranks(
+        self, outcomes: list[IncrementOutcome], *, boards: Collection[str] | None = None
+    ) -> list[IncrementOutcome]:
+        """Outcomes of sharded boards with board-wide ranks (a script sees one shard); with
+        `boards`, only those of these boards, and theirs also on an unsharded board
+        whose script did not rank (a rank of 0: spread.py).
 
         The counts of higher scores are read after the whole batch; each increment's
         rank at its turn in the batch is derived from them by replaying the batch's own
         players (the only ones whose scores changed within the call).
         """
         by_period: dict[tuple[str, str], list[int]] = {}
+        unranked: set[tuple[str, str]] = set()
         for index, outcome in enumerate(outcomes):
             increment = outcome.increment
+            if boards is not None and increment.board not in boards:
+                continue
+            key = (increment.board, increment.period)
             if self._layout.board(increment.board).shards > 1:
-                by_period.setdefault((increment.board, increment.period), []).append(index)
+                by_period.setdefault(key, []).append(index)
+            elif boards is not None:
+                by_period.setdefault(key, []).append(index)
+                if outcome.rank == 0:
+                    unranked.add(key)
+        by_period = {
+            key: indexes
+            for key, indexes in by_period.items()
+            if key in unranked or self._layout.board(key[0]).shards > 1
+        }
         if not by_period:
             return outcomes
         unique = {key: indexes for key, indexes in by_period.items() if self._unique(key[0])}

@@ -2,14 +2,14 @@
 
 It routes each call: a board's reads to single.py or sharded.py (by `Board.shards`),
 a batch of increments to the coalesced script call of single.py, or, when it touches
-a sharded board or runs on a cluster, to the spread path (apply, board-wide ranks,
-publish), binding client event ids of sharded boards first (claims.py).
+a sharded board or runs on a cluster, to the spread path of spread.py (apply, board-wide
+ranks, publish).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 
 from store.boards import Board
@@ -26,8 +26,7 @@ from store.models import (
     ScoreIncrement,
 )
 from store.observer import StoreObserver
-from store.redis import changes, claims
-from store.redis.cluster import apply_per_slot
+from store.redis import changes
 from store.redis.connection import Connection
 from store.redis.instances import RedisInstances
 from store.redis.keys import KeyLayout
@@ -37,6 +36,7 @@ from store.redis.rebuild import Rebuilds
 from store.redis.scripts import Scripts
 from store.redis.sharded import ShardedBoards
 from store.redis.single import SingleBoards
+from store.redis.spread import SpreadWrites
 from store.redis.watchers import Watchers
 
 
@@ -65,24 +65,13 @@ class RedisRankingStore:
         self._rebuilds = Rebuilds(connection, self._layout, scripts)
         self._moderation = Moderation(connection, self._layout, self._sharded)
         self._watchers = Watchers(connection, self._layout)
+        self._spread = SpreadWrites(
+            connection, self._layout, scripts, self._sharded, self._watchers
+        )
         self._closed = False
         # The one place the store asks which kind of Redis it has: a cluster call must
         # stay within one slot, one Redis takes any batch in one call.
         self._spread_always = connection.cluster
-
-    async def _apply_spread(
-        self,
-        increments: Sequence[ScoreIncrement],
-        before_writes: Callable[[], Awaitable[None]] | None,
-    ) -> list[IncrementOutcome]:
-        """Apply without publishing: per slot on a cluster, else one script call (after a
-        dry run when `before_writes` must run between the checks and the writes)."""
-        if self._spread_always:
-            return await apply_per_slot(self._scripts, self._layout, increments, before_writes)
-        if before_writes is not None:
-            await self._scripts.increment(increments, publish=False, dry_run=True)
-            await before_writes()
-        return await self._scripts.increment(increments, publish=False)
 
     @classmethod
     def from_url(
@@ -120,11 +109,11 @@ class RedisRankingStore:
 
         Calls made at the same moment share a script call (coalescing.py); each gets
         exactly what its own call would have. Sharded boards and Redis Cluster take the
-        spread path: on one Redis every shard's keys fit one script call, as all or none
-        as ever; on a cluster each slot is its own call (cluster.py). Sharded ranks are
-        then summed over the shards (sharded.py), and the changes published from here.
-        On the single path a board period nobody watches (watchers.py) publishes nothing,
-        and without `ranks` its outcomes' ranks are 0 (the spread path always has them).
+        spread path (spread.py): on one Redis every shard's keys fit one script call, as
+        all or none as ever; on a cluster each slot is its own call (cluster.py). Sharded
+        ranks are then summed over the shards (sharded.py), and the changes published
+        from there. On either path a board nobody watches (watchers.py) publishes
+        nothing, and without `ranks` its outcomes' ranks are 0.
         """
         if not increments:
             return []
@@ -132,14 +121,7 @@ class RedisRankingStore:
             if abs(increment.delta) > MAX_EXACT_SCORE:
                 raise ScoreOutOfRange(increment.username, increment.board)
         if self._spread_always or any(self._layout.board(i.board).shards > 1 for i in increments):
-            to_bind = claims.needing_binding(self._layout, increments)
-            outcomes = await self._apply_spread(
-                increments,
-                (lambda: claims.bind(self._scripts, to_bind)) if to_bind else None,
-            )
-            outcomes = await self._sharded.with_board_ranks(outcomes)
-            await changes.publish(self._connection, self._layout, outcomes)
-            return outcomes
+            return await self._spread.increment(increments, ranks=ranks)
         return await self._single.increment(increments, ranks=ranks)
 
     # Reads

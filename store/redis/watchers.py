@@ -11,8 +11,9 @@ its markers expire, and writes stop publishing.
 
 The ordering that keeps every change seen: `watch` returns only once the markers are set,
 and a consumer reads its initial state after that. A write that ran before the marker was
-set published nothing, but the read after it sees it; a write after it publishes
-(docs/architecture.md, "Changes nobody watches").
+set published nothing, but the read after it sees it; a write after it publishes (on the
+spread path the caller reads the marker once the write ended: spread.py;
+docs/architecture.md, "Changes nobody watches").
 """
 
 from __future__ import annotations
