@@ -25,6 +25,7 @@ from store.sql.outbox import SqlOutbox
 from store.sql.players import SqlPlayerRecords
 from store.sql.pool import Pool
 from store.sql.profiles import SqlProfileTable
+from store.sql.registry import PlayerRegistry
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS, Replica
 from store.sql.sqlite import SCHEMES as SQLITE_SCHEMES
 from store.sql.sqlite import SqliteDialect
@@ -85,6 +86,7 @@ class SqlScoreHistory:
         self._replica: Replica | None = None
         self._replica_pool: Pool | None = None
         self._events = PeriodEvents(self._dialect, sqlite=self._mysql is None)
+        self._registry = PlayerRegistry()
 
     # Lifecycle
 
@@ -228,7 +230,7 @@ class SqlScoreHistory:
         writers = writer_rows(events)
         await self._run(
             "append",
-            lambda connection: self._dialect.insert(connection, rows, writers),
+            lambda connection: self._dialect.insert(connection, rows, writers, self._registry),
             limit=self._timeout,
         )
 
