@@ -133,10 +133,11 @@ LATER_MIGRATIONS: Final = (
             """,
             "INSERT INTO history_epoch (id, epoch) VALUES (1, 0) "
             "ON DUPLICATE KEY UPDATE epoch = epoch + 1",
-            # IGNORE: the values come from columns of the same types, so the only thing it
-            # can skip is a triple already registered. Read on the totals index.
-            "INSERT IGNORE INTO player_periods (username, board, period) "
-            "SELECT DISTINCT username, board, period FROM score_events",
+            # Not INSERT IGNORE: every triple already registered (a re-run) would come
+            # back as a warning, which aiomysql raises. Read on the totals index.
+            "INSERT INTO player_periods (username, board, period) "
+            "SELECT DISTINCT username, board, period FROM score_events "
+            "ON DUPLICATE KEY UPDATE player_periods.username = player_periods.username",
             "ALTER TABLE score_events DROP INDEX IF EXISTS score_events_username",
         ),
         sqlite=(
@@ -157,8 +158,10 @@ LATER_MIGRATIONS: Final = (
             """,
             "INSERT INTO history_epoch (id, epoch) VALUES (1, 0) "
             "ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1",
-            "INSERT OR IGNORE INTO player_periods (username, board, period) "
-            "SELECT DISTINCT username, board, period FROM score_events",
+            # `WHERE true`: SQLite's parser needs it between a SELECT and an upsert clause.
+            "INSERT INTO player_periods (username, board, period) "
+            "SELECT DISTINCT username, board, period FROM score_events WHERE true "
+            "ON CONFLICT (username, board, period) DO NOTHING",
             "DROP INDEX IF EXISTS score_events_username",
         ),
     ),
