@@ -40,6 +40,7 @@ from typing import Any
 
 import aiomysql
 
+from benchmarks.history_rows_built import BuiltAppender
 from benchmarks.processes import PrivateMariaDB, cpu_seconds, remove_directory, scratch_directory
 
 Row = tuple[Any, ...]
@@ -214,6 +215,8 @@ VARIANTS: tuple[Variant, ...] = (
         _same,
         loader="registry-cached",
     ),
+    # The service's own code (history_rows_built.py): its migrations, MySqlDialect.insert.
+    Variant("built: migration 11 registry, MySqlDialect.insert", "", _COLUMNS, _same, "built"),
 )
 
 
@@ -269,8 +272,12 @@ async def _append(
     rows: Sequence[Row],
     workdir: Path,
     known: set[tuple[str, str, str]] | None = None,
+    built: BuiltAppender | None = None,
 ) -> None:
     """One batch into `score_events` (and the registry where the variant has one)."""
+    if built is not None:
+        await built.append(connection, rows)
+        return
     if variant.loader == "load":
         path = workdir / "batch.tsv"
         text = "".join("\t".join(_escape_field(v) for v in row) + "\n" for row in rows)
@@ -326,14 +333,21 @@ async def _register(
         )
 
 
-async def _fill_old(connection: Any, variant: Variant, count: int, batch: int, work: Path) -> None:
+async def _fill_old(
+    connection: Any,
+    variant: Variant,
+    count: int,
+    batch: int,
+    work: Path,
+    built: BuiltAppender | None,
+) -> None:
     # Old rows of 12 earlier periods (registered too where the variant has a registry),
     # loaded in big statements (not measured).
     known: set[tuple[str, str, str]] = set()
     for start in range(0, count, batch * 10):
         size = min(batch * 10, count - start)
         rows = make_rows(size, client_ids=False, period=f"2025-{start % 12 + 1:02d}")
-        await _append(connection, variant, [variant.row(row) for row in rows], work, known)
+        await _append(connection, variant, [variant.row(r) for r in rows], work, known, built)
 
 
 async def _measure(
@@ -353,12 +367,17 @@ async def _measure(
         async with connection.cursor() as cursor:
             await cursor.execute(f"CREATE DATABASE {name}")
             await cursor.execute(f"USE {name}")
-            await cursor.execute(variant.ddl)
+            if variant.ddl:
+                await cursor.execute(variant.ddl)
             if variant.loader.startswith("registry"):
                 await cursor.execute(REGISTRY)
                 await cursor.execute(EPOCH)
+        built = BuiltAppender() if variant.loader == "built" else None
+        if built is not None:
+            await built.create_schema(connection)
         if arguments.old_rows:
-            await _fill_old(connection, variant, arguments.old_rows, arguments.batch, work)
+            await _fill_old(connection, variant, arguments.old_rows, arguments.batch, work, built)
+            built = built and BuiltAppender()  # the live period starts with an empty cache
         rows = [
             variant.row(row)
             for row in make_rows(arguments.rows, client_ids=arguments.client_ids, period="2026-12")
@@ -370,7 +389,7 @@ async def _measure(
         started = time.perf_counter()
         known: set[tuple[str, str, str]] = set()
         for batch in batches:
-            await _append(connection, variant, batch, work, known)
+            await _append(connection, variant, batch, work, known, built)
         wall = time.perf_counter() - started
         client = time.process_time() - client_before
         server_cpu = cpu_seconds(server.pid) - server_before
