@@ -217,6 +217,7 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     # The service's own code (history_rows_built.py): its migrations, MySqlDialect.insert.
     Variant("built: migration 11 registry, MySqlDialect.insert", "", _COLUMNS, _same, "built"),
+    Variant("built before: migration 10, autocommit _insert", "", _COLUMNS, _same, "before"),
 )
 
 
@@ -372,12 +373,13 @@ async def _measure(
             if variant.loader.startswith("registry"):
                 await cursor.execute(REGISTRY)
                 await cursor.execute(EPOCH)
-        built = BuiltAppender() if variant.loader == "built" else None
+        before = variant.loader == "before"
+        built = BuiltAppender(before=before) if variant.loader in ("built", "before") else None
         if built is not None:
             await built.create_schema(connection)
         if arguments.old_rows:
             await _fill_old(connection, variant, arguments.old_rows, arguments.batch, work, built)
-            built = built and BuiltAppender()  # the live period starts with an empty cache
+            built = built and BuiltAppender(before=before)  # an empty cache for the live period
         rows = [
             variant.row(row)
             for row in make_rows(arguments.rows, client_ids=arguments.client_ids, period="2026-12")
