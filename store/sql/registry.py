@@ -44,10 +44,9 @@ events' own strings); past it the cache starts again empty, which costs one upse
 player and live period on the next flushes, never a missed registration."""
 
 
-def player_rows(rows: Iterable[Row]) -> list[Row]:
-    """The distinct (username, board, period) of event rows (`EVENT_COLUMNS` order), in key
-    order (so concurrent flushes lock the registry rows they share in one order)."""
-    return sorted({(row[2], row[0], row[1]) for row in rows})
+def player_rows(rows: Iterable[Row]) -> set[Row]:
+    """The distinct (username, board, period) of event rows (`EVENT_COLUMNS` order)."""
+    return {(row[2], row[0], row[1]) for row in rows}
 
 
 class PlayerRegistry:
@@ -59,17 +58,17 @@ class PlayerRegistry:
         self._known: dict[tuple[str, str], set[str]] = {}
         self._count = 0
 
-    def unregistered(self, epoch: int | None, triples: list[Row]) -> list[Row]:
+    def unregistered(self, epoch: int | None, triples: Iterable[Row]) -> list[Row]:
         """Those of `triples` to upsert in a flush that read `epoch` (None: no epoch row,
-        so nothing is trusted); a changed epoch empties the cache."""
+        so nothing is trusted), in key order (so concurrent flushes lock the registry rows
+        they share in one order); a changed epoch empties the cache."""
         if epoch is None or epoch != self._epoch:
             self._reset(epoch)
-            return triples
-        return [
-            triple
-            for triple in triples
-            if triple[0] not in self._known.get((triple[1], triple[2]), ())
-        ]
+            return sorted(triples)
+        known = self._known
+        return sorted(
+            triple for triple in triples if triple[0] not in known.get((triple[1], triple[2]), ())
+        )
 
     def registered(self, epoch: int | None, triples: Iterable[Row]) -> None:
         """Remember triples a flush that read `epoch` has committed; ignored when the cache
