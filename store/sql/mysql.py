@@ -13,7 +13,7 @@ from databases import Database
 
 from store.errors import StoreUnavailable
 from store.sql.dialect import EVENT_COLUMNS, WRITER_COLUMNS, Migration, Row
-from store.sql.registry import EPOCH_READ_LOCKED, PLAYER_COLUMNS, PlayerRegistry, player_rows
+from store.sql.registry import EPOCH_READ_LOCKED, PLAYER_COLUMNS, PlayerRegistry
 
 SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
 
@@ -122,7 +122,7 @@ class MySqlDialect:
                 await cursor.execute(EPOCH_READ_LOCKED)
                 found = await cursor.fetchone()
                 epoch = None if found is None else int(found[0])
-                players = registry.unregistered(epoch, player_rows(rows))
+                players = registry.unregistered(epoch, rows)
                 if players:
                     await self._insert(cursor, players, limit, _players_upsert)
                 await self._insert(cursor, rows, limit)

@@ -49,6 +49,9 @@ def player_rows(rows: Iterable[Row]) -> set[Row]:
     return {(row[2], row[0], row[1]) for row in rows}
 
 
+_NONE: Final[frozenset[str]] = frozenset()
+
+
 class PlayerRegistry:
     """One instance's cache of the triples registered at the current epoch."""
 
@@ -58,17 +61,27 @@ class PlayerRegistry:
         self._known: dict[tuple[str, str], set[str]] = {}
         self._count = 0
 
-    def unregistered(self, epoch: int | None, triples: Iterable[Row]) -> list[Row]:
-        """Those of `triples` to upsert in a flush that read `epoch` (None: no epoch row,
-        so nothing is trusted), in key order (so concurrent flushes lock the registry rows
-        they share in one order); a changed epoch empties the cache."""
+    def unregistered(self, epoch: int | None, rows: Iterable[Row]) -> list[Row]:
+        """The (username, board, period) of event rows (`EVENT_COLUMNS` order) to upsert in
+        a flush that read `epoch` (None: no epoch row, so nothing is trusted), distinct and
+        in key order (so concurrent flushes lock the registry rows they share in one
+        order); a changed epoch empties the cache."""
         if epoch is None or epoch != self._epoch:
             self._reset(epoch)
-            return sorted(triples)
+            return sorted(player_rows(rows))
+        # The usual flush is one board period of players all registered already: one
+        # lookup per period and a set probe per row, no tuple built.
         known = self._known
-        return sorted(
-            triple for triple in triples if triple[0] not in known.get((triple[1], triple[2]), ())
-        )
+        new: set[Row] = set()
+        board = period = None
+        players: set[str] | frozenset[str] = _NONE
+        for row in rows:
+            if row[0] != board or row[1] != period:
+                board, period = row[0], row[1]
+                players = known.get((board, period), _NONE)
+            if row[2] not in players:
+                new.add((row[2], board, period))
+        return sorted(new)
 
     def registered(self, epoch: int | None, triples: Iterable[Row]) -> None:
         """Remember triples a flush that read `epoch` has committed; ignored when the cache

@@ -25,7 +25,6 @@ from store.sql.registry import (
     PLAYER_COLUMN_COUNT,
     PLAYER_COLUMNS,
     PlayerRegistry,
-    player_rows,
 )
 
 SCHEMES: Final = frozenset({"sqlite", "sqlite+aiosqlite"})
@@ -109,7 +108,7 @@ class SqliteDialect:
             async with connection.execute(EPOCH_READ) as cursor:
                 found = await cursor.fetchone()
             epoch = None if found is None else int(found[0])
-            players = registry.unregistered(epoch, player_rows(rows))
+            players = registry.unregistered(epoch, rows)
             step = self._players_per_statement
             for start in range(0, len(players), step):
                 await self._upsert_players(connection, players[start : start + step])
