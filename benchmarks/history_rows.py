@@ -218,6 +218,7 @@ VARIANTS: tuple[Variant, ...] = (
     # The service's own code (history_rows_built.py): its migrations, MySqlDialect.insert.
     Variant("built: migration 11 registry, MySqlDialect.insert", "", _COLUMNS, _same, "built"),
     Variant("built before: migration 10, autocommit _insert", "", _COLUMNS, _same, "before"),
+    Variant("built, players registered before (steady state)", "", _COLUMNS, _same, "warm"),
 )
 
 
@@ -374,7 +375,8 @@ async def _measure(
                 await cursor.execute(REGISTRY)
                 await cursor.execute(EPOCH)
         before = variant.loader == "before"
-        built = BuiltAppender(before=before) if variant.loader in ("built", "before") else None
+        kind = variant.loader
+        built = BuiltAppender(before=before) if kind in ("built", "before", "warm") else None
         if built is not None:
             await built.create_schema(connection)
         if arguments.old_rows:
@@ -384,6 +386,8 @@ async def _measure(
             variant.row(row)
             for row in make_rows(arguments.rows, client_ids=arguments.client_ids, period="2026-12")
         ]
+        if built is not None and kind == "warm":
+            await built.warm(connection, rows)
         size = arguments.batch * variant.batch_factor
         batches = [rows[start : start + size] for start in range(0, len(rows), size)]
         server_before = cpu_seconds(server.pid)

@@ -39,6 +39,18 @@ class BuiltAppender:
         finally:
             schema_steps.MIGRATIONS = steps
 
+    async def warm(self, connection: Any, rows: Sequence[Row]) -> None:
+        """Register the rows' players and teach the cache, as an instance that already
+        flushed them in this period has (not measured: the steady state)."""
+        full = [(*row, None, None) for row in rows]
+        triples = self.registry.unregistered(0, full)
+        async with connection.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT IGNORE INTO player_periods (username, board, period) VALUES (%s,%s,%s)",
+                triples,
+            )
+        self.registry.registered(0, triples)
+
     async def append(self, connection: Any, rows: Sequence[Row]) -> None:
         """A batch the way `SqlScoreHistory.append` stores it (no writer ids)."""
         # history_rows' rows lack the writer columns (NULL without a writer).
