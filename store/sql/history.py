@@ -217,12 +217,14 @@ class SqlScoreHistory:
     async def append(self, events: Sequence[ScoreEvent]) -> None:
         """Store events with one multi-row INSERT; events already stored are skipped.
 
-        Split into several statements only where the database forces it: SQLite's
-        limit on parameters per statement (in one transaction), MySQL's
-        max_allowed_packet (each part is idempotent, so a retry after a partial
-        write is safe). When events carry a writer, the same transaction upserts each
-        writer's highest sequence per board period into `writer_sequences` (one
-        multi-row statement, never lowering one): what a rebuild restores (`writers`).
+        One transaction: it reads the erasure epoch first and registers in
+        `player_periods` the players this instance's `PlayerRegistry` has not seen
+        registered (store/sql/registry.py). Split into several statements only where
+        the database forces it: SQLite's limit on parameters per statement, MySQL's
+        max_allowed_packet (each part is idempotent, so a retry is safe). When events
+        carry a writer, the same transaction upserts each writer's highest sequence per
+        board period into `writer_sequences` (one multi-row statement, never lowering
+        one): what a rebuild restores (`writers`).
         """
         if not events:
             return
