@@ -1,6 +1,6 @@
-"""The player registry (store/sql/registry.py, migration 11): the per-instance cache's
-rules, erasures racing flushes on two instances, and the migration that backfills the
-registry and drops the username index; on the real shared MariaDB and on SQLite."""
+"""The player registry (store/sql/registry.py, migration 11): erasures racing flushes on
+two instances, and the migration that backfills the registry and drops the username index;
+on the real shared MariaDB and on SQLite (the cache's own rules: test_registry_cache.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import pytest
 
 from store.models import ScoreEvent
 from store.sql import SqlScoreHistory, schema_steps
-from store.sql.registry import PlayerRegistry
 from tests.support.history_database import (
     history_epoch,
     query_history,
     registered_players,
     unregistered_rows,
 )
+
+pytestmark = pytest.mark.integration
 
 BOARD = "global"
 PERIOD = "2026-11"
@@ -38,50 +39,6 @@ def event(username: str, delta: int = 1, *, period: str = PERIOD) -> ScoreEvent:
         created_at_ms=1_790_000_000_000,
         presence=0,
     )
-
-
-# The cache on its own
-
-
-def rows(*triples: tuple[str, str, str]) -> list[tuple[object, ...]]:
-    """Event rows (`EVENT_COLUMNS` order: board, period, username, ...) of the triples."""
-    return [(board, period, username, 1) for username, board, period in triples]
-
-
-def test_the_cache_trusts_only_the_epoch_it_was_filled_at() -> None:
-    registry = PlayerRegistry()
-    ann, bob = ("ann", "b", "p"), ("bob", "b", "p")
-    assert registry.unregistered(3, rows(bob, ann, bob)) == [ann, bob]
-    registry.registered(3, [ann])
-    assert registry.unregistered(3, rows(ann, bob, ann)) == [bob]
-    # A new epoch (an erasure committed): everything again.
-    assert registry.unregistered(4, rows(ann, bob)) == [ann, bob]
-    # A flush that read the old epoch commits late: it teaches the cache nothing.
-    registry.registered(3, [ann, bob])
-    assert registry.unregistered(4, rows(ann, bob)) == [ann, bob]
-    # No epoch row: nothing trusted, nothing learnt.
-    registry.registered(4, [ann])
-    assert registry.unregistered(None, rows(ann)) == [ann]
-    registry.registered(None, [ann])
-    assert registry.unregistered(None, rows(ann)) == [ann]
-
-
-def test_the_cache_tells_board_periods_apart() -> None:
-    registry = PlayerRegistry()
-    registry.unregistered(1, [])
-    registry.registered(1, [("ann", "b", "p")])
-    mixed = [("ann", "b", "p"), ("ann", "b", "q"), ("ann", "c", "p"), ("bob", "b", "p")]
-    assert registry.unregistered(1, rows(*mixed, ("ann", "b", "p"))) == sorted(mixed[1:])
-
-
-def test_the_cache_starts_again_past_its_limit() -> None:
-    registry = PlayerRegistry(limit=2)
-    triples = [("a", "b", "p"), ("c", "b", "p"), ("d", "b", "q")]
-    registry.unregistered(1, rows(*triples))
-    registry.registered(1, triples[:2])
-    assert registry.unregistered(1, rows(*triples)) == triples[2:]
-    registry.registered(1, triples[2:])
-    assert registry.unregistered(1, rows(*triples)) == triples
 
 
 @pytest.fixture
@@ -114,7 +71,6 @@ def pause_inserts(
     return entered, release
 
 
-@pytest.mark.integration
 async def test_an_erasure_committed_before_a_flush_empties_its_cache(
     instances: tuple[SqlScoreHistory, SqlScoreHistory], history_url: str
 ) -> None:
@@ -127,7 +83,6 @@ async def test_an_erasure_committed_before_a_flush_empties_its_cache(
     assert await query_history(history_url, "SELECT COUNT(*) FROM score_events") == [(0,)]
 
 
-@pytest.mark.integration
 async def test_an_erasure_waits_for_a_flush_in_flight_that_trusts_its_cache(
     instances: tuple[SqlScoreHistory, SqlScoreHistory],
     history_url: str,
@@ -155,7 +110,6 @@ async def test_an_erasure_waits_for_a_flush_in_flight_that_trusts_its_cache(
     assert await query_history(history_url, "SELECT username FROM score_events") == [("bob",)]
 
 
-@pytest.mark.integration
 async def test_flushes_racing_erasures_never_leave_an_unregistered_row(
     instances: tuple[SqlScoreHistory, SqlScoreHistory], history_url: str
 ) -> None:
@@ -188,7 +142,6 @@ async def index_names(url: str) -> set[str]:
     return {str(row[2]) for row in await query_history(url, "SHOW INDEX FROM score_events")}
 
 
-@pytest.mark.integration
 async def test_migration_11_backfills_the_registry_and_drops_the_username_index(
     history_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
