@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import os
 import secrets
 import statistics
@@ -40,6 +38,15 @@ from typing import Any
 
 import aiomysql
 
+from benchmarks.history_rows_built import BuiltAppender
+from benchmarks.history_rows_shapes import (
+    escape_bytes,
+    escape_field,
+    hashed,
+    integer_ids,
+    packed,
+    short_id,
+)
 from benchmarks.processes import PrivateMariaDB, cpu_seconds, remove_directory, scratch_directory
 
 Row = tuple[Any, ...]
@@ -94,20 +101,6 @@ def _without(ddl: str, line: str) -> str:
     )
 
 
-def _generated_pack(event_id: str) -> bytes:
-    """Lossless: a generated id's hex as bytes; a canonical uuid as its 16 bytes."""
-    if event_id.startswith("~"):
-        digits = event_id[1:]
-        return b"~" + bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
-    if len(event_id) == 36 and event_id[8] == "-":
-        return b"\x00" + uuid.UUID(event_id).bytes
-    return event_id.encode()
-
-
-def _digest(event_id: str) -> bytes:
-    return hashlib.blake2b(event_id.encode(), digest_size=16).digest()
-
-
 @dataclass(frozen=True)
 class Variant:
     """One table design: its DDL, its column list and how an event becomes a row."""
@@ -130,27 +123,6 @@ def _same(row: Row) -> Row:
     return row
 
 
-def _packed(row: Row) -> Row:
-    return (*row[:4], _generated_pack(row[4]), *row[5:])
-
-
-def _hashed(row: Row) -> Row:
-    return (*row, _digest(row[4]))
-
-
-def _short_id(row: Row) -> Row:
-    # `~` + the 64-bit instance prefix in 11 base64url characters (not 16 hex) + the counter.
-    event_id: str = row[4]
-    prefix, counter = event_id[1:17], event_id[17:]
-    short = base64.urlsafe_b64encode(bytes.fromhex(prefix)).rstrip(b"=").decode()
-    return (*row[:4], f"~{short}{counter}", *row[5:])
-
-
-def _integer_ids(row: Row) -> Row:
-    # The lookups (board and player name -> id) are not counted: MariaDB's side only.
-    return (1, row[1], int(row[2].removeprefix("player").removeprefix("jügador")), *row[3:])
-
-
 VARIANTS: tuple[Variant, ...] = (
     Variant("current", CURRENT, _COLUMNS, _same),
     Variant("no username index", _without(CURRENT, "score_events_username"), _COLUMNS, _same),
@@ -159,7 +131,7 @@ VARIANTS: tuple[Variant, ...] = (
         "packed binary event id",
         CURRENT.replace(f"event_id VARCHAR(128) {_ASCII}", "event_id VARBINARY(129) NOT NULL"),
         _COLUMNS,
-        _packed,
+        packed,
     ),
     Variant(
         "16-byte digest key + full id",
@@ -171,7 +143,7 @@ VARIANTS: tuple[Variant, ...] = (
             "id_life BIGINT NOT NULL DEFAULT 0,\n    event_key BINARY(16) NOT NULL,",
         ),
         _COLUMNS + ", event_key",
-        _hashed,
+        hashed,
     ),
     Variant(
         "clustered on (board,period,event_id,id_life)",
@@ -187,7 +159,7 @@ VARIANTS: tuple[Variant, ...] = (
             f"username VARCHAR(64) {_NAME}", "username INT NOT NULL"
         ),
         _COLUMNS,
-        _integer_ids,
+        integer_ids,
     ),
     Variant("current, LOAD DATA LOCAL INFILE", CURRENT, _COLUMNS, _same, loader="load"),
     Variant("current, statements of 10x rows", CURRENT, _COLUMNS, _same, batch_factor=10),
@@ -199,7 +171,7 @@ VARIANTS: tuple[Variant, ...] = (
         _same,
         batch_factor=10,
     ),
-    Variant("generated ids 5 characters shorter", CURRENT, _COLUMNS, _short_id),
+    Variant("generated ids 5 characters shorter", CURRENT, _COLUMNS, short_id),
     Variant(
         "player_periods table instead of username index",
         _without(CURRENT, "score_events_username"),
@@ -214,6 +186,10 @@ VARIANTS: tuple[Variant, ...] = (
         _same,
         loader="registry-cached",
     ),
+    # The service's own code (history_rows_built.py): its migrations, MySqlDialect.insert.
+    Variant("built: migration 11 registry, MySqlDialect.insert", "", _COLUMNS, _same, "built"),
+    Variant("built before: migration 10, autocommit _insert", "", _COLUMNS, _same, "before"),
+    Variant("built, players registered before (steady state)", "", _COLUMNS, _same, "warm"),
 )
 
 
@@ -242,38 +218,21 @@ def make_rows(count: int, *, client_ids: bool, period: str) -> list[Row]:
     return rows
 
 
-def _escape_field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
-def _escape_bytes(connection: Any) -> None:
-    """aiomysql's own bytes escaping calls a name pymysql 2.2 no longer has: hex literals."""
-    escape = connection.escape
-
-    def patched(value: Any) -> str:
-        if isinstance(value, bytes):
-            return "X'" + value.hex() + "'"
-        return str(escape(value))
-
-    connection.escape = patched
-
-
 async def _append(
     connection: Any,
     variant: Variant,
     rows: Sequence[Row],
     workdir: Path,
     known: set[tuple[str, str, str]] | None = None,
+    built: BuiltAppender | None = None,
 ) -> None:
     """One batch into `score_events` (and the registry where the variant has one)."""
+    if built is not None:
+        await built.append(connection, rows)
+        return
     if variant.loader == "load":
         path = workdir / "batch.tsv"
-        text = "".join("\t".join(_escape_field(v) for v in row) + "\n" for row in rows)
+        text = "".join("\t".join(escape_field(v) for v in row) + "\n" for row in rows)
         path.write_bytes(
             text.encode("utf-8")
             if not any(isinstance(v, bytes) for v in rows[0])
@@ -326,14 +285,21 @@ async def _register(
         )
 
 
-async def _fill_old(connection: Any, variant: Variant, count: int, batch: int, work: Path) -> None:
+async def _fill_old(
+    connection: Any,
+    variant: Variant,
+    count: int,
+    batch: int,
+    work: Path,
+    built: BuiltAppender | None,
+) -> None:
     # Old rows of 12 earlier periods (registered too where the variant has a registry),
     # loaded in big statements (not measured).
     known: set[tuple[str, str, str]] = set()
     for start in range(0, count, batch * 10):
         size = min(batch * 10, count - start)
         rows = make_rows(size, client_ids=False, period=f"2025-{start % 12 + 1:02d}")
-        await _append(connection, variant, [variant.row(row) for row in rows], work, known)
+        await _append(connection, variant, [variant.row(r) for r in rows], work, known, built)
 
 
 async def _measure(
@@ -348,21 +314,30 @@ async def _measure(
         charset="utf8mb4",
         local_infile=True,
     )
-    _escape_bytes(connection)
+    escape_bytes(connection)
     try:
         async with connection.cursor() as cursor:
             await cursor.execute(f"CREATE DATABASE {name}")
             await cursor.execute(f"USE {name}")
-            await cursor.execute(variant.ddl)
+            if variant.ddl:
+                await cursor.execute(variant.ddl)
             if variant.loader.startswith("registry"):
                 await cursor.execute(REGISTRY)
                 await cursor.execute(EPOCH)
+        before = variant.loader == "before"
+        kind = variant.loader
+        built = BuiltAppender(before=before) if kind in ("built", "before", "warm") else None
+        if built is not None:
+            await built.create_schema(connection)
         if arguments.old_rows:
-            await _fill_old(connection, variant, arguments.old_rows, arguments.batch, work)
+            await _fill_old(connection, variant, arguments.old_rows, arguments.batch, work, built)
+            built = built and BuiltAppender(before=before)  # an empty cache for the live period
         rows = [
             variant.row(row)
             for row in make_rows(arguments.rows, client_ids=arguments.client_ids, period="2026-12")
         ]
+        if built is not None and kind == "warm":
+            await built.warm(connection, rows)
         size = arguments.batch * variant.batch_factor
         batches = [rows[start : start + size] for start in range(0, len(rows), size)]
         server_before = cpu_seconds(server.pid)
@@ -370,7 +345,7 @@ async def _measure(
         started = time.perf_counter()
         known: set[tuple[str, str, str]] = set()
         for batch in batches:
-            await _append(connection, variant, batch, work, known)
+            await _append(connection, variant, batch, work, known, built)
         wall = time.perf_counter() - started
         client = time.process_time() - client_before
         server_cpu = cpu_seconds(server.pid) - server_before

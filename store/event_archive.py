@@ -123,6 +123,11 @@ async def archive_events(
                     key = (board.id, period)
                     report.archived[key] = report.archived.get(key, 0) + rows
                     progress("archived", board.id, period, rows)
+            # No hot rows of the period are left: its registry rows go too (the archive
+            # finds its rows by its own username index). A run interrupted before this
+            # leaves them behind, harmless: the registry may list more, never fewer.
+            while await archive.forget_players(board.id, period, batch_rows):
+                pass
     if compact and (report.archived or left_hot):
         report.compacted = await archive.compact()
     return report

@@ -13,6 +13,8 @@ has the columns of `score_events`, clustered on (board, period, event_id, id_lif
 - `purge` deletes one bounded batch of a period's rows from one table (retention).
 - `forget_writers` deletes the period's `writer_sequences` rows (idempotency per writer,
   migration 10): a final period takes no more writes, so nothing restores them.
+- `forget_players` deletes the period's player registry rows (migration 11) once its hot
+  rows are gone (moved or purged), bumping the erasure epoch in the same transaction.
 - `compact` rebuilds the hot table once its old rows are gone (MySQL: an online
   `ALTER TABLE … FORCE`; SQLite: nothing, see its docstring), without a time limit.
 
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 from store.sql.dialect import EVENT_COLUMNS, Dialect, periods_in, write_transaction
+from store.sql.registry import EPOCH_BUMP
 
 T = TypeVar("T")
 
@@ -146,6 +149,45 @@ class SqlEventArchive:
             return await self._dialect.changing(connection, delete, (board, period))
 
         forgotten: int = await self._run("archive_forget_writers", statement)
+        return forgotten
+
+    async def forget_players(self, board: str, period: str, rows: int) -> int:
+        """Delete up to `rows` of the period's player registry rows (migration 11) of
+        players with no row of it left in `score_events`, committed; how many went (0: none
+        was left). Run once the period's hot rows are all archived or purged: the archive
+        finds its rows by its own username index. The epoch bump first
+        (store/sql/registry.py, rule 2): a flush in flight that still writes the period (a
+        retried event) commits before the check, and the next flushes register their
+        players again. Bounded batches: flushes wait while a batch holds the epoch."""
+        p = self._p
+        listed = f"SELECT 1 FROM player_periods WHERE board = {p} AND period = {p} LIMIT 1"  # noqa: S608
+        unused = (
+            f"board = {p} AND period = {p} AND NOT EXISTS (SELECT 1 FROM {HOT} e "  # noqa: S608
+            f"WHERE e.board = {p} AND e.period = {p} AND e.username = player_periods.username)"
+        )
+        if self._sqlite:
+            # SQLite's DELETE takes no LIMIT unless built with it: the keys by a subquery.
+            delete = (
+                "DELETE FROM player_periods WHERE (username, board, period) IN ("  # noqa: S608
+                f"SELECT username, board, period FROM player_periods WHERE {unused} "
+                f"LIMIT {int(rows)})"
+            )
+        else:
+            delete = f"DELETE FROM player_periods WHERE {unused} LIMIT {int(rows)}"  # noqa: S608
+
+        async def transaction(connection: Any) -> int:
+            # Nothing listed: no bump (it would empty every instance's cache for nothing).
+            if not await self._dialect.fetch(connection, listed, (board, period)):
+                return 0
+            async with self._transaction(connection):
+                await self._dialect.execute(connection, EPOCH_BUMP)
+                if self._sqlite:
+                    cursor = await connection.execute(delete, (board, period) * 2)
+                    return int(cursor.rowcount)
+                async with connection.cursor() as cursor:
+                    return int(await cursor.execute(delete, (board, period) * 2))
+
+        forgotten: int = await self._run("archive_forget_players", transaction)
         return forgotten
 
     async def compact(self) -> bool:

@@ -13,12 +13,15 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiomysql
 from databases import Database
 
 from store.models import ScoreEvent
+
+if TYPE_CHECKING:
+    from store.sql.registry import PlayerRegistry
 
 Row = tuple[Any, ...]
 
@@ -115,11 +118,15 @@ class Dialect(Protocol):
         (MySQL counts a row it matched but left as it was only with CLIENT.FOUND_ROWS)."""
         ...
 
-    async def insert(self, connection: Any, rows: list[Row], writers: list[Row]) -> None:
+    async def insert(
+        self, connection: Any, rows: list[Row], writers: list[Row], registry: PlayerRegistry
+    ) -> None:
         """Insert event rows (`EVENT_COLUMNS`), skipping those already stored, and raise
         each writer's sequence (`writer_rows`) to at least its row's, never lowering it:
         one multi-row upsert of `writer_sequences` in the same transaction, none when
-        `writers` is empty."""
+        `writers` is empty. The same transaction first reads the epoch (share-locked) and
+        registers the rows' players `registry` has not seen registered at that epoch
+        (store/sql/registry.py); the cache learns them after the commit."""
         ...
 
     def migration_lock(self, connection: Any) -> AbstractAsyncContextManager[None]:

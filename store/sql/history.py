@@ -25,6 +25,7 @@ from store.sql.outbox import SqlOutbox
 from store.sql.players import SqlPlayerRecords
 from store.sql.pool import Pool
 from store.sql.profiles import SqlProfileTable
+from store.sql.registry import PlayerRegistry
 from store.sql.replica import REPLICA_RETRY_SECONDS, REPLICA_WAIT_SECONDS, Replica
 from store.sql.sqlite import SCHEMES as SQLITE_SCHEMES
 from store.sql.sqlite import SqliteDialect
@@ -85,6 +86,7 @@ class SqlScoreHistory:
         self._replica: Replica | None = None
         self._replica_pool: Pool | None = None
         self._events = PeriodEvents(self._dialect, sqlite=self._mysql is None)
+        self._registry = PlayerRegistry()
 
     # Lifecycle
 
@@ -215,12 +217,14 @@ class SqlScoreHistory:
     async def append(self, events: Sequence[ScoreEvent]) -> None:
         """Store events with one multi-row INSERT; events already stored are skipped.
 
-        Split into several statements only where the database forces it: SQLite's
-        limit on parameters per statement (in one transaction), MySQL's
-        max_allowed_packet (each part is idempotent, so a retry after a partial
-        write is safe). When events carry a writer, the same transaction upserts each
-        writer's highest sequence per board period into `writer_sequences` (one
-        multi-row statement, never lowering one): what a rebuild restores (`writers`).
+        One transaction: it reads the erasure epoch first and registers in
+        `player_periods` the players this instance's `PlayerRegistry` has not seen
+        registered (store/sql/registry.py). Split into several statements only where
+        the database forces it: SQLite's limit on parameters per statement, MySQL's
+        max_allowed_packet (each part is idempotent, so a retry is safe). When events
+        carry a writer, the same transaction upserts each writer's highest sequence per
+        board period into `writer_sequences` (one multi-row statement, never lowering
+        one): what a rebuild restores (`writers`).
         """
         if not events:
             return
@@ -228,7 +232,7 @@ class SqlScoreHistory:
         writers = writer_rows(events)
         await self._run(
             "append",
-            lambda connection: self._dialect.insert(connection, rows, writers),
+            lambda connection: self._dialect.insert(connection, rows, writers, self._registry),
             limit=self._timeout,
         )
 

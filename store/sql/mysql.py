@@ -13,6 +13,7 @@ from databases import Database
 
 from store.errors import StoreUnavailable
 from store.sql.dialect import EVENT_COLUMNS, WRITER_COLUMNS, Migration, Row
+from store.sql.registry import EPOCH_READ_LOCKED, PLAYER_COLUMNS, PlayerRegistry
 
 SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
 
@@ -39,6 +40,15 @@ def _writers_upsert(count: int) -> str:
     return (
         f"INSERT INTO writer_sequences ({WRITER_COLUMNS}) VALUES {values} "  # noqa: S608
         "ON DUPLICATE KEY UPDATE sequence = GREATEST(sequence, VALUES(sequence))"
+    )
+
+
+def _players_upsert(count: int) -> str:
+    """One multi-row upsert of `count` player_periods rows; a row already there stays."""
+    values = ",".join(("(%s,%s,%s)",) * count)
+    return (
+        f"INSERT INTO player_periods ({PLAYER_COLUMNS}) VALUES {values} "  # noqa: S608
+        "ON DUPLICATE KEY UPDATE username = username"
     )
 
 
@@ -91,30 +101,40 @@ class MySqlDialect:
         async with connection.cursor() as cursor:
             return int(await cursor.execute(statement, parameters))
 
-    async def insert(self, connection: Any, rows: list[Row], writers: list[Row]) -> None:
-        """One INSERT per `max_allowed_packet`; each part is idempotent, so a retry after a
-        partial write is safe. With `writers`, the parts and the `writer_sequences` upsert
-        commit together (a sequence is never stored without its events, nor these without
-        it); without, each part commits on its own as before (no BEGIN/COMMIT trips)."""
+    async def insert(
+        self, connection: Any, rows: list[Row], writers: list[Row], registry: PlayerRegistry
+    ) -> None:
+        """One transaction: the epoch share-locked, the players `registry` has not seen
+        registered (`player_periods`), one INSERT of the events per `max_allowed_packet`,
+        with `writers` the `writer_sequences` upsert. Every part is idempotent, so a retry
+        after an unknown outcome is safe. The cache learns the players after the commit
+        (store/sql/registry.py says why each step is where it is)."""
         if self.max_statement_bytes is None:
             packet = await self.fetch(connection, "SELECT @@max_allowed_packet")
             self.max_statement_bytes = int(packet[0][0]) - _PACKET_SLACK_BYTES
-        if not writers:
-            async with connection.cursor() as cursor:
-                await self._insert(cursor, rows, self.max_statement_bytes)
-            return
+        limit = self.max_statement_bytes
         await connection.begin()
         try:
             async with connection.cursor() as cursor:
-                await self._insert(cursor, rows, self.max_statement_bytes)
-                limit = self.max_statement_bytes
-                await self._insert(cursor, writers, limit, _writers_upsert)
+                # Locked until the commit: an erasure's epoch bump waits for this flush, so
+                # it either committed before (the new epoch empties the cache) or finds
+                # these rows through registry rows that are there.
+                await cursor.execute(EPOCH_READ_LOCKED)
+                found = await cursor.fetchone()
+                epoch = None if found is None else int(found[0])
+                players = registry.unregistered(epoch, rows)
+                if players:
+                    await self._insert(cursor, players, limit, _players_upsert)
+                await self._insert(cursor, rows, limit)
+                if writers:
+                    await self._insert(cursor, writers, limit, _writers_upsert)
         except BaseException:
             # The connection may be gone; the transaction dies with it then.
             with contextlib.suppress(aiomysql.Error, OSError):
                 await connection.rollback()
             raise
         await connection.commit()
+        registry.registered(epoch, players)
 
     async def _insert(
         self, cursor: Any, rows: list[Row], limit: int, build: Callable[[int], str] | None = None

@@ -1,7 +1,8 @@
 """A player's records across boards: bans, the periods holding their history, erasure.
 
-Created by migration 5 (the `player_bans` table, the username index of `score_events`);
-a player's rows are read and erased in `score_events_archive` too (migration 9).
+Created by migration 5 (the `player_bans` table); a player's rows of `score_events` are
+found through the player registry (migration 11, store/sql/registry.py) and read and erased
+in `score_events_archive` too (migration 9, on its own username index).
 Each changing statement is committed on its own (MySQL autocommit; SQLite in an IMMEDIATE
 transaction); an erasure deletes in one transaction, so its count is exactly what went.
 """
@@ -13,6 +14,7 @@ from typing import Any, Final, TypeVar
 
 from store.models import REMOVAL_ID_PREFIX, value_type
 from store.sql.dialect import Dialect
+from store.sql.registry import EPOCH_BUMP
 
 T = TypeVar("T")
 
@@ -77,34 +79,46 @@ class SqlPlayerRecords:
                 f"VALUES ({p}, {p}, {p}) ON DUPLICATE KEY UPDATE reason = VALUES(reason)"
             )
         self._delete_ban = f"DELETE FROM player_bans WHERE username = {p}"  # noqa: S608
-        # On the username index of each table (archived rows of final periods included:
-        # an erasure must reach them); removal rows are told apart by their id's prefix.
-        # One statement over both tables: a batch archived meanwhile is seen once.
+        # The hot table's rows through the registry (store/sql/registry.py): each of the
+        # player's board periods, then that period's range of the totals index (board,
+        # period, username); the archive's on its own username index (archived rows of
+        # final periods included: an erasure must reach them). Removal rows are told apart
+        # by their id's prefix. One statement over both tables: a batch archived meanwhile
+        # is seen once.
+        hot = (
+            "player_periods r JOIN score_events e ON e.board = r.board "
+            f"AND e.period = r.period AND e.username = r.username WHERE r.username = {p}"
+        )
+        cold = f"score_events_archive e WHERE e.username = {p}"
         part = (
-            "SELECT board, period, SUM(delta) AS total, "  # noqa: S608
-            "SUM(COALESCE(presence, 0)) AS started, MAX(presence IS NULL) AS unmarked, "
-            f"MAX(CASE WHEN event_id LIKE {p} THEN 1 ELSE 0 END) AS removed "
-            "FROM {table} WHERE username = " + p + " GROUP BY board, period"
+            "SELECT e.board, e.period, SUM(e.delta) AS total, "  # noqa: S608
+            "SUM(COALESCE(e.presence, 0)) AS started, MAX(e.presence IS NULL) AS unmarked, "
+            f"MAX(CASE WHEN e.event_id LIKE {p} THEN 1 ELSE 0 END) AS removed "
+            "FROM {source} GROUP BY e.board, e.period"
         )
         self._periods = (
             "SELECT board, period, SUM(total), SUM(started) + MAX(unmarked), MAX(removed) "  # noqa: S608
-            f"FROM ({part.format(table='score_events')} UNION ALL "
-            f"{part.format(table='score_events_archive')}) AS parts GROUP BY board, period"
+            f"FROM ({part.format(source=hot)} UNION ALL "
+            f"{part.format(source=cold)}) AS parts GROUP BY board, period"
         )
         self._client_ids = (
-            "SELECT board, period, event_id FROM score_events "  # noqa: S608
-            f"WHERE username = {p} AND client_event_id UNION ALL "
-            "SELECT board, period, event_id FROM score_events_archive "
-            f"WHERE username = {p} AND client_event_id"
+            f"SELECT e.board, e.period, e.event_id FROM {hot} AND e.client_event_id "  # noqa: S608
+            f"UNION ALL SELECT e.board, e.period, e.event_id FROM {cold} AND e.client_event_id"
         )
-        self._delete_events = f"DELETE FROM score_events WHERE username = {p}"  # noqa: S608
+        if sqlite:
+            self._delete_events = (
+                "DELETE FROM score_events WHERE (board, period, username) IN ("  # noqa: S608
+                f"SELECT board, period, username FROM player_periods WHERE username = {p})"
+            )
+        else:
+            self._delete_events = f"DELETE e FROM {hot}"
         self._delete_archived = f"DELETE FROM score_events_archive WHERE username = {p}"  # noqa: S608
+        self._delete_registered = f"DELETE FROM player_periods WHERE username = {p}"  # noqa: S608
         # As history.writes orders a period's rows (NULL instants first, ties by insertion).
+        columns = "e.board, e.period, e.applied_at_us, e.delta, e.presence, e.id"
         self._writes = (
-            "SELECT board, period, applied_at_us, delta, presence, id FROM score_events "  # noqa: S608
-            f"WHERE username = {p} UNION ALL "
-            "SELECT board, period, applied_at_us, delta, presence, id FROM score_events_archive "
-            f"WHERE username = {p} ORDER BY 1, 2, 3, 6"
+            f"SELECT {columns} FROM {hot} UNION ALL "  # noqa: S608
+            f"SELECT {columns} FROM {cold} ORDER BY 1, 2, 3, 6"
         )
 
     # Bans
@@ -209,9 +223,14 @@ class SqlPlayerRecords:
         """Delete every history row of the player (archived ones too) and their ban (and
         the rows of the tables in `_ERASE_HOOKS`), in one transaction."""
         p = self._p
+        # The epoch first (store/sql/registry.py, rule 2): it waits for the flushes in
+        # flight, which may be writing the player's rows without registering them (their
+        # cache says registered), and makes every later flush register them again.
         statements = [
+            (EPOCH_BUMP, ()),
             (self._delete_events, (username,)),
             (self._delete_archived, (username,)),
+            (self._delete_registered, (username,)),
             (self._delete_ban, (username,)),
             *((f"{hook} = {p}", (username,)) for hook in _ERASE_HOOKS),
         ]
@@ -220,7 +239,7 @@ class SqlPlayerRecords:
             return await self._counted(connection, statements)
 
         counts = await self._run("player_erase", run)
-        return ErasedRows(events=counts[0] + counts[1], bans=counts[2])
+        return ErasedRows(events=counts[1] + counts[2], bans=counts[4])
 
     async def _changing(
         self, connection: Any, statements: list[tuple[str, tuple[Any, ...]]]

@@ -1,5 +1,6 @@
 """The history's schema, step by step: each numbered `Migration` and the statements that
-reach it on MySQL/MariaDB and on SQLite (`migrations.py` applies the ones a database lacks).
+reach it on MySQL/MariaDB and on SQLite (`migrations.py` applies the ones a database lacks);
+steps 9 on are in `schema_steps_later.py`.
 
 Never edit a released step: add a new version instead. Steps may only use what both
 dialects' `steps()` understand (store/sql/dialect.py).
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from store.sql.dialect import Migration
+from store.sql.schema_steps_later import LATER_MIGRATIONS
 
 MIGRATIONS: Final = (
     Migration(
@@ -334,98 +336,7 @@ MIGRATIONS: Final = (
             "CREATE INDEX score_events_username ON score_events (username)",
         ),
     ),
-    Migration(
-        version=9,
-        # The event archive (store/sql/archive.py, docs/history.md "Archive and retention"):
-        # raw rows of final periods moved out of `score_events` by `leaderboard archive`.
-        # Clustered on the natural key, so a period's rows are one range (rebuild reads,
-        # retention deletes) and a row moved twice is one row; the username index serves
-        # erasure and a player's periods. No totals index: rebuilds of archived periods are
-        # rare operator work, and every index costs each moved row. `id_life` as in
-        # migration 8: an event id applied again after the idempotency window is two rows.
-        mysql=(
-            """
-            CREATE TABLE IF NOT EXISTS score_events_archive (
-                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-                event_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-                id BIGINT NOT NULL,
-                username VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-                delta BIGINT NOT NULL,
-                client_event_id BOOL NOT NULL,
-                created_at_ms BIGINT NOT NULL,
-                applied_at_us BIGINT NULL,
-                presence TINYINT NULL,
-                id_life BIGINT NOT NULL DEFAULT 0,
-                PRIMARY KEY (board, period, event_id, id_life),
-                KEY score_events_archive_username (username)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
-            """,
-        ),
-        sqlite=(
-            """
-            CREATE TABLE IF NOT EXISTS score_events_archive (
-                board TEXT NOT NULL,
-                period TEXT NOT NULL,
-                event_id TEXT NOT NULL,
-                id INTEGER NOT NULL,
-                username TEXT NOT NULL,
-                delta INTEGER NOT NULL,
-                client_event_id INTEGER NOT NULL,
-                created_at_ms INTEGER NOT NULL,
-                applied_at_us INTEGER NULL,
-                presence INTEGER NULL,
-                id_life INTEGER NOT NULL DEFAULT 0,
-                PRIMARY KEY (board, period, event_id, id_life)
-            ) WITHOUT ROWID
-            """,
-            """
-            CREATE INDEX IF NOT EXISTS score_events_archive_username
-                ON score_events_archive (username)
-            """,
-        ),
-    ),
-    Migration(
-        version=10,
-        # Idempotency per writer (docs/reliability.md): the writerId and sequence of the
-        # call an event came in, NULL without one (an audit trail: nothing reads them back).
-        # Nullable columns only: no table copy, no index. `writer_sequences` holds each
-        # writer's highest sequence per board period, upserted by the flush that appends the
-        # events (same transaction): a rebuild reads its few rows by key instead of the
-        # period's events, and no index on score_events costs every inserted row.
-        mysql=(
-            "ALTER TABLE score_events "
-            "ADD COLUMN IF NOT EXISTS writer_id VARCHAR(128) CHARACTER SET ascii "
-            "COLLATE ascii_bin NULL, ADD COLUMN IF NOT EXISTS writer_sequence BIGINT NULL",
-            "ALTER TABLE score_events_archive "
-            "ADD COLUMN IF NOT EXISTS writer_id VARCHAR(128) CHARACTER SET ascii "
-            "COLLATE ascii_bin NULL, ADD COLUMN IF NOT EXISTS writer_sequence BIGINT NULL",
-            """
-            CREATE TABLE IF NOT EXISTS writer_sequences (
-                board VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-                period VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-                writer_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-                sequence BIGINT NOT NULL,
-                PRIMARY KEY (board, period, writer_id)
-            ) ENGINE=InnoDB
-            """,
-        ),
-        sqlite=(
-            "ALTER TABLE score_events ADD COLUMN writer_id TEXT NULL",
-            "ALTER TABLE score_events ADD COLUMN writer_sequence INTEGER NULL",
-            "ALTER TABLE score_events_archive ADD COLUMN writer_id TEXT NULL",
-            "ALTER TABLE score_events_archive ADD COLUMN writer_sequence INTEGER NULL",
-            """
-            CREATE TABLE IF NOT EXISTS writer_sequences (
-                board TEXT NOT NULL,
-                period TEXT NOT NULL,
-                writer_id TEXT NOT NULL,
-                sequence INTEGER NOT NULL,
-                PRIMARY KEY (board, period, writer_id)
-            ) WITHOUT ROWID
-            """,
-        ),
-    ),
+    *LATER_MIGRATIONS,
 )
 
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

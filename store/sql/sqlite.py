@@ -20,6 +20,12 @@ from store.sql.dialect import (
     Migration,
     Row,
 )
+from store.sql.registry import (
+    EPOCH_READ,
+    PLAYER_COLUMN_COUNT,
+    PLAYER_COLUMNS,
+    PlayerRegistry,
+)
 
 SCHEMES: Final = frozenset({"sqlite", "sqlite+aiosqlite"})
 
@@ -64,6 +70,7 @@ class SqliteDialect:
         limit = _variable_limit()
         self._rows_per_statement = max(1, limit // COLUMN_COUNT)
         self._writers_per_statement = max(1, limit // WRITER_COLUMN_COUNT)
+        self._players_per_statement = max(1, limit // PLAYER_COLUMN_COUNT)
 
     def database(self, url: str, *, min_size: int, timeout: float) -> Database:
         """A `databases` handle of the file (SQLite has no pool to size)."""
@@ -88,15 +95,23 @@ class SqliteDialect:
             cursor = await connection.execute(statement, parameters)
         return int(cursor.rowcount)
 
-    async def insert(self, connection: Any, rows: list[Row], writers: list[Row]) -> None:
-        """One INSERT per parameter limit's worth of rows and, with `writers`, one upsert of
-        `writer_sequences`, all in one transaction."""
+    async def insert(
+        self, connection: Any, rows: list[Row], writers: list[Row], registry: PlayerRegistry
+    ) -> None:
+        """One IMMEDIATE transaction (which excludes every other writer, erasure included):
+        the epoch, the players `registry` has not seen registered (`player_periods`), one
+        INSERT per parameter limit's worth of rows and, with `writers`, the upsert of
+        `writer_sequences`. The cache learns the players after the commit."""
         size = self._rows_per_statement
         chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
-        if len(chunks) == 1 and not writers:
-            await self._insert(connection, chunks[0])
-            return
         async with _immediate_transaction(connection):
+            async with connection.execute(EPOCH_READ) as cursor:
+                found = await cursor.fetchone()
+            epoch = None if found is None else int(found[0])
+            players = registry.unregistered(epoch, rows)
+            step = self._players_per_statement
+            for start in range(0, len(players), step):
+                await self._upsert_players(connection, players[start : start + step])
             for chunk in chunks:
                 await self._insert(connection, chunk)
             # A writer row is 4 parameters to an event row's 12: a flush's writers fit in
@@ -104,6 +119,16 @@ class SqliteDialect:
             size = self._writers_per_statement
             for start in range(0, len(writers), size):
                 await self._upsert_writers(connection, writers[start : start + size])
+        registry.registered(epoch, players)
+
+    @staticmethod
+    async def _upsert_players(connection: Any, rows: list[Row]) -> None:
+        values = ",".join(("(?,?,?)",) * len(rows))
+        statement = (
+            f"INSERT INTO player_periods ({PLAYER_COLUMNS}) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (username, board, period) DO NOTHING"
+        )
+        await connection.execute(statement, [value for row in rows for value in row])
 
     @staticmethod
     async def _insert(connection: Any, rows: list[Row]) -> None:

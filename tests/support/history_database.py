@@ -49,3 +49,26 @@ async def history_event_ids(url: str) -> set[str]:
         str(event_id)
         for (event_id,) in await query_history(url, "SELECT event_id FROM score_events")
     }
+
+
+async def unregistered_rows(url: str) -> list[tuple[object, ...]]:
+    """(username, board, period) of each `score_events` row the player registry does not
+    list (migration 11): rows an erasure would miss. Empty whenever the registry is right."""
+    return await query_history(
+        url,
+        "SELECT e.username, e.board, e.period FROM score_events e WHERE NOT EXISTS ("
+        "SELECT 1 FROM player_periods r WHERE r.username = e.username "
+        "AND r.board = e.board AND r.period = e.period)",
+    )
+
+
+async def registered_players(url: str) -> set[tuple[object, ...]]:
+    """Every (username, board, period) the player registry lists."""
+    rows = await query_history(url, "SELECT username, board, period FROM player_periods")
+    return {tuple(row) for row in rows}
+
+
+async def history_epoch(url: str) -> int:
+    """The erasure epoch (migration 11)."""
+    ((epoch,),) = await query_history(url, "SELECT epoch FROM history_epoch WHERE id = 1")
+    return int(str(epoch))

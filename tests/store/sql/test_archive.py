@@ -20,7 +20,12 @@ from store.event_archive import ArchiveReport, Progress, archive_events, cutoff_
 from store.models import REMOVAL_ID_PREFIX, ScoreEvent
 from store.sql import SqlScoreHistory
 from store.sql.frozen_rows import FrozenRow, ranked
-from tests.support.history_database import query_history
+from tests.support.history_database import (
+    history_epoch,
+    query_history,
+    registered_players,
+    unregistered_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -288,6 +293,38 @@ async def test_archive_and_retention_forget_the_periods_writer_sequences(
         ("m", "2026-12"),
         ("n", "all"),
     }
+
+
+async def test_archive_and_retention_keep_the_player_registry_consistent(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    # Migration 11: the registry lists the hot table's (player, board, period) triples. A
+    # period whose rows all left it (moved or purged) leaves the registry too, bumping
+    # the epoch, so a flush that still writes into it (a retried event) registers again.
+    await filled(history)
+    players = ("ann", "bob", "Cé")
+
+    def listed(periods: set[tuple[str, str]]) -> set[tuple[object, ...]]:
+        return {(name, board, period) for board, period in periods for name in players}
+
+    assert await registered_players(history_url) == listed(set(PERIODS))
+    epoch = await history_epoch(history_url)
+    await run(history)
+    moved = {("m", "2026-09"), ("m", "2026-10"), ("d", "2026-11-30")}
+    assert await registered_players(history_url) == listed(set(PERIODS) - moved)
+    assert await history_epoch(history_url) > epoch
+    # A retried event lands in an archived period: this instance's cache knew ann there.
+    await history.append([dataclasses.replace(events("m", "2026-10")[2], event_id="~late")])
+    assert await unregistered_rows(history_url) == []
+    assert ("ann", "m", "2026-10") in await registered_players(history_url)
+    await run(history, before=None, retention_days=1)
+    purged = {("m", "2026-09"), ("m", "2026-10"), ("d", "2026-11-30"), ("d", "2026-12-01")}
+    assert await registered_players(history_url) == listed(set(PERIODS) - purged)
+    assert await unregistered_rows(history_url) == []
+    # Erasure still finds every row left, in both tables.
+    erased = await history.player_records().erase("ann")
+    assert erased.events == 4 * len(set(PERIODS) - purged)
+    assert all(row[3] != "ann" for row in await rows(history_url, "score_events"))
 
 
 async def test_retention_deletes_only_final_periods_ended_long_enough_ago(

@@ -119,8 +119,28 @@ async def test_mysql_schema(mysql_database_url: str) -> None:
         ("PRIMARY", 0, "id"),
         ("score_events_event", 0, "board,period,event_id,id_life"),
         ("score_events_totals", 1, "board,period,username,delta"),
-        ("score_events_username", 1, "username"),
     ]
+    # No username index (migration 11): a player's rows are found through the registry,
+    # then each of their periods' range of the totals index.
+    keys = await query_history(
+        mysql_database_url,
+        "SELECT index_name, GROUP_CONCAT(column_name ORDER BY seq_in_index) "
+        f"FROM information_schema.statistics WHERE table_schema = '{database}' "
+        "AND table_name = 'player_periods' GROUP BY index_name ORDER BY index_name",
+    )
+    assert keys == [
+        ("player_periods_period", "board,period"),
+        ("PRIMARY", "username,board,period"),
+    ]
+    plan = await query_history(
+        mysql_database_url,
+        "EXPLAIN DELETE e FROM player_periods r JOIN score_events e ON e.board = r.board "
+        "AND e.period = r.period AND e.username = r.username WHERE r.username = 'ann'",
+    )
+    assert [(row[2], row[5]) for row in plan] == [
+        ("r", "PRIMARY"),
+        ("e", "score_events_totals"),
+    ], plan
     # The recovery aggregate reads the covering index only (banned players left out by
     # the small bans table).
     plan = await query_history(

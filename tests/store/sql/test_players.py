@@ -8,7 +8,12 @@ import pytest
 from store.models import ScoreEvent
 from store.sql import SqlScoreHistory
 from store.sql.players import BanRecord, ErasedRows, PlayerPeriod
-from tests.support.history_database import query_history
+from tests.support.history_database import (
+    history_epoch,
+    query_history,
+    registered_players,
+    unregistered_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +171,58 @@ async def test_erase_deletes_every_row_of_the_player_and_counts_them(
     assert await query_history(history_url, "SELECT username FROM score_events") == [("bob",)]
     assert await records.ban("ann") is None
     assert await records.periods("ann") == []
+
+
+async def test_erasure_after_cached_registration_still_finds_every_row(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    # The first flush registers ann's periods; the next ones find them in the instance's
+    # cache and register nothing: the erasure still reaches every row (migration 11).
+    await history.append([event("ann", 1, 1), event("bob", 1, 1)])
+    for number in range(3):
+        await history.append([event("ann", number), event("ann", 2, 1, period="2026-10")])
+    await history.append([event("ann", 1)])
+    assert await unregistered_rows(history_url) == []
+    assert await registered_players(history_url) == {
+        ("ann", BOARD, PERIOD),
+        ("ann", BOARD, "2026-10"),
+        ("bob", BOARD, PERIOD),
+    }
+    assert await records_erase(history, "ann") == 8
+    assert await query_history(history_url, "SELECT username FROM score_events") == [("bob",)]
+    assert await registered_players(history_url) == {("bob", BOARD, PERIOD)}
+
+
+async def test_writes_after_an_erasure_register_the_player_again(
+    history: SqlScoreHistory, history_url: str
+) -> None:
+    # Another instance erases ann while this one's cache says ann is registered: the
+    # erasure's new epoch makes this instance's next flush register ann again, so a
+    # second erasure finds the new rows ("writes after an erasure create a new player").
+    other = SqlScoreHistory(history_url)
+    await other.connect()
+    try:
+        await history.append([event("ann", 5, 1)])
+        epoch = await history_epoch(history_url)
+        assert await records_erase(other, "ann") == 1
+        assert await history_epoch(history_url) == epoch + 1
+        await history.append([event("ann", 3, 1), event("bob", 1, 1)])
+        assert await unregistered_rows(history_url) == []
+        assert await history.player_records().periods("ann") == [
+            PlayerPeriod(board=BOARD, period=PERIOD, total=3, present=True)
+        ]
+        assert await records_erase(other, "ann") == 1
+        # The same instance erasing and writing again.
+        await history.append([event("ann", 2, 1)])
+        assert await records_erase(history, "ann") == 1
+        await history.append([event("ann", 2, 1)])
+        assert await unregistered_rows(history_url) == []
+        assert await records_erase(history, "ann") == 1
+        assert await query_history(history_url, "SELECT username FROM score_events") == [("bob",)]
+    finally:
+        await other.close()
+
+
+async def records_erase(history: SqlScoreHistory, username: str) -> int:
+    """Erase a player; how many history rows went."""
+    return (await history.player_records().erase(username)).events
