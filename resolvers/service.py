@@ -179,13 +179,15 @@ class LeaderboardService:
         validation.batch_size(len(requests), self._max_batch_increments)
         # One instant for the whole call: a batch never straddles a period boundary.
         now = self._clock()
-        periods: dict[str, str] = {}
-        increments = [self._validated(request, now, periods) for request in requests]
+        boards: dict[str, tuple[str, int]] = {}
+        increments = [self._validated(request, now, boards) for request in requests]
         if writer is not None:
             increments = self._stamps.of_writer(increments, writer)
         with write_refusals(), self._batcher.reserve(len(increments)) as reservation:
             if self.instances is not None:  # after reserving (resolvers/instances.py)
-                await self.instances.declared(periods.items())
+                await self.instances.declared(
+                    (board, period) for board, (period, _) in boards.items()
+                )
             partial: PartiallyApplied | None = None
             try:
                 outcomes = await self._recovering(
@@ -214,33 +216,41 @@ class LeaderboardService:
         return outcomes
 
     def _validated(
-        self, request: IncrementRequest, now: float, periods: dict[str, str]
+        self, request: IncrementRequest, now: float, boards: dict[str, tuple[str, int]]
     ) -> ScoreIncrement:
         # Checked in this order (board, eventId, username, delta): the first failure is the
-        # error reported. A board already seen in the call is known and has its period.
+        # error reported. `boards`: the call's boards checked so far, with their period and
+        # max delta (a batch of up to 1000 items names a board or two).
         board_id = request.board
+        known = boards.get(board_id)
+        if known is None:
+            known = boards[board_id] = self._incremented_board(board_id, now)
+        period, max_delta = known
+        client_event_id = request.event_id
+        if client_event_id is not None:
+            validation.event_id(client_event_id)
+        username = validation.username(request.username)
+        if username in self._banned:  # `refuse_banned`, inline on the hot path
+            raise forbidden(BANNED)
+        # Positional, in ScoreIncrement's field order (board, period, username, delta,
+        # event_id, client_event_id): half the cost of keywords, once per ingested event.
+        return ScoreIncrement(
+            board_id,
+            period,
+            username,
+            validation.delta(request.delta, max_delta),
+            client_event_id or self._stamps.event_id(),
+            client_event_id is not None,
+        )
+
+    def _incremented_board(self, board_id: str, now: float) -> tuple[str, int]:
+        """The period at `now` and the max delta of a board that takes increments."""
         board = self.board(board_id)
         if not board.active:
             raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
         if board.update_rule is not UpdateRule.INCREMENT:
             raise bad_input(_use_set_score(board))
-        period = periods.get(board_id)
-        if period is None:
-            period = periods[board_id] = board.period_at_timestamp(now)
-        client_event_id = validation.event_id(request.event_id)
-        username = validation.username(request.username)
-        if username in self._banned:  # `refuse_banned`, inline on the hot path
-            raise forbidden(BANNED)
-        # By keyword, so a reorder of the str fields cannot swap them; what that costs per
-        # ingested event was measured (timeit) when the value types became keyword-only.
-        return ScoreIncrement(
-            board=board_id,
-            period=period,
-            username=username,
-            delta=validation.delta(request.delta, board.max_delta or self._max_delta),
-            event_id=client_event_id or self._stamps.event_id(),
-            client_event_id=client_event_id is not None,
-        )
+        return board.period_at_timestamp(now), board.max_delta or self._max_delta
 
     async def set_score(
         self,
