@@ -95,11 +95,9 @@ async def _increments(
     service: LeaderboardService, args: Arguments, shape: FieldShape, selections: tuple[str, ...]
 ) -> Any:
     board = shape.arguments["increments"].item_defaults["board"]
-    # Positional, in IncrementRequest's field order: one per item of a batch of up to 1000.
+    # Plain tuples in IncrementRequest's field order: one per item of a batch of up to 1000.
     requests = [
-        IncrementRequest(
-            item["username"], item["delta"], item.get("board", board), item.get("eventId")
-        )
+        (item["username"], item["delta"], item.get("board", board), item.get("eventId"))
         for item in args["increments"]
     ]
     return await service.increment(
