@@ -240,6 +240,10 @@ def _encode(result: Any, selections: tuple[str, ...]) -> Any:
         # A list the service returns holds one type (outcomes or players): one encoder.
         if not result:
             return []
+        if len(selections) == 1:  # e.g. a batch's `{ applied }`: no call per item
+            (name,) = selections
+            get = attrgetter(_PATHS[type(result[0])][name])
+            return [{name: value} for value in map(get, result)]
         encode = _encoder(type(result[0]), selections)
         return [encode(item) for item in result]
     return _encoder(type(result), selections)(result)
