@@ -29,7 +29,7 @@ _NO_BACKSLASH_ESCAPES: Final = 0x200
 def _events_insert(count: int) -> str:
     """One multi-row INSERT of `count` event rows that skips those already stored."""
     values = ",".join(("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",) * count)
-    # Only placeholders are spliced in; the values are escaped by the driver.
+    # Only placeholders are spliced in; `_insert` fills them with escaped literals.
     return (
         f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
         "ON DUPLICATE KEY UPDATE id = id"
