@@ -13,12 +13,12 @@ history is down new increments are refused before Redis is touched.
 One task flushes: as soon as `flush_max_events` are buffered, or once the oldest
 buffered event has waited `flush_interval`, it writes the oldest events with one
 `HistoryWrites.append` call, and goes again at once while that many are pending. A flush
-takes everything waiting, up to `flush_catch_up_events` (at least `flush_max_events`;
-by default just that): normally that is one trigger's
-worth, but when the history fell behind (the flusher waits for the database and for its
-turn on a busy event loop) one statement catches up on several triggers' worth, instead
-of paying one round trip, commit and loop turn per `flush_max_events`. After a failed
-write, flushes take `flush_max_events` until one succeeds.
+takes everything waiting, up to `flush_catch_up_events` (at least `flush_max_events`; by
+default just that): normally one trigger's worth, but when the history fell behind (the
+flusher waits for the database and for its turn on a busy event loop) one statement
+catches up on several triggers' worth, instead of paying one round trip, commit and loop
+turn per `flush_max_events`. After a failed write, flushes take `flush_max_events` until
+one succeeds.
 
 A failed write keeps its events at the head of the buffer (order preserved), marks the
 batcher unhealthy (reservations refused) and is retried with exponential backoff; the
@@ -36,9 +36,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from batcher.barriers import HELD, Barriers
 from store.errors import StoreUnavailable
@@ -76,12 +77,13 @@ class FlushObserver(Protocol):
         ...
 
 
-class _Pending(NamedTuple):
-    """One buffered event. The last event of a commit carries the commit's future."""
+@dataclass(slots=True)
+class _Commit:
+    """How many of a commit's events are still buffered, since when, and its future."""
 
-    event: ScoreEvent
+    left: int
     buffered_at: float
-    persisted: asyncio.Future[None] | None
+    persisted: asyncio.Future[None]
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -186,7 +188,8 @@ class WriteBatcher:
         self._retry_max = retry_max
         self._observer = observer
 
-        self._buffer: deque[_Pending] = deque()
+        self._buffer: deque[ScoreEvent] = deque()
+        self._commits: deque[_Commit] = deque()  # a record per commit, not per event
         self._reserved = 0
         self._healthy = True
         self._closing = False
@@ -262,12 +265,9 @@ class WriteBatcher:
         """Return once every event committed so far is in the history (an erasure's fence:
         what it deletes must not arrive after it); `StoreUnavailable` when the batcher
         closes first."""
-        if self._buffer:
-            # The last buffered event ends a commit, so it carries that commit's future, and
-            # flushes go in buffer order: once it is written, so is everything before it.
-            last = self._buffer[-1].persisted
-            if last is not None:
-                await asyncio.shield(last)
+        if self._commits:
+            # Flushes go in buffer order: once the last commit is written, so is every one.
+            await asyncio.shield(self._commits[-1].persisted)
 
     # Reservations
 
@@ -293,10 +293,8 @@ class WriteBatcher:
         batcher closes before it could write them.
         """
         await self._barriers.wait(skip_parked=skip_parked)
-        if self._buffer:
-            tail = self._buffer[-1].persisted
-            if tail is not None:
-                await asyncio.shield(tail)
+        if self._commits:
+            await asyncio.shield(self._commits[-1].persisted)
 
     @contextlib.contextmanager
     def parking(self) -> Iterator[None]:
@@ -338,12 +336,8 @@ class WriteBatcher:
             future.set_exception(StoreUnavailable("the write batcher is closed"))
             return future
         was_empty = not self._buffer
-        now = time.monotonic()
-        last = len(events) - 1
-        self._buffer.extend(
-            _Pending(event, now, future if index == last else None)
-            for index, event in enumerate(events)
-        )
+        self._buffer.extend(events)
+        self._commits.append(_Commit(len(events), time.monotonic(), future))
         # Wake the flusher only when its schedule changes (not on every commit).
         if was_empty or self._closing or len(self._buffer) >= self._flush_max_events:
             self._wakeup.set()
@@ -372,7 +366,7 @@ class WriteBatcher:
                     return True
                 if len(self._buffer) >= self._flush_max_events:
                     return True
-                timeout = self._buffer[0].buffered_at + self._flush_interval - time.monotonic()
+                timeout = self._commits[0].buffered_at + self._flush_interval - time.monotonic()
                 if timeout <= 0:
                     return True
             elif self._closing and self._reserved == 0:
@@ -389,7 +383,7 @@ class WriteBatcher:
         batch = list(itertools.islice(self._buffer, size))
         started = time.monotonic()
         try:
-            await self._history.append([pending.event for pending in batch])
+            await self._history.append(batch)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -412,10 +406,18 @@ class WriteBatcher:
                 logger.warning("history write retry failed (%d buffered): %s", self.depth, reason)
             return False
         seconds = time.monotonic() - started
+        written = len(batch)
         for _ in batch:
-            persisted = self._buffer.popleft().persisted
-            if persisted is not None and not persisted.done():
-                persisted.set_result(None)
+            self._buffer.popleft()
+        while written:  # the commits these complete, oldest first
+            commit = self._commits[0]
+            if commit.left > written:
+                commit.left -= written
+                break
+            written -= commit.left
+            self._commits.popleft()
+            if not commit.persisted.done():
+                commit.persisted.set_result(None)
         if not self._healthy:
             self._healthy = True
             logger.warning("history writes work again; accepting writes (%d buffered)", self.depth)
@@ -426,10 +428,7 @@ class WriteBatcher:
         if self._observer is None:
             return
         try:
-            if failed:
-                self._observer.flush_failed(events, seconds)
-            else:
-                self._observer.flushed(events, seconds)
+            (self._observer.flush_failed if failed else self._observer.flushed)(events, seconds)
         except Exception:
             logger.exception("flush observer failed")
 
@@ -443,8 +442,9 @@ class WriteBatcher:
                 lost,
             )
         error = StoreUnavailable(f"closed before {lost} buffered events could be written")
-        while self._buffer:
-            persisted = self._buffer.popleft().persisted
-            if persisted is not None and not persisted.done():
+        self._buffer.clear()
+        while self._commits:
+            persisted = self._commits.popleft().persisted
+            if not persisted.done():
                 persisted.set_exception(error)
         return lost

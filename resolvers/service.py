@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from batcher import WriteBatcher
 from resolvers import cursors, validation
@@ -67,11 +67,10 @@ BANNED = "player is banned"
 """The FORBIDDEN message of every write of a banned player."""
 
 
-# kw_only=False on purpose: schema/fast_path.py builds one per item of a batch of up to 1000
-# positionally (by keyword it measured ~1.5 us more per item, twice the positional cost).
-@value_type(kw_only=False)
-class IncrementRequest:
-    """One increment as a client asked for it, before validation."""
+class IncrementRequest(NamedTuple):
+    """One increment as a client asked for it, before validation: a tuple, so that
+    schema/fast_path.py can pass a plain `(username, delta, board, event_id)` per item of a
+    batch of up to 1000 (no object to build per item: ~6 ns against ~130 ns, timeit)."""
 
     username: str
     delta: int
@@ -165,7 +164,7 @@ class LeaderboardService:
 
     async def increment(
         self,
-        requests: Sequence[IncrementRequest],
+        requests: Sequence[tuple[str, int, str, str | None]],
         writer_id: str | None = None,
         sequence: int | None = None,
         *,
@@ -179,13 +178,15 @@ class LeaderboardService:
         validation.batch_size(len(requests), self._max_batch_increments)
         # One instant for the whole call: a batch never straddles a period boundary.
         now = self._clock()
-        periods: dict[str, str] = {}
-        increments = [self._validated(request, now, periods) for request in requests]
+        boards: dict[str, tuple[str, int]] = {}
+        increments = [self._validated(request, now, boards) for request in requests]
         if writer is not None:
             increments = self._stamps.of_writer(increments, writer)
         with write_refusals(), self._batcher.reserve(len(increments)) as reservation:
             if self.instances is not None:  # after reserving (resolvers/instances.py)
-                await self.instances.declared(periods.items())
+                await self.instances.declared(
+                    (board, period) for board, (period, _) in boards.items()
+                )
             partial: PartiallyApplied | None = None
             try:
                 outcomes = await self._recovering(
@@ -214,33 +215,43 @@ class LeaderboardService:
         return outcomes
 
     def _validated(
-        self, request: IncrementRequest, now: float, periods: dict[str, str]
+        self,
+        request: tuple[str, int, str, str | None],
+        now: float,
+        boards: dict[str, tuple[str, int]],
     ) -> ScoreIncrement:
         # Checked in this order (board, eventId, username, delta): the first failure is the
-        # error reported. A board already seen in the call is known and has its period.
-        board_id = request.board
+        # error reported. `boards`: the call's boards checked so far, with their period and
+        # max delta (a batch of up to 1000 items names a board or two).
+        username, delta, board_id, client_event_id = request  # IncrementRequest's fields
+        known = boards.get(board_id)
+        if known is None:
+            known = boards[board_id] = self._incremented_board(board_id, now)
+        period, max_delta = known
+        if client_event_id is not None:
+            validation.event_id(client_event_id)
+        username = validation.username(username)
+        if username in self._banned:  # `refuse_banned`, inline on the hot path
+            raise forbidden(BANNED)
+        # Positional, in ScoreIncrement's field order (board, period, username, delta,
+        # event_id, client_event_id): half the cost of keywords, once per ingested event.
+        return ScoreIncrement(
+            board_id,
+            period,
+            username,
+            validation.delta(delta, max_delta),
+            client_event_id or self._stamps.event_id(),
+            client_event_id is not None,
+        )
+
+    def _incremented_board(self, board_id: str, now: float) -> tuple[str, int]:
+        """The period at `now` and the max delta of a board that takes increments."""
         board = self.board(board_id)
         if not board.active:
             raise forbidden(f"board {board_id!r} is archived: it takes no more writes")
         if board.update_rule is not UpdateRule.INCREMENT:
             raise bad_input(_use_set_score(board))
-        period = periods.get(board_id)
-        if period is None:
-            period = periods[board_id] = board.period_at_timestamp(now)
-        client_event_id = validation.event_id(request.event_id)
-        username = validation.username(request.username)
-        if username in self._banned:  # `refuse_banned`, inline on the hot path
-            raise forbidden(BANNED)
-        # By keyword, so a reorder of the str fields cannot swap them; what that costs per
-        # ingested event was measured (timeit) when the value types became keyword-only.
-        return ScoreIncrement(
-            board=board_id,
-            period=period,
-            username=username,
-            delta=validation.delta(request.delta, board.max_delta or self._max_delta),
-            event_id=client_event_id or self._stamps.event_id(),
-            client_event_id=client_event_id is not None,
-        )
+        return board.period_at_timestamp(now), board.max_delta or self._max_delta
 
     async def set_score(
         self,

@@ -95,11 +95,9 @@ async def _increments(
     service: LeaderboardService, args: Arguments, shape: FieldShape, selections: tuple[str, ...]
 ) -> Any:
     board = shape.arguments["increments"].item_defaults["board"]
-    # Positional, in IncrementRequest's field order: one per item of a batch of up to 1000.
+    # Plain tuples in IncrementRequest's field order: one per item of a batch of up to 1000.
     requests = [
-        IncrementRequest(
-            item["username"], item["delta"], item.get("board", board), item.get("eventId")
-        )
+        (item["username"], item["delta"], item.get("board", board), item.get("eventId"))
         for item in args["increments"]
     ]
     return await service.increment(
@@ -242,6 +240,10 @@ def _encode(result: Any, selections: tuple[str, ...]) -> Any:
         # A list the service returns holds one type (outcomes or players): one encoder.
         if not result:
             return []
+        if len(selections) == 1:  # e.g. a batch's `{ applied }`: no call per item
+            (name,) = selections
+            get = attrgetter(_PATHS[type(result[0])][name])
+            return [{name: value} for value in map(get, result)]
         encode = _encoder(type(result[0]), selections)
         return [encode(item) for item in result]
     return _encoder(type(result), selections)(result)

@@ -59,6 +59,7 @@ from schema.documents import (
 from store.models import MAX_EXACT_SCORE
 
 _INT32 = range(-(2**31), 2**31)
+_INT32_MIN, _INT32_MAX = _INT32[0], _INT32[-1]
 _INCREMENT_LIST = "[ScoreIncrement!]"
 _NAME_LIST = "[String!]"
 
@@ -373,12 +374,16 @@ def _plain_increment(item: Any, keys: frozenset[str]) -> bool:
     a value is required (the normal path reports those)."""
     # What `_plainly` checks for each field's type, inlined: this runs once per item of a
     # batch. A board left out is plain ("" stands in for it); one sent as null is not.
-    if not isinstance(item, dict) or not item.keys() <= keys:
+    # Exact types (JSON gives no subclasses; a subclass takes the normal path) and the
+    # Int range compared inline: ~0.3 against ~0.4 us per item (timeit).
+    if type(item) is not dict or not item.keys() <= keys:
         return False
+    delta = item.get("delta")
     event_id = item.get("eventId")
     return (
-        isinstance(item.get("username"), str)
-        and _plain_int(item.get("delta"))
-        and isinstance(item.get("board", ""), str)
-        and (event_id is None or isinstance(event_id, str))
+        type(item.get("username")) is str
+        and type(delta) is int
+        and _INT32_MIN <= delta <= _INT32_MAX
+        and type(item.get("board", "")) is str
+        and (event_id is None or type(event_id) is str)
     )

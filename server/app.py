@@ -400,3 +400,14 @@ def _freeze_startup_objects() -> None:
     # collected, so each app's cycles would outlive it.
     gc.collect()
     gc.freeze()
+    # A batch of 500 increments allocates a few thousand tracked objects that live until
+    # flushed (events, outcomes): at the default 700 a young collection ran every ~100
+    # events and promoted them on, and the older generations' collections walked them again
+    # (~2,000 young, ~180 middle and ~17 full collections per quick ingest run). At 10,000:
+    # 54, 5 and 1, the service's CPU per ingested event ~1.3 us (~13 %) lower, ingest
+    # latency no worse (docs/performance.md, ingest branch).
+    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
+
+
+_YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Allocations (net) between young collections of a serving process (CPython's default: 700)."""

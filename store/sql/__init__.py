@@ -3,6 +3,7 @@
 - `history.py`: `SqlScoreHistory`, the `ScoreHistory` the service uses (reads, writes, lifecycle).
 - `dialect.py`: the interface of what differs between the databases, and the event row layout.
 - `mysql.py`, `sqlite.py`: the two dialects (driver calls, batch INSERT, migration locking).
+  `literals.py`: the MySQL INSERT's value literals (the driver's escaping, done cheaper).
 - `schema_steps.py`: the schema, step by step; `migrations.py`: the loop that applies the
   steps a database lacks.
 - `standings.py`, `outbox.py`: the seasons' tables (final standings, results, claims,

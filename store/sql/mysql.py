@@ -13,6 +13,7 @@ from databases import Database
 
 from store.errors import StoreUnavailable
 from store.sql.dialect import EVENT_COLUMNS, WRITER_COLUMNS, Migration, Row
+from store.sql.literals import literals
 from store.sql.registry import EPOCH_READ_LOCKED, PLAYER_COLUMNS, PlayerRegistry
 
 SCHEMES: Final = frozenset({"mysql", "mysql+aiomysql"})
@@ -21,12 +22,15 @@ _MIGRATION_LOCK_SECONDS: Final = 60
 _MIGRATION_LOCK: Final = "CONCAT('leaderboard-migrate:', LEFT(DATABASE(), 40))"
 # Room for the packet header and the statement around the values.
 _PACKET_SLACK_BYTES: Final = 1024
+# The server's status flag (SERVER_STATUS_NO_BACKSLASH_ESCAPES of the protocol) under which
+# a quote is doubled rather than backslash-escaped: store/sql/literals.py does not do that.
+_NO_BACKSLASH_ESCAPES: Final = 0x200
 
 
 def _events_insert(count: int) -> str:
     """One multi-row INSERT of `count` event rows that skips those already stored."""
     values = ",".join(("(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",) * count)
-    # Only placeholders are spliced in; the values are escaped by the driver.
+    # Only placeholders are spliced in; `_insert` fills them with escaped literals.
     return (
         f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
         "ON DUPLICATE KEY UPDATE id = id"
@@ -142,7 +146,10 @@ class MySqlDialect:
         """`build(len(rows))` (the events' INSERT by default) with `rows`, split in halves
         until each part fits in `limit` bytes."""
         template = (build or _events_insert)(len(rows))
-        statement: str = cursor.mogrify(template, _flat(rows))
+        if cursor.connection.server_status & _NO_BACKSLASH_ESCAPES:
+            statement: str = cursor.mogrify(template, _flat(rows))  # quotes doubled instead
+        else:  # the driver's text, built ~2.5x cheaper (store/sql/literals.py)
+            statement = template % literals(rows)
         # A character takes at most 4 bytes: encode only when the text could be too big.
         if len(statement) * 4 > limit and len(statement.encode()) > limit and len(rows) > 1:
             half = len(rows) // 2

@@ -294,6 +294,23 @@ async def test_close_drains_everything(history: RecordingHistory, history_url: s
     assert await batcher.close(1) == 0
 
 
+async def test_a_commit_split_across_flushes_resolves_with_its_last_event(
+    sqlite_history: RecordingHistory,
+) -> None:
+    batcher = WriteBatcher(sqlite_history, flush_interval=60, flush_max_events=100)
+    await batcher.start()
+    first, second = commit(batcher, events(0, 60)), commit(batcher, events(60, 150))
+    await wait_for(lambda: len(sqlite_history.written) == 2, "two full flushes")
+    assert sqlite_history.written == [ids(0, 100), ids(100, 100)]
+    assert batcher.depth == 10
+    await asyncio.sleep(0)
+    assert first.done() and first.exception() is None
+    assert not second.done()  # 10 of its events are still buffered
+    assert await batcher.close(5) == 0
+    assert sqlite_history.written[-1] == ids(200, 10)
+    assert second.done() and second.exception() is None
+
+
 async def test_commit_future_resolves_once_rows_are_in_mysql(mysql_database_url: str) -> None:
     history = await open_history(mysql_database_url)
     history.gate = asyncio.Event()

@@ -170,7 +170,7 @@ def _spoil(
     request: IncrementRequest, field: tuple[str, Any, ErrorCode]
 ) -> tuple[IncrementRequest, ErrorCode, str]:
     name, value, code = field
-    return dataclasses.replace(request, **{name: value}), code, name
+    return request._replace(**{name: value}), code, name
 
 
 valid_requests = st.builds(
@@ -620,8 +620,7 @@ class LeaderboardMachine(StoresMachine):
         the totals afterwards. Right after a loss they all meet the same rebuild.
         """
         concurrent = [
-            dataclasses.replace(
-                request,
+            request._replace(
                 delta=max(-5, min(5, request.delta)),
                 event_id=None if request.event_id is None else f"c{next(self._fresh_ids)}",
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resolvers.write_stamps import WriteStamps, history_event
-from store.models import IncrementOutcome, ScoreIncrement
+from store.models import IncrementOutcome, ScoreEvent, ScoreIncrement
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +71,18 @@ def test_the_history_event_carries_presence_life_and_writer(
     assert event.presence == (1 if previous is None else 0)
     assert event.id_life == 12
     assert (event.writer_id, event.sequence) == (writer, 7 if writer else None)
+    # Every field, by name: history_event builds the event positionally.
+    assert event == ScoreEvent(
+        board="global",
+        period="all",
+        username="ana",
+        delta=3,
+        event_id="e1",
+        client_event_id=True,
+        created_at_ms=1_000,
+        presence=1 if previous is None else 0,
+        applied_at_us=77,
+        id_life=12,
+        writer_id=writer,
+        sequence=7 if writer else None,
+    )
