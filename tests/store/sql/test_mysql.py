@@ -12,6 +12,7 @@ from store.models import ScoreEvent
 from store.sql import SqlScoreHistory
 from store.sql.dialect import event_row
 from store.sql.mysql import MySqlDialect
+from store.sql.registry import PlayerRegistry
 from tests.support.history_database import query_history
 
 pytestmark = pytest.mark.integration
@@ -116,7 +117,8 @@ async def test_a_connection_without_backslash_escapes_gets_the_drivers_text(
     try:
         async with connection.cursor() as cursor:
             await cursor.execute("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'")
-        await MySqlDialect().insert(connection, [event_row(event) for event in events], [])
+        rows = [event_row(event) for event in events]
+        await MySqlDialect().insert(connection, rows, [], PlayerRegistry())
     finally:
         connection.close()
     stored = await query_history(
