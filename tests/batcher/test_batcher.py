@@ -304,11 +304,13 @@ async def test_a_commit_split_across_flushes_resolves_with_its_last_event(
     assert sqlite_history.written == [ids(0, 100), ids(100, 100)]
     assert batcher.depth == 10
     await asyncio.sleep(0)
-    assert first.done() and first.exception() is None
+    assert first.done()
+    assert first.exception() is None
     assert not second.done()  # 10 of its events are still buffered
     assert await batcher.close(5) == 0
     assert sqlite_history.written[-1] == ids(200, 10)
-    assert second.done() and second.exception() is None
+    assert second.done()
+    assert second.exception() is None
 
 
 async def test_commit_future_resolves_once_rows_are_in_mysql(mysql_database_url: str) -> None:
