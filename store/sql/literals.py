@@ -45,8 +45,8 @@ def quoted(value: str) -> str:
 def literals(rows: Iterable[tuple[Any, ...]]) -> tuple[str | int, ...]:
     """Every value of `rows`, row by row, as what `%` formats into a `%s` placeholder to
     give its SQL literal: a str quoted and escaped, an int itself (`%s` writes it with
-    `int.__str__`), a bool 1 or 0, None NULL. Any other type is a TypeError: a new column
-    type must be added here, with its test."""
+    `int.__str__`), a bool 1 or 0, None NULL. Any other type is a TypeError (the dialect
+    then takes the driver's escaping): a new column type belongs here, with its test."""
     search = _NEEDS_ESCAPE.search
     out: list[str | int] = []
     append = out.append

@@ -148,8 +148,13 @@ class MySqlDialect:
         template = (build or _events_insert)(len(rows))
         if cursor.connection.server_status & _NO_BACKSLASH_ESCAPES:
             statement: str = cursor.mogrify(template, _flat(rows))  # quotes doubled instead
-        else:  # the driver's text, built ~2.5x cheaper (store/sql/literals.py)
-            statement = template % literals(rows)
+        else:
+            try:  # the driver's text, built ~2.5x cheaper (store/sql/literals.py)
+                statement = template % literals(rows)
+            except TypeError:
+                # A value of a type literals() does not know (a str subclass, a float):
+                # the driver's escaping, rather than a flush that fails on every retry.
+                statement = cursor.mogrify(template, _flat(rows))
         # A character takes at most 4 bytes: encode only when the text could be too big.
         if len(statement) * 4 > limit and len(statement.encode()) > limit and len(rows) > 1:
             half = len(rows) // 2

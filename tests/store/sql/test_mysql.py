@@ -125,3 +125,37 @@ async def test_a_connection_without_backslash_escapes_gets_the_drivers_text(
         mysql_database_url, "SELECT username FROM score_events ORDER BY id"
     )
     assert [username for (username,) in stored] == HOSTILE_TEXT
+
+
+class _Name(str):
+    """A str subclass: a type store/sql/literals.py does not take."""
+
+
+async def test_a_value_of_another_type_goes_through_the_drivers_escaping(
+    mysql_database_url: str,
+) -> None:
+    # literals() knows str, int, bool and None exactly; anything else (a str subclass
+    # here) must still be stored, by the driver's escaping, not fail every retry.
+    events = [
+        ScoreEvent(
+            board="b",
+            period="p",
+            username=_Name(username),
+            delta=1,
+            event_id=f"n{index}",
+            client_event_id=False,
+            created_at_ms=0,
+        )
+        for index, username in enumerate(HOSTILE_TEXT)
+    ]
+    store = SqlScoreHistory(mysql_database_url)
+    await store.connect()
+    await store.migrate()
+    try:
+        await store.append(events)
+    finally:
+        await store.close()
+    stored = await query_history(
+        mysql_database_url, "SELECT username FROM score_events ORDER BY id"
+    )
+    assert [username for (username,) in stored] == HOSTILE_TEXT
