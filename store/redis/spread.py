@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 
-from store.errors import PartiallyApplied, StoreError, StoreUnavailable
+from store.errors import StoreUnavailable
 from store.models import IncrementOutcome, ScoreIncrement
 from store.redis import changes, claims
 from store.redis.cluster import apply_per_slot
@@ -71,19 +71,6 @@ class SpreadWrites:
             in_script,
             (lambda: claims.bind(self._scripts, to_bind)) if to_bind else None,
         )
-        try:
-            return await self._rank_and_publish(outcomes, boards, ranks=ranks)
-        except StoreError as error:
-            # Every increment is in Redis by now: the caller must still hand them to the
-            # history (the service does for PartiallyApplied), or Redis would keep writes
-            # the history never gets and a retry's event ids would find them "applied".
-            raise PartiallyApplied(outcomes, error) from error
-
-    async def _rank_and_publish(
-        self, outcomes: list[IncrementOutcome], boards: list[str], *, ranks: bool
-    ) -> list[IncrementOutcome]:
-        """The markers read, the ranks derived where asked or watched, the changes of the
-        watched boards published; the outcomes as answered."""
         # After the writes, never before (module doc).
         if ranks:
             watched, outcomes = await asyncio.gather(

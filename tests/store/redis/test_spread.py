@@ -15,12 +15,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from store.board_kinds import UpdateRule
 from store.boards import Board, ResetPeriod
-from store.errors import PartiallyApplied, StoreUnavailable
 from store.models import IncrementOutcome, ScoreChange
 from store.redis import RedisRankingStore
 from store.redis.changes import change_of
 from store.redis.keys import KeyLayout
-from store.redis.sharded import ShardedBoards
 from store.redis.spread import SpreadWrites
 from tests.support.ranking import GLOBAL, PERIOD, PROBE_PERIOD, ChangeFeed, inc
 from tests.support.shared_services import REDIS_URL
@@ -261,36 +259,3 @@ async def test_a_watcher_that_arrives_just_before_the_writes_gets_them(
     finally:
         deployment.listener.unwatch(board)
         await feed.close()
-
-
-@pytest.mark.parametrize("select_ranks", [True, False], ids=["ranks", "no-ranks"])
-async def test_a_failure_after_the_writes_still_reports_them_applied(
-    deployment: Deployment, select_ranks: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The ranks of a watched board are derived after the scripts ran: when that round
-    # fails, the increments are in Redis, so the caller must learn they were applied
-    # (PartiallyApplied: the service then hands them to the history), never "nothing".
-    writer = deployment.writer
-    await writer.load(GLOBAL, PERIOD, [("alice", 10)], [])
-    await deployment.listener.watch(GLOBAL)
-
-    async def failing(self: ShardedBoards, outcomes: Any, *, boards: Any = None) -> Any:
-        raise StoreUnavailable("the ranks' round failed")
-
-    try:
-        with monkeypatch.context() as patched:
-            patched.setattr(ShardedBoards, "with_board_ranks", failing)
-            with pytest.raises(PartiallyApplied) as caught:
-                await writer.increment(
-                    [inc("bob", 5, "b1"), inc("alice", 1, "a1")], ranks=select_ranks
-                )
-    finally:
-        deployment.listener.unwatch(GLOBAL)
-    applied = caught.value.outcomes
-    assert [(o.increment.username, o.applied, o.score) for o in applied] == [
-        ("bob", True, 5),
-        ("alice", True, 11),
-    ]
-    # The retry the service asks for finds both applied, and nothing counts twice.
-    retried = await writer.increment([inc("bob", 5, "b1"), inc("alice", 1, "a1")], ranks=True)
-    assert [(o.applied, o.score) for o in retried] == [(False, 5), (False, 11)]
