@@ -123,34 +123,27 @@ class SqliteDialect:
 
     @staticmethod
     async def _upsert_players(connection: Any, rows: list[Row]) -> None:
-        values = ",".join(("(?,?,?)",) * len(rows))
-        statement = (
-            f"INSERT INTO player_periods ({PLAYER_COLUMNS}) VALUES {values} "  # noqa: S608
-            "ON CONFLICT (username, board, period) DO NOTHING"
+        await _insert_rows(
+            connection, "player_periods", PLAYER_COLUMNS, rows, "(username, board, period)"
         )
-        await connection.execute(statement, [value for row in rows for value in row])
 
     @staticmethod
     async def _insert(connection: Any, rows: list[Row]) -> None:
-        values = ",".join(("(?,?,?,?,?,?,?,?,?,?,?,?)",) * len(rows))
-        # Only placeholders are spliced in; the values are bound parameters.
-        statement = (
-            f"INSERT INTO score_events ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
-            "ON CONFLICT (board, period, event_id, id_life) DO NOTHING"
+        await _insert_rows(
+            connection, "score_events", EVENT_COLUMNS, rows, "(board, period, event_id, id_life)"
         )
-        await connection.execute(statement, [value for row in rows for value in row])
 
     @staticmethod
     async def _upsert_writers(connection: Any, rows: list[Row]) -> None:
         # Never lowers a sequence: a retried flush (or an older one landing late) changes
         # nothing.
-        values = ",".join(("(?,?,?,?)",) * len(rows))
-        statement = (
-            f"INSERT INTO writer_sequences ({WRITER_COLUMNS}) VALUES {values} "  # noqa: S608
-            "ON CONFLICT (board, period, writer_id) "
-            "DO UPDATE SET sequence = max(sequence, excluded.sequence)"
+        await _insert_rows(
+            connection,
+            "writer_sequences",
+            WRITER_COLUMNS,
+            rows,
+            "(board, period, writer_id) DO UPDATE SET sequence = max(sequence, excluded.sequence)",
         )
-        await connection.execute(statement, [value for row in rows for value in row])
 
     @asynccontextmanager
     async def migration_lock(self, connection: Any) -> AsyncIterator[None]:
@@ -189,3 +182,17 @@ class SqliteDialect:
             "ON CONFLICT (id) DO UPDATE SET version = max(version, excluded.version)",
             (version,),
         )
+
+
+async def _insert_rows(
+    connection: Any, table: str, columns: str, rows: list[Row], conflict: str
+) -> None:
+    """One multi-row INSERT of `rows` into `table`, `ON CONFLICT <conflict>` (a bare key
+    means DO NOTHING). Only placeholders are spliced in; the values are bound parameters."""
+    marks = "(" + ",".join("?" * len(rows[0])) + ")"
+    action = conflict if " DO " in conflict else conflict + " DO NOTHING"
+    statement = (
+        f"INSERT INTO {table} ({columns}) VALUES {','.join((marks,) * len(rows))} "  # noqa: S608
+        f"ON CONFLICT {action}"
+    )
+    await connection.execute(statement, [value for row in rows for value in row])
